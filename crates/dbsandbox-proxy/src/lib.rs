@@ -1,1 +1,25 @@
-//! placeholder
+//! The dbsandbox wire-protocol proxy: a PostgreSQL endpoint on loopback whose database name is a
+//! sandbox key. Each client connection is authenticated by the proxy, routed by its key to a
+//! backend database (the [`Router`] decides where, the CLI implements it over the clone pool), and
+//! then relayed message by message in both directions. This is the pass-through part; rollback
+//! virtualisation is added later on top of the same message framing.
+//!
+//! Module map: [`key`] (sandbox key rules and routing errors), `wire` (the few server-side
+//! messages postgres-protocol does not write), `framing` (buffered message framing), `startup`
+//! (client startup packets and client authentication), `backend` (connecting and authenticating
+//! to PostgreSQL), `cancel` (proxy-issued cancel keys), `relay` (the steady-state pump),
+//! `stats` and `server` (listener, per-connection driver, shutdown).
+
+mod backend;
+mod cancel;
+mod framing;
+pub mod key;
+mod relay;
+mod server;
+mod startup;
+mod stats;
+mod wire;
+
+pub use key::{validate_key, RouteError};
+pub use server::{BackendTarget, ClientAuth, Proxy, ProxyConfig, Router};
+pub use stats::{ProxyStats, StatsHandle};
