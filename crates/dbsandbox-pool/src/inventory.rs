@@ -1,0 +1,152 @@
+//! What dbsandbox has made on a server: listing it, reaping what dead runs left, collecting old
+//! templates, and `gc`. Every function here only ever touches databases that carry our marker.
+
+use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
+use crate::template::drop_database;
+use crate::PoolError;
+
+/// One of our databases.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatabaseInfo {
+    pub name: String,
+    pub marker: Marker,
+    pub size_bytes: i64,
+    pub connections: i64,
+}
+
+impl DatabaseInfo {
+    /// Whether a live process (or one on another host) may still be using it.
+    pub fn in_use(&self) -> bool {
+        match self.marker.state {
+            DbState::Leased | DbState::Pooled | DbState::Building => !self.marker.owner_is_dead(),
+            DbState::Ready | DbState::Spare => false,
+        }
+    }
+}
+
+/// Lists every database on the server that carries our marker, newest first.
+pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, PoolError> {
+    let rows = admin
+        .query(
+            "select d.datname, shobj_description(d.oid, 'pg_database'), \
+                    case when has_database_privilege(d.oid, 'connect') or not d.datallowconn \
+                         then pg_database_size(d.oid) else -1 end, \
+                    (select count(*) from pg_stat_activity a where a.datid = d.oid) \
+             from pg_database d where d.datname like $1",
+            &[&format!("{NAME_PREFIX}%")],
+        )
+        .await
+        .map_err(|e| PoolError::db("listing databases", &e))?;
+    let mut found: Vec<DatabaseInfo> = rows
+        .into_iter()
+        .filter_map(|row| {
+            let name: String = row.get(0);
+            let comment: Option<String> = row.get(1);
+            let marker = Marker::parse(&name, comment.as_deref())?;
+            Some(DatabaseInfo {
+                name,
+                marker,
+                size_bytes: row.get(2),
+                connections: row.get(3),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        b.marker
+            .created
+            .cmp(&a.marker.created)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    Ok(found)
+}
+
+/// Drops clones whose owner died on this host (a killed run): they may be dirty and nobody
+/// will return them. Spare clones stay for adoption.
+pub async fn reap_dead_owners(admin: &tokio_postgres::Client) -> Result<Vec<String>, PoolError> {
+    let mut reaped = Vec::new();
+    for db in list(admin).await? {
+        let dead_clone = db.marker.kind == DbKind::Clone
+            && matches!(db.marker.state, DbState::Pooled | DbState::Leased)
+            && db.marker.owner_is_dead();
+        if dead_clone {
+            drop_database(admin, &db.name).await?;
+            reaped.push(db.name);
+        }
+    }
+    if !reaped.is_empty() {
+        tracing::info!(
+            count = reaped.len(),
+            "dropped clones left by a dbsandbox that died"
+        );
+    }
+    Ok(reaped)
+}
+
+/// Keeps the `keep` newest ready templates of `project` (the current one always counts as kept)
+/// and drops the older ones with their spare clones. A template whose clones a live process
+/// still pools or leases is kept.
+pub async fn collect_old_templates(
+    admin: &tokio_postgres::Client,
+    project: &str,
+    current: &str,
+    keep: usize,
+) -> Result<Vec<String>, PoolError> {
+    let all = list(admin).await?;
+    let busy = |template: &str| {
+        all.iter().any(|db| {
+            db.marker.kind == DbKind::Clone && db.marker.template == template && db.in_use()
+        })
+    };
+    let mut kept = 1;
+    let mut collected = Vec::new();
+    for db in all.iter().filter(|db| {
+        db.marker.kind == DbKind::Template
+            && db.marker.project == project
+            && db.marker.state == DbState::Ready
+    }) {
+        if db.name == current {
+            continue;
+        }
+        if kept < keep.max(1) || busy(&db.name) {
+            kept += 1;
+            continue;
+        }
+        for spare in all
+            .iter()
+            .filter(|c| c.marker.template == db.name && c.marker.state == DbState::Spare)
+        {
+            drop_database(admin, &spare.name).await?;
+        }
+        drop_database(admin, &db.name).await?;
+        collected.push(db.name.clone());
+    }
+    Ok(collected)
+}
+
+/// What `gc` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GcReport {
+    pub dropped: Vec<String>,
+    /// In use by a live process; dropped only with `force`.
+    pub skipped_in_use: Vec<String>,
+    pub freed_bytes: i64,
+}
+
+/// Drops everything dbsandbox made on this server, except what a live process is using (unless
+/// `force`). Databases without our marker are never touched.
+pub async fn gc(admin: &tokio_postgres::Client, force: bool) -> Result<GcReport, PoolError> {
+    let mut report = GcReport::default();
+    // Clones first: a template cannot be dropped while a clone is being made from it.
+    let mut all = list(admin).await?;
+    all.sort_by_key(|db| db.marker.kind == DbKind::Template);
+    for db in all {
+        if db.in_use() && !force {
+            report.skipped_in_use.push(db.name);
+            continue;
+        }
+        drop_database(admin, &db.name).await?;
+        report.freed_bytes += db.size_bytes.max(0);
+        report.dropped.push(db.name);
+    }
+    Ok(report)
+}

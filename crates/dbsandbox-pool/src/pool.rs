@@ -1,0 +1,517 @@
+//! A warm pool of clones of one template: ready databases handed out in about a millisecond,
+//! refilled in the background, dropped in the background when returned.
+//!
+//! Clones never reused after a lease: a returned clone is dirty and is dropped (`WITH (FORCE)`).
+//! At a clean shutdown the never-leased clones are marked `spare`, and the next pool for the same
+//! template adopts them by renaming (atomic, so two adopters never share one). After a crash no
+//! clone is marked spare, and [`crate::reap_dead_owners`] drops them all.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dbsandbox_server::Endpoint;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::marker::{hostname, DbKind, DbState, Marker, NAME_PREFIX};
+use crate::template::drop_database;
+use crate::{quote_ident, PoolError, Template};
+
+/// How `CREATE DATABASE` copies the template (PostgreSQL 15+ offers two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloneStrategy {
+    /// The server's default (the only choice before PostgreSQL 15).
+    Default,
+    FileCopy,
+    WalLog,
+}
+
+impl CloneStrategy {
+    fn clause(self) -> &'static str {
+        match self {
+            CloneStrategy::Default => "",
+            CloneStrategy::FileCopy => " strategy file_copy",
+            CloneStrategy::WalLog => " strategy wal_log",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Clones kept ready.
+    pub size: usize,
+    /// Clones created at once by the refill.
+    pub refill_concurrency: usize,
+    pub strategy: CloneStrategy,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        PoolConfig {
+            size: 2 * cores,
+            refill_concurrency: 2,
+            strategy: CloneStrategy::Default,
+        }
+    }
+}
+
+/// Counters for summaries and `status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PoolStats {
+    pub ready: usize,
+    pub leased: usize,
+    pub created: u64,
+    pub adopted: u64,
+    pub dropped: u64,
+    /// Acquisitions that found the pool empty and waited for a clone to be made.
+    pub misses: u64,
+    /// Total time spent in `CREATE DATABASE`, in milliseconds.
+    pub clone_millis: u64,
+}
+
+struct Shared {
+    endpoint: Endpoint,
+    template: Template,
+    config: PoolConfig,
+    ready: Mutex<VecDeque<String>>,
+    leased: Mutex<HashSet<String>>,
+    in_flight: AtomicUsize,
+    wake_refill: Notify,
+    clone_ready: Notify,
+    drops: Mutex<JoinSet<()>>,
+    created: AtomicU64,
+    adopted: AtomicU64,
+    dropped: AtomicU64,
+    misses: AtomicU64,
+    clone_micros: AtomicU64,
+    refill_error: Mutex<Option<String>>,
+}
+
+/// A pool of clones of one template. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct ClonePool {
+    shared: Arc<Shared>,
+    workers: Arc<Mutex<JoinSet<()>>>,
+}
+
+impl ClonePool {
+    /// Starts the pool: adopts spare clones a previous run left, then refills in the background.
+    pub async fn start(
+        endpoint: &Endpoint,
+        template: &Template,
+        config: PoolConfig,
+    ) -> Result<ClonePool, PoolError> {
+        let shared = Arc::new(Shared::new(endpoint, template, config.clone()));
+        let admin = endpoint
+            .admin()
+            .await
+            .map_err(|e| PoolError::db("connecting to the server", &e))?;
+        adopt_spares(&shared, &admin).await?;
+        let mut workers = JoinSet::new();
+        for _ in 0..config.refill_concurrency.max(1) {
+            workers.spawn(refill_worker(shared.clone()));
+        }
+        Ok(ClonePool {
+            shared,
+            workers: Arc::new(Mutex::new(workers)),
+        })
+    }
+
+    pub fn template(&self) -> &Template {
+        &self.shared.template
+    }
+
+    /// Takes a clone: from the pool when one is ready, else waits for the refill to make one.
+    pub async fn acquire(&self) -> Result<String, PoolError> {
+        let mut missed = false;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            // Register interest before checking, so a clone that lands in between is not missed.
+            let notified = self.shared.clone_ready.notified();
+            if let Some(name) = lock(&self.shared.ready).pop_front() {
+                lock(&self.shared.leased).insert(name.clone());
+                self.shared.wake_refill.notify_waiters();
+                self.mark_leased(&name);
+                return Ok(name);
+            }
+            if let Some(error) = lock(&self.shared.refill_error).take() {
+                return Err(PoolError::Database {
+                    context: format!("cloning {}", self.shared.template.name),
+                    message: error,
+                });
+            }
+            if !missed {
+                missed = true;
+                self.shared.misses.fetch_add(1, Ordering::Relaxed);
+                self.shared.wake_refill.notify_waiters();
+            }
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                return Err(PoolError::Database {
+                    context: "waiting for a clone".to_string(),
+                    message: "none became ready within 120 s".to_string(),
+                });
+            }
+        }
+    }
+
+    fn mark_leased(&self, name: &str) {
+        let shared = self.shared.clone();
+        let name = name.to_string();
+        lock(&self.shared.drops).spawn(async move {
+            let marker = clone_marker(&shared, DbState::Leased);
+            if let Ok(admin) = shared.endpoint.admin().await {
+                let _ = admin.batch_execute(&marker.comment_sql(&name)).await;
+            }
+        });
+    }
+
+    /// Returns a clone: it is dropped in the background.
+    pub fn release(&self, name: &str) {
+        if !lock(&self.shared.leased).remove(name) {
+            tracing::warn!(
+                clone = name,
+                "release of a clone this pool did not lease; ignored"
+            );
+            return;
+        }
+        let shared = self.shared.clone();
+        let name = name.to_string();
+        lock(&self.shared.drops).spawn(async move {
+            match shared.endpoint.admin().await {
+                Ok(admin) => match drop_database(&admin, &name).await {
+                    Ok(()) => {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!("{e}"),
+                },
+                Err(e) => tracing::warn!("cannot drop {name}: {e}"),
+            }
+        });
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let s = &self.shared;
+        PoolStats {
+            ready: lock(&s.ready).len(),
+            leased: lock(&s.leased).len(),
+            created: s.created.load(Ordering::Relaxed),
+            adopted: s.adopted.load(Ordering::Relaxed),
+            dropped: s.dropped.load(Ordering::Relaxed),
+            misses: s.misses.load(Ordering::Relaxed),
+            clone_millis: s.clone_micros.load(Ordering::Relaxed) / 1000,
+        }
+    }
+
+    /// Waits until the pool holds `count` ready clones (benchmarks and tests use it).
+    pub async fn wait_ready(&self, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.shared.clone_ready.notified();
+            if lock(&self.shared.ready).len() >= count {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline.into(), notified)
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Stops refilling, drops leased clones, and keeps the ready ones as spares for the next run
+    /// (or drops them too when `keep_spares` is false).
+    pub async fn shutdown(&self, keep_spares: bool) -> Result<(), PoolError> {
+        let mut workers = std::mem::take(&mut *lock(&self.workers));
+        workers.abort_all();
+        while workers.join_next().await.is_some() {}
+        let admin = self
+            .shared
+            .endpoint
+            .admin()
+            .await
+            .map_err(|e| PoolError::db("connecting to the server", &e))?;
+        // A worker aborted mid-CREATE may have made a clone it never recorded: find those by marker.
+        let strays = admin
+            .query(
+                "select datname from pg_database where datname like $1 and shobj_description(oid, 'pg_database') like $2",
+                &[
+                    &format!("{NAME_PREFIX}c_{}%", short_fp(&self.shared.template)),
+                    &format!("%\"pid\":{},%", std::process::id()),
+                ],
+            )
+            .await
+            .map_err(|e| PoolError::db("listing clones", &e))?;
+        let mut drops = std::mem::take(&mut *lock(&self.shared.drops));
+        while drops.join_next().await.is_some() {}
+        let ready: Vec<String> = lock(&self.shared.ready).drain(..).collect();
+        let leased: Vec<String> = lock(&self.shared.leased).drain().collect();
+        let known: HashSet<&String> = ready.iter().chain(leased.iter()).collect();
+        for row in strays {
+            let name: String = row.get(0);
+            if !known.contains(&name) {
+                drop_database(&admin, &name).await?;
+            }
+        }
+        for name in &leased {
+            drop_database(&admin, name).await?;
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        for name in &ready {
+            if keep_spares {
+                let marker = clone_marker(&self.shared, DbState::Spare);
+                admin
+                    .batch_execute(&marker.comment_sql(name))
+                    .await
+                    .map_err(|e| PoolError::db("keeping a spare clone", &e))?;
+            } else {
+                drop_database(&admin, name).await?;
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn short_fp(template: &Template) -> &str {
+    &template.fingerprint.hex[..10]
+}
+
+fn clone_marker(shared: &Shared, state: DbState) -> Marker {
+    let t = &shared.template;
+    Marker::new(
+        DbKind::Clone,
+        state,
+        &t.project,
+        &t.fingerprint.hex,
+        &t.name,
+    )
+}
+
+fn new_clone_name(template: &Template) -> String {
+    // Unique across processes and machines: pid, time and a per-process counter.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let unique =
+        blake3::hash(format!("{}|{}|{nanos}|{n}", hostname(), std::process::id()).as_bytes())
+            .to_hex();
+    format!("{NAME_PREFIX}c_{}_{}", short_fp(template), &unique[..12])
+}
+
+/// Creates one marked clone and returns its name.
+async fn create_clone(
+    shared: &Shared,
+    admin: &tokio_postgres::Client,
+) -> Result<String, PoolError> {
+    let name = new_clone_name(&shared.template);
+    let started = Instant::now();
+    admin
+        .batch_execute(&format!(
+            "create database {} template {}{}",
+            quote_ident(&name),
+            quote_ident(&shared.template.name),
+            shared.config.strategy.clause()
+        ))
+        .await
+        .map_err(|e| PoolError::db(format!("cloning {}", shared.template.name), &e))?;
+    shared
+        .clone_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    admin
+        .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(&name))
+        .await
+        .map_err(|e| PoolError::db("marking a clone", &e))?;
+    shared.created.fetch_add(1, Ordering::Relaxed);
+    Ok(name)
+}
+
+async fn refill_worker(shared: Arc<Shared>) {
+    let mut admin = None;
+    loop {
+        let notified = shared.wake_refill.notified();
+        let have = lock(&shared.ready).len() + shared.in_flight.load(Ordering::SeqCst);
+        // A pool of size 0 still makes one clone at a time for waiting acquirers.
+        if have >= shared.config.size.max(1) {
+            notified.await;
+            continue;
+        }
+        shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        if admin.is_none() {
+            admin = shared.endpoint.admin().await.ok();
+        }
+        let result = match &admin {
+            Some(client) => create_clone(&shared, client).await,
+            None => Err(PoolError::Database {
+                context: "refilling the pool".to_string(),
+                message: "cannot connect to the server".to_string(),
+            }),
+        };
+        shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+        match result {
+            Ok(name) => {
+                lock(&shared.ready).push_back(name);
+                shared.clone_ready.notify_waiters();
+            }
+            Err(e) => {
+                tracing::warn!("pool refill failed: {e}");
+                *lock(&shared.refill_error) = Some(e.to_string());
+                admin = None;
+                shared.clone_ready.notify_waiters();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn new(endpoint: &Endpoint, template: &Template, config: PoolConfig) -> Shared {
+        Shared {
+            endpoint: endpoint.clone(),
+            template: template.clone(),
+            config,
+            ready: Mutex::new(VecDeque::new()),
+            leased: Mutex::new(HashSet::new()),
+            in_flight: AtomicUsize::new(0),
+            wake_refill: Notify::new(),
+            clone_ready: Notify::new(),
+            drops: Mutex::new(JoinSet::new()),
+            created: AtomicU64::new(0),
+            adopted: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            clone_micros: AtomicU64::new(0),
+            refill_error: Mutex::new(None),
+        }
+    }
+}
+
+/// Adopts spare clones of this template left by cleanly stopped runs, up to the pool size.
+async fn adopt_spares(shared: &Shared, admin: &tokio_postgres::Client) -> Result<(), PoolError> {
+    let rows = admin
+        .query(
+            "select datname, shobj_description(oid, 'pg_database') from pg_database where datname like $1",
+            &[&format!("{NAME_PREFIX}c_{}%", short_fp(&shared.template))],
+        )
+        .await
+        .map_err(|e| PoolError::db("looking for spare clones", &e))?;
+    for row in rows {
+        if lock(&shared.ready).len() >= shared.config.size {
+            break;
+        }
+        let name: String = row.get(0);
+        let comment: Option<String> = row.get(1);
+        let Some(marker) = Marker::parse(&name, comment.as_deref()) else {
+            continue;
+        };
+        if marker.state != DbState::Spare || marker.template != shared.template.name {
+            continue;
+        }
+        let adopted = new_clone_name(&shared.template);
+        // Renaming fails when another process renamed it first: then it is theirs.
+        if admin
+            .batch_execute(&format!(
+                "alter database {} rename to {}",
+                quote_ident(&name),
+                quote_ident(&adopted)
+            ))
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        admin
+            .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(&adopted))
+            .await
+            .map_err(|e| PoolError::db("marking an adopted clone", &e))?;
+        lock(&shared.ready).push_back(adopted);
+        shared.adopted.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// On PostgreSQL 15+, measures `STRATEGY FILE_COPY` against `WAL_LOG` for this template once per
+/// server and remembers the faster in `memory_file`; older servers have only the default.
+pub async fn choose_strategy(
+    endpoint: &Endpoint,
+    template: &Template,
+    memory_file: &Path,
+) -> CloneStrategy {
+    if endpoint.major_version() < 15 {
+        return CloneStrategy::Default;
+    }
+    let Ok(admin) = endpoint.admin().await else {
+        return CloneStrategy::Default;
+    };
+    let server_key = admin
+        .query_one(
+            "select system_identifier::text from pg_control_system()",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_else(|_| format!("{}:{}", endpoint.host, endpoint.port));
+    let mut memory: std::collections::BTreeMap<String, CloneStrategy> = std::fs::read(memory_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    if let Some(strategy) = memory.get(&server_key) {
+        return *strategy;
+    }
+    let probe = Shared::new(endpoint, template, PoolConfig::default());
+    let mut best = (CloneStrategy::Default, Duration::MAX);
+    for strategy in [
+        CloneStrategy::WalLog,
+        CloneStrategy::FileCopy,
+        CloneStrategy::WalLog,
+        CloneStrategy::FileCopy,
+    ] {
+        let name = new_clone_name(template);
+        let started = Instant::now();
+        let made = admin
+            .batch_execute(&format!(
+                "create database {} template {}{}",
+                quote_ident(&name),
+                quote_ident(&template.name),
+                strategy.clause()
+            ))
+            .await;
+        let elapsed = started.elapsed();
+        if made.is_ok() {
+            let _ = admin
+                .batch_execute(&clone_marker(&probe, DbState::Pooled).comment_sql(&name))
+                .await;
+            let _ = drop_database(&admin, &name).await;
+            if elapsed < best.1 {
+                best = (strategy, elapsed);
+            }
+        }
+    }
+    tracing::debug!(strategy = ?best.0, elapsed = ?best.1, "clone strategy measured");
+    memory.insert(server_key, best.0);
+    if let Some(parent) = memory_file.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::write(
+        memory_file,
+        serde_json::to_vec_pretty(&memory).unwrap_or_default(),
+    );
+    best.0
+}

@@ -1,0 +1,320 @@
+//! Templates and pools against a real embedded PostgreSQL: build and reuse, drift and collection,
+//! failing migrations, concurrent builders, clone pool, spares, and gc's respect for the marker.
+
+use std::path::Path;
+use std::time::Duration;
+
+use dbsandbox_pool::{
+    collect_old_templates, ensure_template, gc, list, ClonePool, DbKind, DbState, PoolConfig,
+    PoolError, SchemaSource,
+};
+use dbsandbox_server::{Endpoint, Server, ServerConfig};
+
+async fn private_server(cache: &Path) -> Server {
+    Server::start(&ServerConfig {
+        cache_dir: Some(cache.to_path_buf()),
+        private: true,
+        ..Default::default()
+    })
+    .await
+    .expect("embedded server starts")
+}
+
+fn project(dir: &Path, files: &[(&str, &str)]) -> SchemaSource {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    for (name, sql) in files {
+        std::fs::write(migrations.join(name), sql).unwrap();
+    }
+    SchemaSource {
+        project_root: dir.to_path_buf(),
+        migrations: Some(migrations),
+        ..Default::default()
+    }
+}
+
+async fn database_names(endpoint: &Endpoint) -> Vec<String> {
+    let admin = endpoint.admin().await.unwrap();
+    admin
+        .query("select datname from pg_database order by datname", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+async fn count(endpoint: &Endpoint, database: &str, sql: &str) -> i64 {
+    let client = endpoint.connect(database).await.unwrap();
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+fn quiet(_: &str) {}
+
+#[tokio::test]
+async fn builds_once_reuses_and_rebuilds_on_drift_collecting_the_old() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(
+        dir.path(),
+        &[
+            (
+                "0001_users.sql",
+                "create table users(id serial primary key, name text unique);",
+            ),
+            (
+                "0002_seed.sql",
+                "insert into users(name) values ('a'), ('b');",
+            ),
+        ],
+    );
+
+    let first = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    assert!(first.built);
+    let again = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    assert!(!again.built, "unchanged inputs reuse the template");
+    assert_eq!(first.name, again.name);
+    assert!(
+        again.elapsed < Duration::from_millis(500),
+        "reuse took {:?}",
+        again.elapsed
+    );
+
+    // Drift: a new migration makes a new template; the old one is collected with keep = 1.
+    std::fs::write(
+        dir.path().join("migrations/0003_more.sql"),
+        "insert into users(name) values ('c');",
+    )
+    .unwrap();
+    let drifted = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    assert!(drifted.built);
+    assert_ne!(drifted.name, first.name);
+    let admin = endpoint.admin().await.unwrap();
+    let collected = collect_old_templates(&admin, &drifted.project, &drifted.name, 1)
+        .await
+        .unwrap();
+    assert_eq!(collected, vec![first.name.clone()]);
+    let names = database_names(endpoint).await;
+    assert!(
+        !names.contains(&first.name) && names.contains(&drifted.name),
+        "{names:?}"
+    );
+
+    let pool = ClonePool::start(
+        endpoint,
+        &drifted,
+        PoolConfig {
+            size: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let clone = pool.acquire().await.unwrap();
+    assert_eq!(
+        count(endpoint, &clone, "select count(*) from users").await,
+        3,
+        "a clone has the template's data"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failing_migration_names_file_line_and_message_and_leaves_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(
+        dir.path(),
+        &[
+            ("0001_ok.sql", "create table a(id int);"),
+            (
+                "0002_bad.sql",
+                "create table b(id int);\n\ncreate table c(x no_such_type);\n",
+            ),
+        ],
+    );
+    let before = database_names(endpoint).await;
+    let err = ensure_template(endpoint, &source, &quiet)
+        .await
+        .unwrap_err();
+    match &err {
+        PoolError::Migration {
+            file,
+            line,
+            message,
+        } => {
+            assert!(file.ends_with("0002_bad.sql"), "{file}");
+            assert_eq!(*line, Some(3));
+            assert!(
+                message.contains("no_such_type") && message.contains("42704"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a migration error, got {other:?}"),
+    }
+    assert!(err.to_string().contains("0002_bad.sql:3"), "{err}");
+    assert_eq!(
+        database_names(endpoint).await,
+        before,
+        "no half-built template left"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_requests_build_the_template_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint().clone();
+    let dir = tempfile::tempdir().unwrap();
+    // pg_sleep makes the build slow enough that all requests overlap with it.
+    let source = project(
+        dir.path(),
+        &[(
+            "0001_slow.sql",
+            "select pg_sleep(0.5); create table t(id int);",
+        )],
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (endpoint, source) = (endpoint.clone(), source.clone());
+        tasks.push(tokio::spawn(async move {
+            ensure_template(&endpoint, &source, &quiet).await
+        }));
+    }
+    let mut built = 0;
+    let mut names = std::collections::HashSet::new();
+    for task in tasks {
+        let template = task.await.unwrap().unwrap();
+        built += usize::from(template.built);
+        names.insert(template.name);
+    }
+    assert_eq!(built, 1, "exactly one builder");
+    assert_eq!(names.len(), 1);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn pool_hands_out_marked_clones_drops_returns_and_keeps_spares() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(
+        dir.path(),
+        &[("0001.sql", "create table t(id serial primary key);")],
+    );
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let pool = ClonePool::start(
+        endpoint,
+        &template,
+        PoolConfig {
+            size: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(pool.wait_ready(3, Duration::from_secs(30)).await);
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    assert_ne!(a, b);
+    let client = endpoint.connect(&a).await.unwrap();
+    client
+        .batch_execute("insert into t default values")
+        .await
+        .unwrap();
+    drop(client);
+    pool.release(&a);
+    assert!(
+        pool.wait_ready(3, Duration::from_secs(30)).await,
+        "refilled"
+    );
+    pool.shutdown(true).await.unwrap();
+    let names = database_names(endpoint).await;
+    assert!(
+        !names.contains(&a) && !names.contains(&b),
+        "returned and leased clones are dropped"
+    );
+    let admin = endpoint.admin().await.unwrap();
+    let spares: Vec<_> = list(&admin)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.marker.kind == DbKind::Clone && d.marker.state == DbState::Spare)
+        .collect();
+    assert_eq!(spares.len(), 3, "ready clones are kept as spares");
+
+    // The next pool adopts them instead of cloning.
+    let next = ClonePool::start(
+        endpoint,
+        &template,
+        PoolConfig {
+            size: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(next.stats().adopted, 3);
+    let adopted = next.acquire().await.unwrap();
+    assert_eq!(
+        count(endpoint, &adopted, "select count(*) from t").await,
+        0,
+        "adopted clones are pristine"
+    );
+    next.shutdown(false).await.unwrap();
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gc_drops_only_marked_databases() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let admin = endpoint.admin().await.unwrap();
+    // A user's databases, one of them even sharing our prefix: never touched.
+    admin.batch_execute("create database userdb").await.unwrap();
+    admin
+        .batch_execute("create database dbsandbox_users")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let pool = ClonePool::start(
+        endpoint,
+        &template,
+        PoolConfig {
+            size: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let leased = pool.acquire().await.unwrap();
+
+    let report = gc(&admin, false).await.unwrap();
+    assert!(
+        report.skipped_in_use.contains(&leased),
+        "a clone leased by a live process is kept"
+    );
+    assert!(report.dropped.contains(&template.name));
+    let report = gc(&admin, true).await.unwrap();
+    assert!(report.dropped.contains(&leased));
+    let names = database_names(endpoint).await;
+    assert!(
+        names.contains(&"userdb".to_string()) && names.contains(&"dbsandbox_users".to_string())
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("dbsandbox_t_") || n.starts_with("dbsandbox_c_")),
+        "{names:?}"
+    );
+    server.stop().await.unwrap();
+}
