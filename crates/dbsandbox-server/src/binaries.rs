@@ -108,7 +108,7 @@ fn versioned_dirs(root: &str, suffix: &str) -> Vec<PathBuf> {
             (number, e.path().join(suffix))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|entry| std::cmp::Reverse(entry.0));
     found.into_iter().map(|(_, p)| p).collect()
 }
 
