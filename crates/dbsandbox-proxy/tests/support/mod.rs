@@ -13,7 +13,7 @@ use dbsandbox_proxy::{
     BackendTarget, ClientAuth, Proxy, ProxyConfig, RouteError, Router, StatsHandle,
 };
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::backend::{Header, Message};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -377,6 +377,38 @@ pub fn password_auth(password: &str) -> ProxyConfig {
     }
 }
 
+fn decode(raw: &mut BytesMut) -> Reply {
+    match Message::parse(raw).unwrap() {
+        Some(Message::ErrorResponse(body)) => {
+            let mut fields = HashMap::new();
+            let mut it = body.fields();
+            while let Some(field) = it.next().unwrap() {
+                fields.insert(
+                    field.type_(),
+                    String::from_utf8_lossy(field.value_bytes()).into_owned(),
+                );
+            }
+            Reply::Error(
+                fields.remove(&b'S').unwrap_or_default(),
+                fields.remove(&b'C').unwrap_or_default(),
+                fields.remove(&b'M').unwrap_or_default(),
+            )
+        }
+        Some(Message::ReadyForQuery(body)) => Reply::ReadyForQuery(body.status()),
+        _ => unreachable!("only E and Z are decoded"),
+    }
+}
+
+/// Waits until the proxy has no open client connection (connection tasks finish
+/// asynchronously after the client's socket closes).
+pub async fn wait_until_no_open_connections(proxy: &TestProxy) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.stats.snapshot().connections_open != 0 {
+        assert!(Instant::now() < deadline, "{:?}", proxy.stats.snapshot());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A backend message as the tests see it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply {
@@ -420,26 +452,15 @@ impl RawConnection {
     pub async fn recv(&mut self) -> Option<Reply> {
         tokio::time::timeout(Duration::from_secs(10), async {
             loop {
-                if let Some(message) = Message::parse(&mut self.buf).unwrap() {
-                    return Some(match message {
-                        Message::ErrorResponse(body) => {
-                            let mut fields = HashMap::new();
-                            let mut it = body.fields();
-                            while let Some(field) = it.next().unwrap() {
-                                fields.insert(
-                                    field.type_(),
-                                    String::from_utf8_lossy(field.value_bytes()).into_owned(),
-                                );
-                            }
-                            Reply::Error(
-                                fields.remove(&b'S').unwrap_or_default(),
-                                fields.remove(&b'C').unwrap_or_default(),
-                                fields.remove(&b'M').unwrap_or_default(),
-                            )
-                        }
-                        Message::ReadyForQuery(body) => Reply::ReadyForQuery(body.status()),
-                        _ => Reply::Other(0),
-                    });
+                if let Some(header) = Header::parse(&self.buf).unwrap() {
+                    let total = header.len() as usize + 1;
+                    if self.buf.len() >= total {
+                        let mut raw = self.buf.split_to(total);
+                        return Some(match header.tag() {
+                            b'E' | b'Z' => decode(&mut raw),
+                            tag => Reply::Other(tag),
+                        });
+                    }
                 }
                 if self.stream.read_buf(&mut self.buf).await.unwrap_or(0) == 0 {
                     return None;
@@ -450,13 +471,18 @@ impl RawConnection {
         .expect("timed out waiting for the proxy")
     }
 
-    /// Reads until ReadyForQuery; panics on an error or end of stream.
-    pub async fn until_ready(&mut self) {
+    /// Reads until ReadyForQuery and returns the tags of every message seen, ReadyForQuery
+    /// included; panics on an error or end of stream.
+    pub async fn until_ready(&mut self) -> Vec<u8> {
+        let mut tags = Vec::new();
         loop {
             match self.recv().await {
-                Some(Reply::ReadyForQuery(_)) => return,
+                Some(Reply::ReadyForQuery(_)) => {
+                    tags.push(b'Z');
+                    return tags;
+                }
                 Some(Reply::Error(s, c, m)) => panic!("error during startup: {s} {c} {m}"),
-                Some(Reply::Other(_)) => {}
+                Some(Reply::Other(tag)) => tags.push(tag),
                 None => panic!("connection closed during startup"),
             }
         }
