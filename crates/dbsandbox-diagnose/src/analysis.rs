@@ -1,0 +1,423 @@
+//! Turns matched lines into findings: test attribution, echo merging, DETAIL enrichment and
+//! aborted-transaction cascades, with memory bounded whatever the size of the log.
+//!
+//! The reader calls [`Collector::observe`] for every line that passed the prefilter, in log
+//! order. The collector keeps, per input, the test the output currently belongs to and the last
+//! database error (the root a later 25P02 points to); per class it keeps counts, the first few
+//! occurrences and bounded sets of the tests, constraints, tables and keys involved.
+
+use crate::catalogue::Kind;
+use crate::matcher::{Fields, LineFacts, Matcher, TestMarker};
+
+/// Distinct values kept per class and kind (tests, constraints, ...); further ones are only counted.
+pub const DISTINCT_LIMIT: usize = 50;
+/// Longest excerpt kept of a line, in characters.
+pub const EXCERPT_CHARS: usize = 240;
+/// A repeat of the same class without a known test is an echo of the same failure (a chained
+/// exception, a DETAIL, the ORM re-raising the driver error) if it is at most this many lines on.
+const ECHO_WINDOW_LINES: u64 = 12;
+/// DETAIL lines and node-postgres fields belong to the failure printed at most this many lines before.
+const DETAIL_WINDOW_LINES: u64 = 24;
+
+/// Where one failure was seen.
+#[derive(Debug, Clone)]
+pub struct Occurrence {
+    pub input: usize,
+    pub line: u64,
+    pub test: Option<String>,
+    pub code: Option<String>,
+    pub stack: Option<String>,
+    pub fields: Fields,
+    pub excerpt: String,
+    /// For consequences (25P02): the error before it that aborted the transaction.
+    pub caused_by: Option<Cause>,
+}
+
+/// The error a consequence points to.
+#[derive(Debug, Clone)]
+pub struct Cause {
+    /// Playbook index, or `None` for a database error the catalogue does not name.
+    pub playbook: Option<usize>,
+    pub input: usize,
+    pub line: u64,
+    pub test: Option<String>,
+    pub excerpt: String,
+}
+
+/// A set of distinct strings that stops growing at [`DISTINCT_LIMIT`] and counts the overflow.
+#[derive(Debug, Clone, Default)]
+pub struct BoundedSet {
+    pub values: Vec<String>,
+    pub overflow: u64,
+}
+
+impl BoundedSet {
+    pub fn insert(&mut self, value: &str) {
+        if self.values.iter().any(|v| v == value) {
+            return;
+        }
+        if self.values.len() < DISTINCT_LIMIT {
+            self.values.push(value.to_string());
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn replace(&mut self, old: &str, new: &str) {
+        if self.values.iter().any(|v| v == new) {
+            self.values.retain(|v| v != old);
+        } else if let Some(slot) = self.values.iter_mut().find(|v| *v == old) {
+            *slot = new.to_string();
+        } else {
+            self.insert(new);
+        }
+    }
+}
+
+/// Everything known about one class after the scan.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Distinct failures after merging echoes.
+    pub count: u64,
+    /// Matched lines, echoes included.
+    pub lines: u64,
+    /// The first occurrences, at most `max_examples`.
+    pub examples: Vec<Occurrence>,
+    pub tests: BoundedSet,
+    pub codes: BoundedSet,
+    pub constraints: BoundedSet,
+    pub tables: BoundedSet,
+    /// `(columns)=(value)` pairs, as PostgreSQL prints them.
+    pub keys: BoundedSet,
+    /// Aborted-transaction errors (25P02) that point back to a failure of this class.
+    pub consequences: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Recent {
+    playbook: usize,
+    line: u64,
+    test: Option<String>,
+    fields: Fields,
+    /// Index into the class's `examples`, when this occurrence is kept there.
+    example: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct InputState {
+    current_test: Option<String>,
+    /// Last non-echo occurrence per class, for echo merging.
+    last_of_class: Vec<Option<Recent>>,
+    /// The occurrence that DETAIL lines enrich.
+    recent: Option<Recent>,
+    /// The last database error that was not itself a consequence: what a 25P02 points to.
+    root: Option<Cause>,
+}
+
+/// Collects findings from all inputs of one run.
+pub struct Collector<'m> {
+    matcher: &'m Matcher,
+    max_examples: usize,
+    pub tallies: Vec<Tally>,
+    /// 25P02 whose cause is an uncatalogued error, or that has no error before it at all.
+    pub unexplained_consequences: Vec<Occurrence>,
+    pub unexplained_consequence_count: u64,
+    states: Vec<InputState>,
+}
+
+impl<'m> Collector<'m> {
+    pub fn new(matcher: &'m Matcher, max_examples: usize) -> Collector<'m> {
+        Collector {
+            matcher,
+            max_examples,
+            tallies: vec![Tally::default(); matcher.playbooks.len()],
+            unexplained_consequences: Vec::new(),
+            unexplained_consequence_count: 0,
+            states: Vec::new(),
+        }
+    }
+
+    pub fn matcher(&self) -> &'m Matcher {
+        self.matcher
+    }
+
+    fn state(&mut self, input: usize) -> &mut InputState {
+        while self.states.len() <= input {
+            self.states.push(InputState {
+                last_of_class: vec![None; self.matcher.playbooks.len()],
+                ..InputState::default()
+            });
+        }
+        &mut self.states[input]
+    }
+
+    /// Records what one line said. `forced_test` is the JUnit `<testcase>` the text belongs to,
+    /// which overrides anything the text itself suggests.
+    pub fn observe(
+        &mut self,
+        input: usize,
+        line: u64,
+        text: &[u8],
+        facts: LineFacts,
+        forced_test: Option<&str>,
+    ) {
+        let mut line_test: Option<String> = None;
+        {
+            let state = self.state(input);
+            match facts.test {
+                Some(TestMarker::Begin(name)) => state.current_test = Some(name),
+                Some(TestMarker::ThisLine(name)) => line_test = Some(name),
+                Some(TestMarker::End) => state.current_test = None,
+                None => {}
+            }
+        }
+        let test = match forced_test {
+            Some(forced) => Some(forced.to_string()),
+            None => line_test.or_else(|| self.state(input).current_test.clone()),
+        };
+
+        if let Some(detail) = &facts.detail {
+            self.enrich_recent(input, line, detail);
+        }
+
+        let had_classes = !facts.classes.is_empty();
+        let mut recorded_root = false;
+        for hit in facts.classes {
+            let kind = self.matcher.kind_of(hit.playbook);
+            let mut fields = hit.fields;
+            if let Some(detail) = &facts.detail {
+                fields.merge_missing(detail);
+            }
+            let occurrence = Occurrence {
+                input,
+                line,
+                test: test.clone(),
+                code: hit.code,
+                stack: hit.stack,
+                fields,
+                excerpt: excerpt(text),
+                caused_by: None,
+            };
+            let is_new = self.record(hit.playbook, kind, occurrence);
+            if kind == Kind::Primary && is_new && !recorded_root {
+                recorded_root = true;
+                let state = self.state(input);
+                state.root = Some(Cause {
+                    playbook: Some(hit.playbook),
+                    input,
+                    line,
+                    test: test.clone(),
+                    excerpt: excerpt(text),
+                });
+            }
+        }
+
+        if facts.is_database_error && !had_classes {
+            // An uncatalogued error becomes the root only if it is not the echo of the last one.
+            let state = self.state(input);
+            let is_echo = state.root.as_ref().is_some_and(|root| {
+                line.saturating_sub(root.line) <= ECHO_WINDOW_LINES
+                    && same_test(root.test.as_deref(), test.as_deref())
+            });
+            if !is_echo {
+                state.root = Some(Cause {
+                    playbook: None,
+                    input,
+                    line,
+                    test: test.clone(),
+                    excerpt: excerpt(text),
+                });
+            }
+        }
+    }
+
+    /// Adds one occurrence; returns whether it is a new failure (not an echo of the last one).
+    fn record(&mut self, playbook: usize, kind: Kind, mut occurrence: Occurrence) -> bool {
+        let input = occurrence.input;
+        let line = occurrence.line;
+        let previous = self.state(input).last_of_class[playbook].clone();
+        if let Some(previous) = previous.filter(|p| is_echo(p, &occurrence)) {
+            let tally = &mut self.tallies[playbook];
+            tally.lines += 1;
+            // The echo may be better qualified (pytest's summary names the file) or carry fields.
+            let mut merged = previous.clone();
+            merged.fields.merge_missing(&occurrence.fields);
+            let better_name = match (&previous.test, &occurrence.test) {
+                (Some(old), Some(new)) if new.len() > old.len() => Some((old.clone(), new.clone())),
+                _ => None,
+            };
+            if let Some((old, new)) = &better_name {
+                tally.tests.replace(old, new);
+                merged.test = Some(new.clone());
+            }
+            if let Some(example) = merged.example.and_then(|i| tally.examples.get_mut(i)) {
+                example.fields.merge_missing(&occurrence.fields);
+                if let Some((_, new)) = &better_name {
+                    example.test = Some(new.clone());
+                }
+                if example.code.is_none() {
+                    example.code.clone_from(&occurrence.code);
+                }
+            }
+            note_fields(tally, &merged.fields);
+            if let Some(code) = &occurrence.code {
+                tally.codes.insert(code);
+            }
+            let state = self.state(input);
+            state.last_of_class[playbook] = Some(merged.clone());
+            state.recent = Some(Recent { line, ..merged });
+            return false;
+        }
+
+        if kind == Kind::Consequence {
+            let root = self.state(input).root.clone();
+            match root.as_ref().and_then(|r| r.playbook) {
+                Some(cause_class) => self.tallies[cause_class].consequences += 1,
+                None => {
+                    self.unexplained_consequence_count += 1;
+                }
+            }
+            occurrence.caused_by = root;
+        }
+
+        let max_examples = self.max_examples;
+        let tally = &mut self.tallies[playbook];
+        tally.count += 1;
+        tally.lines += 1;
+        if let Some(test) = &occurrence.test {
+            tally.tests.insert(test);
+        }
+        if let Some(code) = &occurrence.code {
+            tally.codes.insert(code);
+        }
+        note_fields(tally, &occurrence.fields);
+        let example = if tally.examples.len() < max_examples {
+            tally.examples.push(occurrence.clone());
+            Some(tally.examples.len() - 1)
+        } else {
+            None
+        };
+        if kind == Kind::Consequence
+            && occurrence
+                .caused_by
+                .as_ref()
+                .and_then(|c| c.playbook)
+                .is_none()
+            && self.unexplained_consequences.len() < max_examples
+        {
+            self.unexplained_consequences.push(occurrence.clone());
+        }
+        let recent = Recent {
+            playbook,
+            line,
+            test: occurrence.test.clone(),
+            fields: occurrence.fields.clone(),
+            example,
+        };
+        let state = self.state(input);
+        state.last_of_class[playbook] = Some(recent.clone());
+        state.recent = Some(recent);
+        true
+    }
+
+    /// A DETAIL line (or node-postgres field) adds the key, constraint or table to the failure
+    /// printed just before it.
+    fn enrich_recent(&mut self, input: usize, line: u64, detail: &Fields) {
+        let Some(mut recent) = self.state(input).recent.clone() else {
+            return;
+        };
+        if line.saturating_sub(recent.line) > DETAIL_WINDOW_LINES {
+            return;
+        }
+        recent.fields.merge_missing(detail);
+        let tally = &mut self.tallies[recent.playbook];
+        if let Some(example) = recent.example.and_then(|i| tally.examples.get_mut(i)) {
+            example.fields.merge_missing(detail);
+        }
+        note_fields(tally, &recent.fields);
+        let state = self.state(input);
+        if let Some(last) = state.last_of_class[recent.playbook].as_mut() {
+            if last.example == recent.example {
+                last.fields.merge_missing(detail);
+            }
+        }
+        state.recent = Some(recent);
+    }
+
+    /// Called when an input ends, so state never leaks from one file into the next.
+    pub fn end_input(&mut self, input: usize) {
+        let state = self.state(input);
+        state.current_test = None;
+        state.recent = None;
+        state.root = None;
+    }
+
+    /// Whether anything at all was found.
+    pub fn has_findings(&self) -> bool {
+        self.tallies.iter().any(|t| t.count > 0)
+    }
+}
+
+fn note_fields(tally: &mut Tally, fields: &Fields) {
+    if let Some(constraint) = &fields.constraint {
+        tally.constraints.insert(constraint);
+    }
+    if let Some(table) = &fields.table {
+        tally.tables.insert(table);
+    }
+    if let (Some(columns), Some(value)) = (&fields.key_columns, &fields.key_value) {
+        tally.keys.insert(&format!("({columns})=({value})"));
+    }
+}
+
+fn is_echo(previous: &Recent, next: &Occurrence) -> bool {
+    if !same_test(previous.test.as_deref(), next.test.as_deref()) {
+        return false;
+    }
+    let near = next.line.saturating_sub(previous.line) <= ECHO_WINDOW_LINES;
+    if previous.test.is_none() && !near {
+        return false;
+    }
+    let conflicts =
+        |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(x), Some(y)) if x != y);
+    !(conflicts(&previous.fields.constraint, &next.fields.constraint)
+        || conflicts(&previous.fields.key_value, &next.fields.key_value))
+}
+
+/// Two test names denote the same test if one is a qualified form of the other: pytest prints
+/// `test_signup` in its section header and `tests/test_users.py::test_signup` in the summary.
+pub fn same_test(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            let segments = |s: &str| -> Vec<String> {
+                s.split(['.', ':', '/', '\u{203a}', '>', ' '])
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            };
+            let (a, b) = (segments(a), segments(b));
+            let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+            !short.is_empty() && long.ends_with(&short)
+        }
+        _ => false,
+    }
+}
+
+/// A printable, bounded excerpt of a line: lossy UTF-8, control characters dropped.
+pub fn excerpt(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut out = String::new();
+    for (count, c) in text.trim().chars().enumerate() {
+        if count == EXCERPT_CHARS {
+            out.push('\u{2026}');
+            break;
+        }
+        match c {
+            '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,552 @@
+//! The compiled catalogue: turns playbooks into a fast two-stage line matcher.
+//!
+//! Stage one is a single Aho-Corasick automaton over every literal trigger (class triggers,
+//! SQLSTATE codes, test-name headers, DETAIL lines). The reader runs it over whole chunks of the
+//! log, so the common case, a line with no trigger, costs a few SIMD instructions and nothing
+//! else. Stage two runs only on lines that hit: ANSI escapes are stripped, then a `RegexSet` of
+//! every class pattern, the generic SQLSTATE/vendor-code extractors, the test-name rules and the
+//! DETAIL rules decide what the line says.
+
+use crate::catalogue::{Kind, Playbook};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use regex::bytes::{Captures, Regex, RegexSet};
+use std::collections::HashMap;
+
+/// Literals that are not tied to one class: where codes, test names and DETAIL lines are
+/// printed. Kept short and distinctive because every one of them is searched for in every byte.
+const SHARED_TRIGGERS: &[&str] = &[
+    // SQLSTATE and vendor codes, however the driver labels them.
+    "SQLSTATE",
+    "SQLState",
+    "SqlState",
+    "sqlState",
+    "sqlstate",
+    "SQL state",
+    // Server-side error lines (roots of aborted-transaction cascades), in several locales.
+    "ERROR:",
+    "FEHLER:",
+    "ERREUR",
+    "PSQLException",
+    "PG::",
+    "psycopg",
+    // Test-name headers of the common runners.
+    "___ ",
+    "FAILED",
+    "ERROR ",
+    "short test summary",
+    "--- FAIL",
+    "=== RUN",
+    "=== CONT",
+    " stdout ----",
+    "\u{25cf} ",
+    "Failure/Error",
+    "<<< ",
+    "ERROR: test",
+    "FAIL: test",
+    // DETAIL lines with the offending key, and node-postgres error dumps.
+    "Key (",
+    "Schl\u{fc}ssel \u{bb}(",
+    "cl\u{e9} \u{ab} (",
+    "constraint: '",
+    "table: '",
+    "detail: '",
+    ": INSERT INTO",
+    "[SQL: INSERT",
+    "[SQL: UPDATE",
+    "[SQL: DELETE",
+    "[insert into",
+    "[INSERT INTO",
+    "constraint [",
+    "in relation \"",
+];
+
+/// What a matched line says about the test it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestMarker {
+    /// Output from here on belongs to this test (pytest `___ t ___`, `=== RUN`, `● a › b`, ...).
+    Begin(String),
+    /// This line names its own test (pytest `FAILED path::test - message`).
+    ThisLine(String),
+    /// A section that belongs to no test starts (pytest `short test summary info`).
+    End,
+}
+
+/// Values pulled out of a line; all optional, because drivers print different subsets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub constraint: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    /// Columns of the offending key, as printed: `email` or `tenant_id, email`.
+    pub key_columns: Option<String>,
+    /// Value of the offending key, as printed: `alice@example.com`.
+    pub key_value: Option<String>,
+    /// For foreign keys: the table the key refers to, or that still refers to the row.
+    pub referenced_table: Option<String>,
+    /// For 55006 and connection limits: the database or role named.
+    pub database: Option<String>,
+}
+
+impl Fields {
+    /// Fills the fields that are still empty from `other`; earlier, more specific values win.
+    pub fn merge_missing(&mut self, other: &Fields) {
+        fn fill(slot: &mut Option<String>, value: &Option<String>) {
+            if slot.is_none() {
+                slot.clone_from(value);
+            }
+        }
+        fill(&mut self.constraint, &other.constraint);
+        fill(&mut self.table, &other.table);
+        fill(&mut self.column, &other.column);
+        fill(&mut self.key_columns, &other.key_columns);
+        fill(&mut self.key_value, &other.key_value);
+        fill(&mut self.referenced_table, &other.referenced_table);
+        fill(&mut self.database, &other.database);
+    }
+
+    fn from_captures(caps: &Captures<'_>) -> Fields {
+        let get = |name: &str| {
+            caps.name(name)
+                .map(|m| clean_identifier(&String::from_utf8_lossy(m.as_bytes())))
+                .filter(|s| !s.is_empty())
+        };
+        Fields {
+            constraint: get("constraint"),
+            table: get("table"),
+            column: get("column"),
+            key_columns: get("columns"),
+            key_value: caps
+                .name("value")
+                .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned()),
+            referenced_table: get("ref_table"),
+            database: get("database"),
+        }
+    }
+}
+
+/// Strips quoting that drivers put around identifiers (`"users"`, `` `users` ``, `public.users`
+/// is kept as printed).
+fn clean_identifier(raw: &str) -> String {
+    raw.trim()
+        .trim_matches(|c| c == '"' || c == '`' || c == '\'')
+        .to_string()
+}
+
+/// One class recognised on a line.
+#[derive(Debug, Clone)]
+pub struct ClassHit {
+    /// Index into [`Matcher::playbooks`].
+    pub playbook: usize,
+    /// Normalised code (`sqlstate:23505`), from the line if it prints one, else implied by the wording.
+    pub code: Option<String>,
+    pub stack: Option<String>,
+    pub fields: Fields,
+}
+
+/// Everything stage two found on one line.
+#[derive(Debug, Default)]
+pub struct LineFacts {
+    pub classes: Vec<ClassHit>,
+    pub test: Option<TestMarker>,
+    /// DETAIL-style facts that belong to the failure printed just before (or on) this line.
+    pub detail: Option<Fields>,
+    /// The line reports some database error, catalogued or not (a candidate cascade root).
+    pub is_database_error: bool,
+}
+
+struct CompiledPattern {
+    playbook: usize,
+    regex: Regex,
+    code: Option<String>,
+    stack: Option<String>,
+}
+
+enum TestRule {
+    Begin(Regex),
+    ThisLine(Regex),
+    End(Regex),
+    /// RSpec: the test name is on a `  1) Name` line up to a few lines before `Failure/Error:`.
+    BeginFromLinesBefore {
+        trigger: Regex,
+        name: Regex,
+    },
+}
+
+/// The catalogue compiled for matching. Build once per run; matching never allocates for lines
+/// that do not hit.
+pub struct Matcher {
+    pub playbooks: Vec<Playbook>,
+    prefilter: AhoCorasick,
+    class_set: RegexSet,
+    class_patterns: Vec<CompiledPattern>,
+    code_to_playbook: HashMap<String, usize>,
+    code_extractors: Vec<Regex>,
+    mysql_code: Regex,
+    database_error: Regex,
+    test_rules: Vec<TestRule>,
+    detail_rules: Vec<Regex>,
+}
+
+/// A playbook whose regex does not compile, or whose examples do not match: reported to the user
+/// rather than silently never matching.
+#[derive(Debug)]
+pub struct MatcherError(pub String);
+
+impl std::fmt::Display for MatcherError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MatcherError {}
+
+fn compile(source: &str) -> Regex {
+    // Only used for the fixed expressions below, which the test suite compiles; a typo there is a
+    // programming error caught by every test, not an input-dependent failure.
+    Regex::new(source).unwrap_or_else(|e| panic!("built-in regex {source:?}: {e}"))
+}
+
+impl Matcher {
+    pub fn new(playbooks: Vec<Playbook>) -> Result<Matcher, MatcherError> {
+        let mut triggers: Vec<String> = SHARED_TRIGGERS.iter().map(|s| s.to_string()).collect();
+        let mut class_patterns = Vec::new();
+        let mut code_to_playbook = HashMap::new();
+        for (index, playbook) in playbooks.iter().enumerate() {
+            triggers.extend(playbook.triggers.iter().cloned());
+            for code in &playbook.codes {
+                code_to_playbook.entry(code.clone()).or_insert(index);
+                // The bare SQLSTATE is a cheap, distinctive literal: node-postgres and others
+                // print `code: '23505'` with no other wording.
+                if let Some(sqlstate) = code.strip_prefix("sqlstate:") {
+                    triggers.push(sqlstate.to_string());
+                }
+                if let Some(prisma) = code.strip_prefix("prisma:") {
+                    triggers.push(prisma.to_string());
+                }
+            }
+            for pattern in &playbook.patterns {
+                let regex = Regex::new(&pattern.regex).map_err(|e| {
+                    MatcherError(format!(
+                        "playbook {}: pattern {:?}: {e}",
+                        playbook.id, pattern.regex
+                    ))
+                })?;
+                class_patterns.push(CompiledPattern {
+                    playbook: index,
+                    regex,
+                    code: pattern.code.clone(),
+                    stack: pattern.stack.clone(),
+                });
+            }
+        }
+        triggers.sort();
+        triggers.dedup();
+        let prefilter = AhoCorasick::builder()
+            .kind(Some(AhoCorasickKind::DFA))
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&triggers)
+            .map_err(|e| MatcherError(format!("building the trigger automaton: {e}")))?;
+        let class_set = RegexSet::new(class_patterns.iter().map(|p| p.regex.as_str()))
+            .map_err(|e| MatcherError(format!("building the pattern set: {e}")))?;
+        let matcher = Matcher {
+            playbooks,
+            prefilter,
+            class_set,
+            class_patterns,
+            code_to_playbook,
+            code_extractors: vec![
+                // (SQLSTATE 23505), SQLSTATE[23505], SQLSTATE: 23505, SQLState: 23505, sqlstate='23505'
+                compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#),
+                // node-postgres / TypeORM / Prisma dumps: code: '23505', "code":"P2002"
+                compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#),
+            ],
+            // go-sql-driver `Error 1062 (23000):`, mysql CLI `ERROR 1062 (23000)`,
+            // Connector/J `Error Code: 1062`, node mysql2 `errno: 1062`.
+            mysql_code: compile(r"\b(?:Error|ERROR|Error Code|errno):? ?(1\d{3}|2\d{3}|3\d{3})\b"),
+            database_error: compile(
+                r#"(?:^|[\s:(\]])(?:ERROR|FEHLER|ERREUR|FATAL|SCHWER) ?:\s+\S|SQLSTATE|(?i:sql ?state)|psycopg2?\.errors\.\w+|\bPG::[A-Z]\w+|PSQLException|\bpq: |(?:Integrity|Operational|Programming|Data|Internal)Error\b"#,
+            ),
+            test_rules: vec![
+                TestRule::End(compile(
+                    r"^=+ (?:short test summary info|warnings summary|FAILURES|ERRORS) =+\s*$",
+                )),
+                TestRule::Begin(compile(r"^_{3,} (?P<test>.+?) _{3,}\s*$")),
+                TestRule::ThisLine(compile(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+)(?: - .*)?$")),
+                TestRule::Begin(compile(r"^\s*--- FAIL: (?P<test>\S+)")),
+                TestRule::Begin(compile(r"^=== (?:RUN|CONT)\s+(?P<test>\S+)")),
+                TestRule::Begin(compile(r"^---- (?P<test>\S+) stdout ----")),
+                TestRule::Begin(compile("^\\s*\u{25cf} (?P<test>.+?)\\s*$")),
+                TestRule::Begin(compile(
+                    r"^(?:\[ERROR\] )?(?:(?P<method>\w+)\((?P<class>[\w.$]+)\)|(?P<test>[\w.$]+))\s+(?:--? )?Time elapsed:.*<<< (?:ERROR|FAILURE)!",
+                )),
+                TestRule::Begin(compile(r"^(?:ERROR|FAIL): (?P<method>\w+) \((?P<class>[\w.]+)\)")),
+                TestRule::Begin(compile(r"^(?P<class>[\w.$]+) > (?P<method>.+?) FAILED\s*$")),
+                TestRule::BeginFromLinesBefore {
+                    trigger: compile(r"^\s*Failure/Error:"),
+                    name: compile(r"^\s*\d+\) (?P<test>\S.*?)\s*$"),
+                },
+            ],
+            detail_rules: vec![
+                compile(
+                    r#"Key \((?P<columns>.*?)\)=\((?P<value>.*)\) (?:already exists|is not present in table "(?P<ref_table>[^"]+)"|is still referenced from table "(?P<ref_table2>[^"]+)")"#,
+                ),
+                compile(
+                    "Schl\u{fc}ssel \u{bb}\\((?P<columns>.*?)\\)=\\((?P<value>.*)\\)\u{ab} (?:existiert bereits|ist nicht in Tabelle \u{bb}(?P<ref_table>[^\u{ab}]+)\u{ab} vorhanden|wird noch von Tabelle \u{bb}(?P<ref_table2>[^\u{ab}]+)\u{ab} verwiesen)",
+                ),
+                compile(
+                    "La cl\u{e9} \u{ab} \\((?P<columns>.*?)\\)=\\((?P<value>.*)\\) \u{bb} (?:existe d\u{e9}j\u{e0}|n'est pas pr\u{e9}sente dans la table \u{ab} (?P<ref_table>[^\u{bb}]+) \u{bb}|est toujours r\u{e9}f\u{e9}renc\u{e9}e \u{e0} partir de la table \u{ab} (?P<ref_table2>[^\u{bb}]+) \u{bb})",
+                ),
+                // node-postgres error objects print one field per line.
+                compile(r"^\s*constraint: '(?P<constraint>[^']+)'"),
+                compile(r"^\s*table: '(?P<table>[^']+)'"),
+                // The statement an ORM prints under the error: SQLAlchemy `[SQL: INSERT INTO users`,
+                // Rails `: INSERT INTO "users"`, Hibernate `[insert into users`.
+                compile(r#"^\s*(?:E\s+)?(?::|\[SQL:|SQL \[|\[)\s*(?i:insert into|update|delete from)\s+[`"]?(?P<table>[\w.]+)"#),
+                // Spring: `could not execute statement; SQL [n/a]; constraint [users_email_key]`.
+                compile(r"constraint \[(?P<constraint>[^\]\s]+)\]"),
+                // Deadlock and lock waits: `CONTEXT: while updating tuple (0,1) in relation "accounts"`.
+                compile(r#"while (?:updating|locking|inserting|deleting) (?:index )?tuple \([^)]*\) in relation "(?P<table>[^"]+)""#),
+            ],
+        };
+        matcher.check_examples()?;
+        Ok(matcher)
+    }
+
+    /// Builds the matcher for the built-in catalogue merged with an optional user directory.
+    pub fn load(user_dir: Option<&std::path::Path>) -> Result<Matcher, MatcherError> {
+        let playbooks =
+            crate::catalogue::load(user_dir).map_err(|e| MatcherError(e.to_string()))?;
+        Matcher::new(playbooks)
+    }
+
+    /// Every example of every pattern must pass the prefilter and be recognised as its own
+    /// class, and no near-miss may be recognised as it: a user playbook that would silently never
+    /// fire is rejected with a message that says which line failed.
+    fn check_examples(&self) -> Result<(), MatcherError> {
+        for (index, playbook) in self.playbooks.iter().enumerate() {
+            for pattern in &playbook.patterns {
+                for example in &pattern.examples {
+                    if !self.prefilter.is_match(example.as_bytes()) {
+                        return Err(MatcherError(format!(
+                            "playbook {}: example {example:?} contains none of the triggers, so the fast scan would never look at it; add a trigger it contains",
+                            playbook.id
+                        )));
+                    }
+                    let facts = self.analyze_line(example.as_bytes(), b"");
+                    if !facts.classes.iter().any(|c| c.playbook == index) {
+                        return Err(MatcherError(format!(
+                            "playbook {}: example {example:?} is not matched by any of its patterns",
+                            playbook.id
+                        )));
+                    }
+                }
+            }
+            for near_miss in &playbook.near_misses {
+                let facts = self.analyze_line(near_miss.as_bytes(), b"");
+                if facts.classes.iter().any(|c| c.playbook == index) {
+                    return Err(MatcherError(format!(
+                        "playbook {}: near-miss {near_miss:?} is matched, but must not be",
+                        playbook.id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The literal prefilter; the reader runs it over whole chunks.
+    pub fn prefilter(&self) -> &AhoCorasick {
+        &self.prefilter
+    }
+
+    /// The literal triggers, for benchmarks that compare against `grep -F`.
+    pub fn trigger_count(&self) -> usize {
+        self.prefilter.patterns_len()
+    }
+
+    /// Stage two: what one line (ANSI escapes already stripped, no trailing newline) says.
+    /// `before` is the text preceding the line in the same chunk, for rules that look back.
+    pub fn analyze_line(&self, line: &[u8], before: &[u8]) -> LineFacts {
+        let mut facts = LineFacts::default();
+        let mut seen_playbooks: Vec<usize> = Vec::new();
+        for pattern_index in self.class_set.matches(line).iter() {
+            let pattern = &self.class_patterns[pattern_index];
+            if seen_playbooks.contains(&pattern.playbook) {
+                // First pattern of a class wins, but later ones may still add fields.
+                if let Some(caps) = pattern.regex.captures(line) {
+                    let extra = Fields::from_captures(&caps);
+                    if let Some(hit) = facts
+                        .classes
+                        .iter_mut()
+                        .find(|h| h.playbook == pattern.playbook)
+                    {
+                        hit.fields.merge_missing(&extra);
+                    }
+                }
+                continue;
+            }
+            let fields = pattern
+                .regex
+                .captures(line)
+                .map(|caps| Fields::from_captures(&caps))
+                .unwrap_or_default();
+            seen_playbooks.push(pattern.playbook);
+            facts.classes.push(ClassHit {
+                playbook: pattern.playbook,
+                code: pattern.code.clone(),
+                stack: pattern.stack.clone(),
+                fields,
+            });
+        }
+        for code in self.codes_printed(line) {
+            match self.code_to_playbook.get(&code) {
+                Some(&playbook) => {
+                    match facts.classes.iter_mut().find(|h| h.playbook == playbook) {
+                        // The printed code is more exact than the one implied by the wording.
+                        Some(hit) => hit.code = Some(code),
+                        None => facts.classes.push(ClassHit {
+                            playbook,
+                            code: Some(code),
+                            stack: None,
+                            fields: Fields::default(),
+                        }),
+                    }
+                }
+                None => {
+                    // An SQLSTATE we have no playbook for is still a database error.
+                    if code.starts_with("sqlstate:") {
+                        facts.is_database_error = true;
+                    }
+                }
+            }
+        }
+        facts.is_database_error |= !facts.classes.is_empty() || self.database_error.is_match(line);
+        facts.test = self.test_marker(line, before);
+        facts.detail = self.detail(line);
+        facts
+    }
+
+    /// Codes the line prints explicitly, normalised to `namespace:code`.
+    fn codes_printed(&self, line: &[u8]) -> Vec<String> {
+        let mut codes = Vec::new();
+        for extractor in &self.code_extractors {
+            for caps in extractor.captures_iter(line) {
+                let raw = String::from_utf8_lossy(&caps[1]).into_owned();
+                let is_prisma = raw.len() == 5
+                    && raw.starts_with('P')
+                    && raw[1..].bytes().all(|b| b.is_ascii_digit());
+                let code = if is_prisma {
+                    format!("prisma:{raw}")
+                } else {
+                    format!("sqlstate:{raw}")
+                };
+                if !codes.contains(&code) {
+                    codes.push(code);
+                }
+            }
+        }
+        for caps in self.mysql_code.captures_iter(line) {
+            let code = format!("mysql:{}", String::from_utf8_lossy(&caps[1]));
+            // Only codes a playbook claims: `Error 1234` is too common a phrase otherwise.
+            if self.code_to_playbook.contains_key(&code) && !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        codes
+    }
+
+    fn test_marker(&self, line: &[u8], before: &[u8]) -> Option<TestMarker> {
+        for rule in &self.test_rules {
+            match rule {
+                TestRule::End(regex) => {
+                    if regex.is_match(line) {
+                        return Some(TestMarker::End);
+                    }
+                }
+                TestRule::Begin(regex) => {
+                    if let Some(caps) = regex.captures(line) {
+                        return test_name(&caps).map(TestMarker::Begin);
+                    }
+                }
+                TestRule::ThisLine(regex) => {
+                    if let Some(caps) = regex.captures(line) {
+                        return test_name(&caps).map(TestMarker::ThisLine);
+                    }
+                }
+                TestRule::BeginFromLinesBefore { trigger, name } => {
+                    if trigger.is_match(line) {
+                        let found = last_lines(before, 3).into_iter().find_map(|previous| {
+                            name.captures(previous).and_then(|c| test_name(&c))
+                        });
+                        if let Some(found) = found {
+                            return Some(TestMarker::Begin(found));
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn detail(&self, line: &[u8]) -> Option<Fields> {
+        let mut found: Option<Fields> = None;
+        for rule in &self.detail_rules {
+            if let Some(caps) = rule.captures(line) {
+                let mut fields = Fields::from_captures(&caps);
+                if fields.referenced_table.is_none() {
+                    fields.referenced_table = caps
+                        .name("ref_table2")
+                        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned());
+                }
+                match found.as_mut() {
+                    Some(existing) => existing.merge_missing(&fields),
+                    None => found = Some(fields),
+                }
+            }
+        }
+        found
+    }
+
+    /// Index of the first class whose kind is `kind`, for tests and reports.
+    pub fn kind_of(&self, playbook: usize) -> Kind {
+        self.playbooks[playbook].kind
+    }
+}
+
+fn test_name(caps: &Captures<'_>) -> Option<String> {
+    let text = |name: &str| {
+        caps.name(name)
+            .map(|m| String::from_utf8_lossy(m.as_bytes()).trim().to_string())
+    };
+    if let Some(test) = text("test").filter(|t| !t.is_empty()) {
+        return Some(test);
+    }
+    match (text("class"), text("method")) {
+        // Python 3.11+ unittest prints `test_x (pkg.Class.test_x)`: the method is already there.
+        (Some(class), Some(method)) if class.ends_with(&format!(".{method}")) => Some(class),
+        (Some(class), Some(method)) => Some(format!("{class}.{method}")),
+        _ => None,
+    }
+}
+
+/// Up to `count` complete lines at the end of `before`, nearest first, ANSI-stripped.
+fn last_lines(before: &[u8], count: usize) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut end = before.len();
+    if end > 0 && before[end - 1] == b'\n' {
+        end -= 1;
+    }
+    while lines.len() < count && end > 0 {
+        let start = memchr::memrchr(b'\n', &before[..end]).map_or(0, |i| i + 1);
+        lines.push(trim_cr(&before[start..end]));
+        if start == 0 {
+            break;
+        }
+        end = start - 1;
+    }
+    lines
+}
+
+pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
