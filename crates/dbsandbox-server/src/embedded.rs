@@ -401,6 +401,19 @@ fn ensure_initdb_cache(
     Ok(cached)
 }
 
+/// The shared embedded cluster a live dbsandbox is running for this configuration, if any
+/// (`status` and `gc` attach to it instead of starting their own).
+pub fn find_running_shared(config: &ServerConfig) -> Option<ServerRecord> {
+    let account = ServerAccount::choose(config.run_as.as_deref()).ok()?;
+    let root = crate::state_root(config.cache_dir.as_deref(), &account);
+    let servers = std::fs::read_dir(root.join("servers")).ok()?;
+    servers
+        .flatten()
+        .filter_map(|dir| std::fs::read(dir.path().join("server.json")).ok())
+        .filter_map(|bytes| serde_json::from_slice::<ServerRecord>(&bytes).ok())
+        .find(|record| record.owner.is_alive() && record.endpoint.version_num > 0)
+}
+
 /// Stops what a previous, killed dbsandbox left behind: private clusters whose owner is gone.
 /// (The shared cluster's leftover server is stopped by whoever takes its lock next.)
 pub fn reclaim_orphans(root: &Path) {

@@ -20,7 +20,7 @@ pub use account::{
     default_cache_dir, process_start_ticks, short_hash, state_root, ProcessId, ServerAccount,
 };
 pub use binaries::PgBinaries;
-pub use embedded::{reclaim_orphans, EmbeddedServer, ServerRecord};
+pub use embedded::{find_running_shared, reclaim_orphans, EmbeddedServer, ServerRecord};
 
 /// How to obtain a server.
 #[derive(Debug, Clone, Default)]
@@ -169,6 +169,7 @@ impl ServerError {
 /// A server dbsandbox works against. Dropping an embedded one stops it (prefer `stop`).
 pub enum Server {
     Embedded(EmbeddedServer),
+    /// An external server, or an embedded one another dbsandbox process runs: used, never stopped.
     External(Endpoint),
 }
 
@@ -205,6 +206,17 @@ impl Server {
                 e.version_num, e.host, e.port
             ),
         }
+    }
+
+    /// Attaches to the shared embedded server a live dbsandbox runs, or starts one, or checks the
+    /// external server: for short commands (`status`, `gc`) that must not start a second cluster.
+    pub async fn attach_or_start(config: &ServerConfig) -> Result<Server, ServerError> {
+        if config.external.is_none() {
+            if let Some(record) = find_running_shared(config) {
+                return Ok(Server::External(record.endpoint));
+            }
+        }
+        Server::start(config).await
     }
 
     /// Stops an embedded server; an external one is left as it is.

@@ -1,1 +1,225 @@
-fn main() {}
+//! The `dbsandbox` command: isolated PostgreSQL databases for test suites, in any language.
+//!
+//! `run` wraps a test command (server, template, warm pool, proxy); `status`, `gc` and `release`
+//! look after what it made; `analyze` and `explain` diagnose database failures in test logs.
+
+mod admin;
+mod control;
+mod progress;
+mod registry;
+mod run;
+mod settings;
+
+use clap::{Parser, Subcommand};
+use settings::{SchemaArgs, ServerArgs, Settings};
+
+const ABOUT: &str =
+    "Isolated PostgreSQL databases for test suites, in any language, with no Docker.
+
+dbsandbox starts a PostgreSQL server from the binaries on this machine (or uses yours), builds a
+template database once from your migrations, keeps a warm pool of clones, and puts a
+wire-protocol proxy in front: every connection string's database name is a sandbox key, and each
+key gets its own clone.";
+
+const RUN_HELP: &str = "Examples:
+  dbsandbox run --migrations db/migrations -- pytest -n 4
+  dbsandbox run --migrate-cmd 'alembic upgrade head' --watch alembic -- pytest
+  dbsandbox run -- npx jest            # settings from ./dbsandbox.toml
+
+The command gets:
+  DATABASE_URL    postgres://dbsandbox@127.0.0.1:PORT/default
+  DBSANDBOX_HOST, DBSANDBOX_PORT, and PGHOST/PGPORT/PGUSER/PGDATABASE for libpq tools
+The database name is the sandbox key ([A-Za-z0-9_-]{1,48}): give each parallel worker its own,
+e.g. pytest-xdist's PYTEST_XDIST_WORKER (gw0, gw1, …) or Jest's JEST_WORKER_ID. Connections
+with the same key share one clone. dbsandbox exits with the command's exit status.
+
+Settings: flags, then DBSANDBOX_* environment variables, then dbsandbox.toml (nearest in the
+current directory or above), then defaults.";
+
+#[derive(Parser, Debug)]
+#[command(name = "dbsandbox", version, about = ABOUT, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// More logging (-v: info, -vv: debug); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a test command with a sandboxed database per key.
+    #[command(after_help = RUN_HELP)]
+    Run {
+        #[command(flatten)]
+        schema: SchemaArgs,
+        /// Proxy address; anything but loopback requires --password.
+        #[arg(long, env = "DBSANDBOX_LISTEN", default_value = "127.0.0.1")]
+        listen: String,
+        /// Proxy port [default: 6543, or any free port when 6543 is taken]; 0: any free port.
+        #[arg(long, env = "DBSANDBOX_PROXY_PORT")]
+        port: Option<u16>,
+        /// Password clients must give the proxy (required off loopback).
+        #[arg(long, env = "DBSANDBOX_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// No progress or summary lines on stderr.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The test command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+    /// Show the server, templates, clones (with sizes) and the keys of running runs.
+    #[command(
+        after_help = "Examples:\n  dbsandbox status\n  dbsandbox status --json | jq '.databases[] | select(.kind == \"template\")'"
+    )]
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop every database dbsandbox made on the server (never anything else).
+    #[command(
+        after_help = "Examples:\n  dbsandbox gc                 # keeps what a running dbsandbox uses\n  dbsandbox gc --force         # drops that too\n  dbsandbox gc --server postgres://admin@ci-db/postgres"
+    )]
+    Gc {
+        /// Also drop databases a running dbsandbox is using.
+        #[arg(long)]
+        force: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Return a key's clone: its next connection gets a fresh database.
+    #[command(
+        after_help = "Examples:\n  dbsandbox release gw0\n  dbsandbox release gw0 --pid 12345   # when several runs are active"
+    )]
+    Release {
+        /// The sandbox key (the database name the client used).
+        key: String,
+        /// The run to ask, when several are active.
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// Name the database failures in test logs, with their fix.
+    #[command(after_help = dbsandbox_diagnose::cli::ANALYZE_EXAMPLES)]
+    Analyze(dbsandbox_diagnose::AnalyzeArgs),
+    /// Print a failure class's playbook (diagnosis, fix, validation), or list them.
+    #[command(after_help = dbsandbox_diagnose::cli::EXPLAIN_EXAMPLES)]
+    Explain(dbsandbox_diagnose::ExplainArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let code = match cli.command {
+        Command::Analyze(args) => {
+            dbsandbox_diagnose::run_analyze(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Explain(args) => {
+            dbsandbox_diagnose::run_explain(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        command => match runtime() {
+            Ok(runtime) => runtime
+                .block_on(dispatch(command, cli.server))
+                .unwrap_or_else(report_error),
+            Err(e) => report_error(e),
+        },
+    };
+    std::process::exit(code);
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
+    match command {
+        Command::Run {
+            schema,
+            listen,
+            port,
+            password,
+            quiet,
+            command,
+        } => {
+            let settings = Settings::resolve(&server, &schema)?;
+            let listen = if listen == "127.0.0.1" {
+                settings.listen.clone().unwrap_or(listen)
+            } else {
+                listen
+            };
+            let port = port.or(settings.port);
+            run::run(
+                settings,
+                run::RunOptions {
+                    listen,
+                    port,
+                    password,
+                    command,
+                    quiet,
+                },
+            )
+            .await
+        }
+        Command::Status { json } => {
+            admin::status(&Settings::resolve(&server, &SchemaArgs::default())?, json).await
+        }
+        Command::Gc { force, json } => {
+            admin::gc(
+                &Settings::resolve(&server, &SchemaArgs::default())?,
+                force,
+                json,
+            )
+            .await
+        }
+        Command::Release { key, pid } => {
+            admin::release(
+                &Settings::resolve(&server, &SchemaArgs::default())?,
+                &key,
+                pid,
+            )
+            .await
+        }
+        Command::Analyze(_) | Command::Explain(_) => unreachable!("handled without a runtime"),
+    }
+}
+
+/// Prints an error chain and picks the exit code: 2 for problems the user must fix in their
+/// set-up or input, 1 for the rest.
+fn report_error(error: anyhow::Error) -> i32 {
+    eprintln!("dbsandbox: error: {error}");
+    for cause in error.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+    if error.downcast_ref::<settings::UsageError>().is_some() {
+        return 2;
+    }
+    if let Some(e) = error.downcast_ref::<dbsandbox_server::ServerError>() {
+        return e.exit_code();
+    }
+    if let Some(e) = error.downcast_ref::<dbsandbox_pool::PoolError>() {
+        return e.exit_code();
+    }
+    1
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

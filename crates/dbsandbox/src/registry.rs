@@ -1,0 +1,139 @@
+//! The sandbox registry of a run: which clone each key holds, and the proxy's [`Router`] over it.
+//!
+//! The first connection for a key takes a clone from the pool; later connections for the same key
+//! (even concurrent first ones) go to the same clone. Releasing a key returns its clone to the
+//! pool, which drops it; the next connection for that key gets a fresh clone.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use dbsandbox_pool::ClonePool;
+use dbsandbox_proxy::{BackendTarget, RouteError, Router};
+use dbsandbox_server::Endpoint;
+use tokio::sync::OnceCell;
+
+/// What the registry knows of one key.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct KeyStats {
+    pub clone: Option<String>,
+    pub connections_open: u64,
+    pub connections_total: u64,
+    /// Clones this key has held (more than one after releases).
+    pub clones_used: u64,
+}
+
+struct Slot {
+    clone: Arc<OnceCell<String>>,
+    stats: KeyStats,
+}
+
+pub struct Registry {
+    pool: ClonePool,
+    endpoint: Endpoint,
+    keys: Mutex<BTreeMap<String, Slot>>,
+}
+
+impl Registry {
+    pub fn new(pool: ClonePool, endpoint: Endpoint) -> Arc<Registry> {
+        Arc::new(Registry {
+            pool,
+            endpoint,
+            keys: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn clone_for(&self, key: &str) -> Result<String, RouteError> {
+        let cell = {
+            let mut keys = self.keys();
+            let slot = keys.entry(key.to_string()).or_insert_with(|| Slot {
+                clone: Arc::new(OnceCell::new()),
+                stats: KeyStats::default(),
+            });
+            slot.stats.connections_open += 1;
+            slot.stats.connections_total += 1;
+            slot.clone.clone()
+        };
+        let result = cell
+            .get_or_try_init(|| async {
+                let name = self.pool.acquire().await?;
+                if let Some(slot) = self.keys().get_mut(key) {
+                    slot.stats.clones_used += 1;
+                    slot.stats.clone = Some(name.clone());
+                }
+                Ok::<_, dbsandbox_pool::PoolError>(name)
+            })
+            .await;
+        match result {
+            Ok(name) => Ok(name.clone()),
+            Err(e) => {
+                self.disconnected(key);
+                Err(RouteError::new(
+                    "53000",
+                    format!("dbsandbox could not get a database for key {key}: {e}"),
+                ))
+            }
+        }
+    }
+
+    /// Returns the key's clone to the pool; its open connections are closed by the drop.
+    /// Returns false when the key holds no clone.
+    pub fn release(&self, key: &str) -> bool {
+        let removed = self.keys().remove(key);
+        match removed.and_then(|slot| slot.clone.get().cloned()) {
+            Some(clone) => {
+                self.pool.release(&clone);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Releases every key (end of run).
+    pub fn release_all(&self) {
+        let keys: Vec<String> = self.keys().keys().cloned().collect();
+        for key in keys {
+            self.release(&key);
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, KeyStats> {
+        self.keys()
+            .iter()
+            .map(|(k, s)| (k.clone(), s.stats.clone()))
+            .collect()
+    }
+}
+
+impl Router for Registry {
+    fn route<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<BackendTarget, RouteError>> + Send + 'a>> {
+        Box::pin(async move {
+            let database = self.clone_for(key).await?;
+            let host = match &self.endpoint.socket_dir {
+                Some(dir) => dir.display().to_string(),
+                None => self.endpoint.host.clone(),
+            };
+            Ok(BackendTarget {
+                host,
+                port: self.endpoint.port,
+                user: self.endpoint.user.clone(),
+                password: self.endpoint.password.clone(),
+                database,
+            })
+        })
+    }
+
+    fn disconnected(&self, key: &str) {
+        if let Some(slot) = self.keys().get_mut(key) {
+            slot.stats.connections_open = slot.stats.connections_open.saturating_sub(1);
+        }
+    }
+}

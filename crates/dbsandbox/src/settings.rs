@@ -1,0 +1,237 @@
+//! Where every setting comes from: command-line flags, then `DBSANDBOX_*` environment variables
+//! (clap reads both), then `dbsandbox.toml` at the project root, then defaults.
+//!
+//! The project root is the nearest directory from the current one upwards that holds a
+//! `dbsandbox.toml` (or the current directory when there is none). Relative paths in the file are
+//! relative to the file; relative paths on the command line are relative to the current directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Bad input the user must fix (exit code 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+macro_rules! usage {
+    ($($arg:tt)*) => { return Err(UsageError(format!($($arg)*)).into()) };
+}
+
+/// Options shared by every command that talks to a server.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// Use this PostgreSQL server (13+) instead of the embedded one, e.g. postgres://admin@db:5432/postgres.
+    /// dbsandbox only creates and drops databases that carry its own marker there.
+    #[arg(long, env = "DBSANDBOX_SERVER", value_name = "URL", global = true)]
+    pub server: Option<String>,
+    /// Directory holding initdb and postgres (searched in PATH, pg_config --bindir, /usr/lib/postgresql/*/bin, Homebrew otherwise).
+    #[arg(long, env = "DBSANDBOX_PG_BIN", value_name = "DIR", global = true)]
+    pub pg_bin: Option<PathBuf>,
+    /// Cache directory [default: $XDG_CACHE_HOME/dbsandbox or ~/.cache/dbsandbox].
+    #[arg(long, env = "DBSANDBOX_CACHE_DIR", value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Run the embedded PostgreSQL as this user when dbsandbox runs as root [default: postgres].
+    #[arg(long, env = "DBSANDBOX_RUN_AS", value_name = "USER", global = true)]
+    pub run_as: Option<String>,
+    /// Read settings from this file instead of the nearest dbsandbox.toml.
+    #[arg(long, env = "DBSANDBOX_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+/// Options that say how templates are built.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SchemaArgs {
+    /// Directory of .sql migrations, applied in version order, one transaction per file
+    /// (0001_x.sql, 20240101_x.up.sql, V1__x.sql; .down.sql skipped).
+    #[arg(long, env = "DBSANDBOX_MIGRATIONS", value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+    /// A command that migrates the database named by $DATABASE_URL (alembic upgrade head, sqlx migrate run, …).
+    #[arg(long, env = "DBSANDBOX_MIGRATE_CMD", value_name = "CMD")]
+    pub migrate_cmd: Option<String>,
+    /// SQL files applied after the migrations (repeatable).
+    #[arg(
+        long,
+        env = "DBSANDBOX_SEED",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub seed: Vec<PathBuf>,
+    /// Files or directories whose contents count in the template's fingerprint, for
+    /// --migrate-cmd tools whose inputs dbsandbox cannot see (repeatable).
+    #[arg(
+        long,
+        env = "DBSANDBOX_WATCH",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub watch: Vec<PathBuf>,
+    /// Clones kept ready [default: 2 × CPU cores].
+    #[arg(long, env = "DBSANDBOX_POOL_SIZE", value_name = "N")]
+    pub pool_size: Option<usize>,
+    /// Templates kept per project, newest first [default: 3].
+    #[arg(long, env = "DBSANDBOX_KEEP_TEMPLATES", value_name = "N")]
+    pub keep_templates: Option<usize>,
+}
+
+/// The contents of `dbsandbox.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct FileSettings {
+    pub migrations: Option<PathBuf>,
+    pub migrate_cmd: Option<String>,
+    #[serde(default)]
+    pub seed: Vec<PathBuf>,
+    #[serde(default)]
+    pub watch: Vec<PathBuf>,
+    pub server: Option<String>,
+    pub pg_bin: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub run_as: Option<String>,
+    pub pool_size: Option<usize>,
+    pub keep_templates: Option<usize>,
+    pub port: Option<u16>,
+    pub listen: Option<String>,
+}
+
+/// Settings after precedence is applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub project_root: PathBuf,
+    pub config_file: Option<PathBuf>,
+    pub server: dbsandbox_server::ServerConfig,
+    pub schema: dbsandbox_pool::SchemaSource,
+    pub pool_size: Option<usize>,
+    pub keep_templates: usize,
+    pub port: Option<u16>,
+    pub listen: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(server: &ServerArgs, schema: &SchemaArgs) -> anyhow::Result<Settings> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        let config_file = match &server.config {
+            Some(path) => Some(cwd.join(path)),
+            None => find_config(&cwd),
+        };
+        let (file, project_root) = match &config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let file: FileSettings = match toml::from_str(&text) {
+                    Ok(file) => file,
+                    Err(e) => usage!("{}: {e}", path.display()),
+                };
+                (
+                    file,
+                    path.parent().map(Path::to_path_buf).unwrap_or(cwd.clone()),
+                )
+            }
+            None => (FileSettings::default(), cwd.clone()),
+        };
+        let from_file = |p: &PathBuf| project_root.join(p);
+        let from_cli = |p: &PathBuf| cwd.join(p);
+
+        let migrations = schema
+            .migrations
+            .as_ref()
+            .map(from_cli)
+            .or(file.migrations.as_ref().map(from_file));
+        let migrate_cmd = schema.migrate_cmd.clone().or(file.migrate_cmd);
+        if migrations.is_none() && migrate_cmd.is_none() {
+            // An empty template is legal (tests that create their own schema), but say so.
+            tracing::debug!("no migrations and no migrate command: templates are empty databases");
+        }
+        if let Some(dir) = &migrations {
+            if !dir.is_dir() {
+                usage!("the migrations directory {} does not exist", dir.display());
+            }
+        }
+        let seeds: Vec<PathBuf> = if schema.seed.is_empty() {
+            file.seed.iter().map(from_file).collect()
+        } else {
+            schema.seed.iter().map(from_cli).collect()
+        };
+        for seed in &seeds {
+            if !seed.is_file() {
+                usage!("the seed file {} does not exist", seed.display());
+            }
+        }
+        let watch = if schema.watch.is_empty() {
+            file.watch.iter().map(from_file).collect()
+        } else {
+            schema.watch.iter().map(from_cli).collect()
+        };
+        Ok(Settings {
+            server: dbsandbox_server::ServerConfig {
+                external: server.server.clone().or(file.server),
+                pg_bin: server
+                    .pg_bin
+                    .as_ref()
+                    .map(from_cli)
+                    .or(file.pg_bin.as_ref().map(from_file)),
+                cache_dir: server
+                    .cache_dir
+                    .as_ref()
+                    .map(from_cli)
+                    .or(file.cache_dir.as_ref().map(from_file)),
+                run_as: server.run_as.clone().or(file.run_as),
+                private: false,
+            },
+            schema: dbsandbox_pool::SchemaSource {
+                project_root: project_root.clone(),
+                migrations,
+                migrate_cmd,
+                seeds,
+                watch,
+            },
+            pool_size: schema.pool_size.or(file.pool_size),
+            keep_templates: schema.keep_templates.or(file.keep_templates).unwrap_or(3),
+            port: file.port,
+            listen: file.listen,
+            project_root,
+            config_file,
+        })
+    }
+
+    /// The cache directory for dbsandbox's own small files (run records, measurements).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.server
+            .cache_dir
+            .clone()
+            .unwrap_or_else(dbsandbox_server::default_cache_dir)
+    }
+}
+
+fn find_config(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join("dbsandbox.toml"))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_reject_unknown_keys_with_their_name() {
+        let err = toml::from_str::<FileSettings>("migratons = 'x'")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("migratons"), "{err}");
+        let ok: FileSettings =
+            toml::from_str("migrations = 'db'\nseed = ['a.sql']\npool_size = 4").unwrap();
+        assert_eq!(ok.migrations, Some(PathBuf::from("db")));
+        assert_eq!(ok.pool_size, Some(4));
+    }
+}
