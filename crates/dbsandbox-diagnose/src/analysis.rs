@@ -8,6 +8,7 @@
 
 use crate::catalogue::Kind;
 use crate::matcher::{Fields, LineFacts, Matcher, TestMarker};
+use std::collections::VecDeque;
 
 /// Distinct values kept per class and kind (tests, constraints, ...); further ones are only counted.
 pub const DISTINCT_LIMIT: usize = 50;
@@ -18,11 +19,15 @@ pub const EXCERPT_CHARS: usize = 240;
 const ECHO_WINDOW_LINES: u64 = 12;
 /// DETAIL lines and node-postgres fields belong to the failure printed at most this many lines before.
 const DETAIL_WINDOW_LINES: u64 = 24;
+/// Distinct failures per class remembered for echo merging.
+const ECHO_MEMORY: usize = 16;
 
 /// Where one failure was seen.
 #[derive(Debug, Clone)]
 pub struct Occurrence {
     pub input: usize,
+    /// The pattern that matched, for telling a re-print from a different failure.
+    pub pattern: Option<usize>,
     pub line: u64,
     pub test: Option<String>,
     pub code: Option<String>,
@@ -96,6 +101,7 @@ pub struct Tally {
 #[derive(Debug, Clone)]
 struct Recent {
     playbook: usize,
+    pattern: Option<usize>,
     line: u64,
     test: Option<String>,
     fields: Fields,
@@ -106,8 +112,9 @@ struct Recent {
 #[derive(Debug, Default)]
 struct InputState {
     current_test: Option<String>,
-    /// Last non-echo occurrence per class, for echo merging.
-    last_of_class: Vec<Option<Recent>>,
+    /// The last few distinct failures per class, for echo merging (pytest prints a failure in
+    /// its section and again in the summary, after other tests' sections).
+    last_of_class: Vec<VecDeque<Recent>>,
     /// The occurrence that DETAIL lines enrich.
     recent: Option<Recent>,
     /// The last database error that was not itself a consequence: what a 25P02 points to.
@@ -120,7 +127,6 @@ pub struct Collector<'m> {
     max_examples: usize,
     pub tallies: Vec<Tally>,
     /// 25P02 whose cause is an uncatalogued error, or that has no error before it at all.
-    pub unexplained_consequences: Vec<Occurrence>,
     pub unexplained_consequence_count: u64,
     states: Vec<InputState>,
 }
@@ -131,7 +137,6 @@ impl<'m> Collector<'m> {
             matcher,
             max_examples,
             tallies: vec![Tally::default(); matcher.playbooks.len()],
-            unexplained_consequences: Vec::new(),
             unexplained_consequence_count: 0,
             states: Vec::new(),
         }
@@ -144,7 +149,7 @@ impl<'m> Collector<'m> {
     fn state(&mut self, input: usize) -> &mut InputState {
         while self.states.len() <= input {
             self.states.push(InputState {
-                last_of_class: vec![None; self.matcher.playbooks.len()],
+                last_of_class: vec![VecDeque::new(); self.matcher.playbooks.len()],
                 ..InputState::default()
             });
         }
@@ -190,6 +195,7 @@ impl<'m> Collector<'m> {
             }
             let occurrence = Occurrence {
                 input,
+                pattern: hit.pattern,
                 line,
                 test: test.clone(),
                 code: hit.code,
@@ -231,23 +237,32 @@ impl<'m> Collector<'m> {
         }
     }
 
-    /// Adds one occurrence; returns whether it is a new failure (not an echo of the last one).
+    /// Adds one occurrence; returns whether it is a new failure (not an echo of an earlier one).
     fn record(&mut self, playbook: usize, kind: Kind, mut occurrence: Occurrence) -> bool {
         let input = occurrence.input;
         let line = occurrence.line;
-        let previous = self.state(input).last_of_class[playbook].clone();
-        if let Some(previous) = previous.filter(|p| is_echo(p, &occurrence)) {
+        let echo_of = self.state(input).last_of_class[playbook]
+            .iter()
+            .rposition(|previous| is_echo(previous, &occurrence));
+        if let Some(position) = echo_of {
+            let previous = self.state(input).last_of_class[playbook][position].clone();
             let tally = &mut self.tallies[playbook];
             tally.lines += 1;
             // The echo may be better qualified (pytest's summary names the file) or carry fields.
             let mut merged = previous.clone();
             merged.fields.merge_missing(&occurrence.fields);
             let better_name = match (&previous.test, &occurrence.test) {
-                (Some(old), Some(new)) if new.len() > old.len() => Some((old.clone(), new.clone())),
+                (Some(old), Some(new)) if new.len() > old.len() => {
+                    Some((Some(old.clone()), new.clone()))
+                }
+                (None, Some(new)) => Some((None, new.clone())),
                 _ => None,
             };
             if let Some((old, new)) = &better_name {
-                tally.tests.replace(old, new);
+                match old {
+                    Some(old) => tally.tests.replace(old, new),
+                    None => tally.tests.insert(new),
+                }
                 merged.test = Some(new.clone());
             }
             if let Some(example) = merged.example.and_then(|i| tally.examples.get_mut(i)) {
@@ -264,7 +279,7 @@ impl<'m> Collector<'m> {
                 tally.codes.insert(code);
             }
             let state = self.state(input);
-            state.last_of_class[playbook] = Some(merged.clone());
+            state.last_of_class[playbook][position] = merged.clone();
             state.recent = Some(Recent { line, ..merged });
             return false;
         }
@@ -273,9 +288,7 @@ impl<'m> Collector<'m> {
             let root = self.state(input).root.clone();
             match root.as_ref().and_then(|r| r.playbook) {
                 Some(cause_class) => self.tallies[cause_class].consequences += 1,
-                None => {
-                    self.unexplained_consequence_count += 1;
-                }
+                None => self.unexplained_consequence_count += 1,
             }
             occurrence.caused_by = root;
         }
@@ -297,25 +310,20 @@ impl<'m> Collector<'m> {
         } else {
             None
         };
-        if kind == Kind::Consequence
-            && occurrence
-                .caused_by
-                .as_ref()
-                .and_then(|c| c.playbook)
-                .is_none()
-            && self.unexplained_consequences.len() < max_examples
-        {
-            self.unexplained_consequences.push(occurrence.clone());
-        }
         let recent = Recent {
             playbook,
+            pattern: occurrence.pattern,
             line,
             test: occurrence.test.clone(),
             fields: occurrence.fields.clone(),
             example,
         };
         let state = self.state(input);
-        state.last_of_class[playbook] = Some(recent.clone());
+        let memory = &mut state.last_of_class[playbook];
+        if memory.len() == ECHO_MEMORY {
+            memory.pop_front();
+        }
+        memory.push_back(recent.clone());
         state.recent = Some(recent);
         true
     }
@@ -336,10 +344,12 @@ impl<'m> Collector<'m> {
         }
         note_fields(tally, &recent.fields);
         let state = self.state(input);
-        if let Some(last) = state.last_of_class[recent.playbook].as_mut() {
-            if last.example == recent.example {
-                last.fields.merge_missing(detail);
-            }
+        if let Some(remembered) = state.last_of_class[recent.playbook]
+            .iter_mut()
+            .rev()
+            .find(|r| r.example == recent.example && same_test(r.test.as_deref(), recent.test.as_deref()))
+        {
+            remembered.fields.merge_missing(detail);
         }
         state.recent = Some(recent);
     }
@@ -365,23 +375,42 @@ fn note_fields(tally: &mut Tally, fields: &Fields) {
     if let Some(table) = &fields.table {
         tally.tables.insert(table);
     }
-    if let (Some(columns), Some(value)) = (&fields.key_columns, &fields.key_value) {
-        tally.keys.insert(&format!("({columns})=({value})"));
+    match (&fields.key_columns, &fields.key_value) {
+        (Some(columns), Some(value)) => tally.keys.insert(&format!("({columns})=({value})")),
+        (Some(columns), None) => tally.keys.insert(&format!("({columns})")),
+        (None, Some(value)) => tally.keys.insert(&format!("=({value})")),
+        (None, None) => {}
     }
 }
 
 fn is_echo(previous: &Recent, next: &Occurrence) -> bool {
-    if !same_test(previous.test.as_deref(), next.test.as_deref()) {
+    let near = next.line.saturating_sub(previous.line) <= ECHO_WINDOW_LINES;
+    // Application logs (Hibernate's SqlExceptionHelper, a server log) often print the error just
+    // before the runner's header names the test: a nearby unattributed line is the same failure.
+    let adopted_by_test = previous.test.is_none() && next.test.is_some() && near;
+    if !adopted_by_test && !same_test(previous.test.as_deref(), next.test.as_deref()) {
         return false;
     }
-    let near = next.line.saturating_sub(previous.line) <= ECHO_WINDOW_LINES;
     if previous.test.is_none() && !near {
+        return false;
+    }
+    // Without a test name, only a re-print of the same wording nearby is an echo (a chained
+    // exception); two different wordings are two failures (two psql attempts in a script).
+    let both_unattributed = previous.test.is_none() && next.test.is_none();
+    if both_unattributed
+        && previous.pattern.is_some()
+        && next.pattern.is_some()
+        && previous.pattern != next.pattern
+    {
         return false;
     }
     let conflicts =
         |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(x), Some(y)) if x != y);
-    !(conflicts(&previous.fields.constraint, &next.fields.constraint)
-        || conflicts(&previous.fields.key_value, &next.fields.key_value))
+    let (a, b) = (&previous.fields, &next.fields);
+    !(conflicts(&a.constraint, &b.constraint)
+        || conflicts(&a.key_value, &b.key_value)
+        || conflicts(&a.table, &b.table)
+        || conflicts(&a.database, &b.database))
 }
 
 /// Two test names denote the same test if one is a qualified form of the other: pytest prints

@@ -137,6 +137,8 @@ fn clean_identifier(raw: &str) -> String {
 pub struct ClassHit {
     /// Index into [`Matcher::playbooks`].
     pub playbook: usize,
+    /// Which pattern matched (index over all patterns), `None` if only a printed code did.
+    pub pattern: Option<usize>,
     /// Normalised code (`sqlstate:23505`), from the line if it prints one, else implied by the wording.
     pub code: Option<String>,
     pub stack: Option<String>,
@@ -270,6 +272,12 @@ impl Matcher {
                 TestRule::End(compile(
                     r"^=+ (?:short test summary info|warnings summary|FAILURES|ERRORS) =+\s*$",
                 )),
+                // Maven Surefire's summary: `[INFO] Results:` ends the per-test sections, and
+                // each summary line names its test: `[ERROR]   UserTest.saves:38 » ...`.
+                TestRule::End(compile(r"^\[INFO\] Results:\s*$")),
+                TestRule::ThisLine(compile(
+                    "^\\[(?:ERROR|WARNING)\\]\\s+(?P<test>[\\w$]+\\.[\\w$]+)(?::\\d+)? \u{bb} ",
+                )),
                 TestRule::Begin(compile(r"^_{3,} (?P<test>.+?) _{3,}\s*$")),
                 TestRule::ThisLine(compile(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+)(?: - .*)?$")),
                 TestRule::Begin(compile(r"^\s*--- FAIL: (?P<test>\S+)")),
@@ -291,7 +299,7 @@ impl Matcher {
                     r#"Key \((?P<columns>.*?)\)=\((?P<value>.*)\) (?:already exists|is not present in table "(?P<ref_table>[^"]+)"|is still referenced from table "(?P<ref_table2>[^"]+)")"#,
                 ),
                 compile(
-                    "Schl\u{fc}ssel \u{bb}\\((?P<columns>.*?)\\)=\\((?P<value>.*)\\)\u{ab} (?:existiert bereits|ist nicht in Tabelle \u{bb}(?P<ref_table>[^\u{ab}]+)\u{ab} vorhanden|wird noch von Tabelle \u{bb}(?P<ref_table2>[^\u{ab}]+)\u{ab} verwiesen)",
+                    "Schl\u{fc}ssel \u{bb}?\\((?P<columns>.*?)\\)=\\((?P<value>.*)\\)\u{ab}? (?:existiert bereits|ist nicht in Tabelle \u{bb}(?P<ref_table>[^\u{ab}]+)\u{ab} vorhanden|wird noch von Tabelle \u{bb}(?P<ref_table2>[^\u{ab}]+)\u{ab} verwiesen)",
                 ),
                 compile(
                     "La cl\u{e9} \u{ab} \\((?P<columns>.*?)\\)=\\((?P<value>.*)\\) \u{bb} (?:existe d\u{e9}j\u{e0}|n'est pas pr\u{e9}sente dans la table \u{ab} (?P<ref_table>[^\u{bb}]+) \u{bb}|est toujours r\u{e9}f\u{e9}renc\u{e9}e \u{e0} partir de la table \u{ab} (?P<ref_table2>[^\u{bb}]+) \u{bb})",
@@ -299,13 +307,15 @@ impl Matcher {
                 // node-postgres error objects print one field per line.
                 compile(r"^\s*constraint: '(?P<constraint>[^']+)'"),
                 compile(r"^\s*table: '(?P<table>[^']+)'"),
+                // sqlx / tokio-postgres print the error struct with Debug: `table: Some("users")`.
+                compile(r#"\btable: Some\("(?P<table>[^"]+)"\)"#),
                 // The statement an ORM prints under the error: SQLAlchemy `[SQL: INSERT INTO users`,
                 // Rails `: INSERT INTO "users"`, Hibernate `[insert into users`.
                 compile(r#"^\s*(?:E\s+)?(?::|\[SQL:|SQL \[|\[)\s*(?i:insert into|update|delete from)\s+[`"]?(?P<table>[\w.]+)"#),
                 // Spring: `could not execute statement; SQL [n/a]; constraint [users_email_key]`.
                 compile(r"constraint \[(?P<constraint>[^\]\s]+)\]"),
                 // Deadlock and lock waits: `CONTEXT: while updating tuple (0,1) in relation "accounts"`.
-                compile(r#"while (?:updating|locking|inserting|deleting) (?:index )?tuple \([^)]*\) in relation "(?P<table>[^"]+)""#),
+                compile(r#"while (?:updating|locking|inserting|deleting) (?:index )?tuple \([^)]*\) in relation \\?"(?P<table>[^"\\]+)\\?""#),
             ],
         };
         matcher.check_examples()?;
@@ -393,6 +403,7 @@ impl Matcher {
             seen_playbooks.push(pattern.playbook);
             facts.classes.push(ClassHit {
                 playbook: pattern.playbook,
+                pattern: Some(pattern_index),
                 code: pattern.code.clone(),
                 stack: pattern.stack.clone(),
                 fields,
@@ -406,6 +417,7 @@ impl Matcher {
                         Some(hit) => hit.code = Some(code),
                         None => facts.classes.push(ClassHit {
                             playbook,
+                            pattern: None,
                             code: Some(code),
                             stack: None,
                             fields: Fields::default(),

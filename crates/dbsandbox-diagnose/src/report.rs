@@ -80,7 +80,9 @@ pub struct OccurrenceReport {
 
 #[derive(Debug, Serialize)]
 pub struct KeyReport {
-    pub columns: String,
+    /// Key columns as printed (`email`, `tenant_id, email`); null when only the value is known
+    /// (MySQL's `Duplicate entry 'x' for key 'users.email'` names the index, not the columns).
+    pub columns: Option<String>,
     pub value: Option<String>,
 }
 
@@ -135,9 +137,11 @@ fn occurrence_report(
         constraint: o.fields.constraint.clone(),
         table: o.fields.table.clone(),
         column: o.fields.column.clone(),
-        key: o.fields.key_columns.as_ref().map(|columns| KeyReport {
-            columns: columns.clone(),
-            value: o.fields.key_value.clone(),
+        key: (o.fields.key_columns.is_some() || o.fields.key_value.is_some()).then(|| {
+            KeyReport {
+                columns: o.fields.key_columns.clone(),
+                value: o.fields.key_value.clone(),
+            }
         }),
         referenced_table: o.fields.referenced_table.clone(),
         database: o.fields.database.clone(),
@@ -276,9 +280,10 @@ fn write_occurrence(out: &mut dyn Write, o: &OccurrenceReport) -> io::Result<()>
         details.push(format!("column {column}"));
     }
     if let Some(key) = &o.key {
+        let columns = key.columns.as_deref().unwrap_or("?");
         match &key.value {
-            Some(value) => details.push(format!("key ({})=({value})", key.columns)),
-            None => details.push(format!("key ({})", key.columns)),
+            Some(value) => details.push(format!("key ({columns})=({value})")),
+            None => details.push(format!("key ({columns})")),
         }
     }
     if let Some(referenced) = &o.referenced_table {
