@@ -1,0 +1,448 @@
+//! The `dbsandbox` binary end to end, on the embedded server: the example suite both ways, the
+//! environment and exit status of `run`, release and SIGTERM clean-up, recovery after kill -9,
+//! refused keys, and set-up errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn dbsandbox(cache: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dbsandbox"));
+    command
+        .arg("--cache-dir")
+        .arg(cache)
+        .env_remove("DATABASE_URL");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("DBSANDBOX_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn example_suite_fails_on_a_shared_database_and_passes_under_dbsandbox() {
+    let example = repo_root().join("examples/pytest-shared");
+    let shared = Command::new("bash")
+        .arg(example.join("shared_db_fails.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        shared.status.success(),
+        "the suite must fail with one shared database:\n{}",
+        text(&shared)
+    );
+
+    let cache = tempfile::tempdir().unwrap();
+    let output = dbsandbox(cache.path())
+        .current_dir(&example)
+        .args([
+            "run",
+            "--port",
+            "0",
+            "--",
+            "python3",
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert!(output.status.success(), "{all}");
+    assert!(all.contains("16 passed"), "{all}");
+    assert!(all.contains("2 keys served (gw0, gw1)"), "{all}");
+}
+
+#[test]
+fn run_exports_the_sandbox_environment_and_exits_with_the_command_status() {
+    let cache = tempfile::tempdir().unwrap();
+    let script = r#"case "$DATABASE_URL" in postgres://dbsandbox@127.0.0.1:$DBSANDBOX_PORT/default) ;; *) exit 90;; esac
+test "$DBSANDBOX_HOST" = 127.0.0.1 || exit 91
+test "$PGPORT" = "$DBSANDBOX_PORT" || exit 92
+exit 7"#;
+    let output = dbsandbox(cache.path())
+        .args(["run", "--port", "0", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(7), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("0 keys served"), "{stderr}");
+}
+
+/// A run in the background with a long command, and its proxy address once it is ready.
+struct BackgroundRun {
+    child: std::process::Child,
+    proxy_port: u16,
+}
+
+impl BackgroundRun {
+    fn start(cache: &Path, migrations: &Path) -> BackgroundRun {
+        let child = dbsandbox(cache)
+            .args(["run", "--port", "0", "--migrations"])
+            .arg(migrations)
+            .args(["--", "sleep", "600"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let record = cache.join("runs").join(format!("{}.json", child.id()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !record.exists() {
+            assert!(Instant::now() < deadline, "the run did not become ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+        let proxy: std::net::SocketAddr = json["proxy"].as_str().unwrap().parse().unwrap();
+        BackgroundRun {
+            child,
+            proxy_port: proxy.port(),
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=whoever dbname={key}",
+            self.proxy_port
+        )
+    }
+}
+
+fn migrations(dir: &Path) -> PathBuf {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations).unwrap();
+    std::fs::write(
+        migrations.join("0001_items.sql"),
+        "create table items(id serial primary key, name text unique not null);\ninsert into items(name) values ('seed');",
+    )
+    .unwrap();
+    migrations
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn count_items(url: &str) -> i64 {
+    connect(url)
+        .await
+        .query_one("select count(*) from items", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_up() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let mut run = BackgroundRun::start(cache.path(), &migrations(project.path()));
+
+    let a = connect(&run.url("worker_a")).await;
+    a.batch_execute("insert into items(name) values ('alice')")
+        .await
+        .unwrap();
+    assert_eq!(
+        count_items(&run.url("worker_a")).await,
+        2,
+        "a second connection of a key sees its writes"
+    );
+    assert_eq!(
+        count_items(&run.url("worker-b")).await,
+        1,
+        "another key has its own clone"
+    );
+    drop(a);
+
+    let status = dbsandbox(cache.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let leased = json["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["state"] == "leased")
+        .count();
+    assert_eq!(leased, 2, "{json}");
+    assert_eq!(
+        json["runs"][0]["keys"]["worker_a"]["connections_total"], 2,
+        "{json}"
+    );
+
+    let released = dbsandbox(cache.path())
+        .args(["release", "worker_a"])
+        .output()
+        .unwrap();
+    assert!(released.status.success(), "{}", text(&released));
+    assert_eq!(
+        count_items(&run.url("worker_a")).await,
+        1,
+        "after release the key gets a fresh clone"
+    );
+    let unknown = dbsandbox(cache.path())
+        .args(["release", "nobody"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let exit = run.child.wait().unwrap();
+    assert_eq!(
+        exit.code(),
+        Some(143),
+        "SIGTERM ends the command, dbsandbox reports 128 + 15"
+    );
+    assert!(
+        tokio_postgres::connect(&run.url("worker_a"), tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "the proxy is gone"
+    );
+    assert!(!cache
+        .path()
+        .join("runs")
+        .join(format!("{}.json", run.child.id()))
+        .exists());
+
+    // Nothing but the template and the pristine spares stay on the server.
+    let status = dbsandbox(cache.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    for db in json["databases"].as_array().unwrap() {
+        assert!(
+            db["state"] == "ready" || db["state"] == "spare",
+            "left behind: {db}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_keys_are_refused_with_a_clear_error() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let mut run = BackgroundRun::start(cache.path(), &migrations(project.path()));
+    for key in ["has space", "semi;colon", "x".repeat(49).as_str(), "é"] {
+        let config = format!(
+            "host=127.0.0.1 port={} user=u dbname='{key}'",
+            run.proxy_port
+        );
+        let err = tokio_postgres::connect(&config, tokio_postgres::NoTls)
+            .await
+            .err()
+            .expect("refused");
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{key}: {err}"));
+        assert_eq!(db.code().code(), "3D000", "{key}");
+        assert!(
+            db.message()
+                .contains("1 to 48 characters from A-Z, a-z, 0-9"),
+            "{key}: {}",
+            db.message()
+        );
+    }
+    assert_eq!(
+        count_items(&run.url("fine_key-1")).await,
+        1,
+        "the proxy still serves good keys"
+    );
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn after_kill_9_the_next_start_stops_the_orphaned_server_and_reaps_its_clones() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let migrations = migrations(project.path());
+    let mut run = BackgroundRun::start(cache.path(), &migrations);
+    connect(&run.url("k"))
+        .await
+        .batch_execute("insert into items(name) values ('leak')")
+        .await
+        .unwrap();
+
+    let server_json = std::fs::read_dir(cache.path().join("servers"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("server.json"))
+        .find(|p| p.exists())
+        .expect("the shared cluster records its server");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&server_json).unwrap()).unwrap();
+    let postgres_pid = record["postgres_pid"].as_i64().unwrap() as i32;
+
+    run.child.kill().unwrap(); // SIGKILL: no clean-up at all
+    run.child.wait().unwrap();
+    let _ = Command::new("pkill").args(["-f", "^sleep 600$"]).status();
+    assert!(
+        pid_alive(postgres_pid),
+        "the orphaned server is still running before the next start"
+    );
+
+    let next = dbsandbox(cache.path())
+        .args(["run", "--port", "0", "--migrations"])
+        .arg(&migrations)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(
+        !pid_alive(postgres_pid),
+        "the next start stopped the orphaned server"
+    );
+
+    let status = dbsandbox(cache.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    for db in json["databases"].as_array().unwrap() {
+        assert!(
+            db["state"] != "leased" && db["state"] != "pooled",
+            "not reaped: {db}"
+        );
+    }
+}
+
+#[test]
+fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let migrations = migrations(project.path());
+    // The first run holds the shared cluster, so the second gets a private one.
+    let mut holder = BackgroundRun::start(cache.path(), &migrations);
+    let mut victim = BackgroundRun::start(cache.path(), &migrations);
+    let private_root = cache.path().join("private");
+    let private: Vec<PathBuf> = std::fs::read_dir(&private_root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(private.len(), 1, "{private:?}");
+    victim.child.kill().unwrap();
+    victim.child.wait().unwrap();
+    assert!(private[0].exists());
+
+    let next = dbsandbox(cache.path())
+        .args(["run", "--port", "0", "--migrations"])
+        .arg(&migrations)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(
+        !private[0].exists(),
+        "the dead run's private cluster was reclaimed"
+    );
+    holder.child.kill().unwrap();
+    holder.child.wait().unwrap();
+}
+
+#[test]
+fn set_up_errors_are_clear_and_exit_2() {
+    let cache = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--pg-bin", "/nonexistent", "run", "--", "true"],
+            "apt-get install postgresql",
+        ),
+        (
+            &["--run-as", "no_such_user_x", "run", "--", "true"],
+            "--run-as",
+        ),
+        (
+            &["run", "--migrations", "/nonexistent/dir", "--", "true"],
+            "does not exist",
+        ),
+        (
+            &[
+                "--server",
+                "postgres://u@127.0.0.1:1/db",
+                "run",
+                "--",
+                "true",
+            ],
+            "cannot connect",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = dbsandbox(cache.path()).args(args).output().unwrap();
+        let all = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {all}");
+        assert!(all.contains(expected), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn a_failing_migration_is_reported_with_file_and_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().join("migrations");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("0001_ok.sql"), "create table a(id int);").unwrap();
+    std::fs::write(
+        dir.join("0002_bad.sql"),
+        "create table b(id int);\ncreate tabel c(id int);",
+    )
+    .unwrap();
+    let output = dbsandbox(cache.path())
+        .args(["run", "--port", "0", "--migrations"])
+        .arg(&dir)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains("0002_bad.sql:2") && all.contains("syntax error"),
+        "{all}"
+    );
+}
