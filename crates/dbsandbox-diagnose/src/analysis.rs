@@ -181,8 +181,10 @@ impl<'m> Collector<'m> {
             None => line_test.or_else(|| self.state(input).current_test.clone()),
         };
 
-        if let Some(detail) = &facts.detail {
-            self.enrich_recent(input, line, detail);
+        // A DETAIL on its own line belongs to the failure just before it; one on the same line as
+        // a failure (node-postgres dumps, Debug structs) belongs to that failure only.
+        if let Some(detail) = facts.detail.as_ref().filter(|_| facts.classes.is_empty()) {
+            self.enrich_recent(input, line, test.as_deref(), detail);
         }
 
         let had_classes = !facts.classes.is_empty();
@@ -330,11 +332,13 @@ impl<'m> Collector<'m> {
 
     /// A DETAIL line (or node-postgres field) adds the key, constraint or table to the failure
     /// printed just before it.
-    fn enrich_recent(&mut self, input: usize, line: u64, detail: &Fields) {
+    fn enrich_recent(&mut self, input: usize, line: u64, test: Option<&str>, detail: &Fields) {
         let Some(mut recent) = self.state(input).recent.clone() else {
             return;
         };
-        if line.saturating_sub(recent.line) > DETAIL_WINDOW_LINES {
+        if line.saturating_sub(recent.line) > DETAIL_WINDOW_LINES
+            || !same_test(recent.test.as_deref(), test)
+        {
             return;
         }
         recent.fields.merge_missing(detail);

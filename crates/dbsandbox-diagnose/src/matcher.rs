@@ -43,9 +43,12 @@ const SHARED_TRIGGERS: &[&str] = &[
     "<<< ",
     "ERROR: test",
     "FAIL: test",
+    "Results:",
+    " \u{bb} ",
     // DETAIL lines with the offending key, and node-postgres error dumps.
     "Key (",
     "Schl\u{fc}ssel \u{bb}(",
+    "Schl\u{fc}ssel (",
     "cl\u{e9} \u{ab} (",
     "constraint: '",
     "table: '",
@@ -58,6 +61,7 @@ const SHARED_TRIGGERS: &[&str] = &[
     "[INSERT INTO",
     "constraint [",
     "in relation \"",
+    "table: Some(",
 ];
 
 /// What a matched line says about the test it belongs to.

@@ -2,7 +2,7 @@
 //! human rendering: classes ranked by how often they occurred, each with its first occurrences,
 //! the details that point at the cause, the diagnosis and the fix.
 
-use crate::analysis::{BoundedSet, Cause, Collector, Occurrence};
+use crate::analysis::{same_test, BoundedSet, Cause, Collector, Occurrence};
 use crate::catalogue::{Fix, Kind, Playbook};
 use crate::reader::ScanOutcome;
 use serde::Serialize;
@@ -113,19 +113,36 @@ fn names(set: &BoundedSet) -> (Vec<String>, u64) {
     (set.values.clone(), set.overflow)
 }
 
-fn cause_report(cause: &Cause, playbooks: &[Playbook], inputs: &[String]) -> CauseReport {
+fn cause_report(cause: &Cause, collector: &Collector<'_>, inputs: &[String]) -> CauseReport {
+    let playbooks = &collector.matcher().playbooks;
+    // The cause was recorded under the name known at the time (pytest's section header says
+    // `test_x`); if the summary later qualified it (`tests/a.py::test_x`), report that.
+    let test = cause.test.as_ref().map(|known| {
+        cause
+            .playbook
+            .and_then(|p| {
+                collector.tallies[p]
+                    .tests
+                    .values
+                    .iter()
+                    .filter(|t| t.len() > known.len() && same_test(Some(t), Some(known)))
+                    .max_by_key(|t| t.len())
+            })
+            .unwrap_or(known)
+            .clone()
+    });
     CauseReport {
         class: cause.playbook.map(|p| playbooks[p].id.clone()),
         file: inputs.get(cause.input).cloned().unwrap_or_default(),
         line: cause.line,
-        test: cause.test.clone(),
+        test,
         excerpt: cause.excerpt.clone(),
     }
 }
 
 fn occurrence_report(
     o: &Occurrence,
-    playbooks: &[Playbook],
+    collector: &Collector<'_>,
     inputs: &[String],
 ) -> OccurrenceReport {
     OccurrenceReport {
@@ -149,7 +166,7 @@ fn occurrence_report(
         caused_by: o
             .caused_by
             .as_ref()
-            .map(|c| cause_report(c, playbooks, inputs)),
+            .map(|c| cause_report(c, collector, inputs)),
     }
 }
 
@@ -200,7 +217,7 @@ pub fn build(
                 occurrences: tally
                     .examples
                     .iter()
-                    .map(|o| occurrence_report(o, playbooks, names_of_inputs))
+                    .map(|o| occurrence_report(o, collector, names_of_inputs))
                     .collect(),
                 occurrences_omitted: tally.count - tally.examples.len() as u64,
                 consequences: tally.consequences,
@@ -226,7 +243,7 @@ pub fn build(
                 occurrences: tally
                     .examples
                     .iter()
-                    .map(|o| occurrence_report(o, playbooks, names_of_inputs))
+                    .map(|o| occurrence_report(o, collector, names_of_inputs))
                     .collect(),
                 occurrences_omitted: tally.count - tally.examples.len() as u64,
                 diagnosis: playbook.diagnosis.trim().to_string(),
