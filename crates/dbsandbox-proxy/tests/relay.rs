@@ -17,10 +17,16 @@ async fn simple_and_extended_queries_reach_the_routed_database() {
 
     let mut config = proxy.config("a");
     config.application_name("proxy-test-app");
+    // Other startup parameters reach the backend too: `options` and what the driver sets itself.
+    config.options("-c work_mem=7MB");
     let client = support::connect_with(&config).await.unwrap();
 
     let rows = client
-        .simple_query("SELECT current_database(), current_setting('application_name')")
+        .simple_query(
+            "SELECT current_database(), current_setting('application_name'), \
+             current_setting('work_mem'), current_setting('client_encoding'), \
+             current_setting('DateStyle')",
+        )
         .await
         .unwrap();
     let row = rows
@@ -32,6 +38,9 @@ async fn simple_and_extended_queries_reach_the_routed_database() {
         .expect("a row");
     assert_eq!(row.get(0), Some("sandbox_a"));
     assert_eq!(row.get(1), Some("proxy-test-app"));
+    assert_eq!(row.get(2), Some("7MB"));
+    assert_eq!(row.get(3), Some("UTF8"));
+    assert_eq!(row.get(4), Some("ISO, MDY"));
 
     let sum: i32 = client
         .query_one("SELECT $1::int4 + $2::int4", &[&40i32, &2i32])
@@ -225,6 +234,12 @@ async fn cancel_request_reaches_the_right_backend() {
         .unwrap();
     assert_eq!(sqlstate(&result.unwrap_err()), "57014");
     assert!(started.elapsed() < Duration::from_secs(5));
+    // The proxy counts a forward once the backend closed the cancel connection, which can be a
+    // moment after the cancelled query's error reached the client.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.stats.snapshot().cancels_forwarded == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let stats = proxy.stats.snapshot();
     assert_eq!(stats.cancel_requests, 1);
     assert_eq!(stats.cancels_forwarded, 1);
@@ -239,6 +254,7 @@ async fn cancel_request_reaches_the_right_backend() {
     let mut packet = bytes::BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(12345, 678, &mut packet);
     raw.send(&packet).await;
+    // The proxy closes the socket only after it decided, so the counters are final here.
     assert_eq!(raw.recv().await, None);
     let stats = proxy.stats.snapshot();
     assert_eq!(stats.cancel_requests, 2);

@@ -314,3 +314,27 @@ async fn shutdown_stops_accepting_and_closes_clients_with_57p01() {
     );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+#[tokio::test]
+async fn replication_connections_and_missing_users_are_refused() {
+    let proxy = TestProxy::trust(MapRouter::with([])).await;
+    for (params, code, message) in [
+        (
+            &b"user\0tester\0database\0k\0replication\0database\0\0"[..],
+            "0A000",
+            "replication connections are not supported by the dbsandbox proxy",
+        ),
+        (
+            b"database\0k\0\0",
+            "28000",
+            "no PostgreSQL user name specified in startup packet",
+        ),
+    ] {
+        let mut packet = ((params.len() + 8) as i32).to_be_bytes().to_vec();
+        packet.extend_from_slice(&0x0003_0000i32.to_be_bytes());
+        packet.extend_from_slice(params);
+        let mut raw = RawConnection::open(proxy.addr).await;
+        raw.send(&packet).await;
+        assert_eq!(raw.expect_fatal().await, (code.into(), message.into()));
+    }
+}
