@@ -145,6 +145,17 @@ async fn large_result_sets_stream_through() {
     assert_eq!(sum, 200_000 * 200_001 / 2);
     assert_eq!(text_bytes, 200_000 * 100);
     assert!(proxy.stats.snapshot().bytes_to_clients > 20_000_000);
+
+    // Single messages far larger than the relay buffers pass through in pieces, both ways.
+    let big = "y".repeat(20_000_000);
+    let row = client
+        .query_one("SELECT length($1::text), repeat('z', 30000000)", &[&big])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 20_000_000);
+    let echoed: &str = row.get(1);
+    assert_eq!(echoed.len(), 30_000_000);
+    assert!(echoed.bytes().all(|b| b == b'z'));
 }
 
 #[tokio::test]
