@@ -1,4 +1,4 @@
-//! Test support: a private, throw-away PostgreSQL 15 server per test (run as the `postgres` user,
+//! Test support: a private, throw-away PostgreSQL (15 preferred) server per test (as root, run as the `postgres` user,
 //! since PostgreSQL refuses root), a router that maps sandbox keys to databases the test creates,
 //! and helpers to run a proxy in front of it and to speak raw protocol bytes to it. The server
 //! is stopped and its directory removed when the [`PgServer`] is dropped.
@@ -28,7 +28,32 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_postgres::{Client, NoTls};
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// PostgreSQL's bin directory: `$PG_BIN`, else version 15 from the Debian layout, else the
+/// newest version installed there.
+fn pg_bin() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        return PathBuf::from(dir);
+    }
+    let preferred = PathBuf::from("/usr/lib/postgresql/15/bin");
+    if preferred.join("postgres").exists() {
+        return preferred;
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, bin)| bin.join("postgres").exists())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).expect(
+        "no PostgreSQL found: install postgresql (apt-get install postgresql) or set PG_BIN",
+    )
+}
+
+fn running_as_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
 /// Password of the `postgres` superuser for TCP (SCRAM) connections.
 pub const SUPERUSER_PASSWORD: &str = "super-secret";
 /// A role whose password is stored as MD5 and whose TCP logins use the md5 method.
@@ -43,19 +68,33 @@ fn postgres_ids() -> (u32, u32) {
 }
 
 fn chown_to_postgres(path: &Path) {
+    if !running_as_root() {
+        return;
+    }
     let (uid, gid) = postgres_ids();
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
 }
 
+/// PostgreSQL refuses to run as root, so as root the server runs as `postgres`; as anyone else
+/// it runs as that user.
 fn run_as_postgres(cmd: &mut Command) -> &mut Command {
+    if !running_as_root() {
+        return cmd;
+    }
     let (uid, gid) = postgres_ids();
     cmd.uid(uid).gid(gid)
 }
 
 /// Builds (once) and returns the cached initdb output.
 fn template_data_dir() -> PathBuf {
-    let root = PathBuf::from("/tmp/dbsandbox-proxy-tests");
-    let template = root.join("pgdata-15-v1");
+    let root = tests_root();
+    let bin = pg_bin();
+    let version = bin
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let template = root.join(format!("pgdata-{version}-v1"));
     if template.join("PG_VERSION").exists() {
         return template;
     }
@@ -72,7 +111,7 @@ fn template_data_dir() -> PathBuf {
     std::fs::write(&pwfile, SUPERUSER_PASSWORD).unwrap();
     chown_to_postgres(&pwfile);
     let status = run_as_postgres(
-        Command::new(format!("{PG_BIN}/initdb"))
+        Command::new(bin.join("initdb"))
             .arg("-D")
             .arg(&data)
             .args(["-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync"])
@@ -101,6 +140,17 @@ fn template_data_dir() -> PathBuf {
     template
 }
 
+/// Shared by all test processes; per-user so a non-root run does not trip over root's files.
+fn tests_root() -> PathBuf {
+    let user = nix::unistd::Uid::effective().as_raw();
+    let suffix = if user == 0 {
+        String::new()
+    } else {
+        format!("-{user}")
+    };
+    PathBuf::from(format!("/tmp/dbsandbox-proxy-tests{suffix}"))
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -122,7 +172,7 @@ impl PgServer {
         let template = template_data_dir();
         let dir = tempfile::Builder::new()
             .prefix("pg-")
-            .tempdir_in("/tmp/dbsandbox-proxy-tests")
+            .tempdir_in(tests_root())
             .unwrap();
         chown_to_postgres(dir.path());
         let data = dir.path().join("data");
@@ -133,7 +183,7 @@ impl PgServer {
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("postgres.log")).unwrap();
         let child = run_as_postgres(
-            Command::new(format!("{PG_BIN}/postgres"))
+            Command::new(pg_bin().join("postgres"))
                 .arg("-D")
                 .arg(&data)
                 .args(["-c", "fsync=off", "-c", "listen_addresses=127.0.0.1"])
