@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::marker::{hostname, DbKind, DbState, Marker, NAME_PREFIX};
-use crate::template::drop_database;
+use crate::template::{drop_database, drop_sql};
 use crate::{quote_ident, PoolError, Template};
 
 /// How `CREATE DATABASE` copies the template (PostgreSQL 15+ offers two).
@@ -92,6 +92,8 @@ struct Shared {
     misses: AtomicU64,
     clone_micros: AtomicU64,
     refill_error: Mutex<Option<String>>,
+    /// One connection for background marking and dropping, made on first use and remade when it breaks.
+    background_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 /// A pool of clones of one template. Cheap to clone (shared).
@@ -169,8 +171,8 @@ impl ClonePool {
         let name = name.to_string();
         lock(&self.shared.drops).spawn(async move {
             let marker = clone_marker(&shared, DbState::Leased);
-            if let Ok(admin) = shared.endpoint.admin().await {
-                let _ = admin.batch_execute(&marker.comment_sql(&name)).await;
+            if let Err(e) = shared.background_execute(&marker.comment_sql(&name)).await {
+                tracing::debug!("marking {name} leased: {e}");
             }
         });
     }
@@ -187,13 +189,10 @@ impl ClonePool {
         let shared = self.shared.clone();
         let name = name.to_string();
         lock(&self.shared.drops).spawn(async move {
-            match shared.endpoint.admin().await {
-                Ok(admin) => match drop_database(&admin, &name).await {
-                    Ok(()) => {
-                        shared.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::warn!("{e}"),
-                },
+            match shared.background_execute(&drop_sql(&name)).await {
+                Ok(()) => {
+                    shared.dropped.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(e) => tracing::warn!("cannot drop {name}: {e}"),
             }
         });
@@ -339,8 +338,23 @@ async fn create_clone(
         .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(&name))
         .await
         .map_err(|e| PoolError::db("marking a clone", &e))?;
+    warm_up(&shared.endpoint, &name).await;
     shared.created.fetch_add(1, Ordering::Relaxed);
     Ok(name)
+}
+
+/// Connects to a new clone once. The first connection to a database builds its relation cache
+/// and writes the cache file; done here, in the background, it does not land on the first
+/// connection of a test (measured: ~15 ms of a fresh key's connect-to-first-row on schema40).
+async fn warm_up(endpoint: &Endpoint, name: &str) {
+    match endpoint.connect(name).await {
+        Ok(client) => {
+            if let Err(e) = client.batch_execute("select 1").await {
+                tracing::debug!("warming {name}: {e}");
+            }
+        }
+        Err(e) => tracing::debug!("warming {name}: {e}"),
+    }
 }
 
 async fn refill_worker(shared: Arc<Shared>) {
@@ -399,7 +413,32 @@ impl Shared {
             misses: AtomicU64::new(0),
             clone_micros: AtomicU64::new(0),
             refill_error: Mutex::new(None),
+            background_admin: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Runs `sql` on the background admin connection, reconnecting once if it broke.
+    async fn background_execute(&self, sql: &str) -> Result<(), PoolError> {
+        let mut admin = self.background_admin.lock().await;
+        for _ in 0..2 {
+            if admin.as_ref().is_none_or(|c| c.is_closed()) {
+                *admin = Some(
+                    self.endpoint
+                        .admin()
+                        .await
+                        .map_err(|e| PoolError::db("connecting to the server", &e))?,
+                );
+            }
+            let client = admin.as_ref().expect("connected above");
+            match client.batch_execute(sql).await {
+                Err(e) if client.is_closed() => tracing::debug!("background connection broke: {e}"),
+                result => return result.map_err(|e| PoolError::db(sql.to_string(), &e)),
+            }
+        }
+        Err(PoolError::Database {
+            context: sql.to_string(),
+            message: "the connection to the server keeps breaking".to_string(),
+        })
     }
 }
 

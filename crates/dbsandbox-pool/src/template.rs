@@ -279,12 +279,13 @@ pub(crate) async fn drop_database(
     name: &str,
 ) -> Result<(), PoolError> {
     admin
-        .batch_execute(&format!(
-            "drop database if exists {} with (force)",
-            quote_ident(name)
-        ))
+        .batch_execute(&drop_sql(name))
         .await
         .map_err(|e| PoolError::db(format!("dropping {name}"), &e))
+}
+
+pub(crate) fn drop_sql(name: &str) -> String {
+    format!("drop database if exists {} with (force)", quote_ident(name))
 }
 
 #[cfg(test)]

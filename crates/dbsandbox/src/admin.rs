@@ -18,8 +18,16 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
             runs.push(serde_json::json!({"pid": run.owner.pid, "proxy": run.proxy, "project": run.project_root, "keys": keys}));
         }
         if json {
+            let endpoint = server.endpoint();
             let report = serde_json::json!({
                 "server": server.describe(),
+                "endpoint": {
+                    "host": endpoint.host,
+                    "port": endpoint.port,
+                    "user": endpoint.user,
+                    "socket_dir": endpoint.socket_dir,
+                    "version_num": endpoint.version_num,
+                },
                 "databases": databases.iter().map(database_json).collect::<Vec<_>>(),
                 "runs": runs,
             });

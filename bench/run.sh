@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds the release binaries and runs the benchmark harness; pass --quick for a short run.
+# The report (Markdown) goes to stdout; copy it into bench/RESULTS.md with the command used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked -p dbsandbox -p dbsandbox-bench
+exec target/release/dbsandbox-bench "$@"
