@@ -194,11 +194,12 @@ pub async fn establish<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&out).await?;
 
     let mut buf = BytesMut::with_capacity(4096);
-    authenticate(stream, &mut buf, target).await?;
+    let mut greeting = BytesMut::with_capacity(512);
+    authenticate(stream, &mut buf, target, &mut greeting).await?;
 
     let mut established = Established {
         key_data: None,
-        greeting: BytesMut::with_capacity(512),
+        greeting,
         ready_for_query: BytesMut::new(),
         leftover: BytesMut::new(),
     };
@@ -223,18 +224,25 @@ pub async fn establish<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Answers the backend's authentication requests until AuthenticationOk.
+/// Answers the backend's authentication requests until AuthenticationOk. NoticeResponses sent
+/// meanwhile are kept in `notices` for the client.
 async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     buf: &mut BytesMut,
     target: &BackendTarget,
+    notices: &mut BytesMut,
 ) -> Result<(), BackendError> {
     let mut out = BytesMut::with_capacity(256);
     let mut scram: Option<ScramSha256> = None;
     loop {
         let raw = next_message(stream, buf).await?;
-        if raw[0] == b'E' {
-            return Err(BackendError::Rejected(raw));
+        match raw[0] {
+            b'E' => return Err(BackendError::Rejected(raw)),
+            b'N' => {
+                notices.extend_from_slice(&raw);
+                continue;
+            }
+            _ => {}
         }
         if raw[0] != b'R' {
             return Err(BackendError::Failed(format!(

@@ -1,6 +1,6 @@
-//! Test support: a private, throw-away PostgreSQL (15 preferred) server per test (as root, run as the `postgres` user,
-//! since PostgreSQL refuses root), a router that maps sandbox keys to databases the test creates,
-//! and helpers to run a proxy in front of it and to speak raw protocol bytes to it. The server
+//! Test support: a private, throw-away PostgreSQL server per test (15 preferred; as root it runs
+//! as the `postgres` user, since PostgreSQL refuses root), a router that maps sandbox keys to
+//! databases the test creates, and helpers to run a proxy in front of it and to speak raw protocol bytes to it. The server
 //! is stopped and its directory removed when the [`PgServer`] is dropped.
 //!
 //! initdb runs once per machine into a cached template directory (renamed into place, so
