@@ -149,6 +149,88 @@ fn start_background(cache: &Path) -> anyhow::Result<BackgroundRun> {
     })
 }
 
+/// PgBouncer in session mode in front of the benchmark server, as a baseline for the proxy.
+/// It refuses to run as root, so as root it runs as `postgres`.
+struct PgBouncer {
+    child: Child,
+    port: String,
+    version: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PgBouncer {
+    fn start(backend_port: &str) -> anyhow::Result<PgBouncer> {
+        let version = Command::new("pgbouncer").arg("--version").output()?;
+        let version = String::from_utf8_lossy(&version.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?")
+            .to_string();
+        let dir = tempfile::tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+            .to_string();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        std::fs::write(dir.path().join("users.txt"), "\"dbsandbox\" \"\"\n")?;
+        std::fs::write(
+            dir.path().join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host=127.0.0.1 port={backend_port} user=dbsandbox\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+                 unix_socket_dir =\nauth_type = trust\nauth_file = {}\npool_mode = session\nmax_client_conn = 200\n\
+                 default_pool_size = 20\nlogfile = {}\npidfile = {}\n",
+                path("users.txt"),
+                path("pgbouncer.log"),
+                path("pgbouncer.pid")
+            ),
+        )?;
+        let mut command = Command::new("pgbouncer");
+        command
+            .arg(path("pgbouncer.ini"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if nix_is_root() {
+            use std::os::unix::fs::PermissionsExt;
+            use std::os::unix::process::CommandExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+            let uid: u32 =
+                String::from_utf8(Command::new("id").args(["-u", "postgres"]).output()?.stdout)?
+                    .trim()
+                    .parse()?;
+            command.uid(uid);
+        }
+        let child = command.spawn().context("starting pgbouncer")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
+            if Instant::now() > deadline {
+                bail!("pgbouncer did not start");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(PgBouncer {
+            child,
+            port,
+            version,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
 fn status_json(cache: &Path) -> anyhow::Result<serde_json::Value> {
     let output = dbsandbox(cache)?.args(["status", "--json"]).output()?;
     if !output.status.success() {
@@ -291,9 +373,30 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         .to_string();
     let seconds = options.pgbench_seconds.to_string();
     let backend_port = endpoint["port"].to_string();
+    let bouncer = PgBouncer::start(&endpoint["port"].to_string()).ok();
     let mut proxied = Vec::new();
     let mut direct_tps = Vec::new();
+    let mut bounced = Vec::new();
     for _ in 0..options.pgbench_rounds {
+        if let Some(bouncer) = &bouncer {
+            bounced.push(pgbench_tps(&[
+                "-S",
+                "-n",
+                "-c",
+                "8",
+                "-j",
+                "2",
+                "-T",
+                &seconds,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &bouncer.port,
+                "-U",
+                "dbsandbox",
+                &clone,
+            ])?);
+        }
         direct_tps.push(pgbench_tps(&[
             "-S",
             "-n",
@@ -338,6 +441,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     );
     let (create_p50, plain_p50) = (median(&mut create_database), median(&mut plain_connect));
     let (proxied_tps, direct_tps) = (median(&mut proxied), median(&mut direct_tps));
+    let bounced_tps = median(&mut bounced);
     println!("| measurement | dbsandbox | baseline (same run) | ratio | goal |");
     println!("|---|---|---|---|---|");
     println!(
@@ -364,5 +468,13 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         options.pgbench_rounds,
         proxied_tps / direct_tps
     );
+    match bouncer {
+        Some(bouncer) => println!(
+            "| … PgBouncer {} (session mode, same server and database, same rounds) | {proxied_tps:.0} TPS through dbsandbox | {bounced_tps:.0} TPS through PgBouncer | {:.2}× PgBouncer | |",
+            bouncer.version,
+            proxied_tps / bounced_tps
+        ),
+        None => println!("| … PgBouncer | | not measured: pgbouncer is not installed (apt-get install pgbouncer) | | |"),
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! templates, and `gc`. Every function here only ever touches databases that carry our marker.
 
 use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
+
 use crate::template::drop_database;
 use crate::PoolError;
 
@@ -19,6 +20,7 @@ impl DatabaseInfo {
     pub fn in_use(&self) -> bool {
         match self.marker.state {
             DbState::Leased | DbState::Pooled | DbState::Building => !self.marker.owner_is_dead(),
+            DbState::Unfinished => self.connections > 0,
             DbState::Ready | DbState::Spare => false,
         }
     }
@@ -37,20 +39,50 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
         )
         .await
         .map_err(|e| PoolError::db("listing databases", &e))?;
-    let mut found: Vec<DatabaseInfo> = rows
-        .into_iter()
-        .filter_map(|row| {
-            let name: String = row.get(0);
-            let comment: Option<String> = row.get(1);
-            let marker = Marker::parse(&name, comment.as_deref())?;
-            Some(DatabaseInfo {
-                name,
-                marker,
-                size_bytes: row.get(2),
-                connections: row.get(3),
-            })
-        })
-        .collect();
+    let mut found = Vec::new();
+    let mut unmarked = Vec::new();
+    for row in rows {
+        let name: String = row.get(0);
+        let comment: Option<String> = row.get(1);
+        let info = |marker| DatabaseInfo {
+            name: name.clone(),
+            marker,
+            size_bytes: row.get(2),
+            connections: row.get(3),
+        };
+        match Marker::parse(&name, comment.as_deref()) {
+            Some(marker) => found.push(info(marker)),
+            None => unmarked.push(info(Marker::new(
+                DbKind::Clone,
+                DbState::Unfinished,
+                "",
+                "",
+                "",
+            ))),
+        }
+    }
+    for mut db in unmarked {
+        let Some(prefix) = unfinished_clone_fingerprint(&db.name) else {
+            continue;
+        };
+        let template = found.iter().find(|t| {
+            t.marker.kind == DbKind::Template && t.marker.fingerprint.starts_with(prefix)
+        });
+        if let Some(template) = template {
+            db.marker = Marker {
+                owner: None,
+                created: 0,
+                ..Marker::new(
+                    DbKind::Clone,
+                    DbState::Unfinished,
+                    &template.marker.project,
+                    &template.marker.fingerprint,
+                    &template.name,
+                )
+            };
+            found.push(db);
+        }
+    }
     found.sort_by(|a, b| {
         b.marker
             .created
@@ -60,10 +92,24 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
     Ok(found)
 }
 
+/// The fingerprint prefix in a clone name of exactly the shape the pool makes
+/// (`dbsandbox_c_` + 10 hex + `_` + 12 hex), or `None` for any other name.
+fn unfinished_clone_fingerprint(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix(NAME_PREFIX)?.strip_prefix("c_")?;
+    let (fingerprint, unique) = rest.split_once('_')?;
+    let hex = |s: &str, len| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    (hex(fingerprint, 10) && hex(unique, 12)).then_some(fingerprint)
+}
+
 /// Drops clones whose owner died on this host (a killed run): they may be dirty and nobody
 /// will return them. Spare clones stay for adoption.
 pub async fn reap_dead_owners(admin: &tokio_postgres::Client) -> Result<Vec<String>, PoolError> {
     let mut reaped = Vec::new();
+    let mut unfinished = Vec::new();
     for db in list(admin).await? {
         let dead_clone = db.marker.kind == DbKind::Clone
             && matches!(db.marker.state, DbState::Pooled | DbState::Leased)
@@ -71,6 +117,22 @@ pub async fn reap_dead_owners(admin: &tokio_postgres::Client) -> Result<Vec<Stri
         if dead_clone {
             drop_database(admin, &db.name).await?;
             reaped.push(db.name);
+        } else if db.marker.state == DbState::Unfinished && !db.in_use() {
+            unfinished.push(db.name);
+        }
+    }
+    if !unfinished.is_empty() {
+        // A live creator marks its clone milliseconds after CREATE DATABASE: only what is still
+        // unmarked a moment later was left by a creator that died.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        for db in list(admin).await? {
+            if db.marker.state == DbState::Unfinished
+                && !db.in_use()
+                && unfinished.contains(&db.name)
+            {
+                drop_database(admin, &db.name).await?;
+                reaped.push(db.name);
+            }
         }
     }
     if !reaped.is_empty() {
@@ -149,4 +211,18 @@ pub async fn gc(admin: &tokio_postgres::Client, force: bool) -> Result<GcReport,
         report.dropped.push(db.name);
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_exact_clone_name_shape_counts_as_unfinished() {
+        use super::unfinished_clone_fingerprint as f;
+        assert_eq!(f("dbsandbox_c_0123456789_abcdef012345"), Some("0123456789"));
+        assert_eq!(f("dbsandbox_c_0123456789_abcdef01234"), None, "short");
+        assert_eq!(f("dbsandbox_c_012345678g_abcdef012345"), None, "not hex");
+        assert_eq!(f("dbsandbox_c_0123456789_ABCDEF012345"), None, "upper case");
+        assert_eq!(f("dbsandbox_users"), None);
+        assert_eq!(f("myapp_c_0123456789_abcdef012345"), None);
+    }
 }

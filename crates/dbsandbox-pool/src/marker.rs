@@ -30,6 +30,9 @@ pub enum DbState {
     Leased,
     /// A pristine clone left by a cleanly stopped run, for the next run to adopt.
     Spare,
+    /// A clone whose creator stopped between `CREATE DATABASE` and marking it: recognised by its
+    /// exact clone name and the fingerprint of one of our templates (never stored, only inferred).
+    Unfinished,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

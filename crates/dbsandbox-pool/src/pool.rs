@@ -83,6 +83,8 @@ struct Shared {
     ready: Mutex<VecDeque<String>>,
     leased: Mutex<HashSet<String>>,
     in_flight: AtomicUsize,
+    /// Set at shutdown: refill workers finish the clone they are making and exit.
+    stopping: std::sync::atomic::AtomicBool,
     wake_refill: Notify,
     clone_ready: Notify,
     drops: Mutex<JoinSet<()>>,
@@ -231,8 +233,9 @@ impl ClonePool {
     /// Stops refilling, drops leased clones, and keeps the ready ones as spares for the next run
     /// (or drops them too when `keep_spares` is false).
     pub async fn shutdown(&self, keep_spares: bool) -> Result<(), PoolError> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.wake_refill.notify_waiters();
         let mut workers = std::mem::take(&mut *lock(&self.workers));
-        workers.abort_all();
         while workers.join_next().await.is_some() {}
         let admin = self
             .shared
@@ -240,28 +243,10 @@ impl ClonePool {
             .admin()
             .await
             .map_err(|e| PoolError::db("connecting to the server", &e))?;
-        // A worker aborted mid-CREATE may have made a clone it never recorded: find those by marker.
-        let strays = admin
-            .query(
-                "select datname from pg_database where datname like $1 and shobj_description(oid, 'pg_database') like $2",
-                &[
-                    &format!("{NAME_PREFIX}c_{}%", short_fp(&self.shared.template)),
-                    &format!("%\"pid\":{},%", std::process::id()),
-                ],
-            )
-            .await
-            .map_err(|e| PoolError::db("listing clones", &e))?;
         let mut drops = std::mem::take(&mut *lock(&self.shared.drops));
         while drops.join_next().await.is_some() {}
         let ready: Vec<String> = lock(&self.shared.ready).drain(..).collect();
         let leased: Vec<String> = lock(&self.shared.leased).drain().collect();
-        let known: HashSet<&String> = ready.iter().chain(leased.iter()).collect();
-        for row in strays {
-            let name: String = row.get(0);
-            if !known.contains(&name) {
-                drop_database(&admin, &name).await?;
-            }
-        }
         for name in &leased {
             drop_database(&admin, name).await?;
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -361,6 +346,11 @@ async fn refill_worker(shared: Arc<Shared>) {
     let mut admin = None;
     loop {
         let notified = shared.wake_refill.notified();
+        // Checked between clones only: a CREATE DATABASE already sent finishes on the server even
+        // if we stop listening, so a worker is never cancelled in the middle of one.
+        if shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         let have = lock(&shared.ready).len() + shared.in_flight.load(Ordering::SeqCst);
         // A pool of size 0 still makes one clone at a time for waiting acquirers.
         if have >= shared.config.size.max(1) {
@@ -389,7 +379,10 @@ async fn refill_worker(shared: Arc<Shared>) {
                 *lock(&shared.refill_error) = Some(e.to_string());
                 admin = None;
                 shared.clone_ready.notify_waiters();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shared.wake_refill.notified() => {}
+                }
             }
         }
     }
@@ -404,6 +397,7 @@ impl Shared {
             ready: Mutex::new(VecDeque::new()),
             leased: Mutex::new(HashSet::new()),
             in_flight: AtomicUsize::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             wake_refill: Notify::new(),
             clone_ready: Notify::new(),
             drops: Mutex::new(JoinSet::new()),

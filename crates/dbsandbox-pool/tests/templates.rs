@@ -318,3 +318,70 @@ async fn gc_drops_only_marked_databases() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_unfinished_ones_are_reaped() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let admin = endpoint.admin().await.unwrap();
+    let unmarked = || async {
+        let rows = admin
+            .query(
+                "select datname from pg_database where datname like 'dbsandbox_c_%' and shobj_description(oid, 'pg_database') is null",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+
+    // Shut down while the refill is busy creating clones.
+    for _ in 0..3 {
+        let pool = ClonePool::start(
+            endpoint,
+            &template,
+            PoolConfig {
+                size: 4,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        pool.shutdown(false).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        unmarked().await,
+        Vec::<String>::new(),
+        "a clean shutdown leaves no unmarked clone"
+    );
+
+    // What a creator killed between CREATE DATABASE and COMMENT leaves behind, and a user's
+    // database of a similar name that must survive.
+    let orphan = format!(
+        "dbsandbox_c_{}_0123456789ab",
+        &template.fingerprint.hex[..10]
+    );
+    admin
+        .batch_execute(&format!(
+            "create database {orphan} template {}",
+            template.name
+        ))
+        .await
+        .unwrap();
+    admin
+        .batch_execute("create database dbsandbox_c_not_ours")
+        .await
+        .unwrap();
+    let reaped = dbsandbox_pool::reap_dead_owners(&admin).await.unwrap();
+    assert_eq!(reaped, vec![orphan.clone()]);
+    assert_eq!(unmarked().await, vec!["dbsandbox_c_not_ours".to_string()]);
+    server.stop().await.unwrap();
+}

@@ -446,3 +446,177 @@ fn a_failing_migration_is_reported_with_file_and_line() {
         "{all}"
     );
 }
+
+/// Runs `script` (a shell command) under `dbsandbox run` with `args`, in `dir`.
+fn run_script(cache: &Path, dir: &Path, args: &[&str], script: &str) -> Output {
+    dbsandbox(cache)
+        .current_dir(dir)
+        .arg("run")
+        .args(["--port", "0"])
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn migrate_command_and_seed_build_the_template() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::write(
+        project.path().join("seed.sql"),
+        "insert into notes(body) values ('seeded');",
+    )
+    .unwrap();
+    let migrate = r#"psql -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c 'create table notes(id serial primary key, body text)'"#;
+    let output = run_script(
+        cache.path(),
+        project.path(),
+        &["--migrate-cmd", migrate, "--seed", "seed.sql"],
+        r#"test "$(psql -tA -c 'select body from notes')" = seeded"#,
+    );
+    assert!(output.status.success(), "{}", text(&output));
+
+    let failing = run_script(
+        cache.path(),
+        project.path(),
+        &["--migrate-cmd", "exit 3"],
+        "true",
+    );
+    let all = text(&failing);
+    assert_eq!(failing.status.code(), Some(1), "{all}");
+    assert!(all.contains("the migrate command `exit 3` failed"), "{all}");
+}
+
+#[test]
+fn flags_beat_environment_beat_dbsandbox_toml() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    for (dir, table) in [
+        ("from_file", "file_table"),
+        ("from_env", "env_table"),
+        ("from_flag", "flag_table"),
+    ] {
+        let dir = project.path().join(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("0001.sql"),
+            format!("create table {table}(id int);"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        project.path().join("dbsandbox.toml"),
+        "migrations = \"from_file\"\n",
+    )
+    .unwrap();
+    let sub = project.path().join("nested/deeper");
+    std::fs::create_dir_all(&sub).unwrap();
+    let has = |table: &str| format!("psql -tA -c 'select 1 from {table}'");
+
+    // The nearest dbsandbox.toml above the current directory, its paths relative to itself.
+    let output = run_script(cache.path(), &sub, &[], &has("file_table"));
+    assert!(output.status.success(), "file: {}", text(&output));
+
+    let mut command = dbsandbox(cache.path());
+    let output = command
+        .current_dir(&sub)
+        .env("DBSANDBOX_MIGRATIONS", project.path().join("from_env"))
+        .args(["run", "--port", "0", "--", "sh", "-c", &has("env_table")])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "env over file: {}", text(&output));
+
+    let mut command = dbsandbox(cache.path());
+    let output = command
+        .current_dir(project.path())
+        .env("DBSANDBOX_MIGRATIONS", project.path().join("from_env"))
+        .args([
+            "run",
+            "--port",
+            "0",
+            "--migrations",
+            "from_flag",
+            "--",
+            "sh",
+            "-c",
+            &has("flag_table"),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "flag over env: {}", text(&output));
+
+    std::fs::write(
+        project.path().join("dbsandbox.toml"),
+        "migratons = \"typo\"\n",
+    )
+    .unwrap();
+    let output = run_script(cache.path(), project.path(), &[], "true");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("migratons"), "{}", text(&output));
+}
+
+#[tokio::test]
+async fn an_external_server_is_used_and_left_as_it_was() {
+    let server_cache = tempfile::tempdir().unwrap();
+    let external = dbsandbox_server::Server::start(&dbsandbox_server::ServerConfig {
+        cache_dir: Some(server_cache.path().to_path_buf()),
+        private: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = external.endpoint().url("postgres");
+    let admin = external.endpoint().admin().await.unwrap();
+    admin
+        .batch_execute("create database users_own_db")
+        .await
+        .unwrap();
+    let databases = || async {
+        let rows = admin
+            .query("select datname from pg_database order by 1", &[])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    };
+    let before = databases().await;
+
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let migrations = migrations(project.path());
+    let output = run_script(
+        cache.path(),
+        project.path(),
+        &["--server", &url, "--migrations", migrations.to_str().unwrap()],
+        "test \"$(psql -tA -c 'select count(*) from items')\" = 1 && psql -tA -c 'select current_database()'",
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let clone = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(
+        clone.starts_with("dbsandbox_c_"),
+        "the key's clone lives on the external server: {clone}"
+    );
+
+    let after = databases().await;
+    let ours: Vec<&String> = after.iter().filter(|d| !before.contains(d)).collect();
+    assert!(!after.contains(&clone), "the used clone was dropped");
+    assert!(
+        ours.iter().all(|d| d.starts_with("dbsandbox_")),
+        "only marked databases added: {ours:?}"
+    );
+
+    let gc = dbsandbox(cache.path())
+        .args(["--server", &url, "gc"])
+        .output()
+        .unwrap();
+    assert!(gc.status.success(), "{}", text(&gc));
+    let cleaned = databases().await;
+    assert!(cleaned.contains(&"users_own_db".to_string()));
+    assert!(
+        !cleaned.iter().any(|d| d.starts_with("dbsandbox_")),
+        "gc removed all of ours: {cleaned:?}"
+    );
+    external.stop().await.unwrap();
+}
