@@ -351,7 +351,9 @@ impl<'m> Collector<'m> {
         if let Some(remembered) = state.last_of_class[recent.playbook]
             .iter_mut()
             .rev()
-            .find(|r| r.example == recent.example && same_test(r.test.as_deref(), recent.test.as_deref()))
+            .find(|r| {
+                r.example == recent.example && same_test(r.test.as_deref(), recent.test.as_deref())
+            })
         {
             remembered.fields.merge_missing(detail);
         }

@@ -10,6 +10,7 @@ use crate::report;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Exit code: the inputs were read and show no database failure.
 pub const EXIT_CLEAN: i32 = 0;
@@ -153,14 +154,17 @@ pub fn analyze_bytes(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> i32 {
-    let matcher = match Matcher::load(None) {
+    // Compiling the catalogue dominates the cost of small inputs; tests and the fuzzer call
+    // this thousands of times, so the built-in matcher is compiled once per process.
+    static BUILTIN: OnceLock<Result<Matcher, String>> = OnceLock::new();
+    let matcher = match BUILTIN.get_or_init(|| Matcher::load(None).map_err(|e| e.to_string())) {
         Ok(matcher) => matcher,
         Err(e) => {
             let _ = writeln!(stderr, "dbsandbox analyze: {e}");
             return EXIT_BAD_INPUT;
         }
     };
-    let mut collector = Collector::new(&matcher, max_examples.max(1));
+    let mut collector = Collector::new(matcher, max_examples.max(1));
     let mut names = Vec::new();
     let mut outcomes = Vec::new();
     for (index, (name, bytes)) in inputs.iter().enumerate() {

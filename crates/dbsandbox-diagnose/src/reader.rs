@@ -247,9 +247,13 @@ pub fn scan_block(
             memchr::memchr(b'\n', &block[hit.end()..]).map_or(block.len(), |i| hit.end() + i);
         line_number += count_newlines(&block[counted_to..line_start]);
         counted_to = line_start;
-        let line = strip_ansi(trim_cr(&block[line_start..line_end]));
-        let facts = matcher.analyze_line(&line, &block[..line_start]);
-        collector.observe(input, line_number, &line, facts, forced_test);
+        let stripped = strip_ansi(trim_cr(&block[line_start..line_end]));
+        // Patterns see valid UTF-8 (invalid bytes become U+FFFD) so that `[^"]+` still captures
+        // a constraint name with a Latin-1 byte in it; only hit lines pay for the check.
+        let line = String::from_utf8_lossy(&stripped);
+        let line = line.as_bytes();
+        let facts = matcher.analyze_line(line, &block[..line_start]);
+        collector.observe(input, line_number, line, facts, forced_test);
         position = line_end + 1;
     }
     line_number - first_line + count_newlines(&block[counted_to..])

@@ -154,11 +154,9 @@ fn occurrence_report(
         constraint: o.fields.constraint.clone(),
         table: o.fields.table.clone(),
         column: o.fields.column.clone(),
-        key: (o.fields.key_columns.is_some() || o.fields.key_value.is_some()).then(|| {
-            KeyReport {
-                columns: o.fields.key_columns.clone(),
-                value: o.fields.key_value.clone(),
-            }
+        key: (o.fields.key_columns.is_some() || o.fields.key_value.is_some()).then(|| KeyReport {
+            columns: o.fields.key_columns.clone(),
+            value: o.fields.key_value.clone(),
         }),
         referenced_table: o.fields.referenced_table.clone(),
         database: o.fields.database.clone(),

@@ -53,14 +53,24 @@ fn pytest_sqlalchemy_psycopg2_unique_fk_and_cascade() {
         ],
     );
     // The unique violation is printed three times (driver, SQLAlchemy, summary): one failure.
-    assert_eq!(class(&report, "unique-violation").unwrap()["matched_lines"], 3);
+    assert_eq!(
+        class(&report, "unique-violation").unwrap()["matched_lines"],
+        3
+    );
     // 25P02 is a consequence of the foreign-key error before it, not a class of its own.
     let cascade = &class(&report, "aborted-transaction").unwrap()["occurrences"][0]["caused_by"];
     assert_eq!(cascade["class"], "foreign-key-violation");
     assert_eq!(cascade["line"], 55);
     assert_eq!(cascade["test"], "tests/test_orders.py::test_place_order");
-    assert_eq!(class(&report, "foreign-key-violation").unwrap()["consequences"], 1);
-    assert!(report["findings"].as_array().unwrap().iter().all(|f| f["class"] != "aborted-transaction"));
+    assert_eq!(
+        class(&report, "foreign-key-violation").unwrap()["consequences"],
+        1
+    );
+    assert!(report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["class"] != "aborted-transaction"));
 }
 
 #[test]
@@ -152,7 +162,9 @@ fn jest_prisma_p2002_p2024_and_length_assertion() {
                 class: "unique-violation",
                 count: 1,
                 line: 16,
-                test: Some("UsersService \u{203a} createUser \u{203a} rejects nothing for a fresh email"),
+                test: Some(
+                    "UsersService \u{203a} createUser \u{203a} rejects nothing for a fresh email",
+                ),
                 code: Some("prisma:P2002"),
                 key_columns: Some("email"),
                 ..Expect::default()
@@ -169,7 +181,9 @@ fn jest_prisma_p2002_p2024_and_length_assertion() {
                 class: "leaked-rows-assertion",
                 count: 1,
                 line: 30,
-                test: Some("UsersService \u{203a} listUsers \u{203a} returns only the created user"),
+                test: Some(
+                    "UsersService \u{203a} listUsers \u{203a} returns only the created user",
+                ),
                 ..Expect::default()
             },
         ],
@@ -189,7 +203,9 @@ fn jest_typeorm_sequelize_knex_node_postgres_dumps() {
                 class: "unique-violation",
                 count: 1,
                 line: 4,
-                test: Some("AccountsController \u{203a} POST /accounts \u{203a} creates an account"),
+                test: Some(
+                    "AccountsController \u{203a} POST /accounts \u{203a} creates an account",
+                ),
                 code: Some("sqlstate:23505"),
                 constraint: Some("UQ_97672ac88f789774dd47f7c8be3"),
                 table: Some("account"),
@@ -317,7 +333,10 @@ fn maven_hibernate_jdbc_hikari() {
     );
     // Hibernate's log line, the Spring exception, the PSQLException and the Surefire summary are
     // all the same failure of savesUser.
-    assert_eq!(class(&report, "unique-violation").unwrap()["matched_lines"], 6);
+    assert_eq!(
+        class(&report, "unique-violation").unwrap()["matched_lines"],
+        6
+    );
 }
 
 #[test]
@@ -387,8 +406,22 @@ fn mysql_codes_via_go_driver_and_cli() {
                 key_value: Some("kim@example.com"),
                 ..Expect::default()
             },
-            Expect { class: "deadlock", count: 1, line: 5, test: Some("TestPayout"), code: Some("mysql:1213"), ..Expect::default() },
-            Expect { class: "lock-timeout", count: 1, line: 8, test: Some("TestReserveSeat"), code: Some("mysql:1205"), ..Expect::default() },
+            Expect {
+                class: "deadlock",
+                count: 1,
+                line: 5,
+                test: Some("TestPayout"),
+                code: Some("mysql:1213"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "lock-timeout",
+                count: 1,
+                line: 8,
+                test: Some("TestReserveSeat"),
+                code: Some("mysql:1205"),
+                ..Expect::default()
+            },
             Expect {
                 class: "schema-drift",
                 count: 1,
@@ -429,7 +462,13 @@ fn german_server_log_normalised_to_sqlstate() {
                 key_value: Some("lena@example.de"),
                 ..Expect::default()
             },
-            Expect { class: "deadlock", count: 1, line: 9, code: Some("sqlstate:40P01"), ..Expect::default() },
+            Expect {
+                class: "deadlock",
+                count: 1,
+                line: 9,
+                code: Some("sqlstate:40P01"),
+                ..Expect::default()
+            },
             Expect {
                 class: "foreign-key-violation",
                 count: 1,
@@ -442,8 +481,20 @@ fn german_server_log_normalised_to_sqlstate() {
                 referenced_table: Some("kunden"),
                 ..Expect::default()
             },
-            Expect { class: "connection-exhaustion", count: 1, line: 13, code: Some("sqlstate:53300"), ..Expect::default() },
-            Expect { class: "aborted-transaction", count: 1, line: 5, code: Some("sqlstate:25P02"), ..Expect::default() },
+            Expect {
+                class: "connection-exhaustion",
+                count: 1,
+                line: 13,
+                code: Some("sqlstate:53300"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "aborted-transaction",
+                count: 1,
+                line: 5,
+                code: Some("sqlstate:25P02"),
+                ..Expect::default()
+            },
         ],
     );
     let cause = &class(&report, "aborted-transaction").unwrap()["occurrences"][0]["caused_by"];
@@ -470,9 +521,29 @@ fn french_server_log_normalised_to_sqlstate() {
                 key_value: Some("marie@example.fr"),
                 ..Expect::default()
             },
-            Expect { class: "schema-drift", count: 1, line: 4, code: Some("sqlstate:42P01"), table: Some("journal_audit"), ..Expect::default() },
-            Expect { class: "statement-timeout", count: 1, line: 5, code: Some("sqlstate:57014"), ..Expect::default() },
-            Expect { class: "database-in-use", count: 1, line: 6, code: Some("sqlstate:55006"), database: Some("app_modele"), ..Expect::default() },
+            Expect {
+                class: "schema-drift",
+                count: 1,
+                line: 4,
+                code: Some("sqlstate:42P01"),
+                table: Some("journal_audit"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "statement-timeout",
+                count: 1,
+                line: 5,
+                code: Some("sqlstate:57014"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "database-in-use",
+                count: 1,
+                line: 6,
+                code: Some("sqlstate:55006"),
+                database: Some("app_modele"),
+                ..Expect::default()
+            },
         ],
     );
 }
@@ -591,8 +662,13 @@ fn ansi_colours_are_stripped_before_matching() {
             ..Expect::default()
         }],
     );
-    let excerpt = report["findings"][0]["occurrences"][0]["excerpt"].as_str().unwrap();
-    assert!(!excerpt.contains('\u{1b}'), "excerpt keeps an escape: {excerpt:?}");
+    let excerpt = report["findings"][0]["occurrences"][0]["excerpt"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !excerpt.contains('\u{1b}'),
+        "excerpt keeps an escape: {excerpt:?}"
+    );
 }
 
 #[test]
@@ -628,12 +704,21 @@ fn pytest_timeouts_serialization_pg16_slots_and_queuepool() {
                 code: Some("sqlstate:40001"),
                 ..Expect::default()
             },
-            Expect { class: "leaked-rows-assertion", count: 1, line: 44, test: Some("test_user_count"), ..Expect::default() },
+            Expect {
+                class: "leaked-rows-assertion",
+                count: 1,
+                line: 44,
+                test: Some("test_user_count"),
+                ..Expect::default()
+            },
         ],
     );
     let pool = class(&report, "connection-exhaustion").unwrap();
     assert_eq!(pool["occurrences"][1]["line"], 37);
-    assert_eq!(pool["occurrences"][1]["test"], "tests/test_pool.py::test_pool_checkout");
+    assert_eq!(
+        pool["occurrences"][1]["test"],
+        "tests/test_pool.py::test_pool_checkout"
+    );
     assert_eq!(pool["occurrences"][1]["stack"], "sqlalchemy");
 }
 
@@ -646,9 +731,29 @@ fn shell_script_55006_53300_in_both_wordings_and_unittest_assertion() {
         name,
         &report,
         &[
-            Expect { class: "database-in-use", count: 2, line: 3, code: Some("sqlstate:55006"), database: Some("app_test"), ..Expect::default() },
-            Expect { class: "connection-exhaustion", count: 2, line: 11, code: Some("sqlstate:53300"), ..Expect::default() },
-            Expect { class: "schema-drift", count: 1, line: 9, code: Some("sqlstate:42P07"), table: Some("users"), ..Expect::default() },
+            Expect {
+                class: "database-in-use",
+                count: 2,
+                line: 3,
+                code: Some("sqlstate:55006"),
+                database: Some("app_test"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "connection-exhaustion",
+                count: 2,
+                line: 11,
+                code: Some("sqlstate:53300"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "schema-drift",
+                count: 1,
+                line: 9,
+                code: Some("sqlstate:42P07"),
+                table: Some("users"),
+                ..Expect::default()
+            },
             Expect {
                 class: "leaked-rows-assertion",
                 count: 1,
@@ -674,8 +779,21 @@ fn cascade_without_an_earlier_error_is_reported_unexplained() {
         name,
         &report,
         &[
-            Expect { class: "leaked-rows-assertion", count: 1, line: 8, test: Some("TestInvoiceCount"), ..Expect::default() },
-            Expect { class: "aborted-transaction", count: 1, line: 11, test: Some("TestRefund"), code: Some("sqlstate:25P02"), ..Expect::default() },
+            Expect {
+                class: "leaked-rows-assertion",
+                count: 1,
+                line: 8,
+                test: Some("TestInvoiceCount"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "aborted-transaction",
+                count: 1,
+                line: 11,
+                test: Some("TestRefund"),
+                code: Some("sqlstate:25P02"),
+                ..Expect::default()
+            },
         ],
     );
     let cascade = class(&report, "aborted-transaction").unwrap();
@@ -685,10 +803,22 @@ fn cascade_without_an_earlier_error_is_reported_unexplained() {
 
 #[test]
 fn clean_logs_full_of_near_misses_yield_nothing() {
-    for name in ["clean_near_misses.log", "clean_migration.log", "clean_passing_suites.log"] {
+    for name in [
+        "clean_near_misses.log",
+        "clean_migration.log",
+        "clean_passing_suites.log",
+    ] {
         let (code, report, stderr) = analyze_corpus(name);
-        assert_eq!(report["findings"].as_array().unwrap().len(), 0, "{name}: {report}");
-        assert_eq!(report["consequences"].as_array().unwrap().len(), 0, "{name}");
+        assert_eq!(
+            report["findings"].as_array().unwrap().len(),
+            0,
+            "{name}: {report}"
+        );
+        assert_eq!(
+            report["consequences"].as_array().unwrap().len(),
+            0,
+            "{name}"
+        );
         assert_eq!(code, CLEAN, "{name}");
         assert_eq!(stderr, "", "{name}");
     }

@@ -8,7 +8,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 pub fn corpus_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(name)
 }
 
 pub fn corpus(name: &str) -> Vec<u8> {
@@ -20,8 +22,12 @@ pub fn analyze_json(inputs: &[(&str, &[u8])]) -> (i32, Value, String) {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
     let code = analyze_bytes(inputs, OutputFormat::Json, 10, &mut stdout, &mut stderr);
-    let report: Value = serde_json::from_slice(&stdout)
-        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {}", String::from_utf8_lossy(&stdout)));
+    let report: Value = serde_json::from_slice(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "report is not JSON ({e}): {}",
+            String::from_utf8_lossy(&stdout)
+        )
+    });
     (code, report, String::from_utf8_lossy(&stderr).into_owned())
 }
 
@@ -75,19 +81,40 @@ pub fn assert_findings(name: &str, report: &Value, expected: &[Expect<'_>]) {
     assert_eq!(actual, wanted, "{name}: classes found");
     for e in expected {
         let finding = class(report, e.class).unwrap();
-        assert_eq!(finding["count"].as_u64(), Some(e.count), "{name}: {} count", e.class);
+        assert_eq!(
+            finding["count"].as_u64(),
+            Some(e.count),
+            "{name}: {} count",
+            e.class
+        );
         let first = &finding["occurrences"][0];
         let context = format!("{name}: first {} occurrence {first}", e.class);
         assert_eq!(first["file"].as_str(), Some(name), "{context}: file");
         assert_eq!(first["line"].as_u64(), Some(e.line), "{context}: line");
         assert_eq!(text(first, "test"), e.test, "{context}: test");
         assert_eq!(text(first, "code"), e.code, "{context}: code");
-        assert_eq!(text(first, "constraint"), e.constraint, "{context}: constraint");
+        assert_eq!(
+            text(first, "constraint"),
+            e.constraint,
+            "{context}: constraint"
+        );
         assert_eq!(text(first, "table"), e.table, "{context}: table");
         assert_eq!(text(first, "column"), e.column, "{context}: column");
-        assert_eq!(first["key"].get("columns").and_then(Value::as_str), e.key_columns, "{context}: key columns");
-        assert_eq!(first["key"].get("value").and_then(Value::as_str), e.key_value, "{context}: key value");
-        assert_eq!(text(first, "referenced_table"), e.referenced_table, "{context}: referenced table");
+        assert_eq!(
+            first["key"].get("columns").and_then(Value::as_str),
+            e.key_columns,
+            "{context}: key columns"
+        );
+        assert_eq!(
+            first["key"].get("value").and_then(Value::as_str),
+            e.key_value,
+            "{context}: key value"
+        );
+        assert_eq!(
+            text(first, "referenced_table"),
+            e.referenced_table,
+            "{context}: referenced table"
+        );
         assert_eq!(text(first, "database"), e.database, "{context}: database");
     }
 }
