@@ -239,6 +239,27 @@ fn status_json(cache: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
+/// pgbench select-only with 8 clients on 2 threads against 127.0.0.1:`port`.
+fn select_only_tps(port: &str, user: &str, database: &str, seconds: &str) -> anyhow::Result<f64> {
+    pgbench_tps(&[
+        "-S",
+        "-n",
+        "-c",
+        "8",
+        "-j",
+        "2",
+        "-T",
+        seconds,
+        "-h",
+        "127.0.0.1",
+        "-p",
+        port,
+        "-U",
+        user,
+        database,
+    ])
+}
+
 fn pgbench_tps(args: &[&str]) -> anyhow::Result<f64> {
     let output = Command::new("pgbench")
         .args(args)
@@ -379,58 +400,20 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     let mut bounced = Vec::new();
     for _ in 0..options.pgbench_rounds {
         if let Some(bouncer) = &bouncer {
-            bounced.push(pgbench_tps(&[
-                "-S",
-                "-n",
-                "-c",
-                "8",
-                "-j",
-                "2",
-                "-T",
-                &seconds,
-                "-h",
-                "127.0.0.1",
-                "-p",
+            bounced.push(select_only_tps(
                 &bouncer.port,
-                "-U",
                 "dbsandbox",
                 &clone,
-            ])?);
+                &seconds,
+            )?);
         }
-        direct_tps.push(pgbench_tps(&[
-            "-S",
-            "-n",
-            "-c",
-            "8",
-            "-j",
-            "2",
-            "-T",
-            &seconds,
-            "-h",
-            "127.0.0.1",
-            "-p",
+        direct_tps.push(select_only_tps(
             &backend_port,
-            "-U",
             "dbsandbox",
             &clone,
-        ])?);
-        proxied.push(pgbench_tps(&[
-            "-S",
-            "-n",
-            "-c",
-            "8",
-            "-j",
-            "2",
-            "-T",
             &seconds,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &proxy_port,
-            "-U",
-            "bench",
-            "pgb",
-        ])?);
+        )?);
+        proxied.push(select_only_tps(&proxy_port, "bench", "pgb", &seconds)?);
     }
     drop(run);
 

@@ -51,6 +51,23 @@ async fn count(endpoint: &Endpoint, database: &str, sql: &str) -> i64 {
 
 fn quiet(_: &str) {}
 
+async fn pool_of(
+    endpoint: &Endpoint,
+    template: &dbsandbox_pool::Template,
+    size: usize,
+) -> ClonePool {
+    ClonePool::start(
+        endpoint,
+        template,
+        PoolConfig {
+            size,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("pool starts")
+}
+
 #[tokio::test]
 async fn builds_once_reuses_and_rebuilds_on_drift_collecting_the_old() {
     let cache = tempfile::tempdir().unwrap();
@@ -102,16 +119,7 @@ async fn builds_once_reuses_and_rebuilds_on_drift_collecting_the_old() {
         "{names:?}"
     );
 
-    let pool = ClonePool::start(
-        endpoint,
-        &drifted,
-        PoolConfig {
-            size: 2,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let pool = pool_of(endpoint, &drifted, 2).await;
     let clone = pool.acquire().await.unwrap();
     assert_eq!(
         count(endpoint, &clone, "select count(*) from users").await,
@@ -209,16 +217,7 @@ async fn pool_hands_out_marked_clones_drops_returns_and_keeps_spares() {
         &[("0001.sql", "create table t(id serial primary key);")],
     );
     let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
-    let pool = ClonePool::start(
-        endpoint,
-        &template,
-        PoolConfig {
-            size: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let pool = pool_of(endpoint, &template, 3).await;
     assert!(pool.wait_ready(3, Duration::from_secs(30)).await);
     let a = pool.acquire().await.unwrap();
     let b = pool.acquire().await.unwrap();
@@ -250,16 +249,7 @@ async fn pool_hands_out_marked_clones_drops_returns_and_keeps_spares() {
     assert_eq!(spares.len(), 3, "ready clones are kept as spares");
 
     // The next pool adopts them instead of cloning.
-    let next = ClonePool::start(
-        endpoint,
-        &template,
-        PoolConfig {
-            size: 3,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let next = pool_of(endpoint, &template, 3).await;
     assert_eq!(next.stats().adopted, 3);
     let adopted = next.acquire().await.unwrap();
     assert_eq!(
@@ -286,16 +276,7 @@ async fn gc_drops_only_marked_databases() {
     let dir = tempfile::tempdir().unwrap();
     let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
     let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
-    let pool = ClonePool::start(
-        endpoint,
-        &template,
-        PoolConfig {
-            size: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let pool = pool_of(endpoint, &template, 1).await;
     let leased = pool.acquire().await.unwrap();
 
     let report = gc(&admin, false).await.unwrap();
@@ -343,16 +324,7 @@ async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_unfinished_ones_are_re
 
     // Shut down while the refill is busy creating clones.
     for _ in 0..3 {
-        let pool = ClonePool::start(
-            endpoint,
-            &template,
-            PoolConfig {
-                size: 4,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let pool = pool_of(endpoint, &template, 4).await;
         tokio::time::sleep(Duration::from_millis(30)).await;
         pool.shutdown(false).await.unwrap();
     }

@@ -285,6 +285,16 @@ async fn bad_keys_are_refused_with_a_clear_error() {
     run.child.wait().unwrap();
 }
 
+/// `dbsandbox run --migrations DIR -- true`: a complete start and stop.
+fn run_true(cache: &Path, migrations: &Path) -> Output {
+    dbsandbox(cache)
+        .args(["run", "--port", "0", "--migrations"])
+        .arg(migrations)
+        .args(["--", "true"])
+        .output()
+        .unwrap()
+}
+
 fn pid_alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
@@ -327,12 +337,7 @@ async fn after_kill_9_the_next_start_stops_the_orphaned_server_and_reaps_its_clo
         "the orphaned server is still running before the next start"
     );
 
-    let next = dbsandbox(cache.path())
-        .args(["run", "--port", "0", "--migrations"])
-        .arg(&migrations)
-        .args(["--", "true"])
-        .output()
-        .unwrap();
+    let next = run_true(cache.path(), &migrations);
     assert!(next.status.success(), "{}", text(&next));
     assert!(
         !pid_alive(postgres_pid),
@@ -371,12 +376,7 @@ fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
     victim.child.wait().unwrap();
     assert!(private[0].exists());
 
-    let next = dbsandbox(cache.path())
-        .args(["run", "--port", "0", "--migrations"])
-        .arg(&migrations)
-        .args(["--", "true"])
-        .output()
-        .unwrap();
+    let next = run_true(cache.path(), &migrations);
     assert!(next.status.success(), "{}", text(&next));
     assert!(
         !private[0].exists(),
