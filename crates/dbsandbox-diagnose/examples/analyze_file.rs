@@ -19,6 +19,8 @@ enum Action {
     Analyze(AnalyzeArgs),
     #[command(after_help = cli::EXPLAIN_EXAMPLES)]
     Explain(ExplainArgs),
+    /// Print the prefilter's literal triggers, one per line (for `grep -F -f`).
+    Triggers,
 }
 
 fn main() {
@@ -29,6 +31,19 @@ fn main() {
     let code = match &command.action {
         Action::Analyze(args) => cli::run_analyze(args, &mut stdout, &mut stderr),
         Action::Explain(args) => cli::run_explain(args, &mut stdout, &mut stderr),
+        Action::Triggers => match dbsandbox_diagnose::matcher::Matcher::load(None) {
+            Ok(matcher) => {
+                use std::io::Write;
+                for trigger in matcher.triggers() {
+                    let _ = writeln!(stdout, "{trigger}");
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                2
+            }
+        },
     };
     drop(stdout);
     std::process::exit(code);

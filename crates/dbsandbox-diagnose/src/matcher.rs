@@ -8,20 +8,24 @@
 //! DETAIL rules decide what the line says.
 
 use crate::catalogue::{Kind, Playbook};
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::bytes::{Captures, Regex, RegexSet};
+use aho_corasick::packed;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use regex::bytes::{Captures, Regex, RegexSet, SetMatches};
 use std::collections::HashMap;
 
 /// Literals that are not tied to one class: where codes, test names and DETAIL lines are
 /// printed. Kept short and distinctive because every one of them is searched for in every byte.
 const SHARED_TRIGGERS: &[&str] = &[
-    // SQLSTATE and vendor codes, however the driver labels them.
-    "SQLSTATE",
-    "SQLState",
-    "SqlState",
-    "sqlState",
-    "sqlstate",
-    "SQL state",
+    // SQLSTATE and vendor codes, however the driver labels them (`SqlState` is in `qlState`).
+    "QLSTATE",
+    "QLState",
+    "qlState",
+    "qlstate",
+    "QL state",
+    // Error objects that print the code alone: `code: '23505'`, `code: "23505"`, `"code":"P2002"`.
+    "code: '",
+    "code: \"",
+    "\"code\":",
     // Server-side error lines (roots of aborted-transaction cascades), in several locales.
     "ERROR:",
     "FEHLER:",
@@ -29,7 +33,25 @@ const SHARED_TRIGGERS: &[&str] = &[
     "PSQLException",
     "PG::",
     "psycopg",
-    // Test-name headers of the common runners.
+    // DETAIL lines with the offending key, and the statement or fields printed with an error.
+    "Key (",
+    "Schl\u{fc}ssel ",
+    "cl\u{e9} \u{ab} (",
+    "constraint: '",
+    "table: '",
+    ": INSERT INTO",
+    "[SQL: ",
+    "[insert into",
+    "[INSERT INTO",
+    "constraint [",
+    "in relation",
+    "table: Some(",
+];
+
+/// Literals of test-name headers (`=== RUN`, pytest `___ t ___`, Jest `●`, ...). They are
+/// frequent in verbose logs, so a line whose only triggers are these runs only the test-name
+/// rules, never the class patterns.
+const HEADER_TRIGGERS: &[&str] = &[
     "___ ",
     "FAILED",
     "ERROR ",
@@ -41,27 +63,9 @@ const SHARED_TRIGGERS: &[&str] = &[
     "\u{25cf} ",
     "Failure/Error",
     "<<< ",
-    "ERROR: test",
     "FAIL: test",
     "Results:",
     " \u{bb} ",
-    // DETAIL lines with the offending key, and node-postgres error dumps.
-    "Key (",
-    "Schl\u{fc}ssel \u{bb}(",
-    "Schl\u{fc}ssel (",
-    "cl\u{e9} \u{ab} (",
-    "constraint: '",
-    "table: '",
-    "detail: '",
-    ": INSERT INTO",
-    "[SQL: INSERT",
-    "[SQL: UPDATE",
-    "[SQL: DELETE",
-    "[insert into",
-    "[INSERT INTO",
-    "constraint [",
-    "in relation \"",
-    "table: Some(",
 ];
 
 /// What a matched line says about the test it belongs to.
@@ -182,8 +186,20 @@ enum TestRule {
 /// that do not hit.
 pub struct Matcher {
     pub playbooks: Vec<Playbook>,
-    prefilter: AhoCorasick,
-    class_set: RegexSet,
+    triggers: Vec<String>,
+    prefilter: Prefilter,
+    /// Every trigger except the test-name headers: a hit line without one of these can only
+    /// be a test-name header.
+    non_header_triggers: AhoCorasick,
+    /// The test rules alone, for header-only lines.
+    test_set: RegexSet,
+    /// Every per-line expression in one set, so a hit line is scanned once to learn which of
+    /// them can match: class patterns, then code extractors, the database-error rule, the test
+    /// rules and the detail rules (see the `*_base` offsets).
+    line_set: RegexSet,
+    code_base: usize,
+    test_base: usize,
+    detail_base: usize,
     class_patterns: Vec<CompiledPattern>,
     code_to_playbook: HashMap<String, usize>,
     code_extractors: Vec<Regex>,
@@ -221,14 +237,6 @@ impl Matcher {
             triggers.extend(playbook.triggers.iter().cloned());
             for code in &playbook.codes {
                 code_to_playbook.entry(code.clone()).or_insert(index);
-                // The bare SQLSTATE is a cheap, distinctive literal: node-postgres and others
-                // print `code: '23505'` with no other wording.
-                if let Some(sqlstate) = code.strip_prefix("sqlstate:") {
-                    triggers.push(sqlstate.to_string());
-                }
-                if let Some(prisma) = code.strip_prefix("prisma:") {
-                    triggers.push(prisma.to_string());
-                }
             }
             for pattern in &playbook.patterns {
                 let regex = Regex::new(&pattern.regex).map_err(|e| {
@@ -247,17 +255,24 @@ impl Matcher {
         }
         triggers.sort();
         triggers.dedup();
-        let prefilter = AhoCorasick::builder()
+        let non_header_triggers = AhoCorasick::builder()
             .kind(Some(AhoCorasickKind::DFA))
-            .match_kind(MatchKind::LeftmostFirst)
             .build(&triggers)
             .map_err(|e| MatcherError(format!("building the trigger automaton: {e}")))?;
-        let class_set = RegexSet::new(class_patterns.iter().map(|p| p.regex.as_str()))
-            .map_err(|e| MatcherError(format!("building the pattern set: {e}")))?;
+        triggers.extend(HEADER_TRIGGERS.iter().map(|s| s.to_string()));
+        triggers.sort();
+        triggers.dedup();
+        let prefilter = Prefilter::new(&triggers)?;
         let matcher = Matcher {
             playbooks,
+            triggers,
             prefilter,
-            class_set,
+            non_header_triggers,
+            test_set: RegexSet::empty(),
+            line_set: RegexSet::empty(),
+            code_base: 0,
+            test_base: 0,
+            detail_base: 0,
             class_patterns,
             code_to_playbook,
             code_extractors: vec![
@@ -322,8 +337,37 @@ impl Matcher {
                 compile(r#"while (?:updating|locking|inserting|deleting) (?:index )?tuple \([^)]*\) in relation \\?"(?P<table>[^"\\]+)\\?""#),
             ],
         };
+        let mut matcher = matcher;
+        matcher.build_line_set()?;
         matcher.check_examples()?;
         Ok(matcher)
+    }
+
+    fn build_line_set(&mut self) -> Result<(), MatcherError> {
+        let mut sources: Vec<String> = self
+            .class_patterns
+            .iter()
+            .map(|p| p.regex.as_str().to_string())
+            .collect();
+        self.code_base = sources.len();
+        sources.extend(self.code_extractors.iter().map(|r| r.as_str().to_string()));
+        sources.push(self.mysql_code.as_str().to_string());
+        sources.push(self.database_error.as_str().to_string());
+        self.test_base = sources.len();
+        for rule in &self.test_rules {
+            let regex = match rule {
+                TestRule::Begin(r) | TestRule::ThisLine(r) | TestRule::End(r) => r,
+                TestRule::BeginFromLinesBefore { trigger, .. } => trigger,
+            };
+            sources.push(regex.as_str().to_string());
+        }
+        self.test_set = RegexSet::new(&sources[self.test_base..])
+            .map_err(|e| MatcherError(format!("building the test-rule set: {e}")))?;
+        self.detail_base = sources.len();
+        sources.extend(self.detail_rules.iter().map(|r| r.as_str().to_string()));
+        self.line_set = RegexSet::new(&sources)
+            .map_err(|e| MatcherError(format!("building the pattern set: {e}")))?;
+        Ok(())
     }
 
     /// Builds the matcher for the built-in catalogue merged with an optional user directory.
@@ -340,7 +384,7 @@ impl Matcher {
         for (index, playbook) in self.playbooks.iter().enumerate() {
             for pattern in &playbook.patterns {
                 for example in &pattern.examples {
-                    if !self.prefilter.is_match(example.as_bytes()) {
+                    if !self.non_header_triggers.is_match(example.as_bytes()) {
                         return Err(MatcherError(format!(
                             "playbook {}: example {example:?} contains none of the triggers, so the fast scan would never look at it; add a trigger it contains",
                             playbook.id
@@ -369,21 +413,38 @@ impl Matcher {
     }
 
     /// The literal prefilter; the reader runs it over whole chunks.
-    pub fn prefilter(&self) -> &AhoCorasick {
+    pub fn prefilter(&self) -> &Prefilter {
         &self.prefilter
     }
 
-    /// The literal triggers, for benchmarks that compare against `grep -F`.
+    /// How many distinct literal triggers the prefilter searches for.
     pub fn trigger_count(&self) -> usize {
-        self.prefilter.patterns_len()
+        self.triggers.len()
+    }
+
+    /// The literal triggers, for benchmarks that compare against `grep -F` with the same set.
+    pub fn triggers(&self) -> &[String] {
+        &self.triggers
     }
 
     /// Stage two: what one line (ANSI escapes already stripped, no trailing newline) says.
     /// `before` is the text preceding the line in the same chunk, for rules that look back.
     pub fn analyze_line(&self, line: &[u8], before: &[u8]) -> LineFacts {
         let mut facts = LineFacts::default();
+        if !self.non_header_triggers.is_match(line) {
+            // Only a test-name header can be on this line: skip the class patterns.
+            let matched = self.test_set.matches(line);
+            if matched.matched_any() {
+                facts.test = self.test_marker(line, before, &|i| matched.matched(i));
+            }
+            return facts;
+        }
+        let matched = self.line_set.matches(line);
+        if !matched.matched_any() {
+            return facts;
+        }
         let mut seen_playbooks: Vec<usize> = Vec::new();
-        for pattern_index in self.class_set.matches(line).iter() {
+        for pattern_index in matched.iter().take_while(|&i| i < self.code_base) {
             let pattern = &self.class_patterns[pattern_index];
             if seen_playbooks.contains(&pattern.playbook) {
                 // First pattern of a class wins, but later ones may still add fields.
@@ -413,7 +474,13 @@ impl Matcher {
                 fields,
             });
         }
-        for code in self.codes_printed(line) {
+        let prints_code = (self.code_base..self.code_base + 3).any(|i| matched.matched(i));
+        let codes = if prints_code {
+            self.codes_printed(line)
+        } else {
+            Vec::new()
+        };
+        for code in codes {
             match self.code_to_playbook.get(&code) {
                 Some(&playbook) => {
                     match facts.classes.iter_mut().find(|h| h.playbook == playbook) {
@@ -436,9 +503,9 @@ impl Matcher {
                 }
             }
         }
-        facts.is_database_error |= !facts.classes.is_empty() || self.database_error.is_match(line);
-        facts.test = self.test_marker(line, before);
-        facts.detail = self.detail(line);
+        facts.is_database_error |= !facts.classes.is_empty() || matched.matched(self.code_base + 3);
+        facts.test = self.test_marker(line, before, &|i| matched.matched(self.test_base + i));
+        facts.detail = self.detail(line, &matched);
         facts
     }
 
@@ -471,8 +538,17 @@ impl Matcher {
         codes
     }
 
-    fn test_marker(&self, line: &[u8], before: &[u8]) -> Option<TestMarker> {
-        for rule in &self.test_rules {
+    /// `candidate(i)`: whether test rule `i` can match (from a regex set pass over the line).
+    fn test_marker(
+        &self,
+        line: &[u8],
+        before: &[u8],
+        candidate: &dyn Fn(usize) -> bool,
+    ) -> Option<TestMarker> {
+        for (index, rule) in self.test_rules.iter().enumerate() {
+            if !candidate(index) {
+                continue;
+            }
             match rule {
                 TestRule::End(regex) => {
                     if regex.is_match(line) {
@@ -504,9 +580,12 @@ impl Matcher {
         None
     }
 
-    fn detail(&self, line: &[u8]) -> Option<Fields> {
+    fn detail(&self, line: &[u8], matched: &SetMatches) -> Option<Fields> {
         let mut found: Option<Fields> = None;
-        for rule in &self.detail_rules {
+        for (index, rule) in self.detail_rules.iter().enumerate() {
+            if !matched.matched(self.detail_base + index) {
+                continue;
+            }
             if let Some(caps) = rule.captures(line) {
                 let mut fields = Fields::from_captures(&caps);
                 if fields.referenced_table.is_none() {
@@ -565,4 +644,116 @@ fn last_lines(before: &[u8], count: usize) -> Vec<&[u8]> {
 
 pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Patterns per Teddy searcher: Teddy stays in the multi-GB/s range up to about 50 literals
+/// (measured here: 16 → 10 GB/s, 48 → 5 GB/s, 64 → 2.9 GB/s) and refuses more than 64.
+const TEDDY_GROUP: usize = 50;
+
+/// Stage one: finds the next line that contains any trigger.
+///
+/// The triggers are split into groups of at most [`TEDDY_GROUP`] literals, each searched with
+/// Teddy (SIMD), which is several times faster than one Aho-Corasick automaton over all of them
+/// (about 670 MB/s here with 150 literals). Where Teddy is unavailable (no SSSE3/NEON), one
+/// Aho-Corasick DFA is used instead.
+pub struct Prefilter {
+    groups: Vec<packed::Searcher>,
+    fallback: Option<AhoCorasick>,
+}
+
+impl Prefilter {
+    fn new(triggers: &[String]) -> Result<Prefilter, MatcherError> {
+        let mut groups = Vec::new();
+        for chunk in triggers.chunks(TEDDY_GROUP) {
+            let mut builder = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder();
+            builder.extend(chunk);
+            match builder.build() {
+                Some(searcher) => groups.push(searcher),
+                None => {
+                    groups.clear();
+                    break;
+                }
+            }
+        }
+        let fallback = if groups.is_empty() {
+            Some(
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(triggers)
+                    .map_err(|e| MatcherError(format!("building the trigger automaton: {e}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Prefilter { groups, fallback })
+    }
+
+    /// Whether `haystack` contains any trigger.
+    pub fn is_match(&self, haystack: &[u8]) -> bool {
+        self.cursor().next(haystack, 0).is_some()
+    }
+
+    /// A search over one buffer that remembers each group's next match, so that a frequent
+    /// trigger in one group does not make the other groups rescan the same bytes.
+    pub fn cursor(&self) -> PrefilterCursor<'_> {
+        PrefilterCursor {
+            prefilter: self,
+            next: vec![Pending::Unknown; self.groups.len().max(1)],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Pending {
+    Unknown,
+    /// Searched from `from`; the next match starts at `start` (or there is none).
+    Found {
+        from: usize,
+        start: Option<usize>,
+    },
+}
+
+/// See [`Prefilter::cursor`]. Use one cursor per buffer, with non-decreasing positions.
+pub struct PrefilterCursor<'p> {
+    prefilter: &'p Prefilter,
+    next: Vec<Pending>,
+}
+
+impl PrefilterCursor<'_> {
+    /// Start of the first trigger at or after `position`.
+    pub fn next(&mut self, haystack: &[u8], position: usize) -> Option<usize> {
+        if let Some(automaton) = &self.prefilter.fallback {
+            return automaton
+                .find(Input::new(haystack).span(position..haystack.len()))
+                .map(|m| m.start());
+        }
+        let mut best: Option<usize> = None;
+        for (group, pending) in self.prefilter.groups.iter().zip(self.next.iter_mut()) {
+            let still_valid = match *pending {
+                Pending::Found { from, start } => {
+                    from <= position && !matches!(start, Some(s) if s < position)
+                }
+                Pending::Unknown => false,
+            };
+            if !still_valid {
+                let start = group
+                    .find(&haystack[position..])
+                    .map(|m| position + m.start());
+                *pending = Pending::Found {
+                    from: position,
+                    start,
+                };
+            }
+            if let Pending::Found {
+                start: Some(start), ..
+            } = *pending
+            {
+                best = Some(best.map_or(start, |b| b.min(start)));
+            }
+        }
+        best
+    }
 }

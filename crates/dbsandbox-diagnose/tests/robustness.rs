@@ -88,7 +88,7 @@ fn line_numbers_survive_chunk_boundaries_and_crlf() {
     while log.len() < 3 * (1 << 20) + 100 {
         log.extend_from_slice(filler);
         line += 1;
-        if line % 40_000 == 0 {
+        if line.is_multiple_of(40_000) {
             log.extend_from_slice(b"ERROR: deadlock detected (SQLSTATE 40P01)\r\n");
             line += 1;
             expected_lines.push(line);
@@ -501,8 +501,8 @@ fn pseudo_random_and_mutated_inputs_never_panic() {
         b"Key (",
         b"\xc3",
     ];
-    for round in 0..3000 {
-        let mut input = if round % 5 == 0 {
+    for round in 0..3000u32 {
+        let mut input = if round.is_multiple_of(5) {
             // Pure noise of random length.
             (0..rng.next() % 2048).map(|_| rng.next() as u8).collect()
         } else {
