@@ -35,8 +35,10 @@ function configFor(key, extra = {}) {
 async function connect(key, extra = {}) {
   const client = new pg.Client(configFor(key, extra))
   client.txStatus = null
+  client.readyCount = 0
   client.connection.on('readyForQuery', (msg) => {
     client.txStatus = msg.status
+    client.readyCount++
   })
   client.notifications = []
   client.on('notification', (n) => client.notifications.push([n.channel, n.payload]))
@@ -85,6 +87,25 @@ async function sandbox(t, key = keyFor(t.name)) {
   return sb
 }
 
+// Run a query that must fail with `sqlstate`; return once the ReadyForQuery after the error has
+// arrived. (node-postgres rejects the promise at the ErrorResponse, before ReadyForQuery, so
+// txStatus read right after a rejection would still be the old status.)
+async function failsWith(client, sqlstate, ...queryArgs) {
+  const before = client.readyCount
+  let error = null
+  try {
+    await client.query(...queryArgs)
+  } catch (err) {
+    error = err
+  }
+  if (!error) throw new Error(`expected SQLSTATE ${sqlstate}, but the query succeeded: ${JSON.stringify(queryArgs)}`)
+  if (error.code !== sqlstate) throw new Error(`expected SQLSTATE ${sqlstate}, got ${error.code}: ${error.message}`)
+  const deadline = Date.now() + 5000
+  while (client.readyCount === before && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+  if (client.readyCount === before) throw new Error('no ReadyForQuery after the error')
+  return error
+}
+
 async function names(client, table = 'items') {
   return (await client.query(`select name from ${table} order by id`)).rows.map((r) => r.name)
 }
@@ -95,4 +116,4 @@ async function count(client, table = 'items') {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-module.exports = { RESET, keyFor, configFor, connect, resetLenient, resetStrict, sandbox, names, count, sleep }
+module.exports = { RESET, keyFor, configFor, connect, resetLenient, resetStrict, failsWith, sandbox, names, count, sleep }
