@@ -319,11 +319,10 @@ async fn t10_ids_restart_after_reset() {
 #[tokio::test]
 async fn t10d_last_connection_close_resets() {
     let sb = Sandbox::start(key("10d_close_resets")).await;
-    {
-        let c = sb.client().await;
-        c.batch_execute("insert into items(name) values ('left-behind'); insert into empty_table(v) values (1)").await.unwrap();
-    } // dropped: the connection task sends Terminate and closes
-    tokio::task::yield_now().await;
+    let first = sb.connect().await;
+    first.client.batch_execute("insert into items(name) values ('left-behind'); insert into empty_table(v) values (1)").await.unwrap();
+    drop(first.client); // the connection task sends Terminate and closes the socket ...
+    tokio::time::timeout(Duration::from_secs(5), first.task).await.unwrap().unwrap(); // ... and ends
     let c = sb.client().await;
     assert_eq!(count(&c, "items").await, 0);
     assert_eq!(first_id(&c, "insert into empty_table(v) values (1) returning id").await, 1);

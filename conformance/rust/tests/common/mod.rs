@@ -44,12 +44,15 @@ pub fn sqlx_options(key: &str) -> PgConnectOptions {
 pub struct Conn {
     pub client: Client,
     pub notes: mpsc::UnboundedReceiver<Notification>,
+    /// The connection task: ends once the connection is closed (after the client is dropped,
+    /// tokio-postgres sends Terminate and closes the socket).
+    pub task: tokio::task::JoinHandle<()>,
 }
 
 pub async fn connect(key: &str) -> Conn {
     let (client, mut connection) = tokio_postgres::connect(&conninfo(key), NoTls).await.expect("connect through the proxy");
     let (tx, notes) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(n))) => {
@@ -60,7 +63,7 @@ pub async fn connect(key: &str) -> Conn {
             }
         }
     });
-    Conn { client, notes }
+    Conn { client, notes, task }
 }
 
 /// The in-band reset, tolerant of one thing only: a proxy without the rollback engine passes
