@@ -93,6 +93,12 @@ pub fn scan<R: Read>(mut reader: R, collector: &mut Collector<'_>, input: usize)
     if is_junit(&head) {
         outcome.format = Some(Format::Junit);
         junit::scan(rest, collector, input, &mut outcome);
+    } else if head.len() < SNIFF_BYTES {
+        // The whole input fit in the head: no need for the streaming buffer.
+        outcome.format = Some(Format::Text);
+        outcome.bytes = head.len() as u64;
+        let newlines = scan_block(&head, 1, collector, input, None);
+        outcome.lines = newlines + u64::from(!head.ends_with(b"\n"));
     } else {
         outcome.format = Some(Format::Text);
         if let Err(e) = scan_text(rest, collector, input, &mut outcome) {
