@@ -602,7 +602,7 @@ impl Matcher {
         found
     }
 
-    /// Index of the first class whose kind is `kind`, for tests and reports.
+    /// Whether playbook `playbook` is a primary, consequence or assertion class.
     pub fn kind_of(&self, playbook: usize) -> Kind {
         self.playbooks[playbook].kind
     }

@@ -417,11 +417,18 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             )?;
         }
         writeln!(out, "   Why: {}", one_paragraph(&finding.diagnosis))?;
+        // The dbsandbox remedy, then the one for the ecosystem the log comes from.
+        let ecosystem = guess_ecosystem(finding);
         let shown_fixes: Vec<&Fix> = finding
             .fix
             .iter()
             .filter(|f| f.ecosystem == "dbsandbox")
-            .chain(finding.fix.iter().filter(|f| f.ecosystem != "dbsandbox"))
+            .chain(
+                finding
+                    .fix
+                    .iter()
+                    .filter(|f| Some(f.ecosystem.as_str()) == ecosystem),
+            )
             .take(2)
             .collect();
         for fix in shown_fixes {
@@ -455,6 +462,53 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "   Full playbook: {}", consequence.explain)?;
     }
     Ok(())
+}
+
+/// Which ecosystem's fix to show, from the stacks that matched and the shape of test names.
+fn guess_ecosystem(finding: &Finding) -> Option<&'static str> {
+    const BY_STACK: &[(&str, &str)] = &[
+        ("django", "python"),
+        ("psycopg", "python"),
+        ("sqlalchemy", "python"),
+        ("pytest", "python"),
+        ("unittest", "python"),
+        ("rails", "rails"),
+        ("ruby-pg", "rails"),
+        ("rspec", "rails"),
+        ("prisma", "node"),
+        ("sequelize", "node"),
+        ("knex", "node"),
+        ("jest", "node"),
+        ("testify", "go"),
+        ("hikaricp", "java"),
+        ("spring", "java"),
+        ("sqlx", "rust"),
+        ("rust", "rust"),
+    ];
+    for occurrence in &finding.occurrences {
+        if let Some(stack) = &occurrence.stack {
+            if let Some((_, ecosystem)) = BY_STACK.iter().find(|(key, _)| stack.contains(key)) {
+                return Some(ecosystem);
+            }
+        }
+        if let Some(test) = &occurrence.test {
+            let ecosystem = if test.contains(".py::") || test.starts_with("tests.") {
+                "python"
+            } else if test.contains('\u{203a}') {
+                "node"
+            } else if test.starts_with("Test") && !test.contains('.') {
+                "go"
+            } else if test.contains("::tests::") || test.starts_with("tests::") {
+                "rust"
+            } else if test.starts_with("com.") || test.starts_with("org.") {
+                "java"
+            } else {
+                continue;
+            };
+            return Some(ecosystem);
+        }
+    }
+    None
 }
 
 /// Joins a multi-line TOML paragraph into one line for the compact report.

@@ -298,6 +298,13 @@ fn exit_codes_over_files_missing_file_and_human_output() {
         out.contains("Full playbook: dbsandbox explain unique-violation"),
         "{out}"
     );
+    // The dbsandbox remedy first, then the one for the ecosystem the log comes from (Go).
+    assert!(
+        out.contains("   Fix (dbsandbox): Run the suite under `dbsandbox run"),
+        "{out}"
+    );
+    assert!(out.contains("   Fix (go): Use go-txdb"), "{out}");
+    assert!(!out.contains("Fix (python)"), "{out}");
 
     let missing = PathBuf::from("/nonexistent/build.log");
     let (code, _, err) = run(&args(vec![corpus_path("go_pgx_libpq.log"), missing]));
