@@ -823,3 +823,47 @@ fn clean_logs_full_of_near_misses_yield_nothing() {
         assert_eq!(stderr, "", "{name}");
     }
 }
+
+#[test]
+fn django_postgres_integrity_error_and_swallowed_cause() {
+    let name = "django_pg_pytest.log";
+    let (code, report, _) = analyze_corpus(name);
+    assert_eq!(code, FINDINGS);
+    assert_findings(
+        name,
+        &report,
+        &[
+            Expect {
+                class: "foreign-key-violation",
+                count: 1,
+                line: 47,
+                test: Some("shop/tests/test_checkout.py::CheckoutTests::test_first_order"),
+                code: Some("sqlstate:23503"),
+                constraint: Some("shop_order_customer_id_a1b2c3d4_fk_shop_customer_id"),
+                table: Some("shop_order"),
+                key_columns: Some("customer_id"),
+                key_value: Some("1"),
+                referenced_table: Some("shop_customer"),
+                ..Expect::default()
+            },
+            Expect {
+                class: "aborted-transaction",
+                count: 1,
+                line: 36,
+                test: Some(
+                    "shop/tests/test_signup.py::SignupTests::test_duplicate_username_rejected",
+                ),
+                code: Some("sqlstate:25P02"),
+                ..Expect::default()
+            },
+        ],
+    );
+    // The test caught the IntegrityError itself, so the log never shows what aborted the
+    // transaction: the consequence says so instead of blaming the foreign-key error after it.
+    let cascade = class(&report, "aborted-transaction").unwrap();
+    assert!(cascade["occurrences"][0]["caused_by"].is_null());
+    assert_eq!(
+        class(&report, "foreign-key-violation").unwrap()["consequences"],
+        0
+    );
+}
