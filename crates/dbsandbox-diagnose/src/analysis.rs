@@ -17,6 +17,10 @@ pub const EXCERPT_CHARS: usize = 240;
 /// A repeat of the same class without a known test is an echo of the same failure (a chained
 /// exception, a DETAIL, the ORM re-raising the driver error) if it is at most this many lines on.
 const ECHO_WINDOW_LINES: u64 = 12;
+/// Within one test, a repeat of the same class this close is an echo too (long tracebacks put
+/// the driver error and the ORM's re-raise far apart); further away it is a second failure,
+/// unless a summary line names the test.
+const TEST_ECHO_WINDOW_LINES: u64 = 200;
 /// DETAIL lines and node-postgres fields belong to the failure printed at most this many lines before.
 const DETAIL_WINDOW_LINES: u64 = 24;
 /// Distinct failures per class remembered for echo merging.
@@ -30,6 +34,10 @@ pub struct Occurrence {
     pub pattern: Option<usize>,
     pub line: u64,
     pub test: Option<String>,
+    /// The test was named by a runner's summary line (pytest `FAILED t - ...`, Surefire's
+    /// `Results:`) or by a JUnit `<testcase>`: a repeat there is the same failure however far
+    /// from the first print it is.
+    pub test_from_summary: bool,
     pub code: Option<String>,
     pub stack: Option<String>,
     pub fields: Fields,
@@ -176,6 +184,7 @@ impl<'m> Collector<'m> {
                 None => {}
             }
         }
+        let test_from_summary = forced_test.is_some() || line_test.is_some();
         let test = match forced_test {
             Some(forced) => Some(forced.to_string()),
             None => line_test.or_else(|| self.state(input).current_test.clone()),
@@ -200,6 +209,7 @@ impl<'m> Collector<'m> {
                 pattern: hit.pattern,
                 line,
                 test: test.clone(),
+                test_from_summary,
                 code: hit.code,
                 stack: hit.stack,
                 fields,
@@ -398,6 +408,10 @@ fn is_echo(previous: &Recent, next: &Occurrence) -> bool {
         return false;
     }
     if previous.test.is_none() && !near {
+        return false;
+    }
+    let near_in_test = next.line.saturating_sub(previous.line) <= TEST_ECHO_WINDOW_LINES;
+    if previous.test.is_some() && !near_in_test && !next.test_from_summary {
         return false;
     }
     // Without a test name, only a re-print of the same wording nearby is an echo (a chained

@@ -547,3 +547,27 @@ fn pseudo_random_and_mutated_inputs_never_panic() {
             .unwrap_or_else(|e| panic!("round {round}: bad JSON {e}"));
     }
 }
+
+#[test]
+fn one_test_failing_twice_far_apart_counts_twice_but_its_summary_does_not() {
+    let mut log =
+        b"=== RUN   TestLongRunning\n    a_test.go:10: ERROR: deadlock detected (SQLSTATE 40P01)\n"
+            .to_vec();
+    log.extend_from_slice(&b"    a_test.go:11: retrying\n".repeat(300));
+    log.extend_from_slice(b"    a_test.go:12: ERROR: deadlock detected (SQLSTATE 40P01)\n--- FAIL: TestLongRunning (9.00s)\n");
+    let (_, report, _) = analyze_json(&[("go.log", &log)]);
+    assert_eq!(report["findings"][0]["count"], 2);
+    assert_eq!(report["findings"][0]["occurrences"][1]["line"], 303);
+
+    let mut pytest =
+        b"___ test_slow ___\nE   psycopg2.errors.DeadlockDetected: deadlock detected\n".to_vec();
+    pytest.extend_from_slice(&b"captured log line\n".repeat(300));
+    pytest.extend_from_slice(b"=== short test summary info ===\nFAILED tests/test_a.py::test_slow - psycopg2.errors.DeadlockDetected: deadlock detected\n");
+    let (_, report, _) = analyze_json(&[("py.log", &pytest)]);
+    assert_eq!(report["findings"][0]["count"], 1);
+    assert_eq!(report["findings"][0]["matched_lines"], 2);
+    assert_eq!(
+        report["findings"][0]["tests"],
+        serde_json::json!(["tests/test_a.py::test_slow"])
+    );
+}
