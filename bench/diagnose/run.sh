@@ -4,12 +4,14 @@
 #
 #   bench/diagnose/run.sh            # 1024 MiB, 3 runs each
 #   SIZE_MIB=256 RUNS=5 bench/diagnose/run.sh
+#   HEADERS=0 bench/diagnose/run.sh   # no `=== RUN` filler: failures are the only hits
 #
 # Needs python3 and GNU time (/usr/bin/time); falls back to /proc VmHWM sampling without it.
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
+HEADERS=${HEADERS:-1}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/diagnose-bench.XXXXXX")
@@ -20,7 +22,9 @@ echo "building release example (target dir $CARGO_TARGET_DIR)..." >&2
 BIN=$CARGO_TARGET_DIR/release/examples/analyze_file
 
 LOG=$WORK/synthetic.log
-python3 "$ROOT/bench/diagnose/gen_log.py" "$LOG" --mib "$SIZE_MIB" >&2
+GEN_FLAGS=()
+if [ "$HEADERS" = 0 ]; then GEN_FLAGS+=(--no-headers); fi
+python3 "$ROOT/bench/diagnose/gen_log.py" "$LOG" --mib "$SIZE_MIB" "${GEN_FLAGS[@]}" >&2
 BYTES=$(stat -c %s "$LOG")
 "$BIN" triggers > "$WORK/triggers.txt"
 TRIGGERS=$(wc -l < "$WORK/triggers.txt")
@@ -53,6 +57,7 @@ measure() { # prints "seconds max_rss_kib" for the command in "$@"
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 : > "$WORK/analyze.txt"
 : > "$WORK/grep.txt"
 for _ in $(seq "$RUNS"); do
@@ -71,7 +76,8 @@ G_MBS=$(awk -v b="$BYTES" -v s="$G_SEC" 'BEGIN {printf "%.0f", b / 1e6 / s}')
 RATIO=$(awk -v a="$A_SEC" -v g="$G_SEC" 'BEGIN {printf "%.2f", a / g}')
 
 echo
-echo "input: $BYTES bytes ($SIZE_MIB MiB), $TRIGGERS literal triggers, grep lines hit: $GREP_HITS"
+echo "input: $BYTES bytes ($SIZE_MIB MiB, headers=$HEADERS), $TRIGGERS literal triggers, grep lines hit: $GREP_HITS"
+echo "load average before: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$WORK/report.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
