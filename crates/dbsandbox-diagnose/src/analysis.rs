@@ -120,6 +120,10 @@ struct Recent {
 #[derive(Debug, Default)]
 struct InputState {
     current_test: Option<String>,
+    /// The last header line, not yet parsed: `(test rule, line)`. Resolved into
+    /// `current_test` only when a failure needs the name.
+    pending_header: Option<usize>,
+    pending_header_line: Vec<u8>,
     /// The last few distinct failures per class, for echo merging (pytest prints a failure in
     /// its section and again in the summary, after other tests' sections).
     last_of_class: Vec<VecDeque<Recent>>,
@@ -178,16 +182,32 @@ impl<'m> Collector<'m> {
         {
             let state = self.state(input);
             match facts.test {
-                Some(TestMarker::Begin(name)) => state.current_test = Some(name),
+                Some(TestMarker::BeginAt(rule)) => {
+                    state.current_test = None;
+                    state.pending_header = Some(rule);
+                    state.pending_header_line.clear();
+                    state.pending_header_line.extend_from_slice(text);
+                }
+                Some(TestMarker::Begin(name)) => {
+                    state.pending_header = None;
+                    state.current_test = Some(name);
+                }
                 Some(TestMarker::ThisLine(name)) => line_test = Some(name),
-                Some(TestMarker::End) => state.current_test = None,
+                Some(TestMarker::End) => {
+                    state.pending_header = None;
+                    state.current_test = None;
+                }
                 None => {}
             }
+        }
+        if facts.classes.is_empty() && facts.detail.is_none() && !facts.is_database_error {
+            // A header or other non-failure line: nothing else to record.
+            return;
         }
         let test_from_summary = forced_test.is_some() || line_test.is_some();
         let test = match forced_test {
             Some(forced) => Some(forced.to_string()),
-            None => line_test.or_else(|| self.state(input).current_test.clone()),
+            None => line_test.or_else(|| self.current_test(input)),
         };
 
         // A DETAIL on its own line belongs to the failure just before it; one on the same line as
@@ -247,6 +267,16 @@ impl<'m> Collector<'m> {
                 });
             }
         }
+    }
+
+    /// The test the output of `input` currently belongs to, parsing a pending header first.
+    fn current_test(&mut self, input: usize) -> Option<String> {
+        let matcher = self.matcher;
+        let state = self.state(input);
+        if let Some(rule) = state.pending_header.take() {
+            state.current_test = matcher.header_test_name(rule, &state.pending_header_line);
+        }
+        state.current_test.clone()
     }
 
     /// Adds one occurrence; returns whether it is a new failure (not an echo of an earlier one).
@@ -374,6 +404,7 @@ impl<'m> Collector<'m> {
     pub fn end_input(&mut self, input: usize) {
         let state = self.state(input);
         state.current_test = None;
+        state.pending_header = None;
         state.recent = None;
         state.root = None;
     }

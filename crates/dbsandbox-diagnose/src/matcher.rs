@@ -71,6 +71,10 @@ const HEADER_TRIGGERS: &[&str] = &[
 /// What a matched line says about the test it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestMarker {
+    /// Output from here on belongs to the test this line names, by test rule `rule`; the name is
+    /// only extracted ([`Matcher::header_test_name`]) if a failure needs it, because capturing
+    /// costs ~200 ns and a verbose log has a header every few lines.
+    BeginAt(usize),
     /// Output from here on belongs to this test (pytest `___ t ___`, `=== RUN`, `● a › b`, ...).
     Begin(String),
     /// This line names its own test (pytest `FAILED path::test - message`).
@@ -556,8 +560,8 @@ impl Matcher {
                     }
                 }
                 TestRule::Begin(regex) => {
-                    if let Some(caps) = regex.captures(line) {
-                        return test_name(&caps).map(TestMarker::Begin);
+                    if regex.is_match(line) {
+                        return Some(TestMarker::BeginAt(index));
                     }
                 }
                 TestRule::ThisLine(regex) => {
@@ -578,6 +582,14 @@ impl Matcher {
             }
         }
         None
+    }
+
+    /// The test named by a header line that [`TestMarker::BeginAt`] reported for `rule`.
+    pub fn header_test_name(&self, rule: usize, line: &[u8]) -> Option<String> {
+        match self.test_rules.get(rule) {
+            Some(TestRule::Begin(regex)) => regex.captures(line).and_then(|c| test_name(&c)),
+            _ => None,
+        }
     }
 
     fn detail(&self, line: &[u8], matched: &SetMatches) -> Option<Fields> {
