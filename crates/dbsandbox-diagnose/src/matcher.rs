@@ -571,8 +571,10 @@ impl Matcher {
                 }
                 TestRule::BeginFromLinesBefore { trigger, name } => {
                     if trigger.is_match(line) {
+                        // The block still has its colours; RSpec paints the `1) name` line.
                         let found = last_lines(before, 3).into_iter().find_map(|previous| {
-                            name.captures(previous).and_then(|c| test_name(&c))
+                            let previous = crate::reader::strip_ansi(previous);
+                            name.captures(&previous).and_then(|c| test_name(&c))
                         });
                         if let Some(found) = found {
                             return Some(TestMarker::Begin(found));

@@ -571,3 +571,14 @@ fn one_test_failing_twice_far_apart_counts_twice_but_its_summary_does_not() {
         serde_json::json!(["tests/test_a.py::test_slow"])
     );
 }
+
+#[test]
+fn coloured_rspec_failure_keeps_its_test_name() {
+    let log = b"Failures:\n\n\x1b[31m  1) Order belongs to a user\x1b[0m\n     \x1b[31mFailure/Error:\x1b[0m \x1b[31mOrder.create!(user_id: 1)\x1b[0m\n\n     \x1b[31mActiveRecord::InvalidForeignKey:\x1b[0m\n       \x1b[31mPG::ForeignKeyViolation: ERROR:  insert or update on table \"orders\" violates foreign key constraint \"fk_rails_1\"\x1b[0m\n";
+    let (code, report, _) = analyze_json(&[("rspec.log", log)]);
+    assert_eq!(code, 1);
+    let occurrence = &report["findings"][0]["occurrences"][0];
+    assert_eq!(occurrence["test"], "Order belongs to a user");
+    assert_eq!(occurrence["line"], 6);
+    assert_eq!(occurrence["constraint"], "fk_rails_1");
+}
