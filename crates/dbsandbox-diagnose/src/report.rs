@@ -450,6 +450,12 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         )?;
         for occurrence in &consequence.occurrences {
             write_occurrence(out, occurrence)?;
+            if occurrence.caused_by.is_none() {
+                writeln!(
+                    out,
+                    "       no database error before it in this input: the cause was not logged, or the code caught it"
+                )?;
+            }
         }
         if consequence.occurrences_omitted > 0 {
             writeln!(

@@ -582,3 +582,23 @@ fn coloured_rspec_failure_keeps_its_test_name() {
     assert_eq!(occurrence["line"], 6);
     assert_eq!(occurrence["constraint"], "fk_rails_1");
 }
+
+#[test]
+fn human_report_says_when_a_cascade_has_no_visible_cause() {
+    let args = AnalyzeArgs {
+        files: vec![corpus_path("go_testify_messages.log")],
+        max_examples: 3,
+        ..AnalyzeArgs::default()
+    };
+    let mut out = Vec::new();
+    assert_eq!(run_analyze(&args, &mut out, &mut Vec::new()), 1);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("(1 occurrence, 0 traced to an error above)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("       no database error before it in this input: the cause was not logged, or the code caught it\n"),
+        "{out}"
+    );
+}
