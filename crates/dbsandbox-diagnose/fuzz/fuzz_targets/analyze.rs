@@ -9,7 +9,13 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let mut stdout = Vec::new();
     let mut stderr = Vec::new();
-    let code = analyze_bytes(&[("fuzz", data)], OutputFormat::Json, 3, &mut stdout, &mut stderr);
+    let code = analyze_bytes(
+        &[("fuzz", data)],
+        OutputFormat::Json,
+        3,
+        &mut stdout,
+        &mut stderr,
+    );
     assert!((0..=2).contains(&code));
     let report: serde_json::Value = serde_json::from_slice(&stdout).expect("report is JSON");
     assert_eq!(report["exit_code"], code);
