@@ -85,7 +85,7 @@ pub fn scan<R: Read>(
     outcome: &mut ScanOutcome,
 ) {
     let counter = NewlineCounter {
-        inner: BufReader::with_capacity(crate::reader::CHUNK_BYTES / 4, reader),
+        inner: BufReader::with_capacity(64 * 1024, reader),
         consumed_newlines: 0,
         consumed_bytes: 0,
     };

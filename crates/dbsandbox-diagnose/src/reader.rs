@@ -89,10 +89,14 @@ pub fn scan<R: Read>(mut reader: R, collector: &mut Collector<'_>, input: usize)
             .warnings
             .push("input is not valid UTF-8; matched on raw bytes, excerpts show \u{fffd} for invalid bytes".into());
     }
-    let rest = io::Cursor::new(head.clone()).chain(reader);
     if is_junit(&head) {
         outcome.format = Some(Format::Junit);
-        junit::scan(rest, collector, input, &mut outcome);
+        junit::scan(
+            io::Cursor::new(head).chain(reader),
+            collector,
+            input,
+            &mut outcome,
+        );
     } else if head.len() < SNIFF_BYTES {
         // The whole input fit in the head: no need for the streaming buffer.
         outcome.format = Some(Format::Text);
@@ -101,6 +105,7 @@ pub fn scan<R: Read>(mut reader: R, collector: &mut Collector<'_>, input: usize)
         outcome.lines = newlines + u64::from(!head.ends_with(b"\n"));
     } else {
         outcome.format = Some(Format::Text);
+        let rest = io::Cursor::new(head).chain(reader);
         if let Err(e) = scan_text(rest, collector, input, &mut outcome) {
             outcome.problem = Some(InputProblem::Unreadable(e.to_string()));
         }
