@@ -104,7 +104,7 @@ pub fn scan<R: Read>(
         match event {
             Ok(Event::Start(element)) => {
                 let name = element.name().as_ref().to_vec();
-                let line = line_after - count_newlines(&element);
+                let line = line_after.saturating_sub(count_newlines(&element)).max(1);
                 open.push(String::from_utf8_lossy(&name).into_owned());
                 if name == b"testcase" {
                     testcases += 1;
@@ -122,7 +122,7 @@ pub fn scan<R: Read>(
             }
             Ok(Event::Empty(element)) => {
                 let name = element.name().as_ref().to_vec();
-                let line = line_after - count_newlines(&element);
+                let line = line_after.saturating_sub(count_newlines(&element)).max(1);
                 if name == b"testcase" {
                     testcases += 1;
                 } else if is_output_element(&name) {
@@ -145,7 +145,7 @@ pub fn scan<R: Read>(
                 }
             }
             Ok(Event::Text(text)) if output_depth > 0 => {
-                let first_line = line_after - count_newlines(&text);
+                let first_line = line_after.saturating_sub(count_newlines(&text)).max(1);
                 let unescaped = match text.unescape() {
                     Ok(value) => value.into_owned().into_bytes(),
                     Err(_) => text.to_vec(),
@@ -159,7 +159,7 @@ pub fn scan<R: Read>(
                 );
             }
             Ok(Event::CData(data)) if output_depth > 0 => {
-                let first_line = line_after - count_newlines(&data);
+                let first_line = line_after.saturating_sub(count_newlines(&data)).max(1);
                 scan_block(&data, first_line, collector, input, current_test.as_deref());
             }
             Ok(Event::Eof) => {
