@@ -184,15 +184,15 @@ async fn t05b_same_sql_prepare_name_on_two_connections() {
     let sb = Sandbox::start(key("05b_sql_prepare_same_name")).await;
     let a = sb.client().await;
     let b = sb.client().await;
-    a.batch_execute("PREPARE s1(int) AS select $1 + 1").await.unwrap();
-    b.batch_execute("PREPARE s1(text) AS select 'b:' || $1").await.unwrap();
-    let va: i32 = a.query_one("EXECUTE s1(41)", &[]).await.unwrap().get(0);
-    let vb: String = b.query_one("EXECUTE s1('x')", &[]).await.unwrap().get(0);
+    a.batch_execute("PREPARE stmt_one(int) AS select $1 + 1").await.unwrap();
+    b.batch_execute("PREPARE stmt_one(text) AS select 'b:' || $1").await.unwrap();
+    let va: i32 = a.query_one("EXECUTE stmt_one(41)", &[]).await.unwrap().get(0);
+    let vb: String = b.query_one("EXECUTE stmt_one('x')", &[]).await.unwrap().get(0);
     assert_eq!((va, vb.as_str()), (42, "b:x"));
-    a.batch_execute("DEALLOCATE s1").await.unwrap();
-    let e = a.batch_execute("EXECUTE s1(1)").await.unwrap_err();
+    a.batch_execute("DEALLOCATE stmt_one").await.unwrap();
+    let e = a.batch_execute("EXECUTE stmt_one(1)").await.unwrap_err();
     assert_eq!(sqlstate(&e), Some("26000"));
-    let vb: String = b.query_one("EXECUTE s1('y')", &[]).await.unwrap().get(0);
+    let vb: String = b.query_one("EXECUTE stmt_one('y')", &[]).await.unwrap().get(0);
     assert_eq!(vb, "b:y");
     sb.finish().await;
 }

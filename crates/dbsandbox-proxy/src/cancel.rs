@@ -15,6 +15,22 @@ pub struct CancelTarget {
     pub addr: BackendAddr,
     pub process_id: i32,
     pub secret_key: i32,
+    /// For clients sharing a backend (rollback sandboxes): forward only while this client's
+    /// request runs, so one client cannot cancel another's query.
+    pub gate: Option<CancelGate>,
+}
+
+/// Passes a cancel only while `owner` holds `id`.
+#[derive(Clone, Debug)]
+pub struct CancelGate {
+    pub owner: Arc<std::sync::atomic::AtomicU32>,
+    pub id: u32,
+}
+
+impl CancelGate {
+    pub fn open(&self) -> bool {
+        self.owner.load(Ordering::Relaxed) == self.id
+    }
 }
 
 #[derive(Debug)]
@@ -104,6 +120,7 @@ mod tests {
             addr: BackendAddr::Tcp("127.0.0.1".into(), 5432),
             process_id: 42,
             secret_key: 7,
+            gate: None,
         };
         let key = registry.register(target);
         let found = registry.lookup(key.process_id, key.secret_key).unwrap();

@@ -12,14 +12,17 @@
 
 mod backend;
 mod cancel;
+pub mod classify;
 mod framing;
 pub mod key;
 mod relay;
+pub mod rollback;
 mod server;
 mod startup;
 mod stats;
 mod wire;
 
 pub use key::{validate_key, RouteError};
+pub use rollback::{Isolation, SandboxStats, Sandboxes};
 pub use server::{BackendTarget, ClientAuth, Proxy, ProxyConfig, Router};
 pub use stats::{ProxyStats, StatsHandle};

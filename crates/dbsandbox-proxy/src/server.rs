@@ -4,9 +4,10 @@
 //! types and the [`Router`] seam through which the CLI decides where each key's connections go.
 
 use crate::backend::{self, BackendAddr, BackendError, BackendStream};
-use crate::cancel::{CancelRegistry, CancelTarget};
+use crate::cancel::{CancelGate, CancelRegistry, CancelTarget};
 use crate::key::{validate_key, RouteError};
 use crate::relay::{self, RelayEnd, RelayError};
+use crate::rollback::{self, Isolation, Sandboxes};
 use crate::startup::{self, StartupError, StartupPacket};
 use crate::stats::{Counters, ProxyStats, StatsHandle};
 use crate::wire::{self, PROTOCOL_VIOLATION};
@@ -87,6 +88,9 @@ pub struct ProxyConfig {
     /// Time allowed for the client's startup and authentication, and separately for the
     /// backend's connect and handshake. Routing is not timed: the router owns its waits.
     pub startup_timeout: Duration,
+    /// Isolation of keys whose first connection does not ask for one with
+    /// `options=-c dbsandbox.isolation=rollback|database`.
+    pub default_isolation: Isolation,
 }
 
 impl Default for ProxyConfig {
@@ -95,6 +99,7 @@ impl Default for ProxyConfig {
             auth: ClientAuth::Trust,
             max_message_bytes: 64 * 1024 * 1024,
             startup_timeout: Duration::from_secs(30),
+            default_isolation: Isolation::Database,
         }
     }
 }
@@ -105,6 +110,7 @@ struct Shared {
     router: Arc<dyn Router>,
     counters: Arc<Counters>,
     cancels: Arc<CancelRegistry>,
+    sandboxes: Arc<Sandboxes>,
 }
 
 /// A bound proxy listener. Call [`Proxy::serve`] to start accepting.
@@ -133,6 +139,7 @@ impl Proxy {
                 router,
                 counters: Arc::new(Counters::default()),
                 cancels: Arc::new(CancelRegistry::default()),
+                sandboxes: Arc::new(Sandboxes::default()),
             }),
         })
     }
@@ -150,6 +157,12 @@ impl Proxy {
     /// before calling `serve`.
     pub fn stats_handle(&self) -> StatsHandle {
         StatsHandle(Arc::clone(&self.shared.counters))
+    }
+
+    /// A handle on the rollback sandboxes (reset, forget, stats) that outlives `serve`'s taking
+    /// of the proxy; take it before calling `serve`.
+    pub fn sandboxes(&self) -> Arc<Sandboxes> {
+        Arc::clone(&self.shared.sandboxes)
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, tells every connected client
@@ -356,6 +369,18 @@ async fn drive_connection(shared: &Shared, client: &mut TcpStream) -> Ending {
         router: Arc::clone(&shared.router),
         key: request.key.clone(),
     };
+    let isolation = match Isolation::requested(&request.params) {
+        Ok(requested) => requested.unwrap_or(shared.config.default_isolation),
+        Err(message) => {
+            return Ending::Refused(Farewell::Refuse {
+                sqlstate: "22023",
+                message,
+            })
+        }
+    };
+    if isolation == Isolation::Rollback {
+        return serve_rollback(shared, client, client_buf, &request, &target).await;
+    }
     let addr = BackendAddr::of(&target);
     let connected = tokio::time::timeout(startup_timeout, backend::connect(&addr)).await;
     let stream = match connected {
@@ -383,6 +408,74 @@ fn backend_unreachable(addr: &BackendAddr, why: &str) -> Farewell {
         message: format!(
             "dbsandbox proxy could not connect to the sandbox's server at {addr}: {why}"
         ),
+    }
+}
+
+/// Serves a client of a rollback sandbox: the key's shared backend transaction, with the
+/// proxy answering startup itself.
+async fn serve_rollback(
+    shared: &Shared,
+    client: &mut TcpStream,
+    client_buf: BytesMut,
+    request: &SessionRequest,
+    target: &BackendTarget,
+) -> Ending {
+    let sandbox = match shared.sandboxes.get_or_create(&request.key, target).await {
+        Ok(sandbox) => sandbox,
+        Err(message) => {
+            return Ending::Refused(Farewell::Refuse {
+                sqlstate: "08006",
+                message,
+            })
+        }
+    };
+    let id = sandbox.next_client_id();
+    let cancel_key = sandbox.backend_key.map(|(process_id, secret_key)| {
+        shared.cancels.register(CancelTarget {
+            addr: sandbox.addr.clone(),
+            process_id,
+            secret_key,
+            gate: Some(CancelGate {
+                owner: Arc::clone(&sandbox.cycle_owner),
+                id,
+            }),
+        })
+    });
+    let (pid, secret) = cancel_key
+        .as_ref()
+        .map(|k| (k.process_id, k.secret_key))
+        .unwrap_or((id as i32, 0));
+    let greeting = rollback::session::greeting(&sandbox, &request.params, pid, secret);
+    if client.write_all(&greeting).await.is_err() {
+        return Ending::Done;
+    }
+    Counters::bump(&shared.counters.sessions_established);
+    sandbox.counters.connections_open.fetch_add(1, Relaxed);
+    sandbox.counters.connections_total.fetch_add(1, Relaxed);
+    info!(user = %request.user, database = %target.database, "rollback session established");
+    let (reader, writer) = client.split();
+    let mut session = rollback::session::ClientSession {
+        sandbox,
+        id,
+        reader,
+        writer,
+        buf: client_buf,
+        max_message_bytes: shared.config.max_message_bytes,
+        pid,
+        startup: rollback::session::startup_settings(&request.params),
+    };
+    let end = session.run().await;
+    drop(cancel_key);
+    match end {
+        rollback::session::SessionEnd::Closed => Ending::Done,
+        rollback::session::SessionEnd::Protocol(message) => Ending::Ended(Farewell::Refuse {
+            sqlstate: PROTOCOL_VIOLATION,
+            message,
+        }),
+        rollback::session::SessionEnd::Backend(message) => Ending::Ended(Farewell::Refuse {
+            sqlstate: "08006",
+            message,
+        }),
     }
 }
 
@@ -480,6 +573,13 @@ async fn forward_cancel(shared: &Shared, process_id: i32, secret_key: i32) {
         debug!(process_id, "cancel request for an unknown key ignored");
         return;
     };
+    if target.gate.as_ref().is_some_and(|gate| !gate.open()) {
+        debug!(
+            process_id,
+            "cancel request while another client of the sandbox runs; ignored"
+        );
+        return;
+    }
     match backend::send_cancel(&target.addr, target.process_id, target.secret_key).await {
         Ok(()) => {
             Counters::bump(&shared.counters.cancels_forwarded);
@@ -564,6 +664,7 @@ impl Session<'_> {
                 addr: self.addr.clone(),
                 process_id,
                 secret_key,
+                gate: None,
             })
         });
         let mut greeting = BytesMut::with_capacity(

@@ -157,6 +157,49 @@ pub async fn gc(settings: &Settings, force: bool, json: bool) -> anyhow::Result<
     result
 }
 
+/// The one running `dbsandbox run` to ask (`pid` chooses among several).
+fn the_run(settings: &Settings, pid: Option<u32>) -> anyhow::Result<crate::control::RunRecord> {
+    let runs: Vec<_> = live_runs(&settings.cache_dir())
+        .into_iter()
+        .filter(|r| pid.is_none_or(|p| r.owner.pid == p))
+        .collect();
+    match runs.as_slice() {
+        [run] => Ok(run.clone()),
+        [] => Err(UsageError(
+            "no running `dbsandbox run` found (is one running with the same --cache-dir?)".into(),
+        )
+        .into()),
+        _ => {
+            let pids: Vec<String> = runs.iter().map(|r| r.owner.pid.to_string()).collect();
+            Err(UsageError(format!(
+                "several runs are active (pids {}): choose one with --pid",
+                pids.join(", ")
+            ))
+            .into())
+        }
+    }
+}
+
+pub async fn reset(settings: &Settings, key: &str, pid: Option<u32>) -> anyhow::Result<i32> {
+    dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
+    let run = the_run(settings, pid)?;
+    let reply = request(&run, &format!("reset {key}")).await?;
+    match (&reply["ok"], &reply["reset"]) {
+        (serde_json::Value::Bool(true), serde_json::Value::Bool(true)) => {
+            println!("reset {key}: rolled back to the template's state");
+            Ok(0)
+        }
+        (serde_json::Value::Bool(true), _) => {
+            println!(
+                "key {key} has no rollback sandbox in run {} (nothing to reset)",
+                run.owner.pid
+            );
+            Ok(1)
+        }
+        _ => anyhow::bail!("reset of {key} failed: {}", reply["error"]),
+    }
+}
+
 pub async fn release(settings: &Settings, key: &str, pid: Option<u32>) -> anyhow::Result<i32> {
     dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
     let runs: Vec<_> = live_runs(&settings.cache_dir())

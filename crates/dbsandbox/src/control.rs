@@ -2,7 +2,7 @@
 //! `dbsandbox status`) reach the run through a Unix socket listed in `<cache>/runs/<pid>.json`.
 //!
 //! The protocol is one request line and one JSON reply line: `release KEY` → `{"ok":true,"released":true}`,
-//! `keys` → `{"ok":true,"keys":{…}}`. The HTTP control API (a later issue) will supersede it.
+//! `reset KEY` → `{"ok":true,"reset":true}`, `keys` → `{"ok":true,"keys":{…}}`. The HTTP control API (a later issue) will supersede it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,6 +93,10 @@ async fn answer(stream: UnixStream, registry: &Registry) -> anyhow::Result<()> {
             serde_json::json!({"ok": true, "released": registry.release(key)})
         }
         (Some("keys"), None) => serde_json::json!({"ok": true, "keys": registry.snapshot()}),
+        (Some("reset"), Some(key)) => match registry.reset(key).await {
+            Ok(reset) => serde_json::json!({"ok": true, "reset": reset}),
+            Err(e) => serde_json::json!({"ok": false, "error": e}),
+        },
         _ => {
             serde_json::json!({"ok": false, "error": format!("unknown request {:?}", line.trim())})
         }

@@ -48,6 +48,12 @@ struct Cli {
     verbose: u8,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum IsolationArg {
+    Rollback,
+    Database,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run a test command with a sandboxed database per key.
@@ -67,6 +73,11 @@ enum Command {
         /// No progress or summary lines on stderr.
         #[arg(short, long)]
         quiet: bool,
+        /// Isolation of a key's connections: `rollback` (one shared transaction per key, rolled
+        /// back at reset; commits are absorbed) or `database` (a whole clone per key, real commits).
+        /// A connection can choose for its key with options=-c dbsandbox.isolation=database.
+        #[arg(long, env = "DBSANDBOX_ISOLATION", value_enum, default_value_t = IsolationArg::Rollback)]
+        isolation: IsolationArg,
         /// The test command and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -91,6 +102,17 @@ enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Roll a key's sandbox back to the template's state (rollback isolation).
+    #[command(
+        after_help = "Examples:\n  dbsandbox reset gw0\n  dbsandbox reset gw0 --pid 12345   # when several runs are active\n\nIn a test, the in-band statement `SELECT dbsandbox_reset()` does the same through the test's own connection."
+    )]
+    Reset {
+        /// The sandbox key (the database name the client used).
+        key: String,
+        /// The run to ask, when several are active.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     /// Return a key's clone: its next connection gets a fresh database.
     #[command(
@@ -145,6 +167,7 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             port,
             password,
             quiet,
+            isolation,
             command,
         } => {
             let settings = Settings::resolve(&server, &schema)?;
@@ -162,6 +185,10 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
                     password,
                     command,
                     quiet,
+                    isolation: match isolation {
+                        IsolationArg::Rollback => dbsandbox_proxy::Isolation::Rollback,
+                        IsolationArg::Database => dbsandbox_proxy::Isolation::Database,
+                    },
                 },
             )
             .await
@@ -174,6 +201,14 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
                 &Settings::resolve(&server, &SchemaArgs::default())?,
                 force,
                 json,
+            )
+            .await
+        }
+        Command::Reset { key, pid } => {
+            admin::reset(
+                &Settings::resolve(&server, &SchemaArgs::default())?,
+                &key,
+                pid,
             )
             .await
         }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use dbsandbox_pool::ClonePool;
-use dbsandbox_proxy::{BackendTarget, RouteError, Router};
+use dbsandbox_proxy::{BackendTarget, RouteError, Router, SandboxStats, Sandboxes};
 use dbsandbox_server::Endpoint;
 use tokio::sync::OnceCell;
 
@@ -22,6 +22,30 @@ pub struct KeyStats {
     pub connections_total: u64,
     /// Clones this key has held (more than one after releases).
     pub clones_used: u64,
+    /// For rollback sandboxes: what the sandbox absorbed.
+    pub sandbox: Option<SandboxCounts>,
+}
+
+/// A rollback sandbox's counters, as scripts read them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SandboxCounts {
+    pub statements: u64,
+    pub commits_absorbed: u64,
+    pub errors_recovered: u64,
+    pub resets: u64,
+    pub connections_open: u64,
+}
+
+impl From<SandboxStats> for SandboxCounts {
+    fn from(s: SandboxStats) -> Self {
+        SandboxCounts {
+            statements: s.statements,
+            commits_absorbed: s.commits_absorbed,
+            errors_recovered: s.errors_recovered,
+            resets: s.resets,
+            connections_open: s.connections_open,
+        }
+    }
 }
 
 struct Slot {
@@ -33,6 +57,8 @@ pub struct Registry {
     pool: ClonePool,
     endpoint: Endpoint,
     keys: Mutex<BTreeMap<String, Slot>>,
+    /// The proxy's rollback sandboxes, known once the proxy is bound.
+    sandboxes: std::sync::OnceLock<Arc<Sandboxes>>,
 }
 
 impl Registry {
@@ -41,7 +67,20 @@ impl Registry {
             pool,
             endpoint,
             keys: Mutex::new(BTreeMap::new()),
+            sandboxes: std::sync::OnceLock::new(),
         })
+    }
+
+    pub fn attach_sandboxes(&self, sandboxes: Arc<Sandboxes>) {
+        let _ = self.sandboxes.set(sandboxes);
+    }
+
+    /// Rolls a key's sandbox back (rollback isolation). False when the key has no sandbox.
+    pub async fn reset(&self, key: &str) -> Result<bool, String> {
+        match self.sandboxes.get() {
+            Some(sandboxes) => sandboxes.reset(key).await,
+            None => Ok(false),
+        }
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
@@ -84,6 +123,9 @@ impl Registry {
     /// Returns the key's clone to the pool; its open connections are closed by the drop.
     /// Returns false when the key holds no clone.
     pub fn release(&self, key: &str) -> bool {
+        if let Some(sandboxes) = self.sandboxes.get() {
+            sandboxes.remove(key);
+        }
         let removed = self.keys().remove(key);
         match removed.and_then(|slot| slot.clone.get().cloned()) {
             Some(clone) => {

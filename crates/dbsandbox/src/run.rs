@@ -28,6 +28,7 @@ pub struct RunOptions {
     pub password: Option<String>,
     pub command: Vec<String>,
     pub quiet: bool,
+    pub isolation: dbsandbox_proxy::Isolation,
 }
 
 /// Everything a run starts, in the order it is stopped.
@@ -137,6 +138,7 @@ impl Session {
         };
         let config = || ProxyConfig {
             auth: auth.clone(),
+            default_isolation: options.isolation,
             ..Default::default()
         };
         let proxy = match Proxy::bind(
@@ -161,6 +163,7 @@ impl Session {
             )
         })?;
         let proxy_addr = proxy.local_addr();
+        registry.attach_sandboxes(proxy.sandboxes());
         let proxy_stats = proxy.stats_handle();
         let (proxy_shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let proxy_task = tokio::spawn(proxy.serve(async move {
@@ -197,8 +200,39 @@ impl Session {
             names.truncate(8);
             names.push("…");
         }
+        let absorbed: u64 = keys
+            .values()
+            .filter_map(|k| k.sandbox.as_ref())
+            .map(|s| s.commits_absorbed)
+            .sum();
+        let statements: u64 = keys
+            .values()
+            .filter_map(|k| k.sandbox.as_ref())
+            .map(|s| s.statements)
+            .sum();
+        let recovered: u64 = keys
+            .values()
+            .filter_map(|k| k.sandbox.as_ref())
+            .map(|s| s.errors_recovered)
+            .sum();
+        let resets: u64 = keys
+            .values()
+            .filter_map(|k| k.sandbox.as_ref())
+            .map(|s| s.resets)
+            .sum();
+        let sandboxes = if keys.values().any(|k| k.sandbox.is_some()) {
+            format!(
+                "; rollback sandboxes: {statements} statement{}, {absorbed} commit{} absorbed, {recovered} error{} recovered, {resets} reset{}",
+                plural(statements),
+                plural(absorbed),
+                plural(recovered),
+                plural(resets)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "dbsandbox: {} key{} served ({}), {} connection{}, {} clone{} made{}; set-up {:.2} s, total {:.2} s",
+            "dbsandbox: {} key{} served ({}), {} connection{}, {} clone{} made{}{sandboxes}; set-up {:.2} s, total {:.2} s",
             keys.len(),
             plural(keys.len() as u64),
             if names.is_empty() { "none".to_string() } else { names.join(", ") },

@@ -1,0 +1,212 @@
+//! Rollback sandboxes: every client connection of a key joins one backend transaction that is
+//! never committed, and sees a private session (its own transaction status, statement names,
+//! settings and LISTENs) on top of it. [`sandbox`] holds the shared state and the savepoint
+//! bookkeeping, [`session`] drives one client connection, [`messages`] reads and writes the
+//! messages involved. This module keeps the sandboxes of a proxy, one per key.
+
+pub mod messages;
+pub mod sandbox;
+pub mod session;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use postgres_protocol::message::backend::Message;
+
+use crate::backend::{self, BackendAddr, BackendError, BackendStream};
+use crate::server::BackendTarget;
+pub use sandbox::{Sandbox, SandboxStats};
+
+/// How a key's connections are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Connections go straight to the key's database: real commits (pass-through).
+    #[default]
+    Database,
+    /// Connections share one rolled-back transaction in the key's database.
+    Rollback,
+}
+
+impl Isolation {
+    /// The isolation a client asked for with `options=-c dbsandbox.isolation=…`, if any.
+    pub fn requested(params: &[(String, String)]) -> Result<Option<Isolation>, String> {
+        let Some((_, options)) = params.iter().find(|(n, _)| n == "options") else {
+            return Ok(None);
+        };
+        for (name, value) in session::parse_options(options) {
+            if name.eq_ignore_ascii_case("dbsandbox.isolation") {
+                return match value.to_ascii_lowercase().as_str() {
+                    "rollback" => Ok(Some(Isolation::Rollback)),
+                    "database" => Ok(Some(Isolation::Database)),
+                    other => Err(format!(
+                        "invalid value for dbsandbox.isolation: \"{other}\" (use rollback or database)"
+                    )),
+                };
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The sandboxes of one proxy, by key.
+#[derive(Default)]
+pub struct Sandboxes {
+    by_key: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Sandbox>>>>>,
+    /// Which database each sandbox runs in (a released key gets a new database and sandbox).
+    databases: Mutex<HashMap<String, String>>,
+}
+
+impl Sandboxes {
+    fn slots(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Arc<tokio::sync::OnceCell<Arc<Sandbox>>>>> {
+        self.by_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key's sandbox in `target`'s database, created on first use.
+    pub async fn get_or_create(
+        &self,
+        key: &str,
+        target: &BackendTarget,
+    ) -> Result<Arc<Sandbox>, String> {
+        {
+            let slot = {
+                let mut slots = self.slots();
+                let mut databases = self.databases.lock().unwrap_or_else(|p| p.into_inner());
+                let stale = databases.get(key).is_some_and(|db| db != &target.database);
+                let broken = slots
+                    .get(key)
+                    .and_then(|s| s.get())
+                    .is_some_and(|s| s.backend.try_lock().is_ok_and(|b| b.broken.is_some()));
+                if stale || broken {
+                    slots.remove(key);
+                }
+                databases.insert(key.to_string(), target.database.clone());
+                Arc::clone(slots.entry(key.to_string()).or_default())
+            };
+            let created = slot.get_or_try_init(|| create(key, target)).await;
+            match created {
+                Ok(sandbox) => Ok(Arc::clone(sandbox)),
+                Err(e) => {
+                    self.slots().remove(key);
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    fn existing(&self, key: &str) -> Option<Arc<Sandbox>> {
+        self.slots().get(key).and_then(|s| s.get().cloned())
+    }
+
+    /// Rolls the key's sandbox back to its template state. False when the key has none.
+    pub async fn reset(&self, key: &str) -> Result<bool, String> {
+        let Some(sandbox) = self.existing(key) else {
+            return Ok(false);
+        };
+        let mut backend = sandbox.backend.lock().await;
+        backend.reset().await.map_err(|e| e.0)?;
+        sandbox
+            .counters
+            .resets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
+    }
+
+    /// Forgets the key's sandbox (its database is about to be dropped).
+    pub fn remove(&self, key: &str) {
+        self.slots().remove(key);
+        self.databases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    pub fn stats(&self) -> BTreeMap<String, SandboxStats> {
+        let slots: Vec<(String, Arc<Sandbox>)> = self
+            .slots()
+            .iter()
+            .filter_map(|(k, s)| s.get().map(|s| (k.clone(), Arc::clone(s))))
+            .collect();
+        slots
+            .into_iter()
+            .map(|(k, s)| (k, s.counters.snapshot()))
+            .collect()
+    }
+}
+
+/// Opens the sandbox's backend connection and transaction.
+async fn create(key: &str, target: &BackendTarget) -> Result<Arc<Sandbox>, String> {
+    let addr = BackendAddr::of(target);
+    let stream = backend::connect(&addr).await.map_err(|e| {
+        format!("dbsandbox could not connect to the sandbox's server at {addr}: {e}")
+    })?;
+    let params = vec![
+        (
+            "application_name".to_string(),
+            format!("dbsandbox sandbox {key}"),
+        ),
+        ("client_encoding".to_string(), "UTF8".to_string()),
+    ];
+    let (established, reader, writer): (
+        _,
+        Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+        Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    ) = match stream {
+        BackendStream::Tcp(mut stream) => {
+            let established = backend::establish(&mut stream, target, &params)
+                .await
+                .map_err(describe)?;
+            let (r, w) = stream.into_split();
+            (established, Box::new(r), Box::new(w))
+        }
+        BackendStream::Unix(mut stream) => {
+            let established = backend::establish(&mut stream, target, &params)
+                .await
+                .map_err(describe)?;
+            let (r, w) = stream.into_split();
+            (established, Box::new(r), Box::new(w))
+        }
+    };
+    let parameters = parameter_statuses(&established.greeting);
+    let mut backend = sandbox::Backend::new(reader, writer, established.leftover);
+    backend.initialise().await.map_err(|e| {
+        format!(
+            "dbsandbox could not open the sandbox for key {key}: {}",
+            e.0
+        )
+    })?;
+    Ok(Arc::new(Sandbox::new(
+        key.to_string(),
+        backend,
+        parameters,
+        addr,
+        established.key_data,
+    )))
+}
+
+fn describe(e: BackendError) -> String {
+    match e {
+        BackendError::Io(e) => format!("dbsandbox could not talk to the sandbox's server: {e}"),
+        BackendError::Rejected(raw) => {
+            let (code, message) = messages::error_fields(raw.get(5..).unwrap_or(&[]));
+            format!("{message} ({code})")
+        }
+        BackendError::Failed(message) => message,
+    }
+}
+
+/// The (name, value) pairs of the ParameterStatus messages in a startup greeting.
+fn parameter_statuses(greeting: &BytesMut) -> Vec<(String, String)> {
+    let mut buf = greeting.clone();
+    let mut parameters = Vec::new();
+    while let Ok(Some(message)) = Message::parse(&mut buf) {
+        if let Message::ParameterStatus(status) = message {
+            if let (Ok(name), Ok(value)) = (status.name(), status.value()) {
+                parameters.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+    parameters
+}

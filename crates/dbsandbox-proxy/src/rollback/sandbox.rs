@@ -1,0 +1,940 @@
+//! One rollback sandbox: a backend connection inside a transaction that is never committed,
+//! shared by every client connection of a key, and the bookkeeping that keeps each client's
+//! illusion of a private session.
+//!
+//! Physical model. The backend runs `BEGIN` once. A client's BEGIN becomes a SAVEPOINT, its
+//! COMMIT a RELEASE, its ROLLBACK a ROLLBACK TO + RELEASE; those savepoints form one stack
+//! ([`Savepoint`]) shared by all clients, because connections of a key may interleave their
+//! transactions. Savepoint work is *lazy*: it is queued in `pending_ops` and sent in front of the
+//! next batch that reaches the backend, so BEGIN and COMMIT cost no round trip of their own. Every
+//! batch of client messages runs under a guard savepoint (prepared once as `dbsb_sp`/`dbsb_rel`),
+//! so an error only undoes that batch and never aborts the sandbox.
+//!
+//! Rule for interleaved transactions (documented in the README): request cycles are serialised per
+//! key, transactions are not. A COMMIT whose savepoint has another client's savepoint above it is
+//! recorded and released later; a ROLLBACK also undoes what other connections of the key wrote
+//! since that transaction began (their open savepoints are re-created afterwards).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::messages::{back, front};
+use crate::backend::BackendAddr;
+use crate::classify::{quote_ident, Kind};
+
+pub type ClientId = u32;
+
+/// The savepoint every batch runs under, and the prepared statements that set and release it.
+pub const GUARD: &str = "dbsb_g";
+const GUARD_SET: &str = "dbsb_sp";
+const GUARD_RELEASE: &str = "dbsb_rel";
+
+/// A client's transaction status as the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle,
+    InTx,
+    Failed,
+}
+
+impl TxStatus {
+    pub fn byte(self) -> u8 {
+        match self {
+            TxStatus::Idle => b'I',
+            TxStatus::InTx => b'T',
+            TxStatus::Failed => b'E',
+        }
+    }
+}
+
+/// One physical savepoint on the backend.
+#[derive(Debug, Clone)]
+struct Savepoint {
+    physical: String,
+    owner: ClientId,
+    /// The client's own name for it; `None` for the savepoint that stands for its BEGIN.
+    client_name: Option<String>,
+    /// Released by its owner but still physically present under another client's savepoint.
+    released: bool,
+}
+
+/// What the engine knows about a client's prepared statement or portal.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// Answered by the engine (transaction control, LISTEN, the reset statement, …).
+    Virtual(Kind),
+    /// Forwarded; `copy` marks COPY statements, after which nothing may be pipelined; `sql` is
+    /// kept for statements that change settings (to re-apply them later).
+    Real {
+        copy: bool,
+        kind: Kind,
+        sql: Option<String>,
+    },
+}
+
+/// Everything per client that must survive between its cycles.
+pub struct ClientState {
+    /// The process id the client was given (used as the sender of its notifications).
+    pub pid: i32,
+    pub outbox: UnboundedSender<BytesMut>,
+    pub status: TxStatus,
+    /// BEGIN seen, savepoint not yet created (created lazily by the first real statement).
+    pub begin_pending: bool,
+    /// Whether the current transaction changed settings or used SET LOCAL (then the backend's
+    /// settings are re-synchronised when it ends).
+    tx_touched_settings: bool,
+    /// Session settings as `name → SET statement`, re-applied when the backend switches to this client.
+    pub settings: BTreeMap<String, String>,
+    startup_settings: BTreeMap<String, String>,
+    settings_at_begin: Option<BTreeMap<String, String>>,
+    pub listens: BTreeSet<String>,
+    listens_at_begin: Option<BTreeSet<String>>,
+    pending_notifies: Vec<(String, String)>,
+    pub statements: HashMap<String, Prepared>,
+    pub portals: HashMap<String, Prepared>,
+    /// SQL-level PREPAREd names (client spelling).
+    pub sql_prepared: BTreeSet<String>,
+    /// The client's last Parse of the unnamed statement, to re-send if another client replaced it.
+    pub last_unnamed_parse: Option<(String, Vec<u32>)>,
+}
+
+impl ClientState {
+    pub fn new(
+        pid: i32,
+        outbox: UnboundedSender<BytesMut>,
+        startup: BTreeMap<String, String>,
+    ) -> ClientState {
+        ClientState {
+            pid,
+            outbox,
+            status: TxStatus::Idle,
+            begin_pending: false,
+            tx_touched_settings: false,
+            settings: startup.clone(),
+            startup_settings: startup,
+            settings_at_begin: None,
+            listens: BTreeSet::new(),
+            listens_at_begin: None,
+            pending_notifies: Vec::new(),
+            statements: HashMap::new(),
+            portals: HashMap::new(),
+            sql_prepared: BTreeSet::new(),
+            last_unnamed_parse: None,
+        }
+    }
+}
+
+/// Counters per sandbox, for the run summary and `dbsandbox status`.
+#[derive(Debug, Default)]
+pub struct SandboxCounters {
+    pub statements: AtomicU64,
+    pub commits_absorbed: AtomicU64,
+    pub errors_recovered: AtomicU64,
+    pub resets: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+}
+
+/// A snapshot of [`SandboxCounters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxStats {
+    pub statements: u64,
+    pub commits_absorbed: u64,
+    pub errors_recovered: u64,
+    pub resets: u64,
+    pub connections_open: u64,
+    pub connections_total: u64,
+}
+
+impl SandboxCounters {
+    pub fn snapshot(&self) -> SandboxStats {
+        SandboxStats {
+            statements: self.statements.load(Relaxed),
+            commits_absorbed: self.commits_absorbed.load(Relaxed),
+            errors_recovered: self.errors_recovered.load(Relaxed),
+            resets: self.resets.load(Relaxed),
+            connections_open: self.connections_open.load(Relaxed),
+            connections_total: self.connections_total.load(Relaxed),
+        }
+    }
+}
+
+/// What a transaction-control statement answers: its command tag, and a warning
+/// (SQLSTATE, message) to send before it, as PostgreSQL does for BEGIN inside a transaction.
+pub type TxReply = (&'static str, Option<(&'static str, &'static str)>);
+
+/// An error the engine reports to a client as an ErrorResponse.
+#[derive(Debug, Clone)]
+pub struct ClientError {
+    pub sqlstate: &'static str,
+    pub message: String,
+}
+
+impl ClientError {
+    pub fn new(sqlstate: &'static str, message: impl Into<String>) -> ClientError {
+        ClientError {
+            sqlstate,
+            message: message.into(),
+        }
+    }
+}
+
+/// The backend went away or spoke nonsense: the sandbox cannot continue.
+#[derive(Debug)]
+pub struct BackendFailure(pub String);
+
+impl From<std::io::Error> for BackendFailure {
+    fn from(e: std::io::Error) -> Self {
+        BackendFailure(format!("connection to the sandbox's server failed: {e}"))
+    }
+}
+
+/// The backend connection and all state that changes only while holding it (the cycle lock).
+pub struct Backend {
+    reader: Box<dyn AsyncRead + Unpin + Send>,
+    writer: Box<dyn AsyncWrite + Unpin + Send>,
+    rbuf: BytesMut,
+    pub clients: HashMap<ClientId, ClientState>,
+    stack: Vec<Savepoint>,
+    pending_ops: Vec<String>,
+    /// Session settings currently on the backend; `None` when unknown (after a rollback).
+    applied: Option<BTreeMap<String, String>>,
+    /// Whose Parse the backend's unnamed statement holds.
+    pub unnamed_owner: Option<ClientId>,
+    /// `SELECT setval(...)` restoring every sequence to its template value, if there are any.
+    restore_sequences: Option<String>,
+    pub needs_reset: bool,
+    /// Set when the backend failed; every later cycle gets this error.
+    pub broken: Option<String>,
+    next_savepoint: u64,
+}
+
+/// A message read from the backend: its tag and the whole raw message.
+pub struct BackendMsg {
+    pub tag: u8,
+    pub raw: Bytes,
+}
+
+impl BackendMsg {
+    pub fn body(&self) -> &[u8] {
+        &self.raw[5..]
+    }
+}
+
+impl Backend {
+    pub fn new(
+        reader: Box<dyn AsyncRead + Unpin + Send>,
+        writer: Box<dyn AsyncWrite + Unpin + Send>,
+        leftover: BytesMut,
+    ) -> Backend {
+        Backend {
+            reader,
+            writer,
+            rbuf: leftover,
+            clients: HashMap::new(),
+            stack: Vec::new(),
+            pending_ops: Vec::new(),
+            applied: Some(BTreeMap::new()),
+            unnamed_owner: None,
+            restore_sequences: None,
+            needs_reset: false,
+            broken: None,
+            next_savepoint: 0,
+        }
+    }
+
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BackendFailure> {
+        self.writer.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// Reads the next whole message.
+    pub async fn read(&mut self) -> Result<BackendMsg, BackendFailure> {
+        loop {
+            if self.rbuf.len() >= 5 {
+                let len =
+                    i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
+                if len < 4 {
+                    return Err(BackendFailure(format!(
+                        "the server sent a message with length {len}"
+                    )));
+                }
+                let total = len as usize + 1;
+                if self.rbuf.len() >= total {
+                    let raw = self.rbuf.split_to(total).freeze();
+                    return Ok(BackendMsg { tag: raw[0], raw });
+                }
+                self.rbuf.reserve(total - self.rbuf.len());
+            }
+            if self.reader.read_buf(&mut self.rbuf).await? == 0 {
+                return Err(BackendFailure(
+                    "the sandbox's server closed the connection".into(),
+                ));
+            }
+        }
+    }
+
+    /// Runs SQL we made up (one simple Query) and returns its rows as text, or the server's error.
+    pub async fn run_internal(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<Vec<Option<String>>>, String>, BackendFailure> {
+        let mut out = BytesMut::new();
+        front::query(&mut out, sql);
+        self.write(&out).await?;
+        self.unnamed_owner = None; // a simple Query drops the unnamed statement
+        let mut rows = Vec::new();
+        let mut error = None;
+        loop {
+            let msg = self.read().await?;
+            match msg.tag {
+                b'D' => rows.push(data_row_texts(msg.body())),
+                b'E' => {
+                    let (code, message) = super::messages::error_fields(msg.body());
+                    error.get_or_insert(format!("{message} ({code})"));
+                }
+                b'Z' => break,
+                _ => {}
+            }
+        }
+        Ok(match error {
+            Some(e) => Err(e),
+            None => Ok(rows),
+        })
+    }
+
+    /// Runs internal SQL that must succeed; a failure breaks the sandbox.
+    pub async fn run_required(&mut self, sql: &str) -> Result<(), BackendFailure> {
+        match self.run_internal(sql).await? {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let failure = format!("internal statement failed: {e} (statement: {sql})");
+                self.broken = Some(failure.clone());
+                Err(BackendFailure(failure))
+            }
+        }
+    }
+
+    /// Opens the sandbox transaction, remembers the sequences' values and prepares the guard.
+    pub async fn initialise(&mut self) -> Result<(), BackendFailure> {
+        self.run_required("BEGIN").await?;
+        let rows = match self
+            .run_internal(
+                "SELECT format('%I.%I', schemaname, sequencename), \
+                        coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text \
+                 FROM pg_sequences",
+            )
+            .await?
+        {
+            Ok(rows) => rows,
+            Err(e) => return Err(BackendFailure(format!("reading sequences: {e}"))),
+        };
+        let setvals: Vec<String> = rows
+            .iter()
+            .filter_map(|row| match row.as_slice() {
+                [Some(name), Some(value), Some(called)] => Some(format!(
+                    "setval({}::regclass, {value}, {called})",
+                    super::messages::quote_literal(name)
+                )),
+                _ => None,
+            })
+            .collect();
+        if !setvals.is_empty() {
+            self.restore_sequences = Some(format!("SELECT {}", setvals.join(", ")));
+        }
+        let mut out = BytesMut::new();
+        front::parse(&mut out, GUARD_SET, &format!("SAVEPOINT {GUARD}"), &[]);
+        front::parse(
+            &mut out,
+            GUARD_RELEASE,
+            &format!("RELEASE SAVEPOINT {GUARD}"),
+            &[],
+        );
+        front::sync(&mut out);
+        self.write(&out).await?;
+        loop {
+            let msg = self.read().await?;
+            match msg.tag {
+                b'E' => {
+                    let (code, message) = super::messages::error_fields(msg.body());
+                    return Err(BackendFailure(format!(
+                        "preparing the guard: {message} ({code})"
+                    )));
+                }
+                b'Z' => return Ok(()),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rolls everything back and starts afresh: sequences restored, advisory locks released,
+    /// session settings reset. Connected clients keep their prepared statements and settings
+    /// (re-applied on their next cycle) but lose any open transaction.
+    pub async fn reset(&mut self) -> Result<(), BackendFailure> {
+        let mut sql = String::from("ROLLBACK; BEGIN; ");
+        if let Some(restore) = &self.restore_sequences {
+            sql.push_str(restore);
+            sql.push_str("; ");
+        }
+        sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION");
+        self.run_required(&sql).await?;
+        self.stack.clear();
+        self.pending_ops.clear();
+        self.applied = Some(BTreeMap::new());
+        self.needs_reset = false;
+        for client in self.clients.values_mut() {
+            client.status = TxStatus::Idle;
+            client.begin_pending = false;
+            client.tx_touched_settings = false;
+            client.settings_at_begin = None;
+            client.listens_at_begin = None;
+            client.pending_notifies.clear();
+        }
+        Ok(())
+    }
+
+    fn savepoint_name(&mut self, owner: ClientId) -> String {
+        self.next_savepoint += 1;
+        format!("dbsb_c{owner}_{}", self.next_savepoint)
+    }
+
+    /// Creates the savepoint of a BEGIN that has not reached the backend yet.
+    pub fn materialize_begin(&mut self, id: ClientId) {
+        let pending = self.clients.get(&id).is_some_and(|c| c.begin_pending);
+        if pending {
+            let physical = self.savepoint_name(id);
+            self.pending_ops.push(format!("SAVEPOINT {physical}"));
+            self.stack.push(Savepoint {
+                physical,
+                owner: id,
+                client_name: None,
+                released: false,
+            });
+            if let Some(client) = self.clients.get_mut(&id) {
+                client.begin_pending = false;
+            }
+        }
+    }
+
+    /// Queued savepoint work, to send before the guard of the client's next batch (a guard
+    /// release would destroy savepoints created after the guard).
+    pub fn take_savepoint_work(&mut self, id: ClientId) -> Option<String> {
+        self.materialize_begin(id);
+        let ops = std::mem::take(&mut self.pending_ops);
+        (!ops.is_empty()).then(|| ops.join("; "))
+    }
+
+    /// The SET/RESET statements that give the backend this client's session settings, to send
+    /// inside the guard (undone with the batch if it fails).
+    pub fn take_settings_sync(&mut self, id: ClientId) -> Option<String> {
+        let client = self.clients.get(&id)?;
+        let target = &client.settings;
+        let mut parts = Vec::new();
+        match &self.applied {
+            Some(applied) => {
+                for name in applied.keys().filter(|n| !target.contains_key(*n)) {
+                    parts.push(format!("RESET {}", quote_ident(name)));
+                }
+                for (name, set) in target {
+                    if applied.get(name) != Some(set) {
+                        parts.push(set.clone());
+                    }
+                }
+            }
+            None => {
+                parts.push("RESET ALL".to_string());
+                parts.extend(target.values().cloned());
+            }
+        }
+        self.applied = Some(target.clone());
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Queues SQL to run before the next batch.
+    pub fn queue(&mut self, ops: Vec<String>) {
+        self.pending_ops.extend(ops);
+    }
+
+    /// Forgets what the backend's settings are (after a rollback undid some of them).
+    pub fn invalidate_settings(&mut self) {
+        self.applied = None;
+    }
+
+    /// The backend now holds `set` for `name` (a SET the client ran succeeded).
+    pub fn record_setting(&mut self, id: ClientId, name: &str, set: Option<String>) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        match &set {
+            Some(set) => client.settings.insert(name.to_string(), set.clone()),
+            None => client.settings.remove(name),
+        };
+        if client.status != TxStatus::Idle {
+            client.tx_touched_settings = true;
+        }
+        if let Some(applied) = &mut self.applied {
+            match set {
+                Some(set) => applied.insert(name.to_string(), set),
+                None => applied.remove(name),
+            };
+        }
+    }
+
+    /// After RESET ALL by the client: its settings are its startup ones again.
+    pub fn record_reset_all(&mut self, id: ClientId) {
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.settings = client.startup_settings.clone();
+        }
+        self.applied = None;
+    }
+
+    pub fn note_set_local(&mut self, id: ClientId) {
+        if let Some(client) = self.clients.get_mut(&id) {
+            if client.status == TxStatus::Idle {
+                // Outside a transaction PostgreSQL ignores SET LOCAL; ours ran inside the
+                // sandbox transaction, so undo its effect before anyone else's next batch.
+                self.applied = None;
+            } else {
+                client.tx_touched_settings = true;
+            }
+        }
+    }
+
+    /// A client-visible error happened in this client's batch.
+    pub fn client_failed(&mut self, id: ClientId) {
+        if let Some(client) = self.clients.get_mut(&id) {
+            if client.status == TxStatus::InTx {
+                client.status = TxStatus::Failed;
+            }
+        }
+    }
+
+    /// Applies a transaction-control statement, queuing savepoint work. Returns the command tag,
+    /// warnings to send first, or the error to report.
+    pub fn transaction_control(
+        &mut self,
+        id: ClientId,
+        kind: &Kind,
+        counters: &SandboxCounters,
+    ) -> Result<TxReply, ClientError> {
+        let status = self
+            .clients
+            .get(&id)
+            .map(|c| c.status)
+            .unwrap_or(TxStatus::Idle);
+        match kind {
+            Kind::Begin => match status {
+                TxStatus::Idle => {
+                    self.begin(id);
+                    Ok(("BEGIN", None))
+                }
+                TxStatus::InTx => Ok((
+                    "BEGIN",
+                    Some(("25001", "there is already a transaction in progress")),
+                )),
+                TxStatus::Failed => Err(aborted()),
+            },
+            Kind::Commit { chain } => match status {
+                TxStatus::Idle if *chain => Err(ClientError::new(
+                    "25P01",
+                    "COMMIT AND CHAIN can only be used in transaction blocks",
+                )),
+                TxStatus::Idle => Ok((
+                    "COMMIT",
+                    Some(("25P01", "there is no transaction in progress")),
+                )),
+                TxStatus::InTx => {
+                    self.commit(id);
+                    counters.commits_absorbed.fetch_add(1, Relaxed);
+                    if *chain {
+                        self.begin(id);
+                    }
+                    Ok(("COMMIT", None))
+                }
+                TxStatus::Failed => {
+                    self.rollback(id);
+                    if *chain {
+                        self.begin(id);
+                    }
+                    Ok(("ROLLBACK", None))
+                }
+            },
+            Kind::Rollback { chain } => match status {
+                TxStatus::Idle if *chain => Err(ClientError::new(
+                    "25P01",
+                    "ROLLBACK AND CHAIN can only be used in transaction blocks",
+                )),
+                TxStatus::Idle => Ok((
+                    "ROLLBACK",
+                    Some(("25P01", "there is no transaction in progress")),
+                )),
+                TxStatus::InTx | TxStatus::Failed => {
+                    self.rollback(id);
+                    if *chain {
+                        self.begin(id);
+                    }
+                    Ok(("ROLLBACK", None))
+                }
+            },
+            Kind::Savepoint(name) => match status {
+                TxStatus::Idle => Err(ClientError::new(
+                    "25P01",
+                    "SAVEPOINT can only be used in transaction blocks",
+                )),
+                TxStatus::Failed => Err(aborted()),
+                TxStatus::InTx => {
+                    self.materialize_begin(id);
+                    let physical = self.savepoint_name(id);
+                    self.pending_ops.push(format!("SAVEPOINT {physical}"));
+                    self.stack.push(Savepoint {
+                        physical,
+                        owner: id,
+                        client_name: Some(name.clone()),
+                        released: false,
+                    });
+                    Ok(("SAVEPOINT", None))
+                }
+            },
+            Kind::Release(name) => match status {
+                TxStatus::Idle => Err(ClientError::new(
+                    "25P01",
+                    "RELEASE SAVEPOINT can only be used in transaction blocks",
+                )),
+                TxStatus::Failed => Err(aborted()),
+                TxStatus::InTx => {
+                    let at = self
+                        .find_savepoint(id, name)
+                        .ok_or_else(|| no_savepoint(name))?;
+                    self.release_from(id, at);
+                    Ok(("RELEASE", None))
+                }
+            },
+            Kind::RollbackTo(name) => match status {
+                TxStatus::Idle => Err(ClientError::new(
+                    "25P01",
+                    "ROLLBACK TO SAVEPOINT can only be used in transaction blocks",
+                )),
+                TxStatus::InTx | TxStatus::Failed => {
+                    let at = self
+                        .find_savepoint(id, name)
+                        .ok_or_else(|| no_savepoint(name))?;
+                    let physical = self.stack[at].physical.clone();
+                    self.pending_ops
+                        .push(format!("ROLLBACK TO SAVEPOINT {physical}"));
+                    self.drop_above(id, at + 1);
+                    self.invalidate_settings();
+                    if let Some(client) = self.clients.get_mut(&id) {
+                        client.status = TxStatus::InTx;
+                    }
+                    Ok(("ROLLBACK", None))
+                }
+            },
+            _ => Err(ClientError::new("XX000", "not a transaction statement")),
+        }
+    }
+
+    fn begin(&mut self, id: ClientId) {
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.status = TxStatus::InTx;
+            client.begin_pending = true;
+            client.tx_touched_settings = false;
+            client.settings_at_begin = Some(client.settings.clone());
+            client.listens_at_begin = Some(client.listens.clone());
+            client.pending_notifies.clear();
+        }
+    }
+
+    /// The index of the client's transaction base savepoint, if it reached the backend.
+    fn tx_base(&self, id: ClientId) -> Option<usize> {
+        self.stack
+            .iter()
+            .position(|s| s.owner == id && s.client_name.is_none() && !s.released)
+    }
+
+    fn find_savepoint(&self, id: ClientId, name: &str) -> Option<usize> {
+        let base = self.tx_base(id)?;
+        (base..self.stack.len()).rev().find(|&i| {
+            self.stack[i].owner == id
+                && !self.stack[i].released
+                && self.stack[i].client_name.as_deref() == Some(name)
+        })
+    }
+
+    /// Releases the client's savepoints from `at` upwards: physically when nothing of another
+    /// client's lies above, otherwise later, when they are gone.
+    fn release_from(&mut self, id: ClientId, at: usize) {
+        let foreign_above = self.stack[at..]
+            .iter()
+            .any(|s| s.owner != id && !s.released);
+        for savepoint in &mut self.stack[at..] {
+            if savepoint.owner == id {
+                savepoint.released = true;
+            }
+        }
+        if !foreign_above {
+            self.collapse_released();
+        }
+    }
+
+    /// Physically releases the run of released savepoints at the top of the stack.
+    fn collapse_released(&mut self) {
+        let mut lowest = self.stack.len();
+        while lowest > 0 && self.stack[lowest - 1].released {
+            lowest -= 1;
+        }
+        if lowest < self.stack.len() {
+            self.pending_ops
+                .push(format!("RELEASE SAVEPOINT {}", self.stack[lowest].physical));
+            self.stack.truncate(lowest);
+        }
+    }
+
+    /// After a ROLLBACK TO the savepoint below `from`: the client's savepoints from `from` up are
+    /// gone; other clients' live ones were destroyed too and are re-created (empty).
+    fn drop_above(&mut self, id: ClientId, from: usize) {
+        let above: Vec<Savepoint> = self.stack.drain(from..).collect();
+        for savepoint in above {
+            if savepoint.owner != id && !savepoint.released {
+                self.pending_ops
+                    .push(format!("SAVEPOINT {}", savepoint.physical));
+                self.stack.push(savepoint);
+            }
+        }
+    }
+
+    fn commit(&mut self, id: ClientId) {
+        if let Some(base) = self.tx_base(id) {
+            self.release_from(id, base);
+        }
+        let notifies = match self.clients.get_mut(&id) {
+            Some(client) => {
+                client.status = TxStatus::Idle;
+                client.begin_pending = false;
+                client.settings_at_begin = None;
+                client.listens_at_begin = None;
+                if std::mem::take(&mut client.tx_touched_settings) {
+                    self.applied = None;
+                }
+                std::mem::take(&mut client.pending_notifies)
+            }
+            None => Vec::new(),
+        };
+        for (channel, payload) in notifies {
+            self.deliver(id, &channel, &payload);
+        }
+    }
+
+    /// Ends the client's transaction the way ROLLBACK does.
+    pub fn rollback(&mut self, id: ClientId) {
+        if let Some(base) = self.tx_base(id) {
+            let physical = self.stack[base].physical.clone();
+            self.pending_ops
+                .push(format!("ROLLBACK TO SAVEPOINT {physical}"));
+            self.pending_ops
+                .push(format!("RELEASE SAVEPOINT {physical}"));
+            self.drop_above(id, base + 1);
+            self.stack.remove(base);
+            self.collapse_released();
+            self.invalidate_settings();
+        }
+        if let Some(client) = self.clients.get_mut(&id) {
+            client.status = TxStatus::Idle;
+            client.begin_pending = false;
+            client.tx_touched_settings = false;
+            if let Some(settings) = client.settings_at_begin.take() {
+                client.settings = settings;
+            }
+            if let Some(listens) = client.listens_at_begin.take() {
+                client.listens = listens;
+            }
+            client.pending_notifies.clear();
+        }
+    }
+
+    /// NOTIFY: delivered now outside a transaction, at COMMIT inside one (duplicates folded, as
+    /// PostgreSQL does).
+    pub fn notify(&mut self, id: ClientId, channel: &str, payload: &str) {
+        let in_tx = match self.clients.get_mut(&id) {
+            Some(client) if client.status != TxStatus::Idle => {
+                let entry = (channel.to_string(), payload.to_string());
+                if !client.pending_notifies.contains(&entry) {
+                    client.pending_notifies.push(entry);
+                }
+                true
+            }
+            _ => false,
+        };
+        if !in_tx {
+            self.deliver(id, channel, payload);
+        }
+    }
+
+    fn deliver(&self, from: ClientId, channel: &str, payload: &str) {
+        let pid = self.clients.get(&from).map(|c| c.pid).unwrap_or(0);
+        for client in self
+            .clients
+            .values()
+            .filter(|c| c.listens.contains(channel))
+        {
+            let mut message = BytesMut::new();
+            back::notification(&mut message, pid, channel, payload);
+            let _ = client.outbox.send(message);
+        }
+    }
+
+    /// Queues the clean-up of a client that left: its open transaction rolled back, its
+    /// prepared statements deallocated.
+    pub fn forget_client(&mut self, id: ClientId) {
+        if self
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.status != TxStatus::Idle)
+        {
+            self.rollback(id);
+        }
+        // Savepoints it released under someone else's stay until they collapse; nothing to do.
+        if let Some(client) = self.clients.remove(&id) {
+            for name in client
+                .statements
+                .iter()
+                .filter(|(n, p)| !n.is_empty() && matches!(p, Prepared::Real { .. }))
+                .map(|(n, _)| n)
+            {
+                self.pending_ops.push(format!(
+                    "DEALLOCATE {}",
+                    quote_ident(&statement_name(id, name))
+                ));
+            }
+            for name in &client.sql_prepared {
+                self.pending_ops.push(format!(
+                    "DEALLOCATE {}",
+                    quote_ident(&statement_name(id, name))
+                ));
+            }
+        }
+        if self.unnamed_owner == Some(id) {
+            self.unnamed_owner = None;
+        }
+    }
+
+    /// Runs queued savepoint work now (used when no client batch follows soon).
+    pub async fn flush_pending(&mut self) -> Result<(), BackendFailure> {
+        if self.pending_ops.is_empty() {
+            return Ok(());
+        }
+        let sql = std::mem::take(&mut self.pending_ops).join("; ");
+        self.run_required(&sql).await
+    }
+
+    /// Appends the guard savepoint (prepared once, run through the unnamed portal: the client's
+    /// unnamed portal does not outlive a batch anyway).
+    pub fn guard_open(&self, out: &mut BytesMut) {
+        front::bind_plain(out, "", GUARD_SET);
+        front::execute(out, "", 0);
+    }
+
+    pub fn guard_close(&self, out: &mut BytesMut) {
+        front::bind_plain(out, "", GUARD_RELEASE);
+        front::execute(out, "", 0);
+    }
+
+    /// Undoes a failed batch: back to the guard, which is then released.
+    pub async fn recover(&mut self, counters: &SandboxCounters) -> Result<(), BackendFailure> {
+        counters.errors_recovered.fetch_add(1, Relaxed);
+        self.run_required(&format!(
+            "ROLLBACK TO SAVEPOINT {GUARD}; RELEASE SAVEPOINT {GUARD}"
+        ))
+        .await
+    }
+}
+
+fn aborted() -> ClientError {
+    ClientError::new(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+fn no_savepoint(name: &str) -> ClientError {
+    ClientError::new("3B001", format!("savepoint \"{name}\" does not exist"))
+}
+
+/// The backend's name for a client's prepared statement or portal (empty stays empty).
+pub fn statement_name(id: ClientId, name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("dbsb_c{id}_{name}")
+    }
+}
+
+fn data_row_texts(mut body: &[u8]) -> Vec<Option<String>> {
+    if body.len() < 2 {
+        return Vec::new();
+    }
+    let count = body.get_i16();
+    let mut values = Vec::new();
+    for _ in 0..count.max(0) {
+        if body.len() < 4 {
+            break;
+        }
+        let len = body.get_i32();
+        if len < 0 {
+            values.push(None);
+            continue;
+        }
+        let len = (len as usize).min(body.len());
+        values.push(Some(String::from_utf8_lossy(&body[..len]).into_owned()));
+        body.advance(len);
+    }
+    values
+}
+
+/// The sandbox of one key: its backend (behind the cycle lock), counters, and what clients need
+/// to greet and cancel.
+pub struct Sandbox {
+    pub key: String,
+    pub backend: tokio::sync::Mutex<Backend>,
+    pub counters: SandboxCounters,
+    /// ParameterStatus values the backend reported at startup.
+    pub parameters: Vec<(String, String)>,
+    pub addr: BackendAddr,
+    /// The backend's own cancel key.
+    pub backend_key: Option<(i32, i32)>,
+    /// The client whose cycle runs now (0: none); cancel requests of other clients are ignored.
+    pub cycle_owner: Arc<AtomicU32>,
+    next_client: AtomicU32,
+    /// Bumped by every attach, so a reset scheduled by a detach can tell it is stale.
+    pub generation: AtomicU64,
+}
+
+impl Sandbox {
+    pub fn new(
+        key: String,
+        backend: Backend,
+        parameters: Vec<(String, String)>,
+        addr: BackendAddr,
+        backend_key: Option<(i32, i32)>,
+    ) -> Sandbox {
+        Sandbox {
+            key,
+            backend: tokio::sync::Mutex::new(backend),
+            counters: SandboxCounters::default(),
+            parameters,
+            addr,
+            backend_key,
+            cycle_owner: Arc::new(AtomicU32::new(0)),
+            next_client: AtomicU32::new(1),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    pub fn next_client_id(&self) -> ClientId {
+        self.next_client.fetch_add(1, Relaxed)
+    }
+}

@@ -1,0 +1,1388 @@
+//! One client connection of a rollback sandbox: reads the client's messages in units (up to a
+//! Sync, a Query, a Flush or a FunctionCall), takes the sandbox's cycle lock, and turns each unit
+//! into a batch for the shared backend plus a *plan* of the replies to expect: which to forward
+//! (with the client's own names and transaction status), which are ours to swallow (guard
+//! savepoints, queued savepoint work, session settings), and which the engine writes itself
+//! (replies to BEGIN, COMMIT, LISTEN, the reset statement, …).
+//!
+//! Units are processed one at a time: an error must be undone (back to the guard savepoint)
+//! before the next unit reaches the backend, or it would run in an aborted transaction. Within a
+//! unit everything is pipelined; it is split only where a virtual statement needs the state the
+//! preceding messages produced (an error before a COMMIT means the COMMIT never happened).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+
+use super::messages::{back, front, quote_literal, FrontMsg, Malformed};
+use super::sandbox::{
+    statement_name, Backend, BackendFailure, ClientError, ClientId, ClientState, Prepared, Sandbox,
+    TxStatus,
+};
+use crate::classify::{self, quote_ident, DiscardWhat, Kind};
+
+/// How a session ended.
+pub enum SessionEnd {
+    /// The client said goodbye or went away.
+    Closed,
+    /// The client broke the protocol; the message is for its FATAL error.
+    Protocol(String),
+    /// The sandbox's backend failed; the message is for the client's FATAL error.
+    Backend(String),
+}
+
+impl From<BackendFailure> for SessionEnd {
+    fn from(e: BackendFailure) -> Self {
+        SessionEnd::Backend(e.0)
+    }
+}
+
+impl From<std::io::Error> for SessionEnd {
+    fn from(_: std::io::Error) -> Self {
+        SessionEnd::Closed
+    }
+}
+
+impl From<Malformed> for SessionEnd {
+    fn from(e: Malformed) -> Self {
+        SessionEnd::Protocol(e.to_string())
+    }
+}
+
+/// What to expect from the backend for one message we sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// ParseComplete, BindComplete or CloseComplete.
+    One,
+    DescribeStatement,
+    DescribePortal,
+    Execute,
+    /// A simple Query or FunctionCall: everything up to ReadyForQuery.
+    UntilReady,
+    /// A simple Query whose ReadyForQuery is not the client's (one statement of several).
+    UntilReadyNoReady,
+    /// ReadyForQuery after a Sync.
+    Ready,
+}
+
+#[derive(Debug)]
+enum Step {
+    Forward(Expect),
+    Swallow(Expect),
+    Synthetic(BytesMut),
+}
+
+/// The greeting a client gets: the backend's parameters, its own startup values where it set
+/// them, a cancel key, and ReadyForQuery.
+pub fn greeting(
+    sandbox: &Sandbox,
+    startup: &[(String, String)],
+    process_id: i32,
+    secret: i32,
+) -> BytesMut {
+    let mut out = BytesMut::new();
+    crate::wire::authentication_ok(&mut out);
+    for (name, value) in &sandbox.parameters {
+        let own = startup
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str());
+        back::parameter_status(&mut out, name, own.unwrap_or(value));
+    }
+    crate::wire::backend_key_data(&mut out, process_id, secret);
+    back::ready_for_query(&mut out, b'I');
+    out
+}
+
+/// The client's startup parameters as session settings (`name → SET …`).
+pub fn startup_settings(startup: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut settings = BTreeMap::new();
+    let mut set = |name: &str, value: &str| {
+        let name = name.to_ascii_lowercase();
+        if name.starts_with("dbsandbox.") {
+            return;
+        }
+        settings.insert(
+            name.clone(),
+            format!("SET {} TO {}", quote_ident(&name), quote_literal(value)),
+        );
+    };
+    for (name, value) in startup {
+        match name.as_str() {
+            "user" | "database" | "replication" => {}
+            "options" => {
+                for (n, v) in parse_options(value) {
+                    set(&n, &v);
+                }
+            }
+            _ if name.starts_with("_pq_.") => {}
+            _ => set(name, value),
+        }
+    }
+    settings
+}
+
+/// `-c name=value --name=value` pairs of the `options` startup parameter (backslash escapes a space).
+pub fn parse_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    word.push(next);
+                }
+            }
+            c if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut pairs = Vec::new();
+    let mut iter = words.into_iter();
+    while let Some(word) = iter.next() {
+        let setting = if word == "-c" {
+            iter.next()
+        } else if let Some(rest) = word.strip_prefix("--") {
+            Some(rest.to_string())
+        } else {
+            word.strip_prefix("-c").map(str::to_string)
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            pairs.push((name.replace('-', "_"), value.to_string()));
+        }
+    }
+    pairs
+}
+
+/// Whether a statement is answered by the engine rather than forwarded.
+fn is_virtual(kind: &Kind) -> bool {
+    !matches!(
+        kind,
+        Kind::Ordinary
+            | Kind::SetSession { .. }
+            | Kind::ResetAll
+            | Kind::SetLocal
+            | Kind::Prepare(_)
+            | Kind::Execute(_)
+            | Kind::Deallocate(Some(_))
+            | Kind::Discard(DiscardWhat::Plans | DiscardWhat::Sequences | DiscardWhat::Temp)
+    )
+}
+
+/// Whether a statement may run while the client's transaction is failed.
+fn allowed_when_failed(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Commit { .. } | Kind::Rollback { .. } | Kind::RollbackTo(_) | Kind::SandboxReset
+    )
+}
+
+fn is_copy(sql: &str) -> bool {
+    let trimmed = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("copy")
+}
+
+/// The connection of one client to a sandbox.
+pub struct ClientSession<'a> {
+    pub sandbox: Arc<Sandbox>,
+    pub id: ClientId,
+    pub reader: ReadHalf<'a>,
+    pub writer: WriteHalf<'a>,
+    pub buf: BytesMut,
+    pub max_message_bytes: usize,
+    pub pid: i32,
+    pub startup: BTreeMap<String, String>,
+}
+
+impl ClientSession<'_> {
+    /// Serves the client until it leaves; then cleans up its traces in the sandbox.
+    pub async fn run(&mut self) -> SessionEnd {
+        let (outbox, mut inbox) = mpsc::unbounded_channel::<BytesMut>();
+        let mut outbox = Some(outbox);
+        let end = loop {
+            let unit = match self.take_unit() {
+                Ok(Some(unit)) => unit,
+                Ok(None) => {
+                    tokio::select! {
+                        read = self.reader.read_buf(&mut self.buf) => match read {
+                            Ok(0) | Err(_) => break SessionEnd::Closed,
+                            Ok(_) => continue,
+                        },
+                        Some(message) = inbox.recv() => {
+                            let mut out = message;
+                            while let Ok(more) = inbox.try_recv() {
+                                out.extend_from_slice(&more);
+                            }
+                            if self.writer.write_all(&out).await.is_err() {
+                                break SessionEnd::Closed;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Err(e) => break e,
+            };
+            let sandbox = Arc::clone(&self.sandbox);
+            let mut backend = sandbox.backend.lock().await;
+            sandbox.cycle_owner.store(self.id, Relaxed);
+            if let Some(outbox) = outbox.take() {
+                backend.clients.insert(
+                    self.id,
+                    ClientState::new(self.pid, outbox, self.startup.clone()),
+                );
+            }
+            let result = self.cycle(&mut backend, unit).await;
+            sandbox.cycle_owner.store(0, Relaxed);
+            match result {
+                Ok(true) => {}
+                Ok(false) => break SessionEnd::Closed,
+                Err(end) => {
+                    if let SessionEnd::Backend(reason) = &end {
+                        backend.broken.get_or_insert(reason.clone());
+                    }
+                    break end;
+                }
+            }
+        };
+        self.leave().await;
+        end
+    }
+
+    /// Removes the client from the sandbox; the last one out resets it.
+    async fn leave(&mut self) {
+        let sandbox = Arc::clone(&self.sandbox);
+        let mut backend = sandbox.backend.lock().await;
+        backend.forget_client(self.id);
+        let last = sandbox.counters.connections_open.fetch_sub(1, Relaxed) == 1;
+        if backend.broken.is_some() {
+            return;
+        }
+        let cleaned = if last {
+            sandbox.counters.resets.fetch_add(1, Relaxed);
+            backend.reset().await
+        } else {
+            backend.flush_pending().await
+        };
+        if let Err(e) = cleaned {
+            tracing::warn!(key = %sandbox.key, "cleaning up after a client failed: {}", e.0);
+            backend.broken.get_or_insert(e.0);
+        }
+    }
+
+    /// Takes the complete messages up to and including the next unit end, if the buffer holds one.
+    fn take_unit(&mut self) -> Result<Option<Vec<FrontMsg>>, SessionEnd> {
+        let mut offset = 0;
+        let mut ends = None;
+        while self.buf.len() >= offset + 5 {
+            let len = i32::from_be_bytes([
+                self.buf[offset + 1],
+                self.buf[offset + 2],
+                self.buf[offset + 3],
+                self.buf[offset + 4],
+            ]);
+            if len < 4 || len as usize > self.max_message_bytes {
+                return Err(SessionEnd::Protocol(format!(
+                    "invalid message length {len} for message type {:?}",
+                    self.buf[offset] as char
+                )));
+            }
+            let total = len as usize + 1;
+            if self.buf.len() < offset + total {
+                break;
+            }
+            let tag = self.buf[offset];
+            offset += total;
+            if matches!(tag, b'S' | b'Q' | b'H' | b'X' | b'F') {
+                ends = Some(offset);
+                break;
+            }
+        }
+        let Some(end) = ends else {
+            return Ok(None);
+        };
+        let mut raw = self.buf.split_to(end).freeze();
+        let mut messages = Vec::new();
+        while !raw.is_empty() {
+            let len = i32::from_be_bytes([raw[1], raw[2], raw[3], raw[4]]) as usize + 1;
+            messages.push(FrontMsg::parse(raw.split_to(len))?);
+        }
+        Ok(Some(messages))
+    }
+
+    /// Reads one more complete message from the client (during COPY IN).
+    async fn next_message(&mut self) -> Result<Bytes, SessionEnd> {
+        loop {
+            if self.buf.len() >= 5 {
+                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                if len < 4 || len as usize > self.max_message_bytes {
+                    return Err(SessionEnd::Protocol(format!(
+                        "invalid message length {len}"
+                    )));
+                }
+                let total = len as usize + 1;
+                if self.buf.len() >= total {
+                    return Ok(self.buf.split_to(total).freeze());
+                }
+            }
+            if self.reader.read_buf(&mut self.buf).await? == 0 {
+                return Err(SessionEnd::Closed);
+            }
+        }
+    }
+
+    /// Runs one unit and, while the client has begun but not finished an extended-protocol
+    /// sequence (it sent Flush), the units that follow. Returns false when the client terminated.
+    async fn cycle(
+        &mut self,
+        backend: &mut Backend,
+        first: Vec<FrontMsg>,
+    ) -> Result<bool, SessionEnd> {
+        if let Some(reason) = &backend.broken {
+            return Err(SessionEnd::Backend(format!(
+                "the dbsandbox sandbox for key {} is broken: {reason}",
+                self.sandbox.key
+            )));
+        }
+        if backend.needs_reset {
+            backend.reset().await?;
+        }
+        let mut unit = Unit::new(self.id);
+        let mut messages = first;
+        loop {
+            let mut mid_sequence = false;
+            for message in messages {
+                match message {
+                    FrontMsg::Terminate => {
+                        unit.finish(self, backend).await?;
+                        return Ok(false);
+                    }
+                    FrontMsg::Flush => {
+                        unit.flush(self, backend).await?;
+                        mid_sequence = true;
+                    }
+                    // A Sync sent before the client's COPY data arrived while the server was in
+                    // COPY IN, where PostgreSQL ignores it; the client sends another after CopyDone.
+                    FrontMsg::Sync if unit.copy_in_done => {
+                        unit.copy_in_done = false;
+                        mid_sequence = true;
+                    }
+                    FrontMsg::Sync => {
+                        unit.sync(self, backend).await?;
+                        mid_sequence = false;
+                    }
+                    other => unit.handle(self, backend, other).await?,
+                }
+            }
+            self.write_out(&mut unit.out).await?;
+            if !mid_sequence {
+                return Ok(true);
+            }
+            // The client flushed in the middle of a sequence: it owns the backend until its Sync.
+            messages = loop {
+                if let Some(unit) = self.take_unit()? {
+                    break unit;
+                }
+                if self.reader.read_buf(&mut self.buf).await? == 0 {
+                    unit.finish(self, backend).await?;
+                    return Ok(false);
+                }
+            };
+        }
+    }
+
+    async fn write_out(&mut self, out: &mut BytesMut) -> Result<(), SessionEnd> {
+        if !out.is_empty() {
+            self.writer.write_all(out).await?;
+            out.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The state of one unit of work while it is planned and run.
+struct Unit {
+    id: ClientId,
+    /// Replies for the client, written when the unit ends (or earlier when large or for COPY).
+    out: BytesMut,
+    /// Messages for the backend not yet sent, and the replies they will produce.
+    batch: BytesMut,
+    steps: Vec<Step>,
+    /// A guard savepoint is open on the backend (or in `batch`).
+    guard: bool,
+    /// A client-visible error happened; messages are ignored until Sync, as PostgreSQL does.
+    skipping: bool,
+    /// An extended-protocol COPY FROM STDIN just ended: a Sync the client sent before its data
+    /// was ignored by the server.
+    copy_in_done: bool,
+}
+
+/// What walking a batch's replies found.
+#[derive(Default)]
+struct Walked {
+    client_error: bool,
+    internal_error: Option<String>,
+    /// Status byte of the last ReadyForQuery the backend sent.
+    backend_status: u8,
+    /// A COPY FROM STDIN ran.
+    copied_in: bool,
+}
+
+impl Unit {
+    fn new(id: ClientId) -> Unit {
+        Unit {
+            id,
+            out: BytesMut::new(),
+            batch: BytesMut::new(),
+            steps: Vec::new(),
+            guard: false,
+            skipping: false,
+            copy_in_done: false,
+        }
+    }
+
+    fn status(&self, backend: &Backend) -> TxStatus {
+        backend
+            .clients
+            .get(&self.id)
+            .map(|c| c.status)
+            .unwrap_or(TxStatus::Idle)
+    }
+
+    fn client<'b>(&self, backend: &'b mut Backend) -> &'b mut ClientState {
+        backend
+            .clients
+            .get_mut(&self.id)
+            .expect("registered before its first cycle")
+    }
+
+    fn synthetic(&mut self, write: impl FnOnce(&mut BytesMut)) {
+        let mut bytes = BytesMut::new();
+        write(&mut bytes);
+        if self.steps.is_empty() {
+            self.out.extend_from_slice(&bytes);
+        } else {
+            self.steps.push(Step::Synthetic(bytes));
+        }
+    }
+
+    /// An error the engine reports: the rest of the unit is ignored until Sync.
+    fn fail(&mut self, backend: &mut Backend, error: &ClientError) {
+        self.synthetic(|b| back::error(b, error.sqlstate, &error.message));
+        backend.client_failed(self.id);
+        self.skipping = true;
+    }
+
+    /// Before the first forwarded message of a batch: queued savepoint work and the client's
+    /// settings, then the guard savepoint.
+    fn prepare_forward(&mut self, backend: &mut Backend) {
+        if self.guard {
+            return;
+        }
+        if let Some(work) = backend.take_savepoint_work(self.id) {
+            front::query(&mut self.batch, &work);
+            self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
+            backend.unnamed_owner = None;
+        }
+        backend.guard_open(&mut self.batch);
+        self.steps.push(Step::Swallow(Expect::One));
+        self.steps.push(Step::Swallow(Expect::Execute));
+        self.guard = true;
+        if let Some(settings) = backend.take_settings_sync(self.id) {
+            front::query(&mut self.batch, &settings);
+            self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
+            backend.unnamed_owner = None;
+        }
+    }
+
+    /// Re-sends the client's unnamed statement if another client's Parse (or any simple query)
+    /// replaced it since.
+    fn restore_unnamed(&mut self, backend: &mut Backend, statement: &str) {
+        if !statement.is_empty() || backend.unnamed_owner == Some(self.id) {
+            return;
+        }
+        if let Some((sql, types)) = self.client(backend).last_unnamed_parse.clone() {
+            front::parse(&mut self.batch, "", &sql, &types);
+            self.steps.push(Step::Swallow(Expect::One));
+            backend.unnamed_owner = Some(self.id);
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        message: FrontMsg,
+    ) -> Result<(), SessionEnd> {
+        if self.skipping {
+            return Ok(());
+        }
+        let failed = self.status(backend) == TxStatus::Failed;
+        match message {
+            FrontMsg::Query(sql) => {
+                self.send_pending(session, backend).await?;
+                self.simple_query(session, backend, &sql).await?;
+            }
+            FrontMsg::Parse {
+                name,
+                sql,
+                param_types,
+            } => {
+                let kind = classify::classify_one(&sql);
+                if is_virtual(&kind) {
+                    self.client(backend)
+                        .statements
+                        .insert(name, Prepared::Virtual(kind));
+                    self.synthetic(back::parse_complete);
+                    return Ok(());
+                }
+                if failed {
+                    self.fail(backend, &aborted());
+                    return Ok(());
+                }
+                let id = self.id;
+                let sql = match &kind {
+                    Kind::Prepare(_) | Kind::Execute(_) | Kind::Deallocate(Some(_)) => {
+                        if let Kind::Prepare(prepared) = &kind {
+                            self.client(backend).sql_prepared.insert(prepared.clone());
+                        }
+                        classify::rename_prepared(&sql, &|n| statement_name(id, n)).unwrap_or(sql)
+                    }
+                    _ => sql,
+                };
+                self.prepare_forward(backend);
+                front::parse(
+                    &mut self.batch,
+                    &statement_name(id, &name),
+                    &sql,
+                    &param_types,
+                );
+                self.steps.push(Step::Forward(Expect::One));
+                let copy = is_copy(&sql);
+                let set_sql = changes_settings(&kind).then(|| sql.clone());
+                let client = self.client(backend);
+                if name.is_empty() {
+                    client.last_unnamed_parse = Some((sql, param_types));
+                }
+                client.statements.insert(
+                    name.clone(),
+                    Prepared::Real {
+                        copy,
+                        kind,
+                        sql: set_sql,
+                    },
+                );
+                if name.is_empty() {
+                    backend.unnamed_owner = Some(id);
+                }
+            }
+            FrontMsg::Bind {
+                portal,
+                statement,
+                rest,
+            } => {
+                let prepared = self.client(backend).statements.get(&statement).cloned();
+                match prepared {
+                    Some(Prepared::Virtual(kind)) => {
+                        self.client(backend)
+                            .portals
+                            .insert(portal, Prepared::Virtual(kind));
+                        self.synthetic(back::bind_complete);
+                    }
+                    _ if failed => self.fail(backend, &aborted()),
+                    prepared => {
+                        self.prepare_forward(backend);
+                        self.restore_unnamed(backend, &statement);
+                        front::bind(
+                            &mut self.batch,
+                            &statement_name(self.id, &portal),
+                            &statement_name(self.id, &statement),
+                            &rest,
+                        );
+                        self.steps.push(Step::Forward(Expect::One));
+                        let prepared = prepared.unwrap_or(Prepared::Real {
+                            copy: false,
+                            kind: Kind::Ordinary,
+                            sql: None,
+                        });
+                        self.client(backend).portals.insert(portal, prepared);
+                    }
+                }
+            }
+            FrontMsg::Describe { portal, name } => {
+                let prepared = {
+                    let client = self.client(backend);
+                    if portal {
+                        client.portals.get(&name).cloned()
+                    } else {
+                        client.statements.get(&name).cloned()
+                    }
+                };
+                match prepared {
+                    Some(Prepared::Virtual(kind)) => self.synthetic(|b| {
+                        if !portal {
+                            back::parameter_description(b, &[]);
+                        }
+                        if kind == Kind::SandboxReset {
+                            back::row_description_text(b, &["dbsandbox_reset"]);
+                        } else {
+                            back::no_data(b);
+                        }
+                    }),
+                    _ => {
+                        self.prepare_forward(backend);
+                        if !portal {
+                            self.restore_unnamed(backend, &name);
+                        }
+                        front::describe(&mut self.batch, portal, &statement_name(self.id, &name));
+                        self.steps.push(Step::Forward(if portal {
+                            Expect::DescribePortal
+                        } else {
+                            Expect::DescribeStatement
+                        }));
+                    }
+                }
+            }
+            FrontMsg::Execute { portal, max_rows } => {
+                let prepared = self.client(backend).portals.get(&portal).cloned();
+                match prepared {
+                    Some(Prepared::Virtual(kind)) => {
+                        self.send_pending(session, backend).await?;
+                        if !self.skipping {
+                            self.virtual_statement(session, backend, &kind, false)
+                                .await?;
+                        }
+                    }
+                    _ if failed => self.fail(backend, &aborted()),
+                    prepared => {
+                        self.prepare_forward(backend);
+                        front::execute(
+                            &mut self.batch,
+                            &statement_name(self.id, &portal),
+                            max_rows,
+                        );
+                        self.steps.push(Step::Forward(Expect::Execute));
+                        session.sandbox.counters.statements.fetch_add(1, Relaxed);
+                        match prepared {
+                            Some(Prepared::Real { copy: true, .. }) => {
+                                // Nothing may follow a COPY until it is over (the server reads
+                                // only copy data then), so run what we have now; the Flush makes
+                                // a COPY TO's output come without a Sync (a COPY FROM ignores it).
+                                front::flush(&mut self.batch);
+                                let walked = self.send(session, backend, false).await?;
+                                self.copy_in_done = walked.copied_in;
+                                if walked.client_error {
+                                    // Close the sequence the server now ignores until Sync.
+                                    let mut sync = BytesMut::new();
+                                    front::sync(&mut sync);
+                                    backend.write(&sync).await?;
+                                    let closing = self
+                                        .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+                                        .await?;
+                                    self.guard = false;
+                                    self.after_walk(session, backend, &closing).await?;
+                                }
+                                self.after_walk(session, backend, &walked).await?;
+                            }
+                            Some(Prepared::Real {
+                                kind,
+                                sql: Some(sql),
+                                ..
+                            }) => {
+                                self.send_pending(session, backend).await?;
+                                if !self.skipping {
+                                    self.record_simple_setting(backend, &kind, &sql);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            FrontMsg::Close { portal, name } => {
+                let client = self.client(backend);
+                let prepared = if portal {
+                    client.portals.remove(&name)
+                } else {
+                    client.statements.remove(&name)
+                };
+                match prepared {
+                    Some(Prepared::Virtual(_)) => self.synthetic(back::close_complete),
+                    _ => {
+                        self.prepare_forward(backend);
+                        front::close(&mut self.batch, portal, &statement_name(self.id, &name));
+                        self.steps.push(Step::Forward(Expect::One));
+                    }
+                }
+            }
+            FrontMsg::Other { tag: b'F', raw } => {
+                self.send_pending(session, backend).await?;
+                if failed {
+                    self.fail(backend, &aborted());
+                    self.synthetic(|b| back::ready_for_query(b, b'E'));
+                    self.skipping = false;
+                    return Ok(());
+                }
+                self.prepare_forward(backend);
+                self.batch.extend_from_slice(&raw);
+                self.steps.push(Step::Forward(Expect::UntilReady));
+                let walked = self.send(session, backend, true).await?;
+                self.after_walk(session, backend, &walked).await?;
+            }
+            // CopyData, CopyDone and CopyFail outside COPY are ignored, per the protocol.
+            FrontMsg::Other {
+                tag: b'd' | b'c' | b'f',
+                ..
+            } => {}
+            FrontMsg::Other { tag, .. } => {
+                return Err(SessionEnd::Protocol(format!(
+                    "unsupported frontend message type {:?}",
+                    tag as char
+                )));
+            }
+            FrontMsg::Sync | FrontMsg::Flush | FrontMsg::Terminate => {
+                unreachable!("handled by the cycle")
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends what is pending with an internal Sync (closing the guard), walks the replies and
+    /// recovers from an error, so that what follows sees the real state.
+    async fn send_pending(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if self.batch.is_empty() && self.steps.is_empty() {
+            return Ok(());
+        }
+        let walked = self.send(session, backend, true).await?;
+        self.after_walk(session, backend, &walked).await
+    }
+
+    /// Writes the batch, optionally closed by guard release and an internal Sync, and walks
+    /// the replies.
+    async fn send(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        close: bool,
+    ) -> Result<Walked, SessionEnd> {
+        if close {
+            if self.guard {
+                backend.guard_close(&mut self.batch);
+                self.steps.push(Step::Swallow(Expect::One));
+                self.steps.push(Step::Swallow(Expect::Execute));
+            }
+            front::sync(&mut self.batch);
+            self.steps.push(Step::Swallow(Expect::Ready));
+        }
+        tracing::trace!(steps = ?self.steps, "sending a batch");
+        backend.write(&self.batch).await?;
+        self.batch.clear();
+        let steps = std::mem::take(&mut self.steps);
+        let walked = self.walk(session, backend, steps).await?;
+        if close {
+            self.guard = false;
+        }
+        Ok(walked)
+    }
+
+    /// After a batch: undo a failed one (back to its guard), note the client's error.
+    async fn after_walk(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        walked: &Walked,
+    ) -> Result<(), SessionEnd> {
+        if let Some(internal) = &walked.internal_error {
+            tracing::warn!(key = %session.sandbox.key, "internal statement failed: {internal}");
+        }
+        if walked.backend_status == b'E' {
+            backend.recover(&session.sandbox.counters).await?;
+            // A rollback to the guard also undid settings made in the batch.
+            backend.invalidate_settings();
+        }
+        if walked.client_error {
+            self.skipping = true;
+        }
+        if walked.internal_error.is_some() && !walked.client_error {
+            let error = ClientError::new(
+                "XX000",
+                format!(
+                    "dbsandbox could not apply its own bookkeeping statements: {}",
+                    walked.internal_error.clone().unwrap_or_default()
+                ),
+            );
+            self.fail(backend, &error);
+        }
+        Ok(())
+    }
+
+    /// Client Sync: the end of an extended-protocol sequence.
+    async fn sync(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if self.skipping || (self.batch.is_empty() && self.steps.is_empty()) {
+            self.skipping = false;
+            let status = self.status(backend).byte();
+            self.synthetic(|b| back::ready_for_query(b, status));
+            self.flush_synthetic();
+            return Ok(());
+        }
+        if self.guard {
+            backend.guard_close(&mut self.batch);
+            self.steps.push(Step::Swallow(Expect::One));
+            self.steps.push(Step::Swallow(Expect::Execute));
+        }
+        front::sync(&mut self.batch);
+        self.steps.push(Step::Forward(Expect::Ready));
+        backend.write(&self.batch).await?;
+        self.batch.clear();
+        let steps = std::mem::take(&mut self.steps);
+        let walked = self.walk(session, backend, steps).await?;
+        self.guard = false;
+        self.after_walk(session, backend, &walked).await?;
+        self.skipping = false;
+        Ok(())
+    }
+
+    /// Client Flush: send what we have and forward the replies it produces.
+    async fn flush(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if self.batch.is_empty() {
+            self.flush_synthetic();
+            return Ok(());
+        }
+        front::flush(&mut self.batch);
+        let walked = self.send(session, backend, false).await?;
+        if walked.client_error {
+            // The server now ignores everything until a Sync; end that with our own and undo.
+            let mut sync = BytesMut::new();
+            front::sync(&mut sync);
+            backend.write(&sync).await?;
+            let walked = self
+                .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+                .await?;
+            self.guard = false;
+            self.after_walk(session, backend, &walked).await?;
+            self.skipping = true;
+        }
+        Ok(())
+    }
+
+    /// The client left in the middle of a sequence: close what is open on the backend.
+    async fn finish(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if !self.batch.is_empty() || self.guard {
+            let walked = self.send(session, backend, true).await?;
+            self.after_walk(session, backend, &walked).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves trailing synthetic steps (no backend replies pending) to the output.
+    fn flush_synthetic(&mut self) {
+        if self.steps.iter().all(|s| matches!(s, Step::Synthetic(_))) {
+            for step in std::mem::take(&mut self.steps) {
+                if let Step::Synthetic(bytes) = step {
+                    self.out.extend_from_slice(&bytes);
+                }
+            }
+        }
+    }
+
+    /// Reads the backend's replies for `steps`, forwarding, swallowing and synthesising.
+    async fn walk(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        steps: Vec<Step>,
+    ) -> Result<Walked, SessionEnd> {
+        let mut walked = Walked {
+            backend_status: b'I',
+            ..Walked::default()
+        };
+        let mut ignoring = false; // the server skips messages after an error until Sync
+        for step in steps {
+            let (forward, expect) = match step {
+                Step::Synthetic(bytes) => {
+                    if !ignoring {
+                        self.out.extend_from_slice(&bytes);
+                    }
+                    continue;
+                }
+                Step::Forward(expect) => (true, expect),
+                Step::Swallow(expect) => (false, expect),
+            };
+            if ignoring && expect != Expect::Ready {
+                continue;
+            }
+            let mut described = false;
+            loop {
+                let message = backend.read().await?;
+                tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
+                match message.tag {
+                    // Asynchronous messages: notices and parameter changes belong to whoever's
+                    // statement caused them; notifications never come (LISTEN is emulated).
+                    b'N' | b'S' => {
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                        }
+                        continue;
+                    }
+                    b'A' => continue,
+                    b'E' => {
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                            walked.client_error = true;
+                            backend.client_failed(self.id);
+                        } else {
+                            let (code, text) = super::messages::error_fields(message.body());
+                            walked
+                                .internal_error
+                                .get_or_insert(format!("{text} ({code})"));
+                        }
+                        match expect {
+                            Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => {
+                                continue
+                            }
+                            _ => {
+                                ignoring = true;
+                                break;
+                            }
+                        }
+                    }
+                    b'Z' => {
+                        walked.backend_status = message.raw[5];
+                        if forward && expect != Expect::UntilReadyNoReady {
+                            let status = self.status(backend).byte();
+                            back::ready_for_query(&mut self.out, status);
+                        }
+                        if matches!(
+                            expect,
+                            Expect::Ready | Expect::UntilReady | Expect::UntilReadyNoReady
+                        ) {
+                            ignoring = false;
+                            break;
+                        }
+                        return Err(SessionEnd::Backend(format!(
+                            "the server sent ReadyForQuery while the proxy expected {expect:?}"
+                        )));
+                    }
+                    b'G' | b'W' => {
+                        // COPY FROM STDIN: the client sends the data now.
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                            session.write_out(&mut self.out).await?;
+                            self.relay_copy_in(session, backend).await?;
+                            walked.copied_in = true;
+                        }
+                        continue;
+                    }
+                    tag => {
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                            if self.out.len() > 256 * 1024 {
+                                session.write_out(&mut self.out).await?;
+                            }
+                        }
+                        let done = match expect {
+                            Expect::One => true,
+                            Expect::DescribeStatement => {
+                                if tag == b't' && !described {
+                                    described = true;
+                                    false
+                                } else {
+                                    true
+                                }
+                            }
+                            Expect::DescribePortal => true,
+                            Expect::Execute => matches!(tag, b'C' | b'I' | b's'),
+                            Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => false,
+                        };
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(walked)
+    }
+
+    /// Forwards the client's COPY data until CopyDone or CopyFail.
+    async fn relay_copy_in(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        let mut pending = BytesMut::new();
+        loop {
+            let message = session.next_message().await?;
+            let tag = message[0];
+            tracing::trace!(tag = %(tag as char), len = message.len(), "copy data from the client");
+            pending.extend_from_slice(&message);
+            if matches!(tag, b'c' | b'f') {
+                // In the extended protocol the server keeps CommandComplete in its buffer until a
+                // Sync or Flush; the client's Sync is held back (see `copy_in_done`), so flush.
+                front::flush(&mut pending);
+            }
+            if pending.len() > 64 * 1024 || matches!(tag, b'c' | b'f') {
+                backend.write(&pending).await?;
+                pending.clear();
+            }
+            if matches!(tag, b'c' | b'f') {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A statement the engine answers itself. `simple`: part of a simple Query (the caller
+    /// writes ReadyForQuery).
+    async fn virtual_statement(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        kind: &Kind,
+        simple: bool,
+    ) -> Result<(), SessionEnd> {
+        let sandbox = Arc::clone(&session.sandbox);
+        sandbox.counters.statements.fetch_add(1, Relaxed);
+        if self.status(backend) == TxStatus::Failed && !allowed_when_failed(kind) {
+            self.fail(backend, &aborted());
+            return Ok(());
+        }
+        let result: Result<String, ClientError> = match kind {
+            Kind::Begin | Kind::Commit { .. } | Kind::Rollback { .. } | Kind::Savepoint(_) | Kind::Release(_) | Kind::RollbackTo(_) => {
+                match backend.transaction_control(self.id, kind, &sandbox.counters) {
+                    Ok((tag, warning)) => {
+                        if let Some((code, text)) = warning {
+                            self.synthetic(|b| back::warning(b, code, text));
+                        }
+                        Ok(tag.to_string())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Kind::PrepareTransaction | Kind::CommitPrepared | Kind::RollbackPrepared => Err(ClientError::new(
+                "0A000",
+                format!(
+                    "two-phase commit is not available in a dbsandbox rollback sandbox (every connection of key {} shares one \
+                     transaction that is never committed); use database isolation for this key: connect with \
+                     options=-c dbsandbox.isolation=database",
+                    sandbox.key
+                ),
+            )),
+            Kind::NotInTransaction(command) => Err(ClientError::new(
+                "25001",
+                format!(
+                    "{command} cannot run inside a transaction block, and every connection of dbsandbox key {} runs inside the \
+                     sandbox's transaction; use database isolation for this key (a whole database, real commits): connect with \
+                     options=-c dbsandbox.isolation=database",
+                    sandbox.key
+                ),
+            )),
+            Kind::Listen(channel) => {
+                self.client(backend).listens.insert(channel.clone());
+                Ok("LISTEN".into())
+            }
+            Kind::Unlisten(channel) => {
+                let client = self.client(backend);
+                match channel {
+                    Some(channel) => {
+                        client.listens.remove(channel);
+                    }
+                    None => client.listens.clear(),
+                }
+                Ok("UNLISTEN".into())
+            }
+            Kind::Notify { channel, payload } => {
+                backend.notify(self.id, channel, payload.as_deref().unwrap_or(""));
+                Ok("NOTIFY".into())
+            }
+            Kind::Discard(DiscardWhat::All) => {
+                if self.status(backend) != TxStatus::Idle {
+                    Err(ClientError::new("25001", "DISCARD ALL cannot run inside a transaction block"))
+                } else {
+                    self.discard_all(backend);
+                    Ok("DISCARD ALL".into())
+                }
+            }
+            Kind::Deallocate(None) => {
+                let id = self.id;
+                let names = std::mem::take(&mut self.client(backend).sql_prepared);
+                backend.queue(
+                    names
+                        .iter()
+                        .map(|n| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n))))
+                        .collect(),
+                );
+                Ok("DEALLOCATE ALL".into())
+            }
+            Kind::SandboxReset => {
+                backend.reset().await?;
+                sandbox.counters.resets.fetch_add(1, Relaxed);
+                if simple {
+                    self.synthetic(|b| back::row_description_text(b, &["dbsandbox_reset"]));
+                }
+                self.synthetic(|b| back::data_row_text(b, &["ok"]));
+                Ok("SELECT 1".into())
+            }
+            _ => Err(ClientError::new("XX000", "dbsandbox: statement kind handled elsewhere")),
+        };
+        match result {
+            Ok(tag) => self.synthetic(|b| back::command_complete(b, &tag)),
+            Err(error) => self.fail(backend, &error),
+        }
+        Ok(())
+    }
+
+    /// DISCARD ALL for this client only: its statements, settings and LISTENs.
+    fn discard_all(&mut self, backend: &mut Backend) {
+        let id = self.id;
+        let client = self.client(backend);
+        let mut sql: Vec<String> = client
+            .statements
+            .iter()
+            .filter(|(n, p)| !n.is_empty() && matches!(p, Prepared::Real { .. }))
+            .map(|(n, _)| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n))))
+            .collect();
+        sql.extend(
+            client
+                .sql_prepared
+                .iter()
+                .map(|n| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n)))),
+        );
+        client.statements.clear();
+        client.portals.clear();
+        client.sql_prepared.clear();
+        client.listens.clear();
+        client.last_unnamed_parse = None;
+        backend.record_reset_all(id);
+        backend.queue(sql);
+    }
+
+    /// A simple Query: one batch when every statement is forwarded as is, else one statement at
+    /// a time (virtual ones answered here), stopping at the first error, with one ReadyForQuery.
+    async fn simple_query(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        sql: &str,
+    ) -> Result<(), SessionEnd> {
+        let statements = classify::classify(sql);
+        if statements.is_empty() {
+            let status = self.status(backend).byte();
+            self.synthetic(|b| {
+                b.extend_from_slice(&[b'I', 0, 0, 0, 4]);
+                back::ready_for_query(b, status);
+            });
+            return Ok(());
+        }
+        let failed = self.status(backend) == TxStatus::Failed;
+        let all_forwarded = statements.iter().all(|s| !is_virtual(&s.kind));
+        if all_forwarded
+            && !failed
+            && (statements.len() == 1 || !statements.iter().any(|s| changes_settings(&s.kind)))
+        {
+            let text = self.renamed(backend, sql, &statements);
+            let copy = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            self.prepare_forward(backend);
+            front::query(&mut self.batch, &text);
+            self.steps.push(Step::Forward(Expect::UntilReady));
+            session
+                .sandbox
+                .counters
+                .statements
+                .fetch_add(statements.len() as u64, Relaxed);
+            let walked = if copy {
+                let walked = self.send(session, backend, false).await?;
+                let closing = self.send(session, backend, true).await?;
+                Walked {
+                    client_error: walked.client_error || closing.client_error,
+                    internal_error: walked.internal_error.or(closing.internal_error),
+                    backend_status: closing.backend_status,
+                    copied_in: walked.copied_in,
+                }
+            } else {
+                self.send(session, backend, true).await?
+            };
+            let client_error = walked.client_error;
+            self.after_walk(session, backend, &walked).await?;
+            if !client_error {
+                if let [only] = statements.as_slice() {
+                    self.record_simple_setting(backend, &only.kind, &text);
+                }
+            }
+            self.skipping = false;
+            return Ok(());
+        }
+        // One statement at a time.
+        for statement in &statements {
+            let text = &sql[statement.range.clone()];
+            if is_virtual(&statement.kind) {
+                self.virtual_statement(session, backend, &statement.kind, true)
+                    .await?;
+                self.flush_synthetic();
+            } else if self.status(backend) == TxStatus::Failed {
+                self.fail(backend, &aborted());
+            } else {
+                let renamed = self.renamed(backend, text, &classify::classify(text));
+                self.prepare_forward(backend);
+                front::query(&mut self.batch, &renamed);
+                self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
+                session.sandbox.counters.statements.fetch_add(1, Relaxed);
+                let walked = self.send(session, backend, true).await?;
+                let client_error = walked.client_error;
+                self.after_walk(session, backend, &walked).await?;
+                if !client_error {
+                    self.record_simple_setting(backend, &statement.kind, &renamed);
+                }
+            }
+            if self.skipping {
+                break;
+            }
+        }
+        self.skipping = false;
+        let status = self.status(backend).byte();
+        self.synthetic(|b| back::ready_for_query(b, status));
+        Ok(())
+    }
+
+    /// The query text with SQL-level prepared statement names made private to this client.
+    fn renamed(
+        &mut self,
+        backend: &mut Backend,
+        sql: &str,
+        statements: &[classify::Statement],
+    ) -> String {
+        let id = self.id;
+        if !statements.iter().any(|s| {
+            matches!(
+                s.kind,
+                Kind::Prepare(_) | Kind::Execute(_) | Kind::Deallocate(Some(_))
+            )
+        }) {
+            return sql.to_string();
+        }
+        let mut text = String::with_capacity(sql.len() + 16);
+        let mut last = 0;
+        for statement in statements {
+            text.push_str(&sql[last..statement.range.start]);
+            let part = &sql[statement.range.clone()];
+            match &statement.kind {
+                Kind::Prepare(name) | Kind::Execute(name) | Kind::Deallocate(Some(name)) => {
+                    if matches!(statement.kind, Kind::Prepare(_)) {
+                        self.client(backend).sql_prepared.insert(name.clone());
+                    }
+                    if matches!(statement.kind, Kind::Deallocate(_)) {
+                        self.client(backend).sql_prepared.remove(name);
+                    }
+                    text.push_str(
+                        &classify::rename_prepared(part, &|n| statement_name(id, n))
+                            .unwrap_or_else(|| part.to_string()),
+                    );
+                }
+                _ => text.push_str(part),
+            }
+            last = statement.range.end;
+        }
+        text.push_str(&sql[last..]);
+        text
+    }
+
+    /// After a SET/RESET that succeeded: the client's settings and the backend's agree on it.
+    fn record_simple_setting(&mut self, backend: &mut Backend, kind: &Kind, text: &str) {
+        match kind {
+            Kind::SetSession { name, value } => {
+                backend.record_setting(
+                    self.id,
+                    name,
+                    value
+                        .as_ref()
+                        .map(|_| text.trim().trim_end_matches(';').to_string()),
+                );
+            }
+            Kind::ResetAll => backend.record_reset_all(self.id),
+            Kind::SetLocal => backend.note_set_local(self.id),
+            _ => {}
+        }
+    }
+}
+
+fn changes_settings(kind: &Kind) -> bool {
+    matches!(
+        kind,
+        Kind::SetSession { .. } | Kind::ResetAll | Kind::SetLocal
+    )
+}
+
+fn aborted() -> ClientError {
+    ClientError::new(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_become_settings() {
+        assert_eq!(
+            parse_options(
+                "-c search_path=a,b --work-mem=7MB -c dbsandbox.isolation=database -c x=a\\ b"
+            ),
+            vec![
+                ("search_path".to_string(), "a,b".to_string()),
+                ("work_mem".to_string(), "7MB".to_string()),
+                ("dbsandbox.isolation".to_string(), "database".to_string()),
+                ("x".to_string(), "a b".to_string()),
+            ]
+        );
+        let settings = startup_settings(&[
+            ("user".into(), "u".into()),
+            ("application_name".into(), "it's".into()),
+            (
+                "options".into(),
+                "-c dbsandbox.isolation=rollback -c work_mem=7MB".into(),
+            ),
+        ]);
+        assert_eq!(
+            settings.into_iter().collect::<Vec<_>>(),
+            vec![
+                (
+                    "application_name".to_string(),
+                    "SET \"application_name\" TO 'it''s'".to_string()
+                ),
+                (
+                    "work_mem".to_string(),
+                    "SET \"work_mem\" TO '7MB'".to_string()
+                ),
+            ]
+        );
+    }
+}
