@@ -63,6 +63,8 @@ run_suite() {
 }
 
 failed=0
+suites_passed=0
+suites_failed=0
 for suite in "${suites[@]}"; do
   log="$logs/$suite.log"
   start=$(date +%s)
@@ -70,6 +72,7 @@ for suite in "${suites[@]}"; do
     echo "conformance $suite: FAILED to install dependencies (see $log)"
     tail -n 20 "$log" | sed 's/^/    /'
     failed=1
+    suites_failed=$((suites_failed + 1))
     continue
   fi
   run_suite "$suite" >>"$log" 2>&1
@@ -83,9 +86,14 @@ for suite in "${suites[@]}"; do
   esac
   if [ "$status" -eq 0 ]; then
     echo "conformance $suite: ok ($counts; ${secs}s; log $log)"
+    suites_passed=$((suites_passed + 1))
   else
     echo "conformance $suite: FAILED, exit $status ($counts; ${secs}s; log $log)"
+    tail -n 40 "$log" | sed 's/^/    /'
     failed=1
+    suites_failed=$((suites_failed + 1))
   fi
 done
+# One closing line in the plain form CI reads: suites, not tests (each suite's counts are above).
+echo "conformance: $suites_passed passed, $suites_failed failed"
 exit $failed
