@@ -1,0 +1,230 @@
+//! Rollback sandboxes at the proxy level, against a real PostgreSQL: the rule for interleaved
+//! transactions of two connections of one key, cancel limited to the client whose query runs,
+//! reset restoring sequences, and memory that stays flat over 100,000 statements.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbsandbox_proxy::{Isolation, ProxyConfig};
+use support::{sqlstate, MapRouter, PgServer, TestProxy};
+
+async fn sandbox_proxy(server: &PgServer, key: &'static str) -> (TestProxy, Arc<MapRouter>) {
+    server.create_database("sandboxdb").await;
+    let admin = tokio_postgres::connect(
+        &format!(
+            "host={} port={} user=postgres dbname=sandboxdb",
+            server.socket_dir.display(),
+            server.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(admin.1);
+    admin
+        .0
+        .batch_execute("create table items(id serial primary key, name text unique not null)")
+        .await
+        .unwrap();
+    let router = MapRouter::with([(key, server.unix_target("sandboxdb"))]);
+    let config = ProxyConfig {
+        default_isolation: Isolation::Rollback,
+        ..ProxyConfig::default()
+    };
+    (TestProxy::start(config, router.clone()).await, router)
+}
+
+async fn names(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query("select name from items order by id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn interleaved_transactions_follow_the_documented_rule() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let one = proxy.connect("k").await.unwrap();
+    let two = proxy.connect("k").await.unwrap();
+    let observer = proxy.connect("k").await.unwrap();
+
+    // Crossed transactions: one commits first while two's savepoint is above its own.
+    one.batch_execute("BEGIN; insert into items(name) values ('a')")
+        .await
+        .unwrap();
+    two.batch_execute("BEGIN; insert into items(name) values ('b')")
+        .await
+        .unwrap();
+    one.batch_execute("COMMIT").await.unwrap();
+    two.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        names(&observer).await,
+        ["a"],
+        "one's commit survives two's rollback"
+    );
+
+    // A transaction that has run nothing yet has no savepoint: its ROLLBACK undoes nothing of
+    // anyone else's.
+    one.batch_execute("BEGIN").await.unwrap();
+    two.batch_execute("insert into items(name) values ('early')")
+        .await
+        .unwrap();
+    one.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(names(&observer).await, ["a", "early"]);
+    observer
+        .batch_execute("delete from items where name = 'early'")
+        .await
+        .unwrap();
+
+    // A rollback undoes what another connection wrote since that transaction's first statement;
+    // the other connection's own transaction goes on and can still commit.
+    one.batch_execute("BEGIN; select 1").await.unwrap();
+    two.batch_execute("BEGIN; insert into items(name) values ('lost')")
+        .await
+        .unwrap();
+    one.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(names(&observer).await, ["a"]);
+    two.batch_execute("insert into items(name) values ('kept'); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(names(&observer).await, ["a", "kept"]);
+
+    // No deadlock: autocommit statements of another connection run while a transaction is open,
+    // and become part of it (rolled back with it).
+    one.batch_execute("BEGIN; insert into items(name) values ('tx')")
+        .await
+        .unwrap();
+    two.batch_execute("insert into items(name) values ('autocommit')")
+        .await
+        .unwrap();
+    assert_eq!(names(&two).await, ["a", "kept", "tx", "autocommit"]);
+    one.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(names(&observer).await, ["a", "kept"]);
+
+    // A failed transaction answers 25P02 and the other connections are unaffected.
+    one.batch_execute("BEGIN").await.unwrap();
+    let err = one
+        .batch_execute("insert into items(name) values ('a')")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "23505");
+    let err = one.batch_execute("select 1").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "25P02");
+    assert_eq!(names(&two).await, ["a", "kept"]);
+    one.batch_execute("ROLLBACK").await.unwrap();
+    one.batch_execute("select 1").await.unwrap();
+}
+
+#[tokio::test]
+async fn reset_restores_sequences_and_a_new_connection_waits_for_it() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let client = proxy.connect("k").await.unwrap();
+    client
+        .batch_execute("insert into items(name) values ('x'), ('y')")
+        .await
+        .unwrap();
+    let rows = client
+        .simple_query("SELECT dbsandbox_reset()")
+        .await
+        .unwrap();
+    assert!(
+        matches!(&rows[..], [tokio_postgres::SimpleQueryMessage::RowDescription(_), tokio_postgres::SimpleQueryMessage::Row(r), ..] if r.get(0) == Some("ok"))
+    );
+    let id: i32 = client
+        .query_one("insert into items(name) values ('x') returning id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(id, 1, "the sequence is back at its start");
+    // The last connection closing resets too.
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let next = proxy.connect("k").await.unwrap();
+    assert_eq!(names(&next).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_cancel_reaches_only_the_query_of_the_client_that_sent_it() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let sleeper = proxy.connect("k").await.unwrap();
+    let bystander = proxy.connect("k").await.unwrap();
+    let bystander_token = bystander.cancel_token();
+    let token = sleeper.cancel_token();
+    let sleeping = tokio::spawn(async move { sleeper.batch_execute("select pg_sleep(30)").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The idle bystander's cancel must not hit the sleeper's query.
+    bystander_token
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !sleeping.is_finished(),
+        "another client's cancel stopped the query"
+    );
+    let started = Instant::now();
+    token.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let err = sleeping.await.unwrap().unwrap_err();
+    assert_eq!(sqlstate(&err), "57014");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    bystander.batch_execute("select 1").await.unwrap();
+}
+
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn memory_stays_flat_over_100000_statements() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let client = proxy.connect("k").await.unwrap();
+    let statement = client.prepare("select $1::int + 1").await.unwrap();
+    let mut run = |count: usize| {
+        let client = &client;
+        let statement = &statement;
+        async move {
+            for i in 0..count {
+                match i % 100 {
+                    // Transactions, errors and their recovery, and simple queries in the mix.
+                    0 => client
+                        .batch_execute("BEGIN; insert into items(name) values ('t'); ROLLBACK")
+                        .await
+                        .unwrap(),
+                    1 => assert!(client.batch_execute("select 1/0").await.is_err()),
+                    2 => client
+                        .batch_execute("SAVEPOINT outside")
+                        .await
+                        .map(|_| ())
+                        .unwrap_or(()),
+                    _ => {
+                        let row = client.query_one(statement, &[&(i as i32)]).await.unwrap();
+                        assert_eq!(row.get::<_, i32>(0), i as i32 + 1);
+                    }
+                }
+            }
+        }
+    };
+    run(10_000).await;
+    let before = resident_kib();
+    run(90_000).await;
+    let after = resident_kib();
+    assert!(
+        after < before + 8 * 1024,
+        "resident memory grew from {before} KiB to {after} KiB over 90,000 statements"
+    );
+    assert_eq!(names(&client).await, Vec::<String>::new());
+}
