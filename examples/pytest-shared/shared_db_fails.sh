@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Proves the problem: the suite FAILS when both xdist workers share one database.
 #
-# Starts a throwaway PostgreSQL, creates one migrated database, runs
-# `pytest -n 2 --dist loadgroup` against it without dbsandbox (DBSANDBOX_PORT unset), and
-# exits 0 only if pytest failed the expected way: test failures (exit status 1) including a
-# unique violation. Exits 1 if the suite passed or failed for another reason.
+# Starts a throwaway plain PostgreSQL, creates one migrated database, runs
+# `pytest -n 2 -p randomly` against it without dbsandbox (DBSANDBOX_PORT unset, so nothing
+# is reset between tests), and exits 0 only if pytest failed the expected way: test failures
+# (exit status 1) including a unique violation. Several tests commit the same name ('alice')
+# into t0, so the failure does not depend on the order or on timing. Exits 1 if the suite
+# passed or failed for another reason. Extra arguments go to pytest (e.g. --randomly-seed=1).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/throwaway_pg.sh"

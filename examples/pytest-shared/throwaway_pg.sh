@@ -1,4 +1,4 @@
-# Sourced by shared_db_fails.sh and per_worker_db_passes.sh (not run on its own).
+# Sourced by shared_db_fails.sh (not run on its own).
 #
 # A throwaway plain PostgreSQL server for checking this example without dbsandbox:
 # initdb into a fresh temporary directory, start on a free loopback port, create migrated
@@ -112,9 +112,10 @@ pg_stop() {
   PG_TMP=""
 }
 
-# Run the example's suite with two xdist workers, one per xdist_group. pytest writes no
-# cache or bytecode into the example directory.
+# Run the example's suite with two xdist workers in random order (pytest-randomly; a fixed
+# order can be had with --randomly-seed=N). pytest writes no cache or bytecode into the
+# example directory.
 run_suite() {
   (cd "$EXAMPLE_DIR" && PYTHONDONTWRITEBYTECODE=1 \
-    "$PYTHON" -m pytest -n 2 --dist loadgroup -p no:cacheprovider "$@")
+    "$PYTHON" -m pytest -n 2 -p randomly -p no:cacheprovider "$@")
 }
