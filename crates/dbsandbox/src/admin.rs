@@ -109,9 +109,16 @@ fn print_status(server: &str, databases: &[DatabaseInfo], runs: &[serde_json::Va
     println!("\nruns ({}):", runs.len());
     for run in runs {
         println!(
-            "  pid {}  proxy {}  keys {}",
-            run["pid"], run["proxy"], run["keys"]
+            "  pid {}  proxy {}  project {}",
+            run["pid"],
+            run["proxy"].as_str().unwrap_or("?"),
+            run["project"]
         );
+        let keys: std::collections::BTreeMap<String, crate::registry::KeyStats> =
+            serde_json::from_value(run["keys"].clone()).unwrap_or_default();
+        for line in crate::registry::key_lines(&keys, 50) {
+            println!("    {line}");
+        }
     }
 }
 

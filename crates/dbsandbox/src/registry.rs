@@ -15,7 +15,7 @@ use dbsandbox_server::Endpoint;
 use tokio::sync::OnceCell;
 
 /// What the registry knows of one key.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct KeyStats {
     pub clone: Option<String>,
     pub connections_open: u64,
@@ -27,7 +27,7 @@ pub struct KeyStats {
 }
 
 /// A rollback sandbox's counters, as scripts read them.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SandboxCounts {
     pub statements: u64,
     pub commits_absorbed: u64,
@@ -46,6 +46,36 @@ impl From<SandboxStats> for SandboxCounts {
             connections_open: s.connections_open,
         }
     }
+}
+
+/// One line per key (at most `limit`, then a count of the rest), for summaries and `status`.
+pub fn key_lines(keys: &BTreeMap<String, KeyStats>, limit: usize) -> Vec<String> {
+    let mut lines: Vec<String> = keys
+        .iter()
+        .take(limit)
+        .map(|(key, stats)| {
+            let mut line = format!(
+                "{key}: {} connection{} ({} open)",
+                stats.connections_total,
+                if stats.connections_total == 1 { "" } else { "s" },
+                stats.connections_open
+            );
+            if let Some(s) = &stats.sandbox {
+                line.push_str(&format!(
+                    ", rollback sandbox: {} statements, {} commits absorbed, {} errors recovered, {} resets",
+                    s.statements, s.commits_absorbed, s.errors_recovered, s.resets
+                ));
+            }
+            line
+        })
+        .collect();
+    if keys.len() > limit {
+        lines.push(format!(
+            "… and {} more keys (dbsandbox status --json lists all)",
+            keys.len() - limit
+        ));
+    }
+    lines
 }
 
 struct Slot {
@@ -145,9 +175,14 @@ impl Registry {
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, KeyStats> {
+        let sandboxes = self.sandboxes.get().map(|s| s.stats()).unwrap_or_default();
         self.keys()
             .iter()
-            .map(|(k, s)| (k.clone(), s.stats.clone()))
+            .map(|(k, s)| {
+                let mut stats = s.stats.clone();
+                stats.sandbox = sandboxes.get(k).cloned().map(SandboxCounts::from);
+                (k.clone(), stats)
+            })
             .collect()
     }
 }

@@ -231,7 +231,7 @@ impl Session {
         } else {
             String::new()
         };
-        format!(
+        let mut summary = format!(
             "dbsandbox: {} key{} served ({}), {} connection{}, {} clone{} made{}{sandboxes}; set-up {:.2} s, total {:.2} s",
             keys.len(),
             plural(keys.len() as u64),
@@ -247,7 +247,12 @@ impl Session {
             },
             self.setup_time.as_secs_f64(),
             started.elapsed().as_secs_f64()
-        )
+        );
+        for line in crate::registry::key_lines(&keys, 16) {
+            summary.push_str("\n  ");
+            summary.push_str(&line);
+        }
+        summary
     }
 
     /// Stops the proxy, returns every clone, keeps spare clones for the next run, stops the server.

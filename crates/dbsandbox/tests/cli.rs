@@ -37,7 +37,7 @@ fn text(output: &Output) -> String {
 }
 
 #[test]
-fn example_suite_fails_on_a_shared_database_and_passes_under_dbsandbox() {
+fn example_suite_fails_on_a_shared_database_and_passes_under_dbsandbox_in_random_order() {
     let example = repo_root().join("examples/pytest-shared");
     let shared = Command::new("bash")
         .arg(example.join("shared_db_fails.sh"))
@@ -49,31 +49,28 @@ fn example_suite_fails_on_a_shared_database_and_passes_under_dbsandbox() {
         text(&shared)
     );
 
+    // Two workers, each on its own key (a rollback sandbox reset per test by one fixture line),
+    // in three different random orders.
     let cache = tempfile::tempdir().unwrap();
-    let output = dbsandbox(cache.path())
-        .current_dir(&example)
-        .args([
-            "run",
-            "--port",
-            "0",
-            "--",
-            "python3",
-            "-m",
-            "pytest",
-            "-n",
-            "2",
-            "--dist",
-            "loadgroup",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-        ])
-        .output()
-        .unwrap();
-    let all = text(&output);
-    assert!(output.status.success(), "{all}");
-    assert!(all.contains("16 passed"), "{all}");
-    assert!(all.contains("2 keys served (gw0, gw1)"), "{all}");
+    for seed in ["1", "2", "3"] {
+        let output = dbsandbox(cache.path())
+            .current_dir(&example)
+            .args([
+                "run", "--port", "0", "--", "python3", "-m", "pytest", "-n", "2", "-q",
+            ])
+            .args(["-p", "no:cacheprovider", "-p", "randomly"])
+            .arg(format!("--randomly-seed={seed}"))
+            .output()
+            .unwrap();
+        let all = text(&output);
+        assert!(output.status.success(), "seed {seed}: {all}");
+        assert!(all.contains("17 passed"), "seed {seed}: {all}");
+        assert!(
+            all.contains("2 keys served (gw0, gw1)"),
+            "seed {seed}: {all}"
+        );
+        assert!(all.contains("commits absorbed"), "seed {seed}: {all}");
+    }
 }
 
 #[test]
@@ -180,6 +177,23 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
         1,
         "another key has its own clone"
     );
+
+    // `dbsandbox reset KEY` rolls the key's sandbox back while its connection stays open.
+    let reset = dbsandbox(cache.path())
+        .args(["reset", "worker_a"])
+        .output()
+        .unwrap();
+    assert!(reset.status.success(), "{}", text(&reset));
+    assert_eq!(
+        count_items(&run.url("worker_a")).await,
+        1,
+        "the insert is gone after reset"
+    );
+    let unknown = dbsandbox(cache.path())
+        .args(["reset", "no_such_key"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
     drop(a);
 
     let status = dbsandbox(cache.path())
@@ -196,7 +210,17 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
         .count();
     assert_eq!(leased, 2, "{json}");
     assert_eq!(
-        json["runs"][0]["keys"]["worker_a"]["connections_total"], 2,
+        json["runs"][0]["keys"]["worker_a"]["connections_total"], 3,
+        "{json}"
+    );
+    let sandbox = &json["runs"][0]["keys"]["worker_a"]["sandbox"];
+    assert!(sandbox["resets"].as_u64().unwrap() >= 1, "{json}");
+    assert!(sandbox["statements"].as_u64().unwrap() >= 3, "{json}");
+    assert_eq!(
+        json["runs"][0]["keys"]["worker_a"]["clone"]
+            .as_str()
+            .map(|c| c.starts_with("dbsandbox_c_")),
+        Some(true),
         "{json}"
     );
 

@@ -958,7 +958,8 @@ impl Unit {
                             self.out.extend_from_slice(&message.raw);
                             walked.client_error = true;
                             backend.client_failed(self.id);
-                        } else {
+                        } else if !walked.client_error {
+                            // After a client's error our guard release fails too (25P02): expected.
                             let (code, text) = super::messages::error_fields(message.body());
                             walked
                                 .internal_error
