@@ -193,7 +193,7 @@ async fn memory_stays_flat_over_100000_statements() {
     let (proxy, _) = sandbox_proxy(&server, "k").await;
     let client = proxy.connect("k").await.unwrap();
     let statement = client.prepare("select $1::int + 1").await.unwrap();
-    let mut run = |count: usize| {
+    let run = |count: usize| {
         let client = &client;
         let statement = &statement;
         async move {
