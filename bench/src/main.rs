@@ -61,6 +61,29 @@ fn dbsandbox_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// schema40 plus pgbench's tables at scale 1 (100,000 accounts), so that rollback sandboxes have
+/// them: `pgbench -i` cannot run through one (it VACUUMs, and its tables would vanish at reset).
+fn schema40_with_pgbench(dir: &Path) -> anyhow::Result<PathBuf> {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations)?;
+    std::fs::copy(
+        schema40().join("0001_schema40.sql"),
+        migrations.join("0001_schema40.sql"),
+    )?;
+    std::fs::write(
+        migrations.join("0002_pgbench.sql"),
+        "create table pgbench_branches(bid int primary key, bbalance int, filler char(88));\n\
+         create table pgbench_tellers(tid int primary key, bid int, tbalance int, filler char(84));\n\
+         create table pgbench_accounts(aid int primary key, bid int, abalance int, filler char(84));\n\
+         create table pgbench_history(tid int, bid int, aid int, delta int, mtime timestamp, filler char(22));\n\
+         insert into pgbench_branches select 1, 0, '';\n\
+         insert into pgbench_tellers select g, 1, 0, '' from generate_series(1, 10) g;\n\
+         insert into pgbench_accounts select g, 1, 0, '' from generate_series(1, 100000) g;\n\
+         analyze;\n",
+    )?;
+    Ok(migrations)
+}
+
 fn schema40() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pytest-shared/migrations")
 }
@@ -117,7 +140,7 @@ impl Drop for BackgroundRun {
     }
 }
 
-fn start_background(cache: &Path) -> anyhow::Result<BackgroundRun> {
+fn start_background(cache: &Path, migrations: &Path) -> anyhow::Result<BackgroundRun> {
     let child = dbsandbox(cache)?
         .args([
             "run",
@@ -128,7 +151,7 @@ fn start_background(cache: &Path) -> anyhow::Result<BackgroundRun> {
             "8",
             "--migrations",
         ])
-        .arg(schema40())
+        .arg(migrations)
         .args(["--", "sleep", "3600"])
         .stdout(Stdio::null())
         .spawn()?;
@@ -159,7 +182,7 @@ struct PgBouncer {
 }
 
 impl PgBouncer {
-    fn start(backend_port: &str) -> anyhow::Result<PgBouncer> {
+    fn start(backend_port: &str, pool_mode: &str) -> anyhow::Result<PgBouncer> {
         let version = Command::new("pgbouncer").arg("--version").output()?;
         let version = String::from_utf8_lossy(&version.stdout)
             .split_whitespace()
@@ -177,7 +200,7 @@ impl PgBouncer {
             dir.path().join("pgbouncer.ini"),
             format!(
                 "[databases]\n* = host=127.0.0.1 port={backend_port} user=dbsandbox\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
-                 unix_socket_dir =\nauth_type = trust\nauth_file = {}\npool_mode = session\nmax_client_conn = 200\n\
+                 unix_socket_dir =\nauth_type = trust\nauth_file = {}\npool_mode = {pool_mode}\nmax_client_conn = 200\n\
                  default_pool_size = 20\nlogfile = {}\npidfile = {}\n",
                 path("users.txt"),
                 path("pgbouncer.log"),
@@ -239,30 +262,44 @@ fn status_json(cache: &Path) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::from_slice(&output.stdout)?)
 }
 
-/// pgbench select-only with 8 clients on 2 threads against 127.0.0.1:`port`.
-fn select_only_tps(port: &str, user: &str, database: &str, seconds: &str) -> anyhow::Result<f64> {
-    pgbench_tps(&[
-        "-S",
-        "-n",
-        "-c",
-        "8",
-        "-j",
-        "2",
-        "-T",
-        seconds,
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-U",
-        user,
-        database,
-    ])
+/// pgbench select-only against 127.0.0.1:`port` with `clients` clients; `options` goes to
+/// libpq's PGOPTIONS (how pgbench picks a key's isolation through the proxy).
+fn select_only_tps(
+    port: &str,
+    user: &str,
+    database: &str,
+    clients: u32,
+    seconds: &str,
+    options: &str,
+) -> anyhow::Result<f64> {
+    let clients = clients.to_string();
+    let threads = if clients == "1" { "1" } else { "2" };
+    pgbench_tps(
+        &[
+            "-S",
+            "-n",
+            "-c",
+            &clients,
+            "-j",
+            threads,
+            "-T",
+            seconds,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-U",
+            user,
+            database,
+        ],
+        options,
+    )
 }
 
-fn pgbench_tps(args: &[&str]) -> anyhow::Result<f64> {
+fn pgbench_tps(args: &[&str], options: &str) -> anyhow::Result<f64> {
     let output = Command::new("pgbench")
         .args(args)
+        .env("PGOPTIONS", options)
         .output()
         .context("running pgbench")?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -308,7 +345,9 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
 
     // 2. Connect-to-first-row for fresh keys, against CREATE DATABASE and a plain connection.
-    let run = start_background(cache.path())?;
+    let bench_schema = tempfile::tempdir()?;
+    let migrations = schema40_with_pgbench(bench_schema.path())?;
+    let run = start_background(cache.path(), &migrations)?;
     std::thread::sleep(Duration::from_secs(2)); // let the pool fill
     let status = status_json(cache.path())?;
     let endpoint = &status["endpoint"];
@@ -328,18 +367,26 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         .and_then(|d| d["name"].as_str())
         .context("no template in status")?
         .to_string();
-    let mut fresh_key = Vec::new();
-    for i in 0..options.samples {
-        tokio::time::sleep(Duration::from_millis(250)).await; // the refill replaces the last clone taken
-        let started = Instant::now();
-        let client = connect(&format!(
-            "host=127.0.0.1 port={} user=bench dbname=bench_{i}",
-            run.port
-        ))
-        .await?;
-        client.query_one("select count(*) from t0", &[]).await?;
-        fresh_key.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
+    let fresh_key_ms = |isolation: &'static str| {
+        let port = run.port;
+        let samples = options.samples;
+        async move {
+            let mut times = Vec::new();
+            for i in 0..samples {
+                tokio::time::sleep(Duration::from_millis(250)).await; // the refill replaces the clone taken
+                let started = Instant::now();
+                let client = connect(&format!(
+                    "host=127.0.0.1 port={port} user=bench dbname=fresh_{isolation}_{i} options='-c dbsandbox.isolation={isolation}'"
+                ))
+                .await?;
+                client.query_one("select count(*) from t0", &[]).await?;
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(times)
+        }
+    };
+    let mut fresh_database = fresh_key_ms("database").await?;
+    let mut fresh_rollback = fresh_key_ms("rollback").await?;
     let admin = connect(&direct("postgres")).await?;
     let mut create_database = Vec::new();
     let mut plain_connect = Vec::new();
@@ -363,79 +410,184 @@ async fn bench(options: Options) -> anyhow::Result<()> {
             .await?;
     }
 
-    // 3. pgbench select-only, through the proxy and direct to the very same clone.
+    // 3. Reset of a dirtied sandbox, against TRUNCATE of all 40 tables and DROP + CREATE.
+    let dirty = |i: usize| {
+        format!(
+            "insert into t0(name) values ('dirty{i}'); insert into t1(name, parent_id) values ('dirty{i}', 1); \
+             update t20 set payload = '{{\"n\": {i}}}' where id = 7; delete from t39 where id = 100"
+        )
+    };
+    let sandbox = connect(&format!(
+        "host=127.0.0.1 port={} user=bench dbname=reset_bench",
+        run.port
+    ))
+    .await?;
+    let mut reset = Vec::new();
+    for i in 0..options.samples {
+        sandbox.batch_execute(&dirty(i)).await?;
+        let started = Instant::now();
+        sandbox.simple_query("SELECT dbsandbox_reset()").await?;
+        reset.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let count: i64 = sandbox
+        .query_one("select count(*) from t0", &[])
+        .await?
+        .get(0);
+    if count != 100 {
+        bail!("after reset t0 has {count} rows, not the template's 100");
+    }
+    admin
+        .batch_execute(&format!(
+            "create database bench_truncate template {template}"
+        ))
+        .await?;
+    let truncate_db = connect(&direct("bench_truncate")).await?;
+    let all_tables = (0..40)
+        .map(|t| format!("t{t}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut truncate = Vec::new();
+    for i in 0..options.samples.div_ceil(2) {
+        truncate_db
+            .batch_execute(&format!(
+                "{}; insert into t39(name) values ('x')",
+                dirty(i).replace("delete from t39 where id = 100", "select 1")
+            ))
+            .await
+            .ok();
+        let started = Instant::now();
+        truncate_db
+            .batch_execute(&format!("truncate {all_tables} restart identity cascade"))
+            .await?;
+        truncate.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    drop(truncate_db);
+    let mut recreate = Vec::new();
+    for _ in 0..options.samples.div_ceil(2) {
+        let started = Instant::now();
+        admin
+            .batch_execute("drop database bench_truncate with (force)")
+            .await?;
+        admin
+            .batch_execute(&format!(
+                "create database bench_truncate template {template}"
+            ))
+            .await?;
+        recreate.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    admin
+        .batch_execute("drop database bench_truncate with (force)")
+        .await?;
+
+    // 4. pgbench select-only: -c 8 through a database-isolated key, -c 1 through a rollback
+    //    sandbox; each against the very same clone directly and through PgBouncer.
     let proxy_port = run.port.to_string();
-    let init = Command::new("pgbench")
-        .args([
-            "-i",
-            "-s",
-            "10",
-            "-q",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &proxy_port,
-            "-U",
-            "bench",
-            "pgb",
-        ])
-        .output()?;
-    if !init.status.success() {
-        bail!(
-            "pgbench -i through the proxy failed: {}",
-            String::from_utf8_lossy(&init.stderr)
-        );
+    // Touch both keys so they hold a clone, then read which.
+    for (key, isolation) in [("pgb8", "database"), ("pgb1", "rollback")] {
+        let client = connect(&format!(
+            "host=127.0.0.1 port={} user=bench dbname={key} options='-c dbsandbox.isolation={isolation}'",
+            run.port
+        ))
+        .await?;
+        client
+            .query_one("select count(*) from pgbench_branches", &[])
+            .await?;
     }
     let status = status_json(cache.path())?;
-    let clone = status["runs"]
-        .as_array()
-        .and_then(|runs| runs.iter().find_map(|r| r["keys"]["pgb"]["clone"].as_str()))
-        .context("no clone for key pgb")?
-        .to_string();
+    let clone_of = |key: &str| {
+        status["runs"]
+            .as_array()
+            .and_then(|runs| runs.iter().find_map(|r| r["keys"][key]["clone"].as_str()))
+            .map(str::to_string)
+            .with_context(|| format!("no clone for key {key}"))
+    };
+    let (clone8, clone1) = (clone_of("pgb8")?, clone_of("pgb1")?);
     let seconds = options.pgbench_seconds.to_string();
     let backend_port = endpoint["port"].to_string();
-    let bouncer = PgBouncer::start(&endpoint["port"].to_string()).ok();
-    let mut proxied = Vec::new();
-    let mut direct_tps = Vec::new();
-    let mut bounced = Vec::new();
+    let session_bouncer = PgBouncer::start(&backend_port, "session").ok();
+    let transaction_bouncer = PgBouncer::start(&backend_port, "transaction").ok();
+    let database_isolation = "-c dbsandbox.isolation=database";
+    let (mut proxied8, mut direct8, mut bounced8) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut proxied1, mut direct1, mut bounced1) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..options.pgbench_rounds {
-        if let Some(bouncer) = &bouncer {
-            bounced.push(select_only_tps(
+        if let Some(bouncer) = &session_bouncer {
+            bounced8.push(select_only_tps(
                 &bouncer.port,
                 "dbsandbox",
-                &clone,
+                &clone8,
+                8,
                 &seconds,
+                "",
             )?);
         }
-        direct_tps.push(select_only_tps(
+        direct8.push(select_only_tps(
             &backend_port,
             "dbsandbox",
-            &clone,
+            &clone8,
+            8,
             &seconds,
+            "",
         )?);
-        proxied.push(select_only_tps(&proxy_port, "bench", "pgb", &seconds)?);
+        proxied8.push(select_only_tps(
+            &proxy_port,
+            "bench",
+            "pgb8",
+            8,
+            &seconds,
+            database_isolation,
+        )?);
+        if let Some(bouncer) = &transaction_bouncer {
+            bounced1.push(select_only_tps(
+                &bouncer.port,
+                "dbsandbox",
+                &clone1,
+                1,
+                &seconds,
+                "",
+            )?);
+        }
+        direct1.push(select_only_tps(
+            &backend_port,
+            "dbsandbox",
+            &clone1,
+            1,
+            &seconds,
+            "",
+        )?);
+        proxied1.push(select_only_tps(
+            &proxy_port,
+            "bench",
+            "pgb1",
+            1,
+            &seconds,
+            "",
+        )?);
     }
+    drop(sandbox);
     drop(run);
 
     let (cold_p50, warm_p50) = (median(&mut cold), median(&mut warm));
     let (fresh_p50, fresh_p90) = (
-        median(&mut fresh_key.clone()),
-        percentile(&mut fresh_key, 0.9),
+        median(&mut fresh_database.clone()),
+        percentile(&mut fresh_database, 0.9),
+    );
+    let (rollback_p50, rollback_p90) = (
+        median(&mut fresh_rollback.clone()),
+        percentile(&mut fresh_rollback, 0.9),
     );
     let (create_p50, plain_p50) = (median(&mut create_database), median(&mut plain_connect));
-    let (proxied_tps, direct_tps) = (median(&mut proxied), median(&mut direct_tps));
-    let bounced_tps = median(&mut bounced);
+    let (reset_p50, reset_p90) = (median(&mut reset.clone()), percentile(&mut reset, 0.9));
+    let (truncate_p50, recreate_p50) = (median(&mut truncate), median(&mut recreate));
+    let n = options.samples;
+    let half = options.samples.div_ceil(2);
     println!("| measurement | dbsandbox | baseline (same run) | ratio | goal |");
     println!("|---|---|---|---|---|");
     println!(
-        "| connect → first row, fresh key, warm pool (p50 / p90, n={}) | {fresh_p50:.1} ms / {fresh_p90:.1} ms | CREATE DATABASE from template + connect → first row: {create_p50:.1} ms (p50, n={}) | {:.1}× faster | p50 ≤ 10 ms |",
-        options.samples,
-        options.samples.div_ceil(2),
+        "| connect → first row, fresh key, warm pool, database isolation (p50 / p90, n={n}) | {fresh_p50:.1} ms / {fresh_p90:.1} ms | CREATE DATABASE from template + connect → first row: {create_p50:.1} ms (p50, n={half}) | {:.1}× faster | p50 ≤ 10 ms |",
         create_p50 / fresh_p50
     );
     println!(
-        "| … for reference | | plain connect → first row, existing database: {plain_p50:.1} ms (p50) | proxy + clone hand-out costs {:.1} ms | |",
-        fresh_p50 - plain_p50
+        "| … the same, rollback isolation (opens the key's sandbox: BEGIN, sequence snapshot) | {rollback_p50:.1} ms / {rollback_p90:.1} ms | plain connect → first row, existing database: {plain_p50:.1} ms (p50) | | |"
     );
     println!(
         "| `dbsandbox run -- true`, warm (p50 of {}) | {warm_p50:.2} s | | | ≤ 1 s |",
@@ -446,18 +598,37 @@ async fn bench(options: Options) -> anyhow::Result<()> {
         cold.len()
     );
     println!(
-        "| pgbench -S -c 8 -j 2, {} s × {} rounds (median TPS) | {proxied_tps:.0} TPS through the proxy | {direct_tps:.0} TPS direct | {:.2}× direct | ≥ 0.85× |",
-        options.pgbench_seconds,
-        options.pgbench_rounds,
-        proxied_tps / direct_tps
+        "| reset of a dirtied rollback sandbox, `SELECT dbsandbox_reset()` round trip (p50 / p90, n={n}) | {reset_p50:.2} ms / {reset_p90:.2} ms | TRUNCATE of all 40 tables: {truncate_p50:.1} ms (p50, n={half}) | {:.0}× faster | p50 ≤ 1 ms, ≥ 30× |",
+        truncate_p50 / reset_p50
     );
-    match bouncer {
-        Some(bouncer) => println!(
-            "| … PgBouncer {} (session mode, same server and database, same rounds) | {proxied_tps:.0} TPS through dbsandbox | {bounced_tps:.0} TPS through PgBouncer | {:.2}× PgBouncer | |",
-            bouncer.version,
-            proxied_tps / bounced_tps
-        ),
-        None => println!("| … PgBouncer | | not measured: pgbouncer is not installed (apt-get install pgbouncer) | | |"),
-    }
+    println!(
+        "| … | | DROP DATABASE + CREATE DATABASE from template: {recreate_p50:.1} ms (p50, n={half}) | {:.0}× faster | ≥ 50× |",
+        recreate_p50 / reset_p50
+    );
+    let rounds = format!(
+        "{} s × {} rounds, median TPS",
+        options.pgbench_seconds, options.pgbench_rounds
+    );
+    let (p8, d8, b8) = (
+        median(&mut proxied8),
+        median(&mut direct8),
+        median(&mut bounced8),
+    );
+    let (p1, d1, b1) = (
+        median(&mut proxied1),
+        median(&mut direct1),
+        median(&mut bounced1),
+    );
+    println!(
+        "| pgbench -S -c 8 -j 2 through the proxy, database isolation ({rounds}) | {p8:.0} TPS | direct to the same clone: {d8:.0} TPS; PgBouncer {} session mode: {b8:.0} TPS | {:.2}× direct, {:.2}× PgBouncer | ≥ 0.85× direct |",
+        session_bouncer.as_ref().map(|b| b.version.as_str()).unwrap_or("(not installed)"),
+        p8 / d8,
+        p8 / b8
+    );
+    println!(
+        "| pgbench -S -c 1 through a rollback sandbox ({rounds}) | {p1:.0} TPS | direct to the same clone: {d1:.0} TPS; PgBouncer transaction mode: {b1:.0} TPS | {:.2}× direct, {:.2}× PgBouncer | ≥ 0.8× direct |",
+        p1 / d1,
+        p1 / b1
+    );
     Ok(())
 }
