@@ -16,7 +16,7 @@ pub const CANCEL_REQUEST_CODE: i32 = 80_877_102;
 pub const PROTOCOL_VIOLATION: &str = "08P01";
 
 /// Appends `tag`, a length placeholder, whatever `body` writes, then fixes up the length.
-fn put_message(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
+pub(crate) fn put_message(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
     buf.put_u8(tag);
     let len_at = buf.len();
     buf.put_i32(0);
@@ -27,7 +27,7 @@ fn put_message(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
 }
 
 /// Writes a C string, dropping interior NULs (they would cut the field short on the client).
-fn put_cstr(buf: &mut BytesMut, s: &str) {
+pub(crate) fn put_cstr(buf: &mut BytesMut, s: &str) {
     buf.extend(s.bytes().filter(|&b| b != 0));
     buf.put_u8(0);
 }

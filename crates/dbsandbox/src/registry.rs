@@ -36,6 +36,19 @@ pub struct SandboxCounts {
     pub connections_open: u64,
 }
 
+impl SandboxCounts {
+    /// Field-wise sum, for totals over keys.
+    pub fn plus(self, other: &SandboxCounts) -> SandboxCounts {
+        SandboxCounts {
+            statements: self.statements + other.statements,
+            commits_absorbed: self.commits_absorbed + other.commits_absorbed,
+            errors_recovered: self.errors_recovered + other.errors_recovered,
+            resets: self.resets + other.resets,
+            connections_open: self.connections_open + other.connections_open,
+        }
+    }
+}
+
 impl From<SandboxStats> for SandboxCounts {
     fn from(s: SandboxStats) -> Self {
         SandboxCounts {

@@ -200,26 +200,18 @@ impl Session {
             names.truncate(8);
             names.push("…");
         }
-        let absorbed: u64 = keys
+        let total = keys
             .values()
             .filter_map(|k| k.sandbox.as_ref())
-            .map(|s| s.commits_absorbed)
-            .sum();
-        let statements: u64 = keys
-            .values()
-            .filter_map(|k| k.sandbox.as_ref())
-            .map(|s| s.statements)
-            .sum();
-        let recovered: u64 = keys
-            .values()
-            .filter_map(|k| k.sandbox.as_ref())
-            .map(|s| s.errors_recovered)
-            .sum();
-        let resets: u64 = keys
-            .values()
-            .filter_map(|k| k.sandbox.as_ref())
-            .map(|s| s.resets)
-            .sum();
+            .fold(crate::registry::SandboxCounts::default(), |sum, s| {
+                sum.plus(s)
+            });
+        let (statements, absorbed, recovered, resets) = (
+            total.statements,
+            total.commits_absorbed,
+            total.errors_recovered,
+            total.resets,
+        );
         let sandboxes = if keys.values().any(|k| k.sandbox.is_some()) {
             format!(
                 "; rollback sandboxes: {statements} statement{}, {absorbed} commit{} absorbed, {recovered} error{} recovered, {resets} reset{}",

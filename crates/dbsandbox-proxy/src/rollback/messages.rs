@@ -151,20 +151,7 @@ impl FrontMsg {
 /// Writers for the frontend messages the engine sends with renamed statements and portals.
 pub mod front {
     use super::*;
-
-    fn framed(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
-        buf.put_u8(tag);
-        let at = buf.len();
-        buf.put_i32(0);
-        body(buf);
-        let len = (buf.len() - at) as i32;
-        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    }
-
-    fn put_cstr(buf: &mut BytesMut, s: &str) {
-        buf.put_slice(s.as_bytes());
-        buf.put_u8(0);
-    }
+    use crate::wire::{put_cstr, put_message as framed};
 
     pub fn query(buf: &mut BytesMut, sql: &str) {
         framed(buf, b'Q', |b| put_cstr(b, sql));
@@ -227,20 +214,7 @@ pub mod front {
 /// Writers for the backend messages the engine answers itself.
 pub mod back {
     use super::*;
-
-    fn framed(buf: &mut BytesMut, tag: u8, body: impl FnOnce(&mut BytesMut)) {
-        buf.put_u8(tag);
-        let at = buf.len();
-        buf.put_i32(0);
-        body(buf);
-        let len = (buf.len() - at) as i32;
-        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    }
-
-    fn put_cstr(buf: &mut BytesMut, s: &str) {
-        buf.extend(s.bytes().filter(|&b| b != 0));
-        buf.put_u8(0);
-    }
+    use crate::wire::{put_cstr, put_message as framed};
 
     pub fn command_complete(buf: &mut BytesMut, tag: &str) {
         framed(buf, b'C', |b| put_cstr(b, tag));

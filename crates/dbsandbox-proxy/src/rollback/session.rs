@@ -429,6 +429,17 @@ struct Unit {
     copy_in_done: bool,
 }
 
+/// How a batch sent to the backend ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchEnd {
+    /// No Sync: more of the client's sequence follows (after a Flush, or during COPY).
+    Open,
+    /// Our own Sync, whose ReadyForQuery the client never sees.
+    InternalSync,
+    /// The client's Sync, whose ReadyForQuery carries the client's status.
+    ClientSync,
+}
+
 /// What walking a batch's replies found.
 #[derive(Default)]
 struct Walked {
@@ -681,18 +692,10 @@ impl Unit {
                                 // only copy data then), so run what we have now; the Flush makes
                                 // a COPY TO's output come without a Sync (a COPY FROM ignores it).
                                 front::flush(&mut self.batch);
-                                let walked = self.send(session, backend, false).await?;
+                                let walked = self.send(session, backend, BatchEnd::Open).await?;
                                 self.copy_in_done = walked.copied_in;
                                 if walked.client_error {
-                                    // Close the sequence the server now ignores until Sync.
-                                    let mut sync = BytesMut::new();
-                                    front::sync(&mut sync);
-                                    backend.write(&sync).await?;
-                                    let closing = self
-                                        .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
-                                        .await?;
-                                    self.guard = false;
-                                    self.after_walk(session, backend, &closing).await?;
+                                    self.close_failed_sequence(session, backend).await?;
                                 }
                                 self.after_walk(session, backend, &walked).await?;
                             }
@@ -738,7 +741,7 @@ impl Unit {
                 self.prepare_forward(backend);
                 self.batch.extend_from_slice(&raw);
                 self.steps.push(Step::Forward(Expect::UntilReady));
-                let walked = self.send(session, backend, true).await?;
+                let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
                 self.after_walk(session, backend, &walked).await?;
             }
             // CopyData, CopyDone and CopyFail outside COPY are ignored, per the protocol.
@@ -769,36 +772,59 @@ impl Unit {
         if self.batch.is_empty() && self.steps.is_empty() {
             return Ok(());
         }
-        let walked = self.send(session, backend, true).await?;
+        let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
         self.after_walk(session, backend, &walked).await
     }
 
-    /// Writes the batch, optionally closed by guard release and an internal Sync, and walks
-    /// the replies.
+    /// Writes the batch and walks the replies. A batch that ends with a Sync (ours or the
+    /// client's) first releases the guard.
     async fn send(
         &mut self,
         session: &mut ClientSession<'_>,
         backend: &mut Backend,
-        close: bool,
+        end: BatchEnd,
     ) -> Result<Walked, SessionEnd> {
-        if close {
+        if end != BatchEnd::Open {
             if self.guard {
                 backend.guard_close(&mut self.batch);
                 self.steps.push(Step::Swallow(Expect::One));
                 self.steps.push(Step::Swallow(Expect::Execute));
             }
             front::sync(&mut self.batch);
-            self.steps.push(Step::Swallow(Expect::Ready));
+            self.steps.push(if end == BatchEnd::ClientSync {
+                Step::Forward(Expect::Ready)
+            } else {
+                Step::Swallow(Expect::Ready)
+            });
         }
         tracing::trace!(steps = ?self.steps, "sending a batch");
         backend.write(&self.batch).await?;
         self.batch.clear();
         let steps = std::mem::take(&mut self.steps);
         let walked = self.walk(session, backend, steps).await?;
-        if close {
+        if end != BatchEnd::Open {
             self.guard = false;
         }
         Ok(walked)
+    }
+
+    /// After a client's error in a batch sent without Sync: the server now ignores everything
+    /// until a Sync, so end the sequence with our own, and undo the batch.
+    async fn close_failed_sequence(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        let mut sync = BytesMut::new();
+        front::sync(&mut sync);
+        backend.write(&sync).await?;
+        let walked = self
+            .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+            .await?;
+        self.guard = false;
+        self.after_walk(session, backend, &walked).await?;
+        self.skipping = true;
+        Ok(())
     }
 
     /// After a batch: undo a failed one (back to its guard), note the client's error.
@@ -845,18 +871,7 @@ impl Unit {
             self.flush_synthetic();
             return Ok(());
         }
-        if self.guard {
-            backend.guard_close(&mut self.batch);
-            self.steps.push(Step::Swallow(Expect::One));
-            self.steps.push(Step::Swallow(Expect::Execute));
-        }
-        front::sync(&mut self.batch);
-        self.steps.push(Step::Forward(Expect::Ready));
-        backend.write(&self.batch).await?;
-        self.batch.clear();
-        let steps = std::mem::take(&mut self.steps);
-        let walked = self.walk(session, backend, steps).await?;
-        self.guard = false;
+        let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
         self.after_walk(session, backend, &walked).await?;
         self.skipping = false;
         Ok(())
@@ -873,18 +888,9 @@ impl Unit {
             return Ok(());
         }
         front::flush(&mut self.batch);
-        let walked = self.send(session, backend, false).await?;
+        let walked = self.send(session, backend, BatchEnd::Open).await?;
         if walked.client_error {
-            // The server now ignores everything until a Sync; end that with our own and undo.
-            let mut sync = BytesMut::new();
-            front::sync(&mut sync);
-            backend.write(&sync).await?;
-            let walked = self
-                .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
-                .await?;
-            self.guard = false;
-            self.after_walk(session, backend, &walked).await?;
-            self.skipping = true;
+            self.close_failed_sequence(session, backend).await?;
         }
         Ok(())
     }
@@ -896,7 +902,7 @@ impl Unit {
         backend: &mut Backend,
     ) -> Result<(), SessionEnd> {
         if !self.batch.is_empty() || self.guard {
-            let walked = self.send(session, backend, true).await?;
+            let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
             self.after_walk(session, backend, &walked).await?;
         }
         Ok(())
@@ -1219,8 +1225,8 @@ impl Unit {
                 .statements
                 .fetch_add(statements.len() as u64, Relaxed);
             let walked = if copy {
-                let walked = self.send(session, backend, false).await?;
-                let closing = self.send(session, backend, true).await?;
+                let walked = self.send(session, backend, BatchEnd::Open).await?;
+                let closing = self.send(session, backend, BatchEnd::InternalSync).await?;
                 Walked {
                     client_error: walked.client_error || closing.client_error,
                     internal_error: walked.internal_error.or(closing.internal_error),
@@ -1228,7 +1234,7 @@ impl Unit {
                     copied_in: walked.copied_in,
                 }
             } else {
-                self.send(session, backend, true).await?
+                self.send(session, backend, BatchEnd::InternalSync).await?
             };
             let client_error = walked.client_error;
             self.after_walk(session, backend, &walked).await?;
@@ -1255,7 +1261,7 @@ impl Unit {
                 front::query(&mut self.batch, &renamed);
                 self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
                 session.sandbox.counters.statements.fetch_add(1, Relaxed);
-                let walked = self.send(session, backend, true).await?;
+                let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
                 let client_error = walked.client_error;
                 self.after_walk(session, backend, &walked).await?;
                 if !client_error {
