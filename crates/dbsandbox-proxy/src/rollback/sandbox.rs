@@ -209,6 +209,9 @@ pub struct Backend {
     /// `SELECT setval(...)` restoring every sequence to its template value, if there are any.
     restore_sequences: Option<String>,
     pub needs_reset: bool,
+    /// The guard savepoint of the last batch is still open: it is released at the start of the
+    /// next batch (or before any internal SQL), so a batch needs no extra Sync of its own.
+    pub guard_left_open: bool,
     /// Set when the backend failed; every later cycle gets this error.
     pub broken: Option<String>,
     next_savepoint: u64,
@@ -243,6 +246,7 @@ impl Backend {
             unnamed_owner: None,
             restore_sequences: None,
             needs_reset: false,
+            guard_left_open: false,
             broken: None,
             next_savepoint: 0,
         }
@@ -285,7 +289,11 @@ impl Backend {
         sql: &str,
     ) -> Result<Result<Vec<Vec<Option<String>>>, String>, BackendFailure> {
         let mut out = BytesMut::new();
-        front::query(&mut out, sql);
+        if std::mem::take(&mut self.guard_left_open) {
+            front::query(&mut out, &format!("RELEASE SAVEPOINT {GUARD}; {sql}"));
+        } else {
+            front::query(&mut out, sql);
+        }
         self.write(&out).await?;
         self.unnamed_owner = None; // a simple Query drops the unnamed statement
         let mut rows = Vec::new();
@@ -846,6 +854,8 @@ impl Backend {
     /// Undoes a failed batch: back to the guard, which is then released.
     pub async fn recover(&mut self, counters: &SandboxCounters) -> Result<(), BackendFailure> {
         counters.errors_recovered.fetch_add(1, Relaxed);
+        // The failed batch released any earlier guard before opening its own.
+        self.guard_left_open = false;
         self.run_required(&format!(
             "ROLLBACK TO SAVEPOINT {GUARD}; RELEASE SAVEPOINT {GUARD}"
         ))

@@ -502,6 +502,12 @@ impl Unit {
         if self.guard {
             return;
         }
+        if std::mem::take(&mut backend.guard_left_open) {
+            // The previous batch's guard, released first: what follows must not lie inside it.
+            backend.guard_close(&mut self.batch);
+            self.steps.push(Step::Swallow(Expect::One));
+            self.steps.push(Step::Swallow(Expect::Execute));
+        }
         if let Some(work) = backend.take_savepoint_work(self.id) {
             front::query(&mut self.batch, &work);
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
@@ -785,11 +791,6 @@ impl Unit {
         end: BatchEnd,
     ) -> Result<Walked, SessionEnd> {
         if end != BatchEnd::Open {
-            if self.guard {
-                backend.guard_close(&mut self.batch);
-                self.steps.push(Step::Swallow(Expect::One));
-                self.steps.push(Step::Swallow(Expect::Execute));
-            }
             front::sync(&mut self.batch);
             self.steps.push(if end == BatchEnd::ClientSync {
                 Step::Forward(Expect::Ready)
@@ -803,9 +804,17 @@ impl Unit {
         let steps = std::mem::take(&mut self.steps);
         let walked = self.walk(session, backend, steps).await?;
         if end != BatchEnd::Open {
-            self.guard = false;
+            self.leave_guard_open(backend, &walked);
         }
         Ok(walked)
+    }
+
+    /// The batch's guard stays open for the next batch to release, unless the batch failed (then
+    /// recovery rolls back to it and releases it).
+    fn leave_guard_open(&mut self, backend: &mut Backend, walked: &Walked) {
+        if std::mem::take(&mut self.guard) && walked.backend_status != b'E' {
+            backend.guard_left_open = true;
+        }
     }
 
     /// After a client's error in a batch sent without Sync: the server now ignores everything
@@ -838,6 +847,7 @@ impl Unit {
             tracing::warn!(key = %session.sandbox.key, "internal statement failed: {internal}");
         }
         if walked.backend_status == b'E' {
+            self.guard = false;
             backend.recover(&session.sandbox.counters).await?;
             // A rollback to the guard also undid settings made in the batch.
             backend.invalidate_settings();
@@ -864,7 +874,9 @@ impl Unit {
         session: &mut ClientSession<'_>,
         backend: &mut Backend,
     ) -> Result<(), SessionEnd> {
-        if self.skipping || (self.batch.is_empty() && self.steps.is_empty()) {
+        // Answer it ourselves only when the server has nothing of this sequence (after a Flush
+        // the guard is open there and the server waits for this Sync).
+        if self.skipping || (self.batch.is_empty() && self.steps.is_empty() && !self.guard) {
             self.skipping = false;
             let status = self.status(backend).byte();
             self.synthetic(|b| back::ready_for_query(b, status));
@@ -1215,7 +1227,6 @@ impl Unit {
             && (statements.len() == 1 || !statements.iter().any(|s| changes_settings(&s.kind)))
         {
             let text = self.renamed(backend, sql, &statements);
-            let copy = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
             self.prepare_forward(backend);
             front::query(&mut self.batch, &text);
             self.steps.push(Step::Forward(Expect::UntilReady));
@@ -1224,18 +1235,10 @@ impl Unit {
                 .counters
                 .statements
                 .fetch_add(statements.len() as u64, Relaxed);
-            let walked = if copy {
-                let walked = self.send(session, backend, BatchEnd::Open).await?;
-                let closing = self.send(session, backend, BatchEnd::InternalSync).await?;
-                Walked {
-                    client_error: walked.client_error || closing.client_error,
-                    internal_error: walked.internal_error.or(closing.internal_error),
-                    backend_status: closing.backend_status,
-                    copied_in: walked.copied_in,
-                }
-            } else {
-                self.send(session, backend, BatchEnd::InternalSync).await?
-            };
+            // The Query's own ReadyForQuery ends the batch: no Sync of ours is needed (and
+            // nothing follows a COPY before it is over).
+            let walked = self.send(session, backend, BatchEnd::Open).await?;
+            self.leave_guard_open(backend, &walked);
             let client_error = walked.client_error;
             self.after_walk(session, backend, &walked).await?;
             if !client_error {
