@@ -18,8 +18,10 @@ const ABOUT: &str =
 
 dbsandbox starts a PostgreSQL server from the binaries on this machine (or uses yours), builds a
 template database once from your migrations, keeps a warm pool of clones, and puts a
-wire-protocol proxy in front: every connection string's database name is a sandbox key, and each
-key gets its own clone.";
+wire-protocol proxy in front: every connection string's database name is a sandbox key. By
+default a key is a rollback sandbox: all its connections share one transaction in the key's clone
+that is never committed (their COMMITs become savepoints), reset between tests with one statement,
+`SELECT dbsandbox_reset()`, in well under a millisecond.";
 
 const RUN_HELP: &str = "Examples:
   dbsandbox run --migrations db/migrations -- pytest -n 4
@@ -31,7 +33,8 @@ The command gets:
   DBSANDBOX_HOST, DBSANDBOX_PORT, and PGHOST/PGPORT/PGUSER/PGDATABASE for libpq tools
 The database name is the sandbox key ([A-Za-z0-9_-]{1,48}): give each parallel worker its own,
 e.g. pytest-xdist's PYTEST_XDIST_WORKER (gw0, gw1, …) or Jest's JEST_WORKER_ID. Connections
-with the same key share one clone. dbsandbox exits with the command's exit status.
+with the same key share one sandbox: reset it per test with `SELECT dbsandbox_reset()` (it is
+also reset when its last connection closes). dbsandbox exits with the command's exit status.
 
 Settings: flags, then DBSANDBOX_* environment variables, then dbsandbox.toml (nearest in the
 current directory or above), then defaults.";
