@@ -328,20 +328,41 @@ impl Backend {
         }
     }
 
-    /// Opens the sandbox transaction, remembers the sequences' values and prepares the guard.
+    /// Opens the sandbox transaction, remembers the sequences' values and prepares the guard,
+    /// all in one write and one round trip.
     pub async fn initialise(&mut self) -> Result<(), BackendFailure> {
-        self.run_required("BEGIN").await?;
-        let rows = match self
-            .run_internal(
-                "SELECT format('%I.%I', schemaname, sequencename), \
-                        coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text \
-                 FROM pg_sequences",
-            )
-            .await?
-        {
-            Ok(rows) => rows,
-            Err(e) => return Err(BackendFailure(format!("reading sequences: {e}"))),
-        };
+        let mut out = BytesMut::new();
+        front::query(
+            &mut out,
+            "BEGIN; SELECT format('%I.%I', schemaname, sequencename), \
+                    coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text \
+             FROM pg_sequences",
+        );
+        front::parse(&mut out, GUARD_SET, &format!("SAVEPOINT {GUARD}"), &[]);
+        front::parse(
+            &mut out,
+            GUARD_RELEASE,
+            &format!("RELEASE SAVEPOINT {GUARD}"),
+            &[],
+        );
+        front::sync(&mut out);
+        self.write(&out).await?;
+        let mut rows = Vec::new();
+        let mut ready = 0;
+        while ready < 2 {
+            let msg = self.read().await?;
+            match msg.tag {
+                b'D' => rows.push(data_row_texts(msg.body())),
+                b'E' => {
+                    let (code, message) = super::messages::error_fields(msg.body());
+                    return Err(BackendFailure(format!(
+                        "opening the sandbox: {message} ({code})"
+                    )));
+                }
+                b'Z' => ready += 1,
+                _ => {}
+            }
+        }
         let setvals: Vec<String> = rows
             .iter()
             .filter_map(|row| match row.as_slice() {
@@ -355,29 +376,7 @@ impl Backend {
         if !setvals.is_empty() {
             self.restore_sequences = Some(format!("SELECT {}", setvals.join(", ")));
         }
-        let mut out = BytesMut::new();
-        front::parse(&mut out, GUARD_SET, &format!("SAVEPOINT {GUARD}"), &[]);
-        front::parse(
-            &mut out,
-            GUARD_RELEASE,
-            &format!("RELEASE SAVEPOINT {GUARD}"),
-            &[],
-        );
-        front::sync(&mut out);
-        self.write(&out).await?;
-        loop {
-            let msg = self.read().await?;
-            match msg.tag {
-                b'E' => {
-                    let (code, message) = super::messages::error_fields(msg.body());
-                    return Err(BackendFailure(format!(
-                        "preparing the guard: {message} ({code})"
-                    )));
-                }
-                b'Z' => return Ok(()),
-                _ => {}
-            }
-        }
+        Ok(())
     }
 
     /// Rolls everything back and starts afresh: sequences restored, advisory locks released,
