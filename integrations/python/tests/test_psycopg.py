@@ -1,0 +1,70 @@
+"""psycopg 3 through the ``dbsandbox`` fixture: committed rows never reach the next test."""
+
+import psycopg
+import pytest
+from conftest import scalar
+
+
+def test_committed_insert_gets_id_101(conn):
+    assert scalar(conn, "insert into t0(name) values ('alice') returning id") == 101
+    conn.commit()
+    assert scalar(conn, "select count(*) from t0") == 101
+
+
+def test_same_name_again_gets_id_101(conn):
+    ids = conn.execute("insert into t0(name) values ('alice'), ('bob') returning id").fetchall()
+    conn.commit()
+    assert ids == [(101,), (102,)]
+    assert scalar(conn, "select count(*) from t0") == 102
+
+
+def test_committed_delete_is_undone_for_the_next_test(conn):
+    conn.execute("delete from t39 where name in ('seed1', 'seed2', 'seed3')")
+    conn.commit()
+    assert scalar(conn, "select count(*) from t39") == 97
+    assert scalar(conn, "insert into t39(name) values ('alice') returning id") == 101
+    conn.commit()
+
+
+def test_committed_update_is_undone_for_the_next_test(conn):
+    conn.execute("update t0 set name = 'alice' where id = 1")
+    conn.commit()
+    assert scalar(conn, "select count(*) from t0 where name = 'alice'") == 1
+    assert scalar(conn, "select count(*) from t0 where name like 'seed%'") == 99
+
+
+def test_a_second_connection_sees_the_committed_row(conn, dbsandbox):
+    conn.execute("insert into t0(name) values ('alice')")
+    conn.commit()
+    with psycopg.connect(dbsandbox.url) as other:
+        assert scalar(other, "select id from t0 where name = 'alice'") == 101
+        assert scalar(other, "select count(*) from t0") == 101
+
+
+def test_unique_violation_then_more_work(conn):
+    conn.execute("insert into t0(name) values ('alice')")
+    conn.commit()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("insert into t0(name) values ('alice')")
+    conn.rollback()
+    # As on PostgreSQL, the failed insert consumed id 102: sequences are not rolled back.
+    assert scalar(conn, "insert into t0(name) values ('bob') returning id") == 103
+    conn.commit()
+    assert scalar(conn, "select count(*) from t0") == 102
+
+
+def test_reset_inside_a_test_restores_the_seed_and_the_sequence(conn, dbsandbox):
+    conn.execute("insert into t0(name) values ('alice'), ('bob')")
+    conn.commit()
+    assert scalar(conn, "select count(*) from t0") == 102
+    dbsandbox.reset()
+    assert scalar(conn, "select count(*) from t0") == 100
+    assert scalar(conn, "insert into t0(name) values ('alice') returning id") == 101
+    conn.commit()
+
+
+def test_the_worker_connection_kept_open_sees_this_tests_commit(conn, sandbox_kept_open):
+    conn.execute("insert into t1(name, parent_id) values ('alice-child', 1)")
+    conn.commit()
+    assert scalar(sandbox_kept_open, "select count(*) from t1") == 101
+    assert scalar(sandbox_kept_open, "select id from t1 where name = 'alice-child'") == 101
