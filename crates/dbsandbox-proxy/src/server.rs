@@ -91,6 +91,10 @@ pub struct ProxyConfig {
     /// Isolation of keys whose first connection does not ask for one with
     /// `options=-c dbsandbox.isolation=rollback|database`.
     pub default_isolation: Isolation,
+    /// Reset a rollback sandbox when its key's last connection closes (default). Off, a key's
+    /// state lasts until an explicit reset, so code under test may close its own connection
+    /// before the test looks at what it committed.
+    pub reset_on_close: bool,
 }
 
 impl Default for ProxyConfig {
@@ -100,6 +104,7 @@ impl Default for ProxyConfig {
             max_message_bytes: 64 * 1024 * 1024,
             startup_timeout: Duration::from_secs(30),
             default_isolation: Isolation::Database,
+            reset_on_close: true,
         }
     }
 }
@@ -463,6 +468,7 @@ async fn serve_rollback(
         max_message_bytes: shared.config.max_message_bytes,
         pid,
         startup: rollback::session::startup_settings(&request.params),
+        reset_on_close: shared.config.reset_on_close,
     };
     let end = session.run().await;
     drop(cancel_key);

@@ -81,6 +81,11 @@ enum Command {
         /// A connection can choose for its key with options=-c dbsandbox.isolation=database.
         #[arg(long, env = "DBSANDBOX_ISOLATION", value_enum, default_value_t = IsolationArg::Rollback)]
         isolation: IsolationArg,
+        /// Keep a rollback sandbox's state when its key's last connection closes (reset only by
+        /// `SELECT dbsandbox_reset()` or `dbsandbox reset`): for code under test that closes its own
+        /// connection before the test checks what it committed.
+        #[arg(long, env = "DBSANDBOX_NO_RESET_ON_CLOSE")]
+        no_reset_on_close: bool,
         /// The test command and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
@@ -171,6 +176,7 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             password,
             quiet,
             isolation,
+            no_reset_on_close,
             command,
         } => {
             let settings = Settings::resolve(&server, &schema)?;
@@ -188,6 +194,7 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
                     password,
                     command,
                     quiet,
+                    reset_on_close: !no_reset_on_close,
                     isolation: match isolation {
                         IsolationArg::Rollback => dbsandbox_proxy::Isolation::Rollback,
                         IsolationArg::Database => dbsandbox_proxy::Isolation::Database,

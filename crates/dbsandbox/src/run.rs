@@ -29,6 +29,7 @@ pub struct RunOptions {
     pub command: Vec<String>,
     pub quiet: bool,
     pub isolation: dbsandbox_proxy::Isolation,
+    pub reset_on_close: bool,
 }
 
 /// Everything a run starts, in the order it is stopped.
@@ -139,6 +140,7 @@ impl Session {
         let config = || ProxyConfig {
             auth: auth.clone(),
             default_isolation: options.isolation,
+            reset_on_close: options.reset_on_close,
             ..Default::default()
         };
         let proxy = match Proxy::bind(

@@ -644,3 +644,39 @@ async fn an_external_server_is_used_and_left_as_it_was() {
     );
     external.stop().await.unwrap();
 }
+
+#[test]
+fn the_last_close_resets_unless_told_not_to() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let migrations = migrations(project.path());
+    // Code under test commits on its own connection and closes it; the test then looks.
+    let script = "psql -q -c \"insert into items(name) values ('app')\" && psql -tA -c 'select count(*) from items'";
+    let reset = run_script(
+        cache.path(),
+        project.path(),
+        &["--migrations", migrations.to_str().unwrap()],
+        script,
+    );
+    assert!(reset.status.success(), "{}", text(&reset));
+    assert_eq!(
+        String::from_utf8_lossy(&reset.stdout).trim(),
+        "1",
+        "the close reset the key"
+    );
+
+    let kept = run_script(
+        cache.path(),
+        project.path(),
+        &["--no-reset-on-close", "--migrations", migrations.to_str().unwrap()],
+        &format!("{script} && psql -tA -c 'SELECT dbsandbox_reset()' && psql -tA -c 'select count(*) from items'"),
+    );
+    assert!(kept.status.success(), "{}", text(&kept));
+    assert_eq!(
+        String::from_utf8_lossy(&kept.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["2", "ok", "1"],
+        "kept across closes until the explicit reset"
+    );
+}

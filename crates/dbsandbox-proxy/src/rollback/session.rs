@@ -205,6 +205,8 @@ pub struct ClientSession<'a> {
     pub max_message_bytes: usize,
     pub pid: i32,
     pub startup: BTreeMap<String, String>,
+    /// Reset the sandbox when the key's last connection closes.
+    pub reset_on_close: bool,
 }
 
 impl ClientSession<'_> {
@@ -270,7 +272,7 @@ impl ClientSession<'_> {
         if backend.broken.is_some() {
             return;
         }
-        let cleaned = if last {
+        let cleaned = if last && self.reset_on_close {
             sandbox.counters.resets.fetch_add(1, Relaxed);
             backend.reset().await
         } else {
