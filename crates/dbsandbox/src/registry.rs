@@ -61,6 +61,11 @@ impl From<SandboxStats> for SandboxCounts {
     }
 }
 
+/// "1 commit", "2 commits".
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// One line per key (at most `limit`, then a count of the rest), for summaries and `status`.
 pub fn key_lines(keys: &BTreeMap<String, KeyStats>, limit: usize) -> Vec<String> {
     let mut lines: Vec<String> = keys
@@ -70,13 +75,20 @@ pub fn key_lines(keys: &BTreeMap<String, KeyStats>, limit: usize) -> Vec<String>
             let mut line = format!(
                 "{key}: {} connection{} ({} open)",
                 stats.connections_total,
-                if stats.connections_total == 1 { "" } else { "s" },
+                if stats.connections_total == 1 {
+                    ""
+                } else {
+                    "s"
+                },
                 stats.connections_open
             );
             if let Some(s) = &stats.sandbox {
                 line.push_str(&format!(
-                    ", rollback sandbox: {} statements, {} commits absorbed, {} errors recovered, {} resets",
-                    s.statements, s.commits_absorbed, s.errors_recovered, s.resets
+                    ", rollback sandbox: {}, {} absorbed, {} recovered, {}",
+                    count(s.statements, "statement"),
+                    count(s.commits_absorbed, "commit"),
+                    count(s.errors_recovered, "error"),
+                    count(s.resets, "reset")
                 ));
             }
             line
