@@ -228,3 +228,62 @@ async fn memory_stays_flat_over_100000_statements() {
     );
     assert_eq!(names(&client).await, Vec::<String>::new());
 }
+
+async fn show(client: &tokio_postgres::Client, setting: &str) -> String {
+    client
+        .query_one(&format!("SHOW {setting}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn each_connection_keeps_its_own_settings_on_the_shared_backend() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let mut config = proxy.config("k");
+    config
+        .application_name("first")
+        .options("-c statement_timeout=11000");
+    let one = support::connect_with(&config).await.unwrap();
+    let mut config = proxy.config("k");
+    config.application_name("second");
+    let two = support::connect_with(&config).await.unwrap();
+
+    one.batch_execute("SET search_path TO pg_catalog, public")
+        .await
+        .unwrap();
+    two.batch_execute("SET TimeZone TO 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    // Alternate, so the backend switches client before every statement.
+    for _ in 0..2 {
+        assert_eq!(show(&one, "application_name").await, "first");
+        assert_eq!(show(&two, "application_name").await, "second");
+        assert_eq!(show(&one, "search_path").await, "pg_catalog, public");
+        assert_eq!(show(&two, "search_path").await, "\"$user\", public");
+        assert_eq!(show(&one, "statement_timeout").await, "11s");
+        assert_eq!(show(&two, "statement_timeout").await, "0");
+        assert_eq!(show(&two, "TimeZone").await, "Asia/Tokyo");
+        assert_ne!(show(&one, "TimeZone").await, "Asia/Tokyo");
+    }
+
+    // A SET inside a rolled-back transaction is undone; SET LOCAL ends with its transaction.
+    one.batch_execute("BEGIN; SET search_path TO public; ROLLBACK")
+        .await
+        .unwrap();
+    assert_eq!(show(&one, "search_path").await, "pg_catalog, public");
+    two.batch_execute("BEGIN; SET LOCAL TimeZone TO 'UTC'")
+        .await
+        .unwrap();
+    assert_eq!(show(&two, "TimeZone").await, "UTC");
+    two.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(show(&two, "TimeZone").await, "Asia/Tokyo");
+
+    // RESET ALL goes back to the connection's own startup values, not the sandbox's.
+    one.batch_execute("RESET ALL").await.unwrap();
+    assert_eq!(show(&one, "search_path").await, "\"$user\", public");
+    assert_eq!(show(&one, "application_name").await, "first");
+    assert_eq!(show(&one, "statement_timeout").await, "11s");
+    assert_eq!(show(&two, "TimeZone").await, "Asia/Tokyo");
+}
