@@ -287,3 +287,79 @@ async fn each_connection_keeps_its_own_settings_on_the_shared_backend() {
     assert_eq!(show(&one, "statement_timeout").await, "11s");
     assert_eq!(show(&two, "TimeZone").await, "Asia/Tokyo");
 }
+
+#[tokio::test]
+async fn discard_all_and_deallocate_all_touch_only_their_own_connection() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let one = proxy.connect("k").await.unwrap();
+    let two = proxy.connect("k").await.unwrap();
+    one.batch_execute("PREPARE mine AS select 1; SET search_path TO pg_catalog")
+        .await
+        .unwrap();
+    two.batch_execute("PREPARE mine AS select 2").await.unwrap();
+    let protocol = two.prepare("select 3").await.unwrap();
+
+    one.batch_execute("DISCARD ALL").await.unwrap();
+    let err = one.batch_execute("EXECUTE mine").await.unwrap_err();
+    assert_eq!(sqlstate(&err), "26000", "one's statement is gone");
+    assert_eq!(
+        show(&one, "search_path").await,
+        "\"$user\", public",
+        "and its settings"
+    );
+    // two's statements, SQL-level and protocol-level, are untouched.
+    let rows = two.simple_query("EXECUTE mine").await.unwrap();
+    assert!(
+        matches!(&rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("2"))
+    );
+    assert_eq!(
+        two.query_one(&protocol, &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
+
+    two.batch_execute("DEALLOCATE ALL").await.unwrap();
+    assert_eq!(
+        sqlstate(&two.batch_execute("EXECUTE mine").await.unwrap_err()),
+        "26000"
+    );
+    // DISCARD ALL is refused inside a transaction, as PostgreSQL does.
+    one.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(
+        sqlstate(&one.batch_execute("DISCARD ALL").await.unwrap_err()),
+        "25001"
+    );
+    one.batch_execute("ROLLBACK").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_query_in_a_pipeline_leaves_its_neighbours_alone() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let client = proxy.connect("k").await.unwrap();
+    client
+        .batch_execute("insert into items(name) values ('taken')")
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("insert into items(name) values ($1) returning id")
+        .await
+        .unwrap();
+    // Three units in flight at once (each Parse/Bind/Execute/Sync); the middle one fails.
+    let (first, second, third) = tokio::join!(
+        client.query_one(&insert, &[&"first"]),
+        client.query_one(&insert, &[&"taken"]),
+        client.query_one(&insert, &[&"third"]),
+    );
+    assert_eq!(first.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(sqlstate(&second.unwrap_err()), "23505");
+    assert_eq!(
+        third.unwrap().get::<_, i32>(0),
+        4,
+        "the failed insert used up id 3, as in PostgreSQL"
+    );
+    assert_eq!(names(&client).await, ["taken", "first", "third"]);
+}
