@@ -64,9 +64,9 @@ enum Command {
     Run {
         #[command(flatten)]
         schema: SchemaArgs,
-        /// Proxy address; anything but loopback requires --password.
-        #[arg(long, env = "DBSANDBOX_LISTEN", default_value = "127.0.0.1")]
-        listen: String,
+        /// Proxy address; anything but loopback requires --password [default: 127.0.0.1].
+        #[arg(long, env = "DBSANDBOX_LISTEN")]
+        listen: Option<String>,
         /// Proxy port [default: 6543, or any free port when 6543 is taken]; 0: any free port.
         #[arg(long, env = "DBSANDBOX_PROXY_PORT")]
         port: Option<u16>,
@@ -79,8 +79,9 @@ enum Command {
         /// Isolation of a key's connections: `rollback` (one shared transaction per key, rolled
         /// back at reset; commits are absorbed) or `database` (a whole clone per key, real commits).
         /// A connection can choose for its key with options=-c dbsandbox.isolation=database.
-        #[arg(long, env = "DBSANDBOX_ISOLATION", value_enum, default_value_t = IsolationArg::Rollback)]
-        isolation: IsolationArg,
+        /// [default: rollback]
+        #[arg(long, env = "DBSANDBOX_ISOLATION", value_enum)]
+        isolation: Option<IsolationArg>,
         /// Keep a rollback sandbox's state when its key's last connection closes (reset only by
         /// `SELECT dbsandbox_reset()` or `dbsandbox reset`): for code under test that closes its own
         /// connection before the test checks what it committed.
@@ -180,12 +181,18 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             command,
         } => {
             let settings = Settings::resolve(&server, &schema)?;
-            let listen = if listen == "127.0.0.1" {
-                settings.listen.clone().unwrap_or(listen)
-            } else {
-                listen
-            };
+            let listen = listen
+                .or(settings.listen.clone())
+                .unwrap_or_else(|| "127.0.0.1".to_string());
             let port = port.or(settings.port);
+            let isolation = match isolation {
+                Some(IsolationArg::Rollback) => dbsandbox_proxy::Isolation::Rollback,
+                Some(IsolationArg::Database) => dbsandbox_proxy::Isolation::Database,
+                None => settings
+                    .isolation
+                    .unwrap_or(dbsandbox_proxy::Isolation::Rollback),
+            };
+            let reset_on_close = !no_reset_on_close && settings.reset_on_close.unwrap_or(true);
             run::run(
                 settings,
                 run::RunOptions {
@@ -194,11 +201,8 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
                     password,
                     command,
                     quiet,
-                    reset_on_close: !no_reset_on_close,
-                    isolation: match isolation {
-                        IsolationArg::Rollback => dbsandbox_proxy::Isolation::Rollback,
-                        IsolationArg::Database => dbsandbox_proxy::Isolation::Database,
-                    },
+                    reset_on_close,
+                    isolation,
                 },
             )
             .await

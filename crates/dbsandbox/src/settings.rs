@@ -101,6 +101,9 @@ pub struct FileSettings {
     pub keep_templates: Option<usize>,
     pub port: Option<u16>,
     pub listen: Option<String>,
+    /// `rollback` or `database`.
+    pub isolation: Option<String>,
+    pub reset_on_close: Option<bool>,
 }
 
 /// Settings after precedence is applied.
@@ -114,6 +117,8 @@ pub struct Settings {
     pub keep_templates: usize,
     pub port: Option<u16>,
     pub listen: Option<String>,
+    pub isolation: Option<dbsandbox_proxy::Isolation>,
+    pub reset_on_close: Option<bool>,
 }
 
 impl Settings {
@@ -198,6 +203,15 @@ impl Settings {
             keep_templates: schema.keep_templates.or(file.keep_templates).unwrap_or(3),
             port: file.port,
             listen: file.listen,
+            isolation: match file.isolation.as_deref() {
+                None => None,
+                Some("rollback") => Some(dbsandbox_proxy::Isolation::Rollback),
+                Some("database") => Some(dbsandbox_proxy::Isolation::Database),
+                Some(other) => usage!(
+                    "isolation = \"{other}\" in dbsandbox.toml: use \"rollback\" or \"database\""
+                ),
+            },
+            reset_on_close: file.reset_on_close,
             project_root,
             config_file,
         })

@@ -95,6 +95,18 @@ struct BackgroundRun {
     proxy_port: u16,
 }
 
+impl Drop for BackgroundRun {
+    /// Ends the run the way a user would (SIGTERM), so its server does not outlive the test's
+    /// temporary cache directory, where no later start would find and reclaim it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl BackgroundRun {
     fn start(cache: &Path, migrations: &Path) -> BackgroundRun {
         let child = dbsandbox(cache)
@@ -281,7 +293,7 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
 async fn bad_keys_are_refused_with_a_clear_error() {
     let cache = tempfile::tempdir().unwrap();
     let project = tempfile::tempdir().unwrap();
-    let mut run = BackgroundRun::start(cache.path(), &migrations(project.path()));
+    let run = BackgroundRun::start(cache.path(), &migrations(project.path()));
     for key in ["has space", "semi;colon", "x".repeat(49).as_str(), "é"] {
         let config = format!(
             "host=127.0.0.1 port={} user=u dbname='{key}'",
@@ -305,8 +317,7 @@ async fn bad_keys_are_refused_with_a_clear_error() {
         1,
         "the proxy still serves good keys"
     );
-    run.child.kill().unwrap();
-    run.child.wait().unwrap();
+    drop(run);
 }
 
 /// `dbsandbox run --migrations DIR -- true`: a complete start and stop.
@@ -387,7 +398,7 @@ fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
     let project = tempfile::tempdir().unwrap();
     let migrations = migrations(project.path());
     // The first run holds the shared cluster, so the second gets a private one.
-    let mut holder = BackgroundRun::start(cache.path(), &migrations);
+    let holder = BackgroundRun::start(cache.path(), &migrations);
     let mut victim = BackgroundRun::start(cache.path(), &migrations);
     let private_root = cache.path().join("private");
     let private: Vec<PathBuf> = std::fs::read_dir(&private_root)
@@ -406,8 +417,7 @@ fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
         !private[0].exists(),
         "the dead run's private cluster was reclaimed"
     );
-    holder.child.kill().unwrap();
-    holder.child.wait().unwrap();
+    drop(holder);
 }
 
 #[test]
@@ -678,5 +688,64 @@ fn the_last_close_resets_unless_told_not_to() {
             .collect::<Vec<_>>(),
         ["2", "ok", "1"],
         "kept across closes until the explicit reset"
+    );
+}
+
+#[test]
+fn isolation_and_reset_on_close_come_from_dbsandbox_toml_too() {
+    let cache = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    migrations(project.path());
+    std::fs::write(
+        project.path().join("dbsandbox.toml"),
+        "migrations = \"migrations\"\nisolation = \"database\"\n",
+    )
+    .unwrap();
+    // Database isolation: VACUUM works (a rollback sandbox refuses it).
+    let output = run_script(
+        cache.path(),
+        project.path(),
+        &[],
+        "psql -q -c 'VACUUM items'",
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    // The flag still wins over the file.
+    let output = run_script(
+        cache.path(),
+        project.path(),
+        &["--isolation", "rollback"],
+        "psql -q -c 'VACUUM items'",
+    );
+    assert!(
+        !output.status.success(),
+        "a rollback sandbox refuses VACUUM: {}",
+        text(&output)
+    );
+
+    std::fs::write(
+        project.path().join("dbsandbox.toml"),
+        "migrations = \"migrations\"\nreset_on_close = false\n",
+    )
+    .unwrap();
+    let script = "psql -q -c \"insert into items(name) values ('app')\" && psql -tA -c 'select count(*) from items'";
+    let output = run_script(cache.path(), project.path(), &[], script);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "2",
+        "{}",
+        text(&output)
+    );
+
+    std::fs::write(
+        project.path().join("dbsandbox.toml"),
+        "isolation = \"serializable\"\n",
+    )
+    .unwrap();
+    let output = run_script(cache.path(), project.path(), &[], "true");
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("use \"rollback\" or \"database\""),
+        "{}",
+        text(&output)
     );
 }
