@@ -77,7 +77,6 @@ impl EmbeddedServer {
         let root = crate::state_root(config.cache_dir.as_deref(), &account);
         account.create_private_dir(&root)?;
         reclaim_orphans(&root);
-        let pristine = ensure_initdb_cache(&root, &binaries, &account)?;
 
         let shared_dir = root.join("servers").join(format!("pg{}", binaries.major));
         let shared = if config.private {
@@ -93,7 +92,14 @@ impl EmbeddedServer {
                 if !data.join("PG_VERSION").exists() {
                     let staging = shared_dir.join(format!("data.tmp-{}", std::process::id()));
                     let _ = std::fs::remove_dir_all(&staging);
-                    copy_tree(&pristine, &staging, &account)?;
+                    // A copy of the cached initdb when there is one; otherwise initdb straight
+                    // here (a first start need not pay for initdb and a copy).
+                    let cached = initdb_cache_path(&root, &binaries);
+                    if cached.join("PG_VERSION").exists() {
+                        copy_tree(&cached, &staging, &account)?;
+                    } else {
+                        initdb_into(&binaries, &account, &staging)?;
+                    }
                     let _ = std::fs::remove_dir_all(&data);
                     std::fs::rename(&staging, &data)
                         .map_err(|e| io_error("renaming", &staging, e))?;
@@ -114,6 +120,7 @@ impl EmbeddedServer {
                     unique_suffix()
                 ));
                 account.create_private_dir(&dir)?;
+                let pristine = ensure_initdb_cache(&root, &binaries, &account)?;
                 copy_tree(&pristine, &dir.join("data"), &account)?;
                 (dir, true, None)
             }
@@ -337,35 +344,54 @@ fn take_lock(path: &Path) -> Result<Option<Flock<File>>, ServerError> {
     }
 }
 
-/// Makes sure a pristine initialised data directory exists for these binaries; returns its path.
-fn ensure_initdb_cache(
-    root: &Path,
-    binaries: &PgBinaries,
-    account: &ServerAccount,
-) -> Result<PathBuf, ServerError> {
+/// Where the pristine initialised data directory for these binaries is cached.
+fn initdb_cache_path(root: &Path, binaries: &PgBinaries) -> PathBuf {
     let key = short_hash(&format!(
         "{INITDB_LAYOUT}|{}|{}",
         binaries.bin_dir.display(),
         binaries.version
     ));
-    let cached = root
-        .join("initdb")
-        .join(format!("pg{}-{key}", binaries.major));
+    root.join("initdb")
+        .join(format!("pg{}-{key}", binaries.major))
+}
+
+/// Makes sure a pristine initialised data directory exists for these binaries; returns its path.
+/// Private clusters are copies of it.
+fn ensure_initdb_cache(
+    root: &Path,
+    binaries: &PgBinaries,
+    account: &ServerAccount,
+) -> Result<PathBuf, ServerError> {
+    let cached = initdb_cache_path(root, binaries);
     if cached.join("PG_VERSION").exists() {
         return Ok(cached);
     }
     let parent = root.join("initdb");
     account.create_private_dir(&parent)?;
     let staging = parent.join(format!("tmp-{}-{}", std::process::id(), unique_suffix()));
+    initdb_into(binaries, account, &staging)?;
+    // Another process may have won the race; either copy is as good.
+    if std::fs::rename(&staging, &cached).is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    Ok(cached)
+}
+
+/// Runs initdb into `dir` (which must not exist) with dbsandbox's settings, as `account`.
+fn initdb_into(
+    binaries: &PgBinaries,
+    account: &ServerAccount,
+    dir: &Path,
+) -> Result<(), ServerError> {
     let started = Instant::now();
     tracing::info!(
-        "initialising a PostgreSQL {} data directory (once per version)",
+        "initialising a PostgreSQL {} data directory (once per version and cache)",
         binaries.version
     );
     let mut command = Command::new(binaries.initdb());
     command
         .arg("-D")
-        .arg(&staging)
+        .arg(dir)
         .args([
             "-U",
             SUPERUSER,
@@ -383,7 +409,7 @@ fn ensure_initdb_cache(
         .output()
         .map_err(|e| io_error("running", &binaries.initdb(), e))?;
     if !output.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
+        let _ = std::fs::remove_dir_all(dir);
         return Err(ServerError::Initdb {
             status: output.status.to_string(),
             output: format!(
@@ -393,12 +419,8 @@ fn ensure_initdb_cache(
             ),
         });
     }
-    // Another process may have won the race; either copy is as good.
-    if std::fs::rename(&staging, &cached).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
     tracing::debug!(elapsed = ?started.elapsed(), "initdb done");
-    Ok(cached)
+    Ok(())
 }
 
 /// The shared embedded cluster a live dbsandbox is running for this configuration, if any
