@@ -291,16 +291,7 @@ impl EmbeddedServer {
     fn shutdown(&mut self) {
         if let Some(mut child) = self.child.take() {
             let pid = Pid::from_raw(child.id() as i32);
-            let stopped = [
-                (Signal::SIGINT, Duration::from_secs(15)),
-                (Signal::SIGQUIT, Duration::from_secs(5)),
-                (Signal::SIGKILL, Duration::from_secs(5)),
-            ]
-            .into_iter()
-            .any(|(signal, patience)| {
-                let _ = kill(pid, signal);
-                wait_child(&mut child, patience)
-            });
+            let stopped = stop_process(pid, || !matches!(child.try_wait(), Ok(None)));
             if !stopped {
                 tracing::warn!(pid = child.id(), "postgres did not stop");
             }
@@ -318,15 +309,29 @@ impl Drop for EmbeddedServer {
     }
 }
 
-fn wait_child(child: &mut Child, patience: Duration) -> bool {
-    let deadline = Instant::now() + patience;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return true,
-            Ok(None) if Instant::now() > deadline => return false,
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+/// How a server is stopped: fast shutdown, then immediate shutdown, then SIGKILL, each given
+/// this long before the next.
+const STOP_LADDER: [(Signal, Duration); 3] = [
+    (Signal::SIGINT, Duration::from_secs(15)),
+    (Signal::SIGQUIT, Duration::from_secs(5)),
+    (Signal::SIGKILL, Duration::from_secs(5)),
+];
+
+/// Walks `pid` down the [`STOP_LADDER`] until `gone` says it exited; false if it never did.
+fn stop_process(pid: Pid, mut gone: impl FnMut() -> bool) -> bool {
+    STOP_LADDER.iter().any(|&(signal, patience)| {
+        let _ = kill(pid, signal);
+        let deadline = Instant::now() + patience;
+        loop {
+            if gone() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-    }
+    })
 }
 
 /// Takes the shared cluster's lock without waiting; `None` when another live process holds it.
@@ -481,21 +486,9 @@ fn stop_stale_postmaster(data_dir: &Path) {
     }
     tracing::info!(pid, dir = %data_dir.display(), "stopping a PostgreSQL server left running by a dead dbsandbox");
     let pid = Pid::from_raw(pid);
-    for (signal, patience) in [
-        (Signal::SIGINT, Duration::from_secs(10)),
-        (Signal::SIGQUIT, Duration::from_secs(5)),
-        (Signal::SIGKILL, Duration::from_secs(5)),
-    ] {
-        if kill(pid, signal).is_err() {
-            return;
-        }
-        let deadline = Instant::now() + patience;
-        while Instant::now() < deadline {
-            if kill(pid, None).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+    // Not our child: it is gone when signalling it fails.
+    if !stop_process(pid, || kill(pid, None).is_err()) {
+        tracing::warn!(%pid, "a PostgreSQL server left by a dead dbsandbox did not stop");
     }
 }
 
