@@ -20,6 +20,16 @@ fn dbsandbox(cache: &Path) -> Command {
     command
 }
 
+/// `dbsandbox status --json`, which must succeed.
+fn status_json(cache: &Path) -> serde_json::Value {
+    let status = dbsandbox(cache)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    serde_json::from_slice(&status.stdout).unwrap()
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -208,12 +218,7 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
     assert_eq!(unknown.status.code(), Some(1), "{}", text(&unknown));
     drop(a);
 
-    let status = dbsandbox(cache.path())
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    assert!(status.status.success(), "{}", text(&status));
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let json = status_json(cache.path());
     let leased = json["databases"]
         .as_array()
         .unwrap()
@@ -276,11 +281,7 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
         .exists());
 
     // Nothing but the template and the pristine spares stay on the server.
-    let status = dbsandbox(cache.path())
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let json = status_json(cache.path());
     for db in json["databases"].as_array().unwrap() {
         assert!(
             db["state"] == "ready" || db["state"] == "spare",
@@ -379,11 +380,7 @@ async fn after_kill_9_the_next_start_stops_the_orphaned_server_and_reaps_its_clo
         "the next start stopped the orphaned server"
     );
 
-    let status = dbsandbox(cache.path())
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let json = status_json(cache.path());
     for db in json["databases"].as_array().unwrap() {
         assert!(
             db["state"] != "leased" && db["state"] != "pooled",
