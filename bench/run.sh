@@ -3,5 +3,5 @@
 # The report (Markdown) goes to stdout; copy it into bench/RESULTS.md with the command used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p dbsandbox -p dbsandbox-bench
+cargo build --release --locked -p dbsandbox-cli -p dbsandbox-bench
 exec target/release/dbsandbox-bench "$@"

@@ -20,7 +20,7 @@ if [ -z "${DBSANDBOX_BIN:-}" ]; then
   done
 fi
 if [ -z "${DBSANDBOX_BIN:-}" ] || [ ! -x "$DBSANDBOX_BIN" ]; then
-  echo "conformance: no dbsandbox binary: build it (cargo build -p dbsandbox) or set DBSANDBOX_BIN" >&2
+  echo "conformance: no dbsandbox binary: build it (cargo build -p dbsandbox-cli) or set DBSANDBOX_BIN" >&2
   exit 2
 fi
 

@@ -9,7 +9,7 @@
 # Each xdist worker connects to its own rollback sandbox (key gw0 or gw1) and the autouse
 # fixture in conftest.py resets it before every test. Exits 0 only if all three runs pass.
 # Environment: DBSANDBOX_BIN (default: ../../target/debug/dbsandbox, built by
-# `cargo build -p dbsandbox`), PYTHON (default python3). Extra arguments go to pytest.
+# `cargo build -p dbsandbox-cli`), PYTHON (default python3). Extra arguments go to pytest.
 set -uo pipefail
 
 EXAMPLE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +18,7 @@ DBSANDBOX_BIN="${DBSANDBOX_BIN:-../../target/debug/dbsandbox}"
 PYTHON="${PYTHON:-python3}"
 
 if [[ ! -x "$DBSANDBOX_BIN" ]]; then
-  echo "error: $DBSANDBOX_BIN not found; build it (cargo build -p dbsandbox) or set DBSANDBOX_BIN" >&2
+  echo "error: $DBSANDBOX_BIN not found; build it (cargo build -p dbsandbox-cli) or set DBSANDBOX_BIN" >&2
   exit 2
 fi
 

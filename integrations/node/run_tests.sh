@@ -25,7 +25,7 @@ if [ ! -x "$bin" ]; then
     echo "run_tests.sh: DBSANDBOX_BIN=$DBSANDBOX_BIN is not an executable" >&2
     exit 2
   fi
-  cargo build -p dbsandbox
+  cargo build -p dbsandbox-cli
 fi
 
 set +e

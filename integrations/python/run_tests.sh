@@ -5,7 +5,7 @@
 #   bash integrations/python/run_tests.sh [extra pytest arguments]
 #
 # Runs from the repository root whatever the current directory. Environment: DBSANDBOX_BIN
-# (default target/debug/dbsandbox, built with `cargo build -p dbsandbox` when missing), PYTHON
+# (default target/debug/dbsandbox, built with `cargo build -p dbsandbox-cli` when missing), PYTHON
 # (default python3). Exits with pytest's status and ends with `pytest-dbsandbox: N passed, M failed`.
 set -uo pipefail
 
@@ -15,8 +15,8 @@ PYTHON="${PYTHON:-python3}"
 DBSANDBOX_BIN="${DBSANDBOX_BIN:-target/debug/dbsandbox}"
 
 if [[ ! -x "$DBSANDBOX_BIN" ]]; then
-  echo "== $DBSANDBOX_BIN not found: cargo build -p dbsandbox"
-  cargo build -p dbsandbox || { echo "error: cargo build -p dbsandbox failed" >&2; exit 2; }
+  echo "== $DBSANDBOX_BIN not found: cargo build -p dbsandbox-cli"
+  cargo build -p dbsandbox-cli || { echo "error: cargo build -p dbsandbox-cli failed" >&2; exit 2; }
 fi
 
 echo "== installing ./integrations/python and integrations/python/tests/requirements.txt"

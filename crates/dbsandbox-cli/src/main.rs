@@ -1,4 +1,4 @@
-//! The `dbsandbox` command: isolated PostgreSQL databases for test suites, in any language.
+//! The `dbsandbox` command: run, serve, stop, status, gc, reset, release, analyze and explain.
 //!
 //! `run` wraps a test command (server, template, warm pool, proxy); `status`, `gc` and `release`
 //! look after what it made; `analyze` and `explain` diagnose database failures in test logs.
