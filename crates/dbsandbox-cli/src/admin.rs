@@ -1,21 +1,37 @@
-//! `status`, `gc` and `release`: looking after what dbsandbox made, on the server and in runs.
+//! `status`, `gc`, `reset` and `release`: looking after what dbsandbox made, on the server and in
+//! the project's daemon.
 
 use anyhow::Context;
 use dbsandbox_pool::{DatabaseInfo, DbKind};
 use dbsandbox_server::Server;
 
-use crate::control::{live_runs, request};
+use dbsandbox_control::{ApiClient, DaemonFiles};
+
 use crate::settings::{Settings, UsageError};
 
 pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
     let server = Server::attach_or_start(&settings.server).await?;
     let result = async {
-        let admin = server.endpoint().admin().await.context("connecting to the server")?;
+        let admin = server
+            .endpoint()
+            .admin()
+            .await
+            .context("connecting to the server")?;
         let databases = dbsandbox_pool::list(&admin).await?;
-        let mut runs = Vec::new();
-        for run in live_runs(&settings.cache_dir()) {
-            let keys = request(&run, "keys").await.ok().and_then(|r| r.get("keys").cloned());
-            runs.push(serde_json::json!({"pid": run.owner.pid, "proxy": run.proxy, "project": run.project_root, "keys": keys}));
+        let mut daemons = Vec::new();
+        for daemon in dbsandbox_control::live_daemons(&settings.cache_dir()) {
+            let client = ApiClient::new(&daemon.api, daemon.token.clone());
+            let sandboxes = match client.get("/v1/sandboxes").await {
+                Ok(reply) if reply.is_success() => reply.body["sandboxes"].clone(),
+                _ => serde_json::Value::Null,
+            };
+            daemons.push(serde_json::json!({
+                "pid": daemon.pid,
+                "api": daemon.api,
+                "proxy": daemon.proxy,
+                "project": daemon.project,
+                "sandboxes": sandboxes,
+            }));
         }
         if json {
             let endpoint = server.endpoint();
@@ -29,11 +45,11 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
                     "version_num": endpoint.version_num,
                 },
                 "databases": databases.iter().map(database_json).collect::<Vec<_>>(),
-                "runs": runs,
+                "daemons": daemons,
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print_status(&server.describe(), &databases, &runs);
+            print_status(&server.describe(), &databases, &daemons);
         }
         Ok::<_, anyhow::Error>(0)
     }
@@ -58,7 +74,7 @@ fn database_json(db: &DatabaseInfo) -> serde_json::Value {
     })
 }
 
-fn print_status(server: &str, databases: &[DatabaseInfo], runs: &[serde_json::Value]) {
+fn print_status(server: &str, databases: &[DatabaseInfo], daemons: &[serde_json::Value]) {
     println!("server: {server}");
     let templates: Vec<&DatabaseInfo> = databases
         .iter()
@@ -106,18 +122,28 @@ fn print_status(server: &str, databases: &[DatabaseInfo], runs: &[serde_json::Va
             if c.connections == 1 { "" } else { "s" }
         );
     }
-    println!("\nruns ({}):", runs.len());
-    for run in runs {
+    println!("\ndaemons ({}):", daemons.len());
+    for daemon in daemons {
         println!(
-            "  pid {}  proxy {}  project {}",
-            run["pid"],
-            run["proxy"].as_str().unwrap_or("?"),
-            run["project"]
+            "  pid {}  API {}  proxy {}  project {}",
+            daemon["pid"],
+            daemon["api"].as_str().unwrap_or("?"),
+            daemon["proxy"].as_str().unwrap_or("?"),
+            daemon["project"]
         );
-        let keys: std::collections::BTreeMap<String, crate::registry::KeyStats> =
-            serde_json::from_value(run["keys"].clone()).unwrap_or_default();
-        for line in crate::registry::key_lines(&keys, 50) {
-            println!("    {line}");
+        for sandbox in daemon["sandboxes"].as_array().into_iter().flatten() {
+            println!(
+                "    {}  {}{}  {} connection(s) open, {} statement(s), {} commit(s) absorbed",
+                sandbox["key"].as_str().unwrap_or("?"),
+                sandbox["isolation"].as_str().unwrap_or("?"),
+                sandbox["run"]
+                    .as_str()
+                    .map(|r| format!(" (run {r})"))
+                    .unwrap_or_default(),
+                sandbox["stats"]["connections_open"],
+                sandbox["stats"]["statements"],
+                sandbox["stats"]["commits_absorbed"],
+            );
         }
     }
 }
@@ -164,79 +190,55 @@ pub async fn gc(settings: &Settings, force: bool, json: bool) -> anyhow::Result<
     result
 }
 
-/// The one running `dbsandbox run` to ask (`pid` chooses among several).
-fn the_run(settings: &Settings, pid: Option<u32>) -> anyhow::Result<crate::control::RunRecord> {
-    let runs: Vec<_> = live_runs(&settings.cache_dir())
-        .into_iter()
-        .filter(|r| pid.is_none_or(|p| r.owner.pid == p))
-        .collect();
-    match runs.as_slice() {
-        [run] => Ok(run.clone()),
-        [] => Err(UsageError(
-            "no running `dbsandbox run` found (is one running with the same --cache-dir?)".into(),
-        )
+/// The project's daemon, which holds the keys of its runs and of the API.
+fn the_daemon(settings: &Settings) -> anyhow::Result<ApiClient> {
+    let files = DaemonFiles::new(&settings.cache_dir(), &settings.daemon_id());
+    match files.read_live() {
+        Some(record) => Ok(ApiClient::new(&record.api, record.token)),
+        None => Err(UsageError(format!(
+            "no dbsandbox daemon runs for {} (is a `dbsandbox run` or `dbsandbox serve` running \
+             here, with the same settings and --cache-dir?)",
+            settings.project_root.display()
+        ))
         .into()),
-        _ => {
-            let pids: Vec<String> = runs.iter().map(|r| r.owner.pid.to_string()).collect();
-            Err(UsageError(format!(
-                "several runs are active (pids {}): choose one with --pid",
-                pids.join(", ")
-            ))
-            .into())
-        }
     }
 }
 
-pub async fn reset(settings: &Settings, key: &str, pid: Option<u32>) -> anyhow::Result<i32> {
-    dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
-    let run = the_run(settings, pid)?;
-    let reply = request(&run, &format!("reset {key}")).await?;
-    match (&reply["ok"], &reply["reset"]) {
-        (serde_json::Value::Bool(true), serde_json::Value::Bool(true)) => {
-            println!("reset {key}: rolled back to the template's state");
-            Ok(0)
-        }
-        (serde_json::Value::Bool(true), _) => {
-            println!(
-                "key {key} has no rollback sandbox in run {} (nothing to reset)",
-                run.owner.pid
-            );
-            Ok(1)
-        }
-        _ => anyhow::bail!("reset of {key} failed: {}", reply["error"]),
+fn key_path(key: &str, suffix: &str, run: Option<&str>) -> String {
+    match run {
+        Some(run) => format!("/v1/sandboxes/{key}{suffix}?run={run}"),
+        None => format!("/v1/sandboxes/{key}{suffix}"),
     }
 }
 
-pub async fn release(settings: &Settings, key: &str, pid: Option<u32>) -> anyhow::Result<i32> {
+pub async fn reset(settings: &Settings, key: &str, run: Option<&str>) -> anyhow::Result<i32> {
     dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
-    let runs: Vec<_> = live_runs(&settings.cache_dir())
-        .into_iter()
-        .filter(|r| pid.is_none_or(|p| r.owner.pid == p))
-        .collect();
-    let run = match runs.as_slice() {
-        [run] => run,
-        [] => {
-            return Err(UsageError(
-                "no running `dbsandbox run` found (is one running with the same --cache-dir?)"
-                    .into(),
-            )
-            .into())
-        }
-        _ => {
-            let pids: Vec<String> = runs.iter().map(|r| r.owner.pid.to_string()).collect();
-            return Err(UsageError(format!(
-                "several runs are active (pids {}): choose one with --pid",
-                pids.join(", ")
-            ))
-            .into());
-        }
-    };
-    let reply = request(run, &format!("release {key}")).await?;
-    if reply["released"] == serde_json::Value::Bool(true) {
+    let client = the_daemon(settings)?;
+    let reply = client
+        .post(&key_path(key, "/reset", run), &serde_json::json!({}))
+        .await?;
+    if reply.is_success() {
+        println!("reset {key}: back to the template's state");
+        Ok(0)
+    } else if reply.status == 404 {
+        println!("no sandbox with key {key} (nothing to reset)");
+        Ok(1)
+    } else {
+        anyhow::bail!("reset of {key} failed: {}", reply.error_message())
+    }
+}
+
+pub async fn release(settings: &Settings, key: &str, run: Option<&str>) -> anyhow::Result<i32> {
+    dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
+    let client = the_daemon(settings)?;
+    let reply = client.delete(&key_path(key, "", run)).await?;
+    if reply.is_success() {
         println!("released {key}: its next connection gets a fresh database");
         Ok(0)
-    } else {
-        println!("key {key} holds no database in run {}", run.owner.pid);
+    } else if reply.status == 404 {
+        println!("no sandbox with key {key} (nothing to release)");
         Ok(1)
+    } else {
+        anyhow::bail!("release of {key} failed: {}", reply.error_message())
     }
 }

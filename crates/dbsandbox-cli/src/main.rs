@@ -1,12 +1,12 @@
 //! The `dbsandbox` command: run, serve, stop, status, gc, reset, release, analyze and explain.
 //!
-//! `run` wraps a test command (server, template, warm pool, proxy); `status`, `gc` and `release`
-//! look after what it made; `analyze` and `explain` diagnose database failures in test logs.
+//! `run` wraps a test command (server, template, warm pool, proxy) using the project's daemon,
+//! which `serve` runs and `stop` ends; `status`, `gc`, `reset` and `release` look after what they
+//! made; `analyze` and `explain` diagnose database failures in test logs.
 
 mod admin;
-mod control;
+mod daemon;
 mod progress;
-mod registry;
 mod run;
 mod settings;
 
@@ -31,13 +31,29 @@ const RUN_HELP: &str = "Examples:
 The command gets:
   DATABASE_URL    postgres://dbsandbox@127.0.0.1:PORT/default
   DBSANDBOX_HOST, DBSANDBOX_PORT, and PGHOST/PGPORT/PGUSER/PGDATABASE for libpq tools
+  DBSANDBOX_URL, DBSANDBOX_RUN (and DBSANDBOX_TOKEN) for the control API and the integrations
 The database name is the sandbox key ([A-Za-z0-9_-]{1,48}): give each parallel worker its own,
 e.g. pytest-xdist's PYTEST_XDIST_WORKER (gw0, gw1, …) or Jest's JEST_WORKER_ID. Connections
 with the same key share one sandbox: reset it per test with `SELECT dbsandbox_reset()` (it is
 also reset when its last connection closes). dbsandbox exits with the command's exit status.
 
+The server, template and warm pool live in the project's daemon, which `run` attaches to or
+starts (`dbsandbox serve --detach`), so the next run starts in milliseconds; an idle daemon exits
+after 15 minutes (--idle-timeout), `dbsandbox stop` ends it now. --no-daemon keeps everything
+inside this process instead, for this command only.
+
 Settings: flags, then DBSANDBOX_* environment variables, then dbsandbox.toml (nearest in the
 current directory or above), then defaults.";
+
+const SERVE_HELP: &str = "Examples:
+  dbsandbox serve                      # in the foreground, until Ctrl-C or `dbsandbox stop`
+  dbsandbox serve --detach             # attach or start in the background; prints one JSON line
+  dbsandbox serve --idle-timeout 1h
+
+The daemon serves one project (the directory of the nearest dbsandbox.toml, with its settings):
+`dbsandbox run`, the pytest plugin, the Node helper and the Rust crate find it through
+<cache>/daemons/<project>.json, or start it. Its HTTP JSON API (see /openapi.json on it) acquires,
+resets and releases sandboxes: POST /v1/sandboxes {\"key\",\"isolation\"} gives a connection URL.";
 
 #[derive(Parser, Debug)]
 #[command(name = "dbsandbox", version, about = ABOUT, propagate_version = true)]
@@ -87,9 +103,56 @@ enum Command {
         /// connection before the test checks what it committed.
         #[arg(long, env = "DBSANDBOX_NO_RESET_ON_CLOSE")]
         no_reset_on_close: bool,
+        /// Start the server, template and pool inside this process for this command only,
+        /// instead of attaching to (or starting) the project's daemon.
+        #[arg(long, env = "DBSANDBOX_NO_DAEMON")]
+        no_daemon: bool,
+        /// For a daemon this run starts: exit after this long idle (90s, 15m, 1h; 0: never) [default: 15m].
+        #[arg(long, env = "DBSANDBOX_IDLE_TIMEOUT", value_name = "TIME")]
+        idle_timeout: Option<String>,
         /// The test command and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+    /// Keep the server, template and warm pool of this project ready for runs and integrations.
+    #[command(after_help = SERVE_HELP)]
+    Serve {
+        #[command(flatten)]
+        schema: SchemaArgs,
+        /// Attach to the project's daemon or start one in the background, print one JSON line
+        /// ({"api","token","proxy","pid","project","started","template"}) and exit.
+        #[arg(long)]
+        detach: bool,
+        /// Address of the control API and proxy ports; anything but loopback requires a proxy
+        /// --password and makes the API require a token [default: 127.0.0.1].
+        #[arg(long, env = "DBSANDBOX_LISTEN")]
+        listen: Option<String>,
+        /// Control API port [default: any free port].
+        #[arg(long, env = "DBSANDBOX_API_PORT")]
+        api_port: Option<u16>,
+        /// Port of the proxy for sandboxes acquired through the API [default: any free port].
+        #[arg(long, env = "DBSANDBOX_PROXY_PORT")]
+        proxy_port: Option<u16>,
+        /// Password proxy clients must give (required off loopback).
+        #[arg(long, env = "DBSANDBOX_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Token API clients must send as `Authorization: Bearer …` [default: none on loopback,
+        /// a random one otherwise].
+        #[arg(long, env = "DBSANDBOX_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Exit after this long with no lease, run, connection or request (90s, 15m, 1h; 0: never)
+        /// [default: 15m].
+        #[arg(long, env = "DBSANDBOX_IDLE_TIMEOUT", value_name = "TIME")]
+        idle_timeout: Option<String>,
+    },
+    /// Stop this project's daemon (releasing its sandboxes and clones, stopping its server).
+    #[command(
+        after_help = "Examples:\n  dbsandbox stop\n  dbsandbox stop --all     # every project's daemon"
+    )]
+    Stop {
+        /// Stop the daemons of every project (under this cache directory).
+        #[arg(long)]
+        all: bool,
     },
     /// Show the server, templates, clones (with sizes) and the keys of running runs.
     #[command(
@@ -112,27 +175,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Roll a key's sandbox back to the template's state (rollback isolation).
+    /// Roll a key's sandbox back to the template's state.
     #[command(
-        after_help = "Examples:\n  dbsandbox reset gw0\n  dbsandbox reset gw0 --pid 12345   # when several runs are active\n\nIn a test, the in-band statement `SELECT dbsandbox_reset()` does the same through the test's own connection."
+        after_help = "Examples:\n  dbsandbox reset gw0\n  dbsandbox reset gw0 --run r3   # when several runs have the key\n\nIn a test, the in-band statement `SELECT dbsandbox_reset()` does the same through the test's own connection."
     )]
     Reset {
         /// The sandbox key (the database name the client used).
         key: String,
-        /// The run to ask, when several are active.
+        /// The run to ask, when several runs of the daemon have the key.
         #[arg(long)]
-        pid: Option<u32>,
+        run: Option<String>,
     },
-    /// Return a key's clone: its next connection gets a fresh database.
+    /// Release a key: its clone is dropped, its next connection gets a fresh database.
     #[command(
-        after_help = "Examples:\n  dbsandbox release gw0\n  dbsandbox release gw0 --pid 12345   # when several runs are active"
+        after_help = "Examples:\n  dbsandbox release gw0\n  dbsandbox release gw0 --run r3   # when several runs have the key"
     )]
     Release {
         /// The sandbox key (the database name the client used).
         key: String,
-        /// The run to ask, when several are active.
+        /// The run to ask, when several runs of the daemon have the key.
         #[arg(long)]
-        pid: Option<u32>,
+        run: Option<String>,
     },
     /// Name the database failures in test logs, with their fix.
     #[command(after_help = dbsandbox_diagnose::cli::ANALYZE_EXAMPLES)]
@@ -178,6 +241,8 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             quiet,
             isolation,
             no_reset_on_close,
+            no_daemon,
+            idle_timeout,
             command,
         } => {
             let settings = Settings::resolve(&server, &schema)?;
@@ -203,9 +268,44 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
                     quiet,
                     reset_on_close,
                     isolation,
+                    no_daemon,
+                    serve: daemon::ServeOptions {
+                        idle_timeout,
+                        ..Default::default()
+                    },
+                    server_args: server,
+                    schema_args: schema,
                 },
             )
             .await
+        }
+        Command::Serve {
+            schema,
+            detach,
+            listen,
+            api_port,
+            proxy_port,
+            password,
+            token,
+            idle_timeout,
+        } => {
+            let settings = Settings::resolve(&server, &schema)?;
+            let options = daemon::ServeOptions {
+                listen,
+                api_port,
+                proxy_port,
+                password,
+                token,
+                idle_timeout,
+            };
+            if detach {
+                daemon::detach(settings, &server, &schema, options).await
+            } else {
+                daemon::serve(settings, options).await
+            }
+        }
+        Command::Stop { all } => {
+            daemon::stop(Settings::resolve(&server, &SchemaArgs::default())?, all).await
         }
         Command::Status { json } => {
             admin::status(&Settings::resolve(&server, &SchemaArgs::default())?, json).await
@@ -218,19 +318,19 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             )
             .await
         }
-        Command::Reset { key, pid } => {
+        Command::Reset { key, run } => {
             admin::reset(
                 &Settings::resolve(&server, &SchemaArgs::default())?,
                 &key,
-                pid,
+                run.as_deref(),
             )
             .await
         }
-        Command::Release { key, pid } => {
+        Command::Release { key, run } => {
             admin::release(
                 &Settings::resolve(&server, &SchemaArgs::default())?,
                 &key,
-                pid,
+                run.as_deref(),
             )
             .await
         }

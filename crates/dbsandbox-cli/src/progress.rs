@@ -38,6 +38,16 @@ impl Progress {
         *last = phase;
     }
 
+    /// Removes the status line (on a terminal; elsewhere nothing was left open).
+    pub fn clear(&self) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r\x1b[2K");
+        let _ = stderr.flush();
+    }
+
     /// Replaces the status line with a final one.
     pub fn finish(&self, line: &str) {
         if self.quiet {

@@ -1,21 +1,19 @@
 //! `dbsandbox run -- CMD`: a server, a current template, a warm pool and the proxy around a test
 //! command, which gets `DATABASE_URL` and picks its own sandbox key per worker.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::process::ExitStatus;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use dbsandbox_pool::{ClonePool, PoolConfig, Template};
-use dbsandbox_proxy::{ClientAuth, Proxy, ProxyConfig};
-use dbsandbox_server::Server;
+use dbsandbox_control::registry::{key_lines, KeyStats, SandboxCounts};
+use dbsandbox_control::ApiClient;
+use serde_json::{json, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::control::{ControlSocket, RunRecordInput};
+use crate::daemon::{attach_or_start, InProcess, ServeOptions};
 use crate::progress::Progress;
-use crate::registry::Registry;
-use crate::settings::Settings;
+use crate::settings::{SchemaArgs, ServerArgs, Settings};
 
 /// The proxy's port unless told otherwise (PgBouncer's 6432 + 111, to stay out of its way).
 const DEFAULT_PORT: u16 = 6543;
@@ -30,19 +28,27 @@ pub struct RunOptions {
     pub quiet: bool,
     pub isolation: dbsandbox_proxy::Isolation,
     pub reset_on_close: bool,
+    /// Run the daemon inside this process, for this command only.
+    pub no_daemon: bool,
+    /// For the daemon `run` starts when none runs.
+    pub serve: ServeOptions,
+    pub server_args: ServerArgs,
+    pub schema_args: SchemaArgs,
 }
 
-/// Everything a run starts, in the order it is stopped.
+/// Where the run's sandboxes come from: the project's daemon, or one inside this process.
+enum Host {
+    Daemon { pid: u32, started: bool },
+    InProcess(InProcess),
+}
+
+/// A run's scope on a daemon.
 struct Session {
-    server: Server,
-    pool: ClonePool,
-    template: Template,
-    registry: Arc<Registry>,
-    proxy_addr: SocketAddr,
-    proxy_task: tokio::task::JoinHandle<std::io::Result<()>>,
-    proxy_shutdown: tokio::sync::oneshot::Sender<()>,
-    proxy_stats: dbsandbox_proxy::StatsHandle,
-    _control: ControlSocket,
+    host: Host,
+    client: ApiClient,
+    id: String,
+    proxy: String,
+    template: Value,
     setup_time: Duration,
 }
 
@@ -60,21 +66,25 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<i32>
     };
     progress.finish(&format!(
         "{} · template {} ({}) · proxy {} · ready in {:.2} s",
-        session.server.describe(),
-        session.template.fingerprint.short(),
-        if session.template.built {
-            format!("built in {:.2} s", session.template.elapsed.as_secs_f64())
+        session.describe_host(),
+        session.template["fingerprint"].as_str().unwrap_or("?"),
+        if session.template["built"] == json!(true) {
+            format!(
+                "built in {:.2} s",
+                session.template["build_seconds"].as_f64().unwrap_or(0.0)
+            )
         } else {
             "reused".to_string()
         },
-        session.proxy_addr,
+        session.proxy,
         session.setup_time.as_secs_f64()
     ));
     let status = run_command(&options.command, &session, &mut signals).await;
-    let summary = session.summary(started);
-    session.stop().await;
-    if !options.quiet {
-        eprintln!("{summary}");
+    let summary = session.finish(started).await;
+    match summary {
+        Ok(summary) if !options.quiet => eprintln!("{summary}"),
+        Ok(_) => {}
+        Err(e) => eprintln!("dbsandbox: closing the run: {e:#}"),
     }
     status
 }
@@ -89,186 +99,179 @@ impl Session {
         if let Some(file) = &settings.config_file {
             tracing::info!("settings from {}", file.display());
         }
-        progress.say("starting PostgreSQL");
-        let server = Server::start(&settings.server).await?;
-        let endpoint = server.endpoint().clone();
-        let admin = endpoint.admin().await.context("connecting to the server")?;
-        dbsandbox_pool::reap_dead_owners(&admin).await?;
-
-        progress.say("checking the template");
-        let template = dbsandbox_pool::ensure_template(&endpoint, &settings.schema, &|step| {
-            progress.say(&format!("building the template: {step}"))
-        })
-        .await?;
-        let collected = dbsandbox_pool::collect_old_templates(
-            &admin,
-            &template.project,
-            &template.name,
-            settings.keep_templates,
-        )
-        .await?;
-        if !collected.is_empty() {
-            tracing::info!(count = collected.len(), "collected old templates");
-        }
-        let strategy = dbsandbox_pool::choose_strategy(
-            &endpoint,
-            &template,
-            &settings.cache_dir().join("clone-strategy.json"),
-        )
-        .await;
-        let mut pool_config = PoolConfig {
-            strategy,
-            ..Default::default()
-        };
-        if let Some(size) = settings.pool_size {
-            pool_config.size = size;
-        }
-        let pool = ClonePool::start(&endpoint, &template, pool_config).await?;
-        let registry = Registry::new(pool.clone(), endpoint.clone());
-
-        let listen: std::net::IpAddr = options
-            .listen
-            .parse()
-            .with_context(|| format!("--listen {}: not an IP address", options.listen))?;
-        let auth = match (&options.password, listen.is_loopback()) {
-            (Some(password), _) => ClientAuth::Password(password.clone()),
-            (None, true) => ClientAuth::Trust,
-            (None, false) => anyhow::bail!(
-                "--listen {listen} is reachable from other machines: set a password with --password or DBSANDBOX_PASSWORD"
-            ),
-        };
-        let config = || ProxyConfig {
-            auth: auth.clone(),
-            default_isolation: options.isolation,
-            reset_on_close: options.reset_on_close,
-            ..Default::default()
-        };
-        let proxy = match Proxy::bind(
-            SocketAddr::new(listen, options.port.unwrap_or(DEFAULT_PORT)),
-            config(),
-            registry.clone(),
-        )
-        .await
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && options.port.is_none() => {
-                tracing::info!(
-                    "port {DEFAULT_PORT} is taken; the proxy listens on a free port instead"
-                );
-                Proxy::bind(SocketAddr::new(listen, 0), config(), registry.clone()).await
-            }
-            other => other,
-        }
-        .with_context(|| {
-            format!(
-                "listening on {listen}:{} (choose another with --port)",
-                options.port.unwrap_or(DEFAULT_PORT)
+        let (host, client) = if options.no_daemon {
+            let in_process = InProcess::start(settings, &options.serve, progress).await?;
+            let client = in_process.client();
+            (Host::InProcess(in_process), client)
+        } else {
+            let attached = attach_or_start(
+                settings,
+                &options.server_args,
+                &options.schema_args,
+                &options.serve,
+                progress,
             )
-        })?;
-        let proxy_addr = proxy.local_addr();
-        registry.attach_sandboxes(proxy.sandboxes());
-        let proxy_stats = proxy.stats_handle();
-        let (proxy_shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let proxy_task = tokio::spawn(proxy.serve(async move {
-            let _ = shutdown_rx.await;
-        }));
-        let control = ControlSocket::start(
-            &settings.cache_dir(),
-            RunRecordInput {
-                proxy: proxy_addr.to_string(),
-                project_root: settings.project_root.clone(),
-            },
-            registry.clone(),
-        )?;
+            .await?;
+            let client = attached.client();
+            (
+                Host::Daemon {
+                    pid: attached.record.pid,
+                    started: attached.started,
+                },
+                client,
+            )
+        };
+        let opened = async {
+            progress.say("checking the template");
+            let template = expect(
+                client.post("/v1/refresh", &json!({})).await,
+                "checking the template",
+            )?;
+            let run = expect(
+                client
+                    .post(
+                        "/v1/runs",
+                        &json!({
+                            "owner_pid": std::process::id(),
+                            "isolation": match options.isolation {
+                                dbsandbox_proxy::Isolation::Rollback => "rollback",
+                                dbsandbox_proxy::Isolation::Database => "database",
+                            },
+                            "reset_on_close": options.reset_on_close,
+                            "listen": options.listen,
+                            "port": options.port.unwrap_or(DEFAULT_PORT),
+                            "password": options.password,
+                        }),
+                    )
+                    .await,
+                "opening the run",
+            )?;
+            Ok::<_, anyhow::Error>((template, run))
+        }
+        .await;
+        let (template, run) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if let Host::InProcess(in_process) = host {
+                    in_process.stop().await;
+                }
+                return Err(e);
+            }
+        };
+        let proxy = run["proxy"].as_str().unwrap_or_default().to_string();
+        if options.port.is_none() && !proxy.ends_with(&format!(":{DEFAULT_PORT}")) {
+            tracing::info!("port {DEFAULT_PORT} is taken; the proxy listens on {proxy} instead");
+        }
         Ok(Session {
-            server,
-            pool,
+            host,
+            id: run["id"].as_str().unwrap_or_default().to_string(),
+            proxy,
+            client,
             template,
-            registry,
-            proxy_addr,
-            proxy_task,
-            proxy_shutdown,
-            proxy_stats,
-            _control: control,
             setup_time: started.elapsed(),
         })
     }
 
-    fn summary(&self, started: Instant) -> String {
-        let keys = self.registry.snapshot();
-        let pool = self.pool.stats();
-        let proxy = self.proxy_stats.snapshot();
-        let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
-        if names.len() > 8 {
-            names.truncate(8);
-            names.push("…");
+    fn describe_host(&self) -> String {
+        match &self.host {
+            Host::Daemon { pid, started: true } => format!("daemon started (pid {pid})"),
+            Host::Daemon {
+                pid,
+                started: false,
+            } => format!("daemon attached (pid {pid})"),
+            Host::InProcess(p) => p.daemon.server_description().to_string(),
         }
-        let total = keys
-            .values()
-            .filter_map(|k| k.sandbox.as_ref())
-            .fold(crate::registry::SandboxCounts::default(), |sum, s| {
-                sum.plus(s)
-            });
-        let (statements, absorbed, recovered, resets) = (
-            total.statements,
-            total.commits_absorbed,
-            total.errors_recovered,
-            total.resets,
-        );
-        let sandboxes = if keys.values().any(|k| k.sandbox.is_some()) {
-            format!(
-                "; rollback sandboxes: {statements} statement{}, {absorbed} commit{} absorbed, {recovered} error{} recovered, {resets} reset{}",
-                plural(statements),
-                plural(absorbed),
-                plural(recovered),
-                plural(resets)
-            )
-        } else {
-            String::new()
-        };
-        let mut summary = format!(
-            "dbsandbox: {} key{} served ({}), {} connection{}, {} clone{} made{}{sandboxes}; set-up {:.2} s, total {:.2} s",
-            keys.len(),
-            plural(keys.len() as u64),
-            if names.is_empty() { "none".to_string() } else { names.join(", ") },
-            proxy.connections_total,
-            plural(proxy.connections_total),
-            pool.created,
-            plural(pool.created),
-            if pool.adopted > 0 {
-                format!(" ({} adopted from the last run)", pool.adopted)
-            } else {
-                String::new()
-            },
-            self.setup_time.as_secs_f64(),
-            started.elapsed().as_secs_f64()
-        );
-        for line in crate::registry::key_lines(&keys, 16) {
-            summary.push_str("\n  ");
-            summary.push_str(&line);
-        }
-        summary
     }
 
-    /// Stops the proxy, returns every clone, keeps spare clones for the next run, stops the server.
-    async fn stop(self) {
-        let _ = self.proxy_shutdown.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.proxy_task).await;
-        self.registry.release_all();
-        if let Err(e) = self.pool.shutdown(true).await {
-            tracing::warn!("cleaning up clones: {e}");
+    /// Closes the run's scope (releasing its keys) and says what it served.
+    async fn finish(self, started: Instant) -> anyhow::Result<String> {
+        let closed = expect(
+            self.client.delete(&format!("/v1/runs/{}", self.id)).await,
+            "closing the run",
+        );
+        let pool = self.client.get("/v1/pool").await.ok().map(|r| r.body);
+        if let Host::InProcess(in_process) = self.host {
+            in_process.stop().await;
         }
-        if let Err(e) = self.server.stop().await {
-            tracing::warn!("stopping the server: {e}");
-        }
+        let closed = closed?;
+        let keys: BTreeMap<String, KeyStats> =
+            serde_json::from_value(closed["keys"].clone()).unwrap_or_default();
+        let connections = closed["connections_total"].as_u64().unwrap_or(0);
+        Ok(summary(
+            &keys,
+            connections,
+            pool.as_ref(),
+            self.setup_time,
+            started,
+        ))
     }
 }
 
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
+/// The reply's body when it succeeded; its error as a message otherwise.
+fn expect(reply: anyhow::Result<dbsandbox_control::Reply>, doing: &str) -> anyhow::Result<Value> {
+    let reply = reply.with_context(|| doing.to_string())?;
+    if !reply.is_success() {
+        anyhow::bail!("{doing}: {}", reply.error_message());
     }
+    Ok(reply.body)
+}
+
+fn summary(
+    keys: &BTreeMap<String, KeyStats>,
+    connections: u64,
+    pool: Option<&Value>,
+    setup_time: Duration,
+    started: Instant,
+) -> String {
+    let mut names: Vec<&str> = keys.keys().map(String::as_str).collect();
+    if names.len() > 8 {
+        names.truncate(8);
+        names.push("…");
+    }
+    let total = keys
+        .values()
+        .filter_map(|k| k.sandbox.as_ref())
+        .fold(SandboxCounts::default(), |sum, s| sum.plus(s));
+    let sandboxes = if keys.values().any(|k| k.sandbox.is_some()) {
+        format!(
+            "; rollback sandboxes: {}, {} absorbed, {} recovered, {}",
+            count(total.statements, "statement"),
+            count(total.commits_absorbed, "commit"),
+            count(total.errors_recovered, "error"),
+            count(total.resets, "reset")
+        )
+    } else {
+        String::new()
+    };
+    let clones: u64 = keys.values().map(|k| k.clones_used).sum();
+    let pool = pool
+        .map(|p| {
+            format!(
+                " (pool: {} ready, {} made by this daemon)",
+                p["ready"], p["created"]
+            )
+        })
+        .unwrap_or_default();
+    let mut summary =
+        format!(
+        "dbsandbox: {} served ({}), {}, {} used{pool}{sandboxes}; set-up {:.2} s, total {:.2} s",
+        count(keys.len() as u64, "key"),
+        if names.is_empty() { "none".to_string() } else { names.join(", ") },
+        count(connections, "connection"),
+        count(clones, "clone"),
+        setup_time.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    for line in key_lines(keys, 16) {
+        summary.push_str("\n  ");
+        summary.push_str(&line);
+    }
+    summary
+}
+
+/// "1 clone", "2 clones".
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Runs the test command with the sandbox environment; forwards signals; returns its exit code.
@@ -278,18 +281,35 @@ async fn run_command(
     signals: &mut Signals,
 ) -> anyhow::Result<i32> {
     let (program, args) = command.split_first().context("no command given after --")?;
-    let port = session.proxy_addr.port().to_string();
-    let host = session.proxy_addr.ip().to_string();
-    let mut child = tokio::process::Command::new(program)
+    let (host, port) = session
+        .proxy
+        .rsplit_once(':')
+        .context("the daemon gave no proxy address")?;
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let url_host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.clone()
+    };
+    let mut command = tokio::process::Command::new(program);
+    command.env("DBSANDBOX_URL", &session.client.base);
+    command.env("DBSANDBOX_RUN", &session.id);
+    if let Some(token) = &session.client.token {
+        command.env("DBSANDBOX_TOKEN", token);
+    }
+    let mut child = command
         .args(args)
         .env(
             "DATABASE_URL",
-            format!("postgres://dbsandbox@{host}:{port}/default"),
+            format!("postgres://dbsandbox@{url_host}:{port}/default"),
         )
         .env("DBSANDBOX_HOST", &host)
-        .env("DBSANDBOX_PORT", &port)
+        .env("DBSANDBOX_PORT", port)
         .env("PGHOST", &host)
-        .env("PGPORT", &port)
+        .env("PGPORT", port)
         .env("PGUSER", "dbsandbox")
         .env("PGDATABASE", "default")
         .spawn()

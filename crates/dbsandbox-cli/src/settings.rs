@@ -104,6 +104,8 @@ pub struct FileSettings {
     /// `rollback` or `database`.
     pub isolation: Option<String>,
     pub reset_on_close: Option<bool>,
+    /// How long an idle daemon waits before it exits: seconds, or `90s`, `15m`, `1h`; 0: never.
+    pub idle_timeout: Option<toml::Value>,
 }
 
 /// Settings after precedence is applied.
@@ -119,6 +121,8 @@ pub struct Settings {
     pub listen: Option<String>,
     pub isolation: Option<dbsandbox_proxy::Isolation>,
     pub reset_on_close: Option<bool>,
+    /// From the file; the flag or environment variable wins (see [`parse_duration`]).
+    pub idle_timeout: Option<String>,
 }
 
 impl Settings {
@@ -212,6 +216,14 @@ impl Settings {
                 ),
             },
             reset_on_close: file.reset_on_close,
+            idle_timeout: match file.idle_timeout {
+                None => None,
+                Some(toml::Value::Integer(n)) => Some(n.to_string()),
+                Some(toml::Value::String(text)) => Some(text),
+                Some(other) => usage!(
+                    "idle_timeout = {other} in dbsandbox.toml: use seconds or a text like \"15m\""
+                ),
+            },
             project_root,
             config_file,
         })
@@ -224,6 +236,124 @@ impl Settings {
             .clone()
             .unwrap_or_else(dbsandbox_server::default_cache_dir)
     }
+}
+
+impl Settings {
+    /// The identity of this project's daemon: everything that shapes its server and templates.
+    /// Two commands resolving to the same settings share one daemon.
+    pub fn daemon_id(&self) -> String {
+        let root =
+            std::fs::canonicalize(&self.project_root).unwrap_or_else(|_| self.project_root.clone());
+        let identity = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            root.display(),
+            self.config_file,
+            self.schema.migrations,
+            self.schema.migrate_cmd,
+            self.schema.seeds,
+            self.schema.watch,
+            self.server.external,
+            self.server.pg_bin,
+            self.server.run_as,
+            self.cache_dir(),
+            self.pool_size,
+            self.keep_templates,
+        );
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name: String = name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(24)
+            .collect();
+        format!("{name}-{}", dbsandbox_server::short_hash(&identity))
+    }
+}
+
+impl ServerArgs {
+    /// The flags that reproduce these options (for the daemon `run` starts).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(flag.to_string());
+                args.push(value);
+            }
+        };
+        push("--server", self.server.clone());
+        push(
+            "--pg-bin",
+            self.pg_bin.as_ref().map(|p| p.display().to_string()),
+        );
+        push(
+            "--cache-dir",
+            self.cache_dir.as_ref().map(|p| p.display().to_string()),
+        );
+        push("--run-as", self.run_as.clone());
+        push(
+            "--config",
+            self.config.as_ref().map(|p| p.display().to_string()),
+        );
+        args
+    }
+}
+
+impl SchemaArgs {
+    /// The flags that reproduce these options (for the daemon `run` starts).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        let mut push = |flag: &str, value: Option<String>| {
+            if let Some(value) = value {
+                args.push(flag.to_string());
+                args.push(value);
+            }
+        };
+        push(
+            "--migrations",
+            self.migrations.as_ref().map(|p| p.display().to_string()),
+        );
+        push("--migrate-cmd", self.migrate_cmd.clone());
+        for seed in &self.seed {
+            push("--seed", Some(seed.display().to_string()));
+        }
+        for watch in &self.watch {
+            push("--watch", Some(watch.display().to_string()));
+        }
+        push("--pool-size", self.pool_size.map(|n| n.to_string()));
+        push(
+            "--keep-templates",
+            self.keep_templates.map(|n| n.to_string()),
+        );
+        args
+    }
+}
+
+/// `90`, `90s`, `15m`, `1h`, `2d` → a duration; `0` → `None` (never).
+pub fn parse_duration(text: &str) -> Result<Option<std::time::Duration>, UsageError> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number.parse().map_err(|_| {
+        UsageError(format!(
+            "idle timeout \"{text}\": use seconds or a number with s, m, h or d (e.g. 15m); 0 means never"
+        ))
+    })?;
+    let seconds = match unit.trim() {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        other => {
+            return Err(UsageError(format!(
+                "idle timeout \"{text}\": unknown unit \"{other}\" (use s, m, h or d)"
+            )))
+        }
+    };
+    Ok((seconds > 0).then(|| std::time::Duration::from_secs(seconds)))
 }
 
 fn find_config(start: &Path) -> Option<PathBuf> {
@@ -247,5 +377,45 @@ mod tests {
             toml::from_str("migrations = 'db'\nseed = ['a.sql']\npool_size = 4").unwrap();
         assert_eq!(ok.migrations, Some(PathBuf::from("db")));
         assert_eq!(ok.pool_size, Some(4));
+    }
+
+    #[test]
+    fn durations_take_units_and_zero_means_never() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("90").unwrap(), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("15m").unwrap(),
+            Some(Duration::from_secs(900))
+        );
+        assert_eq!(
+            parse_duration("1h").unwrap(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(parse_duration("0").unwrap(), None);
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5w").is_err());
+    }
+
+    #[test]
+    fn schema_flags_round_trip_through_to_args() {
+        let args = SchemaArgs {
+            migrations: Some("db".into()),
+            seed: vec!["a.sql".into(), "b.sql".into()],
+            pool_size: Some(3),
+            ..Default::default()
+        };
+        assert_eq!(
+            args.to_args(),
+            [
+                "--migrations",
+                "db",
+                "--seed",
+                "a.sql",
+                "--seed",
+                "b.sql",
+                "--pool-size",
+                "3"
+            ]
+        );
     }
 }

@@ -132,6 +132,11 @@ impl ClonePool {
         &self.shared.template
     }
 
+    /// The configuration the pool runs with (size, strategy).
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
     /// Takes a clone: from the pool when one is ready, else waits for the refill to make one.
     pub async fn acquire(&self) -> Result<String, PoolError> {
         let mut missed = false;

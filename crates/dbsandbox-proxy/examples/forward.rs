@@ -55,6 +55,7 @@ async fn run() -> std::io::Result<()> {
         port: args[2].parse().expect("BACKEND_PORT"),
         user: args[3].clone(),
         database: args[4].clone(),
+        isolation: None,
         password: args.get(5).cloned(),
     };
     let proxy = Proxy::bind(

@@ -35,6 +35,10 @@ pub struct BackendTarget {
     pub user: String,
     pub password: Option<String>,
     pub database: String,
+    /// The key's isolation when the router knows it (a key acquired through the control API):
+    /// it wins over [`ProxyConfig::default_isolation`], and a connection's own
+    /// `options=-c dbsandbox.isolation=…` wins over it.
+    pub isolation: Option<Isolation>,
 }
 
 impl fmt::Debug for BackendTarget {
@@ -375,7 +379,9 @@ async fn drive_connection(shared: &Shared, client: &mut TcpStream) -> Ending {
         key: request.key.clone(),
     };
     let isolation = match Isolation::requested(&request.params) {
-        Ok(requested) => requested.unwrap_or(shared.config.default_isolation),
+        Ok(requested) => requested
+            .or(target.isolation)
+            .unwrap_or(shared.config.default_isolation),
         Err(message) => {
             return Ending::Refused(Farewell::Refuse {
                 sqlstate: "22023",

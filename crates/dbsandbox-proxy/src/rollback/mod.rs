@@ -114,6 +114,46 @@ impl Sandboxes {
         Ok(true)
     }
 
+    /// Runs internal, read-only SQL inside the key's sandbox transaction (so it sees what the
+    /// sandbox's clients wrote) and returns its rows as text. `None` when the key has no sandbox.
+    pub async fn query(
+        &self,
+        key: &str,
+        sql: &str,
+    ) -> Result<Option<Vec<Vec<Option<String>>>>, String> {
+        let Some(sandbox) = self.existing(key) else {
+            return Ok(None);
+        };
+        let mut backend = sandbox.backend.lock().await;
+        if let Some(broken) = &backend.broken {
+            return Err(broken.clone());
+        }
+        // Inside a savepoint, so that a failing query cannot abort the sandbox's transaction.
+        let wrapped = format!("SAVEPOINT dbsb_query; {sql}; RELEASE SAVEPOINT dbsb_query");
+        match backend.run_internal(&wrapped).await {
+            Ok(Ok(rows)) => Ok(Some(rows)),
+            Ok(Err(e)) => {
+                let undo = "ROLLBACK TO SAVEPOINT dbsb_query; RELEASE SAVEPOINT dbsb_query";
+                let _ = backend.run_internal(undo).await;
+                Err(e)
+            }
+            Err(failure) => Err(failure.0),
+        }
+    }
+
+    /// The tables the key's sandbox wrote since its last reset, as `schema.table` (quoted where
+    /// needed). `None` when the key has no sandbox.
+    pub async fn written_tables(&self, key: &str) -> Result<Option<Vec<String>>, String> {
+        let Some(now) = self.query(key, sandbox::WRITE_COUNTERS_SQL).await? else {
+            return Ok(None);
+        };
+        let Some(sandbox) = self.existing(key) else {
+            return Ok(None);
+        };
+        let backend = sandbox.backend.lock().await;
+        Ok(Some(backend.written_since_reset(now)))
+    }
+
     /// Forgets the key's sandbox (its database is about to be dropped).
     pub fn remove(&self, key: &str) {
         self.slots().remove(key);

@@ -215,7 +215,16 @@ pub struct Backend {
     /// Set when the backend failed; every later cycle gets this error.
     pub broken: Option<String>,
     next_savepoint: u64,
+    /// Per table, the backend's uncommitted write counters at the last reset: the backend never
+    /// leaves its transaction, so PostgreSQL never flushes them, and the sandbox's own writes are
+    /// the growth since then.
+    write_baseline: HashMap<String, i64>,
 }
+
+/// Each user table's write counters in the backend's current, never-flushed statistics.
+pub const WRITE_COUNTERS_SQL: &str = "SELECT format('%I.%I', schemaname, relname), \
+     (n_tup_ins + n_tup_upd + n_tup_del)::text FROM pg_stat_xact_user_tables \
+     WHERE n_tup_ins + n_tup_upd + n_tup_del > 0";
 
 /// A message read from the backend: its tag and the whole raw message.
 pub struct BackendMsg {
@@ -249,6 +258,7 @@ impl Backend {
             guard_left_open: false,
             broken: None,
             next_savepoint: 0,
+            write_baseline: HashMap::new(),
         }
     }
 
@@ -388,8 +398,17 @@ impl Backend {
             sql.push_str(restore);
             sql.push_str("; ");
         }
-        sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION");
-        self.run_required(&sql).await?;
+        sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION; ");
+        sql.push_str(WRITE_COUNTERS_SQL);
+        let rows = match self.run_internal(&sql).await? {
+            Ok(rows) => rows,
+            Err(e) => {
+                let failure = format!("resetting the sandbox failed: {e}");
+                self.broken = Some(failure.clone());
+                return Err(BackendFailure(failure));
+            }
+        };
+        self.write_baseline = write_counters(rows);
         self.stack.clear();
         self.pending_ops.clear();
         self.applied = Some(BTreeMap::new());
@@ -403,6 +422,17 @@ impl Backend {
             client.pending_notifies.clear();
         }
         Ok(())
+    }
+
+    /// The tables written since the last reset, given the counters now ([`WRITE_COUNTERS_SQL`]).
+    pub fn written_since_reset(&self, now: Vec<Vec<Option<String>>>) -> Vec<String> {
+        let mut tables: Vec<String> = write_counters(now)
+            .into_iter()
+            .filter(|(table, n)| self.write_baseline.get(table).is_none_or(|base| n > base))
+            .map(|(table, _)| table)
+            .collect();
+        tables.sort();
+        tables
     }
 
     fn savepoint_name(&mut self, owner: ClientId) -> String {
@@ -874,6 +904,15 @@ fn no_savepoint(name: &str) -> ClientError {
 }
 
 /// The backend's name for a client's prepared statement or portal (empty stays empty).
+fn write_counters(rows: Vec<Vec<Option<String>>>) -> HashMap<String, i64> {
+    rows.into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [Some(table), Some(n)] => Some((table.clone(), n.parse().ok()?)),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn statement_name(id: ClientId, name: &str) -> String {
     if name.is_empty() {
         String::new()

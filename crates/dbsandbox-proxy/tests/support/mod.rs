@@ -258,6 +258,7 @@ impl PgServer {
             user: "postgres".into(),
             password: Some(SUPERUSER_PASSWORD.into()),
             database: database.into(),
+            isolation: None,
         }
     }
 
@@ -269,6 +270,7 @@ impl PgServer {
             user: "postgres".into(),
             password: None,
             database: database.into(),
+            isolation: None,
         }
     }
 }

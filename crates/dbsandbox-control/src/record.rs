@@ -1,0 +1,170 @@
+//! Where a project's daemon is found: `<cache>/daemons/<id>.json` (its address, pid and token),
+//! guarded by `<id>.lock`, which the daemon holds locked for as long as it runs. Whoever takes
+//! the lock is the one daemon of the project; a record whose lock is free is stale.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// What a running daemon publishes about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonRecord {
+    pub id: String,
+    pub pid: u32,
+    /// `http://127.0.0.1:PORT`.
+    pub api: String,
+    /// The API scope's proxy, `127.0.0.1:PORT`.
+    pub proxy: String,
+    pub token: Option<String>,
+    pub project: PathBuf,
+    pub version: String,
+    pub log: PathBuf,
+}
+
+/// The files of one project's daemon.
+#[derive(Debug, Clone)]
+pub struct DaemonFiles {
+    pub id: String,
+    pub lock: PathBuf,
+    pub record: PathBuf,
+    pub log: PathBuf,
+}
+
+impl DaemonFiles {
+    pub fn new(cache_dir: &Path, id: &str) -> DaemonFiles {
+        let dir = cache_dir.join("daemons");
+        DaemonFiles {
+            id: id.to_string(),
+            lock: dir.join(format!("{id}.lock")),
+            record: dir.join(format!("{id}.json")),
+            log: dir.join(format!("{id}.log")),
+        }
+    }
+
+    /// The record, when there is one and its daemon still holds the lock.
+    pub fn read_live(&self) -> Option<DaemonRecord> {
+        let text = std::fs::read(&self.record).ok()?;
+        let record: DaemonRecord = serde_json::from_slice(&text).ok()?;
+        if lock_is_free(&self.lock) {
+            return None;
+        }
+        Some(record)
+    }
+
+    /// Publishes the record atomically (readers never see half of it).
+    pub fn write(&self, record: &DaemonRecord) -> anyhow::Result<()> {
+        let tmp = self
+            .record
+            .with_extension(format!("json.{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.record)
+            .with_context(|| format!("writing {}", self.record.display()))?;
+        Ok(())
+    }
+
+    pub fn remove_record(&self) {
+        let _ = std::fs::remove_file(&self.record);
+    }
+}
+
+/// The daemon's exclusive hold on its project; released when dropped (or when the process dies).
+pub struct DaemonLock {
+    _held: nix::fcntl::Flock<File>,
+}
+
+impl DaemonLock {
+    /// Takes the project's lock, or returns `None` when another daemon holds it.
+    pub fn try_take(files: &DaemonFiles) -> anyhow::Result<Option<DaemonLock>> {
+        if let Some(dir) = files.lock.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&files.lock)
+            .with_context(|| format!("opening {}", files.lock.display()))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => Ok(Some(DaemonLock { _held: locked })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(e).with_context(|| format!("locking {}", files.lock.display())),
+        }
+    }
+}
+
+fn lock_is_free(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return true;
+    };
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
+        Ok(_released_on_drop) => true,
+        Err(_) => false,
+    }
+}
+
+/// Every live daemon under the cache directory.
+pub fn live_daemons(cache_dir: &Path) -> Vec<DaemonRecord> {
+    let Ok(entries) = std::fs::read_dir(cache_dir.join("daemons")) else {
+        return Vec::new();
+    };
+    let mut records: Vec<DaemonRecord> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let id = name.strip_suffix(".json")?.to_string();
+            DaemonFiles::new(cache_dir, &id).read_live()
+        })
+        .collect();
+    records.sort_by(|a, b| a.project.cmp(&b.project));
+    records
+}
+
+/// A random token for a daemon that listens beyond loopback.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 24];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time_and_a_record_without_holder_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DaemonFiles::new(dir.path(), "p1");
+        let record = DaemonRecord {
+            id: "p1".into(),
+            pid: std::process::id(),
+            api: "http://127.0.0.1:1".into(),
+            proxy: "127.0.0.1:2".into(),
+            token: None,
+            project: dir.path().to_path_buf(),
+            version: "0".into(),
+            log: files.log.clone(),
+        };
+        let held = DaemonLock::try_take(&files)
+            .unwrap()
+            .expect("first taker wins");
+        assert!(
+            DaemonLock::try_take(&files).unwrap().is_none(),
+            "second must lose"
+        );
+        files.write(&record).unwrap();
+        assert_eq!(files.read_live().unwrap().api, record.api);
+        assert_eq!(live_daemons(dir.path()).len(), 1);
+        drop(held);
+        assert!(
+            files.read_live().is_none(),
+            "record without a lock holder is stale"
+        );
+        assert!(DaemonLock::try_take(&files).unwrap().is_some());
+        assert_ne!(new_token(), new_token());
+    }
+}
