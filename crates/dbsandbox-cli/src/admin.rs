@@ -5,7 +5,7 @@ use anyhow::Context;
 use dbsandbox_pool::{DatabaseInfo, DbKind};
 use dbsandbox_server::Server;
 
-use dbsandbox_control::{ApiClient, DaemonFiles};
+use dbsandbox_control::ApiClient;
 
 use crate::settings::{Settings, UsageError};
 
@@ -190,18 +190,43 @@ pub async fn gc(settings: &Settings, force: bool, json: bool) -> anyhow::Result<
     result
 }
 
-/// The project's daemon, which holds the keys of its runs and of the API.
-fn the_daemon(settings: &Settings) -> anyhow::Result<ApiClient> {
-    let files = DaemonFiles::new(&settings.cache_dir(), &settings.daemon_id());
-    match files.read_live() {
-        Some(record) => Ok(ApiClient::new(&record.api, record.token)),
-        None => Err(UsageError(format!(
-            "no dbsandbox daemon runs for {} (is a `dbsandbox run` or `dbsandbox serve` running \
-             here, with the same settings and --cache-dir?)",
+/// The daemons to ask about a key: this project's (whatever their schema settings), else every
+/// live one under the cache directory.
+fn daemons_to_ask(settings: &Settings) -> anyhow::Result<Vec<ApiClient>> {
+    let mut records = crate::daemon::project_daemons(settings);
+    if records.is_empty() {
+        records = dbsandbox_control::live_daemons(&settings.cache_dir());
+    }
+    if records.is_empty() {
+        return Err(UsageError(format!(
+            "no dbsandbox daemon runs for {} (is a `dbsandbox run` or `dbsandbox serve` running, \
+             with the same --cache-dir?)",
             settings.project_root.display()
         ))
-        .into()),
+        .into());
     }
+    Ok(records
+        .into_iter()
+        .map(|r| ApiClient::new(&r.api, r.token))
+        .collect())
+}
+
+/// Sends the request to each daemon until one knows the key; `None` when none does.
+async fn ask_about_key(
+    settings: &Settings,
+    method: &str,
+    path: &str,
+) -> anyhow::Result<Option<dbsandbox_control::Reply>> {
+    for client in daemons_to_ask(settings)? {
+        let body = serde_json::json!({});
+        let reply = client
+            .request(method, path, (method == "POST").then_some(&body))
+            .await?;
+        if reply.status != 404 {
+            return Ok(Some(reply));
+        }
+    }
+    Ok(None)
 }
 
 fn key_path(key: &str, suffix: &str, run: Option<&str>) -> String {
@@ -213,32 +238,30 @@ fn key_path(key: &str, suffix: &str, run: Option<&str>) -> String {
 
 pub async fn reset(settings: &Settings, key: &str, run: Option<&str>) -> anyhow::Result<i32> {
     dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
-    let client = the_daemon(settings)?;
-    let reply = client
-        .post(&key_path(key, "/reset", run), &serde_json::json!({}))
-        .await?;
-    if reply.is_success() {
-        println!("reset {key}: back to the template's state");
-        Ok(0)
-    } else if reply.status == 404 {
-        println!("no sandbox with key {key} (nothing to reset)");
-        Ok(1)
-    } else {
-        anyhow::bail!("reset of {key} failed: {}", reply.error_message())
+    match ask_about_key(settings, "POST", &key_path(key, "/reset", run)).await? {
+        Some(reply) if reply.is_success() => {
+            println!("reset {key}: back to the template's state");
+            Ok(0)
+        }
+        Some(reply) => anyhow::bail!("reset of {key} failed: {}", reply.error_message()),
+        None => {
+            println!("no sandbox with key {key} (nothing to reset)");
+            Ok(1)
+        }
     }
 }
 
 pub async fn release(settings: &Settings, key: &str, run: Option<&str>) -> anyhow::Result<i32> {
     dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
-    let client = the_daemon(settings)?;
-    let reply = client.delete(&key_path(key, "", run)).await?;
-    if reply.is_success() {
-        println!("released {key}: its next connection gets a fresh database");
-        Ok(0)
-    } else if reply.status == 404 {
-        println!("no sandbox with key {key} (nothing to release)");
-        Ok(1)
-    } else {
-        anyhow::bail!("release of {key} failed: {}", reply.error_message())
+    match ask_about_key(settings, "DELETE", &key_path(key, "", run)).await? {
+        Some(reply) if reply.is_success() => {
+            println!("released {key}: its next connection gets a fresh database");
+            Ok(0)
+        }
+        Some(reply) => anyhow::bail!("release of {key} failed: {}", reply.error_message()),
+        None => {
+            println!("no sandbox with key {key} (nothing to release)");
+            Ok(1)
+        }
     }
 }

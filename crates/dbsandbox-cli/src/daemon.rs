@@ -127,6 +127,31 @@ impl InProcess {
         ApiClient::new(&self.api, self.daemon.config.token.clone())
     }
 
+    fn record(&self, files: &DaemonFiles, project: &std::path::Path) -> DaemonRecord {
+        DaemonRecord {
+            id: files.id.clone(),
+            pid: std::process::id(),
+            api: self.api.clone(),
+            proxy: self.daemon.api_scope.proxy_addr.to_string(),
+            token: self.daemon.config.token.clone(),
+            project: project.to_path_buf(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            log: files.log.clone(),
+        }
+    }
+
+    /// Publishes this in-process daemon under its own id (`<project id>.run-<pid>`), so that
+    /// `status`, `reset` and `release` find a `run --no-daemon` too; `serve --detach` never
+    /// attaches to it, since it ends with its run.
+    pub fn publish(&self, settings: &Settings) -> anyhow::Result<(DaemonFiles, DaemonLock)> {
+        let id = format!("{}.run-{}", settings.daemon_id(), std::process::id());
+        let files = DaemonFiles::new(&settings.cache_dir(), &id);
+        let lock = DaemonLock::try_take(&files)?
+            .with_context(|| format!("{} is locked by another process", files.lock.display()))?;
+        files.write(&self.record(&files, &settings.project_root))?;
+        Ok((files, lock))
+    }
+
     pub async fn stop(self) {
         self.daemon.request_shutdown();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.api_task).await;
@@ -151,16 +176,7 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> anyhow::Result<
     let progress = Progress::new(false);
     let in_process = InProcess::start(&settings, &options, &progress).await?;
     let daemon = in_process.daemon.clone();
-    let record = DaemonRecord {
-        id: files.id.clone(),
-        pid: std::process::id(),
-        api: in_process.api.clone(),
-        proxy: daemon.api_scope.proxy_addr.to_string(),
-        token: daemon.config.token.clone(),
-        project: settings.project_root.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        log: files.log.clone(),
-    };
+    let record = in_process.record(&files, &settings.project_root);
     if let Err(e) = files.write(&record) {
         in_process.stop().await;
         return Err(e);
@@ -332,16 +348,24 @@ pub async fn detach(
     Ok(0)
 }
 
+/// The live daemons serving this project directory (whatever their schema settings), including
+/// those inside `run --no-daemon` processes.
+pub fn project_daemons(settings: &Settings) -> Vec<DaemonRecord> {
+    let root = std::fs::canonicalize(&settings.project_root)
+        .unwrap_or_else(|_| settings.project_root.clone());
+    dbsandbox_control::live_daemons(&settings.cache_dir())
+        .into_iter()
+        .filter(|r| std::fs::canonicalize(&r.project).unwrap_or_else(|_| r.project.clone()) == root)
+        .collect()
+}
+
 /// `dbsandbox stop`: ends the project's daemon (or every daemon with `--all`).
 pub async fn stop(settings: Settings, all: bool) -> anyhow::Result<i32> {
     let cache = settings.cache_dir();
     let records: Vec<DaemonRecord> = if all {
         dbsandbox_control::live_daemons(&cache)
     } else {
-        DaemonFiles::new(&cache, &settings.daemon_id())
-            .read_live()
-            .into_iter()
-            .collect()
+        project_daemons(&settings)
     };
     if records.is_empty() {
         println!(

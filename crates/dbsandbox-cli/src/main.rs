@@ -101,11 +101,11 @@ enum Command {
         /// Keep a rollback sandbox's state when its key's last connection closes (reset only by
         /// `SELECT dbsandbox_reset()` or `dbsandbox reset`): for code under test that closes its own
         /// connection before the test checks what it committed.
-        #[arg(long, env = "DBSANDBOX_NO_RESET_ON_CLOSE")]
+        #[arg(long, env = "DBSANDBOX_NO_RESET_ON_CLOSE", value_parser = clap::builder::BoolishValueParser::new())]
         no_reset_on_close: bool,
         /// Start the server, template and pool inside this process for this command only,
         /// instead of attaching to (or starting) the project's daemon.
-        #[arg(long, env = "DBSANDBOX_NO_DAEMON")]
+        #[arg(long, env = "DBSANDBOX_NO_DAEMON", value_parser = clap::builder::BoolishValueParser::new())]
         no_daemon: bool,
         /// For a daemon this run starts: exit after this long idle (90s, 15m, 1h; 0: never) [default: 15m].
         #[arg(long, env = "DBSANDBOX_IDLE_TIMEOUT", value_name = "TIME")]

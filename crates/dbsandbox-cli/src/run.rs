@@ -38,8 +38,17 @@ pub struct RunOptions {
 
 /// Where the run's sandboxes come from: the project's daemon, or one inside this process.
 enum Host {
-    Daemon { pid: u32, started: bool },
-    InProcess(InProcess),
+    Daemon {
+        pid: u32,
+        started: bool,
+    },
+    InProcess {
+        daemon: InProcess,
+        _published: (
+            dbsandbox_control::DaemonFiles,
+            dbsandbox_control::DaemonLock,
+        ),
+    },
 }
 
 /// A run's scope on a daemon.
@@ -100,9 +109,22 @@ impl Session {
             tracing::info!("settings from {}", file.display());
         }
         let (host, client) = if options.no_daemon {
-            let in_process = InProcess::start(settings, &options.serve, progress).await?;
-            let client = in_process.client();
-            (Host::InProcess(in_process), client)
+            let daemon = InProcess::start(settings, &options.serve, progress).await?;
+            let client = daemon.client();
+            let published = match daemon.publish(settings) {
+                Ok(published) => published,
+                Err(e) => {
+                    daemon.stop().await;
+                    return Err(e);
+                }
+            };
+            (
+                Host::InProcess {
+                    daemon,
+                    _published: published,
+                },
+                client,
+            )
         } else {
             let attached = attach_or_start(
                 settings,
@@ -152,8 +174,9 @@ impl Session {
         let (template, run) = match opened {
             Ok(opened) => opened,
             Err(e) => {
-                if let Host::InProcess(in_process) = host {
-                    in_process.stop().await;
+                if let Host::InProcess { daemon, _published } = host {
+                    daemon.stop().await;
+                    _published.0.remove_record();
                 }
                 return Err(e);
             }
@@ -179,7 +202,7 @@ impl Session {
                 pid,
                 started: false,
             } => format!("daemon attached (pid {pid})"),
-            Host::InProcess(p) => p.daemon.server_description().to_string(),
+            Host::InProcess { daemon, .. } => daemon.daemon.server_description().to_string(),
         }
     }
 
@@ -190,8 +213,9 @@ impl Session {
             "closing the run",
         );
         let pool = self.client.get("/v1/pool").await.ok().map(|r| r.body);
-        if let Host::InProcess(in_process) = self.host {
-            in_process.stop().await;
+        if let Host::InProcess { daemon, _published } = self.host {
+            daemon.stop().await;
+            _published.0.remove_record();
         }
         let closed = closed?;
         let keys: BTreeMap<String, KeyStats> =

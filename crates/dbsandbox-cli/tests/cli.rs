@@ -17,7 +17,51 @@ fn dbsandbox(cache: &Path) -> Command {
             command.env_remove(name);
         }
     }
+    // Each test's server lives in its own temporary cache directory, so runs keep everything in
+    // their own process; the daemon has its own tests (tests/daemon.rs).
+    command.env("DBSANDBOX_NO_DAEMON", "1");
     command
+}
+
+/// One control API request, blocking (for tests that are not async).
+fn api_get(base: &str, path: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let authority = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let reply = dbsandbox_control::client::parse_reply(&raw).unwrap();
+    assert_eq!(reply.status, 200, "{path}: {:?}", reply.body);
+    reply.body
+}
+
+/// The records of the live daemons (in-process ones of `run --no-daemon` included).
+fn daemon_records(cache: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(cache.join("daemons"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sandbox `key` in `status --json`'s first daemon.
+fn status_sandbox(json: &serde_json::Value, key: &str) -> serde_json::Value {
+    json["daemons"][0]["sandboxes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["key"] == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no sandbox {key} in {json}"))
 }
 
 /// `dbsandbox status --json`, which must succeed.
@@ -127,16 +171,21 @@ impl BackgroundRun {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let record = cache.join("runs").join(format!("{}.json", child.id()));
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !record.exists() {
+        let proxy = loop {
             assert!(Instant::now() < deadline, "the run did not become ready");
             std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
-        let proxy: std::net::SocketAddr = json["proxy"].as_str().unwrap().parse().unwrap();
+            let mine = daemon_records(cache)
+                .into_iter()
+                .find(|r| r["pid"] == child.id());
+            let Some(record) = mine else {
+                continue;
+            };
+            let runs = api_get(record["api"].as_str().unwrap(), "/v1/runs");
+            if let Some(proxy) = runs["runs"][0]["proxy"].as_str() {
+                break proxy.parse::<std::net::SocketAddr>().unwrap();
+            }
+        };
         BackgroundRun {
             child,
             proxy_port: proxy.port(),
@@ -226,15 +275,16 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
         .filter(|d| d["state"] == "leased")
         .count();
     assert_eq!(leased, 2, "{json}");
-    assert_eq!(
-        json["runs"][0]["keys"]["worker_a"]["connections_total"], 3,
+    let worker_a = status_sandbox(&json, "worker_a");
+    assert_eq!(worker_a["stats"]["connections_total"], 3, "{json}");
+    assert!(worker_a["stats"]["resets"].as_u64().unwrap() >= 1, "{json}");
+    assert!(
+        worker_a["stats"]["statements"].as_u64().unwrap() >= 3,
         "{json}"
     );
-    let sandbox = &json["runs"][0]["keys"]["worker_a"]["sandbox"];
-    assert!(sandbox["resets"].as_u64().unwrap() >= 1, "{json}");
-    assert!(sandbox["statements"].as_u64().unwrap() >= 3, "{json}");
+    assert_eq!(worker_a["isolation"], "rollback", "{json}");
     assert_eq!(
-        json["runs"][0]["keys"]["worker_a"]["clone"]
+        worker_a["database"]
             .as_str()
             .map(|c| c.starts_with("dbsandbox_c_")),
         Some(true),
@@ -274,11 +324,10 @@ async fn keys_get_their_own_clone_release_gives_a_fresh_one_and_sigterm_cleans_u
             .is_err(),
         "the proxy is gone"
     );
-    assert!(!cache
-        .path()
-        .join("runs")
-        .join(format!("{}.json", run.child.id()))
-        .exists());
+    assert!(
+        daemon_records(cache.path()).is_empty(),
+        "the run's daemon record is removed"
+    );
 
     // Nothing but the template and the pristine spares stay on the server.
     let json = status_json(cache.path());

@@ -1,0 +1,279 @@
+//! The daemon end to end: racing starters get one daemon, `run` attaches to it, sandboxes of a
+//! dead owner are reclaimed, an edited migration gives a new template, idle daemons exit, and
+//! `stop` leaves nothing running.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dbsandbox_control::ApiClient;
+use serde_json::{json, Value};
+
+/// A temporary project (its `dbsandbox.toml` and migrations) with its own cache directory,
+/// whose daemon is stopped when the test ends, pass or fail.
+struct Project {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
+        std::fs::write(
+            dir.path().join("dbsandbox.toml"),
+            "migrations = \"migrations\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("migrations/0001_items.sql"),
+            "create table items(id serial primary key, name text unique not null);\n\
+             insert into items(name) values ('seed');",
+        )
+        .unwrap();
+        Project {
+            dir,
+            cache: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn dbsandbox(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dbsandbox"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("DBSANDBOX_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .current_dir(self.path())
+            .env_remove("DATABASE_URL")
+            .env("DBSANDBOX_CACHE_DIR", self.cache.path());
+        command
+    }
+
+    /// `serve --detach`: its JSON line.
+    fn detach(&self) -> Value {
+        let out = self
+            .dbsandbox()
+            .args(["serve", "--detach"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    }
+
+    fn records(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.cache.path().join("daemons"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.dbsandbox().args(["stop", "--all"]).output();
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn client(detached: &Value) -> ApiClient {
+    ApiClient::new(detached["api"].as_str().unwrap(), None)
+}
+
+async fn count_items(url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .query_one("select count(*) from items", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn pid_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn racing_starters_get_one_daemon_that_run_attaches_to_and_stop_ends() {
+    let project = Project::new();
+    let starters: Vec<_> = (0..4)
+        .map(|_| {
+            project
+                .dbsandbox()
+                .args(["serve", "--detach"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let answers: Vec<Value> = starters
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            serde_json::from_slice(&out.stdout).unwrap()
+        })
+        .collect();
+    let pids: std::collections::BTreeSet<u64> =
+        answers.iter().map(|a| a["pid"].as_u64().unwrap()).collect();
+    assert_eq!(pids.len(), 1, "one daemon for all starters: {answers:?}");
+    let started = answers.iter().filter(|a| a["started"] == true).count();
+    assert_eq!(started, 1, "exactly one starter started it: {answers:?}");
+    assert_eq!(project.records().len(), 1);
+
+    let env_file = project.path().join("env.txt");
+    let run = project
+        .dbsandbox()
+        .args(["run", "--"])
+        .args([
+            "sh",
+            "-c",
+            "echo \"$DBSANDBOX_URL $DBSANDBOX_RUN $DATABASE_URL\" > env.txt",
+        ])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains(&format!("daemon attached (pid {})", answers[0]["pid"])),
+        "{stderr}"
+    );
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let parts: Vec<&str> = env.split_whitespace().collect();
+    assert_eq!(parts[0], answers[0]["api"].as_str().unwrap(), "{env}");
+    assert!(parts[1].starts_with('r'), "{env}");
+    assert!(
+        parts[2].starts_with("postgres://dbsandbox@127.0.0.1:"),
+        "{env}"
+    );
+    let runs = client(&answers[0]).get("/v1/runs").await.unwrap();
+    assert_eq!(runs.body["runs"], json!([]), "the run's scope is closed");
+
+    let server_json = std::fs::read_dir(project.cache.path().join("servers"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("server.json"))
+        .find(|p| p.exists())
+        .expect("the daemon's cluster records its server");
+    let record: Value = serde_json::from_slice(&std::fs::read(&server_json).unwrap()).unwrap();
+    let postgres_pid = record["postgres_pid"].as_i64().unwrap() as i32;
+    assert!(pid_alive(postgres_pid));
+
+    let stop = project.dbsandbox().arg("stop").output().unwrap();
+    assert!(stop.status.success(), "{}", text(&stop));
+    assert!(project.records().is_empty(), "the record is removed");
+    assert!(!pid_alive(answers[0]["pid"].as_i64().unwrap() as i32));
+    assert!(!pid_alive(postgres_pid), "the daemon's server is stopped");
+    let again = project.dbsandbox().arg("stop").output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("no dbsandbox daemon"));
+}
+
+#[tokio::test]
+async fn leases_of_a_dead_process_are_released_and_drift_builds_a_new_template() {
+    let project = Project::new();
+    let daemon = project.detach();
+    let api = client(&daemon);
+
+    let mut owner = Command::new("sleep").arg("600").spawn().unwrap();
+    let acquired = api
+        .post(
+            "/v1/sandboxes",
+            &json!({"key": "owned", "owner_pid": owner.id(), "isolation": "database"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(acquired.status, 201, "{:?}", acquired.body);
+    let url = acquired.body["url"].as_str().unwrap().to_string();
+    assert_eq!(count_items(&url).await, 1);
+    let conflict = api
+        .post("/v1/sandboxes", &json!({"key": "owned"}))
+        .await
+        .unwrap();
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.body["error"]["code"], "key_in_use");
+
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = api.get("/v1/sandboxes").await.unwrap();
+        if list.body["sandboxes"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reclaimed: {:?}", list.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let before = daemon["template"]["fingerprint"].clone();
+    std::fs::write(
+        project.path().join("migrations/0002_more.sql"),
+        "insert into items(name) values ('second');",
+    )
+    .unwrap();
+    let after = project.detach();
+    assert_eq!(after["pid"], daemon["pid"], "the same daemon");
+    assert_ne!(after["template"]["fingerprint"], before, "drift is noticed");
+    let fresh = api
+        .post("/v1/sandboxes", &json!({"key": "fresh"}))
+        .await
+        .unwrap();
+    assert_eq!(fresh.status, 201, "{:?}", fresh.body);
+    assert_eq!(
+        count_items(fresh.body["url"].as_str().unwrap()).await,
+        2,
+        "new sandboxes come from the new template"
+    );
+}
+
+#[test]
+fn an_idle_daemon_exits_by_itself() {
+    let project = Project::new();
+    let out = project
+        .dbsandbox()
+        .args(["serve", "--detach", "--idle-timeout", "2s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let daemon: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = daemon["pid"].as_i64().unwrap() as i32;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pid_alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the idle daemon is still running"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(project.records().is_empty(), "it removed its record");
+}
