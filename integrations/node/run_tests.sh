@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Run the @dbsandbox/node tests with node --test (2 test files at a time, each in its own
-# process and so its own sandbox key) under `dbsandbox run`, on the reference schema40.
+# process and so its own sandbox key), twice, on the reference schema40
+# (test/dbsandbox.toml names examples/pytest-shared/migrations):
+#
+#   1. daemon: no DBSANDBOX_URL, so the helper runs `dbsandbox serve --detach` in the current
+#      directory (integrations/node/test) and attaches to or starts the project's daemon;
+#   2. run:    under `dbsandbox run`, which exports DBSANDBOX_URL and DBSANDBOX_RUN.
 #
 #   bash integrations/node/run_tests.sh
 #
 # The binary is $DBSANDBOX_BIN, else target/debug/dbsandbox (built with `cargo build -p
-# dbsandbox` when missing; waiting for another build's cargo lock is fine).
-# Installs the devDependencies (pg, postgres) with `npm ci` when missing or stale.
-# Exits with the test run's status.
-set -euo pipefail
+# dbsandbox-cli` when missing). Installs the devDependencies (pg, postgres) with `npm ci` when
+# missing or stale. `dbsandbox stop` ends the suite's daemon at the end (trap).
+# Exits non-zero if either pass failed.
+set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 
 if [ ! -d "$here/node_modules/pg" ] || [ ! -d "$here/node_modules/postgres" ] \
    || [ "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]; then
-  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error) || { echo "run_tests.sh: npm ci failed" >&2; exit 2; }
 fi
 
 cd "$root"
@@ -25,11 +30,22 @@ if [ ! -x "$bin" ]; then
     echo "run_tests.sh: DBSANDBOX_BIN=$DBSANDBOX_BIN is not an executable" >&2
     exit 2
   fi
-  cargo build -p dbsandbox-cli
+  cargo build -p dbsandbox-cli || { echo "run_tests.sh: cargo build -p dbsandbox-cli failed" >&2; exit 2; }
 fi
+DBSANDBOX_BIN="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+export DBSANDBOX_BIN
+unset DBSANDBOX_URL DBSANDBOX_TOKEN DBSANDBOX_RUN DBSANDBOX_HOST DBSANDBOX_PORT
 
-set +e
-"$bin" run --port 0 --migrations examples/pytest-shared/migrations -- \
-  node --test --test-concurrency=2 integrations/node/test/
-status=$?
-exit "$status"
+trap '(cd "$here/test" && "$DBSANDBOX_BIN" stop >/dev/null 2>&1)' EXIT
+cd "$here/test"
+
+echo "== daemon pass: node --test --test-concurrency=2 (in integrations/node/test)"
+daemon_status=0
+node --test --test-concurrency=2 || daemon_status=$?
+
+echo "== run pass: $DBSANDBOX_BIN run --port 0 -- node --test --test-concurrency=2 (in integrations/node/test)"
+run_status=0
+"$DBSANDBOX_BIN" run --port 0 -- node --test --test-concurrency=2 || run_status=$?
+
+echo "@dbsandbox/node: daemon pass exit $daemon_status, dbsandbox run pass exit $run_status"
+[ "$daemon_status" = 0 ] && [ "$run_status" = 0 ]

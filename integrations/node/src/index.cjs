@@ -1,47 +1,377 @@
 'use strict'
-// @dbsandbox/node: the sandbox URL of this test worker and a one-line reset before each test,
-// for node --test, Jest and Vitest, with `pg` or `postgres` (whichever is installed).
+// @dbsandbox/node: a sandbox per test worker and a one-line reset before each test, for
+// node --test, Jest and Vitest, with `pg` or `postgres` (or any client that takes a URL).
 //
-// It works on top of `dbsandbox run -- <test command>`, which starts the server, builds the
-// template from the migrations and exports DBSANDBOX_HOST / DBSANDBOX_PORT to the command.
-// Zero runtime dependencies; the drivers are optional peer dependencies, loaded on first reset.
+// The sandbox comes from the dbsandbox daemon's HTTP API (crates/dbsandbox-control/API.md):
+//   - under `dbsandbox run`, DBSANDBOX_URL and DBSANDBOX_RUN are set: that daemon, that run;
+//   - otherwise `$DBSANDBOX_BIN serve --detach` (else `dbsandbox` on PATH) in the current
+//     directory attaches to the project's daemon or starts one (once per process).
+// POST /v1/sandboxes acquires the worker's key (owner_pid = this process), POST .../reset resets
+// it before each test, DELETE releases it at the end. Zero runtime dependencies: node:http only;
+// the drivers are optional peer dependencies, used only by the in-band reset helper.
 
 const path = require('node:path')
+const { spawnSync } = require('node:child_process')
 const { createRequire } = require('node:module')
 const { pathToFileURL } = require('node:url')
+const { httpRequest } = require('./http.cjs')
 
 /** The in-band statement that rolls a rollback sandbox back to the template's state. */
 const RESET_STATEMENT = 'SELECT dbsandbox_reset()'
 
-/** The URL query that gives a key database isolation (a whole clone with real commits). */
-const DATABASE_ISOLATION_QUERY = '?options=-c%20dbsandbox.isolation%3Ddatabase'
-
-/** What the proxy accepts as a key (the database name): 1 to 48 of A-Z a-z 0-9 _ - */
+/** What a key may be: 1 to 48 of A-Z a-z 0-9 _ - */
 const KEY_PATTERN = /^[A-Za-z0-9_-]{1,48}$/
 
-const NOT_RUNNING_MESSAGE =
-  'dbsandbox: DBSANDBOX_PORT is not set, so these tests are not running under `dbsandbox run`. ' +
-  'Start the test command through it, for example `dbsandbox run -- node --test` ' +
-  '(or `dbsandbox run -- npx jest`, `dbsandbox run -- npx vitest run`); ' +
-  'add `--migrations DIR` or a dbsandbox.toml for your schema. ' +
-  '(Attaching to or starting a dbsandbox daemon on its own is not supported yet.)'
+const ISOLATIONS = ['rollback', 'database']
+const DEFAULT_START_TIMEOUT_SECONDS = 600
+const REQUEST_TIMEOUT_MS = 120000
+const HTTP_CHILD = path.join(__dirname, 'http.cjs')
 
-/** Thrown when the process was not started by `dbsandbox run` (DBSANDBOX_PORT is missing). */
-class DbsandboxNotRunningError extends Error {
-  constructor () {
-    super(NOT_RUNNING_MESSAGE)
+const NOT_RUNNING_MESSAGE =
+  'dbsandbox: no dbsandbox daemon to use: DBSANDBOX_URL is not set and `dbsandbox` is not on PATH ' +
+  '(nor DBSANDBOX_BIN set), so it cannot be started. Either put the dbsandbox binary on PATH ' +
+  '(or set DBSANDBOX_BIN=/path/to/dbsandbox): the tests then start or attach to the project\'s ' +
+  'daemon themselves; or run them under it: `dbsandbox run -- node --test` ' +
+  '(`dbsandbox run -- npx jest`, `dbsandbox run -- npx vitest run`).'
+
+/** Base class of this package's errors; `code` says which problem it is. */
+class DbsandboxError extends Error {
+  constructor (message, code) {
+    super(message)
+    this.name = 'DbsandboxError'
+    this.code = code || 'DBSANDBOX_ERROR'
+  }
+}
+
+/** No DBSANDBOX_URL and no dbsandbox binary to start a daemon with. */
+class DbsandboxNotRunningError extends DbsandboxError {
+  constructor (message) {
+    super(message || NOT_RUNNING_MESSAGE, 'DBSANDBOX_NOT_RUNNING')
     this.name = 'DbsandboxNotRunningError'
-    /** @type {'DBSANDBOX_NOT_RUNNING'} */
-    this.code = 'DBSANDBOX_NOT_RUNNING'
+  }
+}
+
+/** `dbsandbox serve --detach` failed, timed out or printed no JSON line. */
+class DbsandboxStartError extends DbsandboxError {
+  constructor (message, stderr) {
+    super(message, 'DBSANDBOX_START_FAILED')
+    this.name = 'DbsandboxStartError'
+    this.stderr = stderr || ''
   }
 }
 
 /**
- * The sandbox key of this test worker process, from the environment:
- * `DBSANDBOX_KEY` if set; Jest `JEST_WORKER_ID` -> `jest<id>`; Vitest `VITEST_POOL_ID`
- * (else `VITEST_WORKER_ID`) -> `vitest<id>`; a file run by the `node --test` runner
- * (`NODE_TEST_CONTEXT` is set: every test file runs in its own process) -> `node<pid>`;
- * otherwise `main`.
+ * The daemon answered with an error body {"error": {"code", "message"}}: `status` (HTTP),
+ * `apiCode` (`key_in_use`, `not_found`, ...), `apiMessage`, `method`, `path`.
+ */
+class DbsandboxApiError extends DbsandboxError {
+  constructor (method, reqPath, status, apiCode, apiMessage) {
+    super(`dbsandbox daemon refused ${method} ${reqPath}: ${apiCode}: ${apiMessage} (HTTP ${status})`, 'DBSANDBOX_API_ERROR')
+    this.name = 'DbsandboxApiError'
+    this.method = method
+    this.path = reqPath
+    this.status = status
+    this.apiCode = apiCode
+    this.apiMessage = apiMessage
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding the daemon
+
+/**
+ * The dbsandbox executable: $DBSANDBOX_BIN, else `dbsandbox` on PATH. Throws
+ * DbsandboxNotRunningError when there is none.
+ *
+ * @param {Record<string, string | undefined>} [env]
+ * @returns {string}
+ */
+function findBinary (env = process.env) {
+  const fs = require('node:fs')
+  const isExec = (p) => {
+    try {
+      fs.accessSync(p, fs.constants.X_OK)
+      return fs.statSync(p).isFile()
+    } catch {
+      return false
+    }
+  }
+  const configured = (env.DBSANDBOX_BIN || '').trim()
+  if (configured) {
+    if (configured.includes(path.sep) ? isExec(configured) : false) return path.resolve(configured)
+    const onPath = configured.includes(path.sep) ? null : searchPath(configured, env, isExec)
+    if (onPath) return onPath
+    throw new DbsandboxNotRunningError(
+      `dbsandbox: DBSANDBOX_BIN=${JSON.stringify(configured)} is not an executable file, so the dbsandbox ` +
+        'daemon cannot be started. Point DBSANDBOX_BIN at the dbsandbox binary, or unset it to use `dbsandbox` from PATH.'
+    )
+  }
+  const found = searchPath('dbsandbox', env, isExec)
+  if (!found) throw new DbsandboxNotRunningError()
+  return found
+}
+
+function searchPath (name, env, isExec) {
+  for (const dir of (env.PATH || '').split(path.delimiter)) {
+    if (!dir) continue
+    const candidate = path.join(dir, name)
+    if (isExec(candidate)) return candidate
+  }
+  return null
+}
+
+/**
+ * Run `dbsandbox serve --detach` in `cwd` (synchronously) and return its JSON line:
+ * `{ api, token, proxy, pid, project, started }`.
+ *
+ * @param {{ cwd?: string, env?: Record<string, string | undefined> }} [options]
+ */
+function startOrAttach (options = {}) {
+  const env = options.env || process.env
+  const cwd = options.cwd || process.cwd()
+  const bin = findBinary(env)
+  const raw = (env.DBSANDBOX_START_TIMEOUT || '').trim()
+  const seconds = raw ? Number(raw) : DEFAULT_START_TIMEOUT_SECONDS
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new DbsandboxStartError(`dbsandbox: DBSANDBOX_START_TIMEOUT=${JSON.stringify(raw)} is not a number of seconds`)
+  }
+  const shown = `\`${bin} serve --detach\` in ${cwd}`
+  const r = spawnSync(bin, ['serve', '--detach'], {
+    cwd,
+    env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: seconds * 1000,
+    maxBuffer: 16 * 1024 * 1024
+  })
+  const stderr = (r.stderr || '').trim()
+  if (r.error) {
+    if (r.error.code === 'ETIMEDOUT') {
+      throw new DbsandboxStartError(
+        `dbsandbox: ${shown} did not answer within ${seconds} s` + (stderr ? `; its output:\n${stderr}` : '') +
+          '\n(set DBSANDBOX_START_TIMEOUT to wait longer)', stderr)
+    }
+    throw new DbsandboxStartError(`dbsandbox: could not run ${shown}: ${r.error.message}`, stderr)
+  }
+  if (r.status !== 0) {
+    const how = r.status === null ? `killed by ${r.signal}` : `exit status ${r.status}`
+    throw new DbsandboxStartError(`dbsandbox: ${shown} failed (${how}):\n${stderr || '(nothing on stderr)'}`, stderr)
+  }
+  const lines = (r.stdout || '').split('\n').filter((l) => l.trim())
+  let info = null
+  try {
+    info = lines.length ? JSON.parse(lines[lines.length - 1]) : null
+  } catch {}
+  if (!info || typeof info !== 'object' || typeof info.api !== 'string') {
+    throw new DbsandboxStartError(
+      `dbsandbox: ${shown} exited 0 but did not print the expected JSON line ({"api": ..., "proxy": ..., "pid": ...}); ` +
+        `stdout was ${JSON.stringify((r.stdout || '').trim())}` + (stderr ? `, stderr:\n${stderr}` : ''), stderr)
+  }
+  return info
+}
+
+/**
+ * @typedef {object} Daemon
+ * @property {string} api e.g. http://127.0.0.1:41234
+ * @property {string | null} token
+ * @property {string | null} run the run scope (DBSANDBOX_RUN) sandboxes go to
+ * @property {string} origin how it was found, for messages
+ * @property {object | null} info the JSON line of `serve --detach`, when it was run
+ */
+
+/** @type {Daemon | null} */
+let cachedDaemon = null
+
+/**
+ * The daemon of this process, found once: DBSANDBOX_URL (with DBSANDBOX_TOKEN, DBSANDBOX_RUN),
+ * else `dbsandbox serve --detach` in the current directory. After starting or attaching it
+ * exports DBSANDBOX_URL (and DBSANDBOX_TOKEN) so child processes use the same daemon.
+ *
+ * @param {{ cwd?: string, env?: Record<string, string | undefined>, refresh?: boolean }} [options]
+ * @returns {Daemon}
+ */
+function daemon (options = {}) {
+  if (cachedDaemon && !options.refresh && !options.env) return cachedDaemon
+  const env = options.env || process.env
+  let found
+  const url = (env.DBSANDBOX_URL || '').trim()
+  if (url) {
+    const run = (env.DBSANDBOX_RUN || '').trim() || null
+    found = {
+      api: url.replace(/\/+$/, ''),
+      token: (env.DBSANDBOX_TOKEN || '').trim() || null,
+      run,
+      origin: `DBSANDBOX_URL=${url}` + (run ? ` (run ${run})` : ''),
+      info: null
+    }
+  } else {
+    const cwd = options.cwd || process.cwd()
+    const info = startOrAttach({ cwd, env })
+    found = {
+      api: info.api.replace(/\/+$/, ''),
+      token: info.token || null,
+      run: null,
+      origin: `\`dbsandbox serve --detach\` in ${cwd}`,
+      info
+    }
+    if (!options.env) {
+      process.env.DBSANDBOX_URL = found.api
+      if (found.token) process.env.DBSANDBOX_TOKEN = found.token
+    }
+  }
+  if (!/^https?:\/\/[^/]+/.test(found.api)) {
+    throw new DbsandboxError(`dbsandbox: ${JSON.stringify(found.api)} is not a daemon address like http://127.0.0.1:41234 (${found.origin})`)
+  }
+  if (!options.env) cachedDaemon = found
+  return found
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests
+
+function requestSpec (d, method, reqPath, body) {
+  const headers = { Accept: 'application/json' }
+  if (d.token) headers.Authorization = `Bearer ${d.token}`
+  const spec = { url: d.api + reqPath, method, headers, timeoutMs: REQUEST_TIMEOUT_MS }
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    spec.body = JSON.stringify(body)
+  }
+  return spec
+}
+
+function interpret (d, method, reqPath, res) {
+  let data = null
+  try {
+    data = res.body.trim() ? JSON.parse(res.body) : null
+  } catch {}
+  if (res.status >= 200 && res.status < 300) {
+    if (data === null && res.body.trim()) {
+      throw new DbsandboxError(`dbsandbox: the daemon at ${d.api} answered ${method} ${reqPath} with HTTP ${res.status} and a body that is not JSON: ${JSON.stringify(res.body.slice(0, 300))}`)
+    }
+    return data
+  }
+  const e = data && typeof data === 'object' && data.error && typeof data.error === 'object' ? data.error : null
+  const code = e ? String(e.code || 'error') : ({ 401: 'unauthorized', 404: 'not_found' }[res.status] || 'http_error')
+  const message = e ? String(e.message || '') : res.body.trim().slice(0, 300)
+  throw new DbsandboxApiError(method, reqPath, res.status, code, message)
+}
+
+function unreachable (d, method, reqPath, message) {
+  return new DbsandboxError(
+    `dbsandbox: cannot reach the dbsandbox daemon at ${d.api} (${method} ${reqPath}: ${message}); it was found through ${d.origin}`,
+    'DBSANDBOX_UNREACHABLE'
+  )
+}
+
+/** Send one request to the daemon; resolves to the JSON body, or rejects with DbsandboxApiError. */
+async function request (d, method, reqPath, body) {
+  let res
+  try {
+    res = await httpRequest(requestSpec(d, method, reqPath, body))
+  } catch (err) {
+    throw unreachable(d, method, reqPath, err.message)
+  }
+  return interpret(d, method, reqPath, res)
+}
+
+/** The same, synchronously (in a short-lived child process: node has no synchronous HTTP). */
+function requestSync (d, method, reqPath, body) {
+  const r = spawnSync(process.execPath, [HTTP_CHILD], {
+    input: JSON.stringify(requestSpec(d, method, reqPath, body)),
+    encoding: 'utf8',
+    timeout: REQUEST_TIMEOUT_MS + 5000,
+    env: { PATH: process.env.PATH || '' }
+  })
+  let out = null
+  try {
+    out = JSON.parse(r.stdout)
+  } catch {}
+  if (!out) throw unreachable(d, method, reqPath, `helper process failed: ${r.error ? r.error.message : (r.stderr || '').trim() || `exit ${r.status}`}`)
+  if (out.error) throw unreachable(d, method, reqPath, out.error)
+  return interpret(d, method, reqPath, out)
+}
+
+function keyPath (key, suffix, run) {
+  return `/v1/sandboxes/${encodeURIComponent(key)}${suffix || ''}` + (run ? `?run=${encodeURIComponent(run)}` : '')
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sandboxes
+
+/** A sandbox the daemon handed out to this process. */
+class Sandbox {
+  /** @param {Daemon} d @param {any} data the API's Sandbox object */
+  constructor (d, data) {
+    this.daemon = d
+    this.data = data
+    /** @type {string} */ this.key = data.key
+    /** @type {string} */ this.url = data.url
+    /** @type {'rollback' | 'database'} */ this.isolation = data.isolation || 'rollback'
+    /** @type {string | null} */ this.run = data.run || d.run || null
+    this.released = false
+  }
+
+  /** Back to the template's state: POST /v1/sandboxes/{key}/reset. */
+  async reset () {
+    await request(this.daemon, 'POST', keyPath(this.key, '/reset', this.run))
+  }
+
+  /** GET /v1/sandboxes/{key}: stats and the tables written since the last reset. */
+  async info () {
+    return request(this.daemon, 'GET', keyPath(this.key, '', this.run))
+  }
+
+  /** DELETE /v1/sandboxes/{key} (already gone is fine). */
+  async release () {
+    if (this.released) return
+    this.released = true
+    forget(this)
+    try {
+      await request(this.daemon, 'DELETE', keyPath(this.key, '', this.run))
+    } catch (err) {
+      if (!(err instanceof DbsandboxApiError && err.apiCode === 'not_found')) throw err
+    }
+  }
+
+  /** The same, synchronously (used at process exit). */
+  releaseSync () {
+    if (this.released) return
+    this.released = true
+    forget(this)
+    try {
+      requestSync(this.daemon, 'DELETE', keyPath(this.key, '', this.run))
+    } catch (err) {
+      if (!(err instanceof DbsandboxApiError && err.apiCode === 'not_found')) throw err
+    }
+  }
+}
+
+/** Sandboxes this process holds, by key. @type {Map<string, Sandbox>} */
+const held = new Map()
+let exitHookInstalled = false
+
+function forget (sandbox) {
+  if (held.get(sandbox.key) === sandbox) held.delete(sandbox.key)
+}
+
+function installExitHook () {
+  if (exitHookInstalled) return
+  exitHookInstalled = true
+  process.once('exit', () => {
+    for (const sandbox of [...held.values()]) {
+      try {
+        sandbox.releaseSync()
+      } catch {} // the daemon releases it anyway when this process is gone (owner_pid)
+    }
+  })
+}
+
+/**
+ * The sandbox key of this test worker process, from the environment: `DBSANDBOX_KEY` if set;
+ * Jest `JEST_WORKER_ID` -> `jest<id>-<pid>`; Vitest `VITEST_POOL_ID` (else `VITEST_WORKER_ID`)
+ * -> `vitest<id>-<pid>`; otherwise `node-<pid>` (the `node --test` runner runs every test file
+ * in a process of its own).
  *
  * @param {Record<string, string | undefined>} [env] defaults to process.env
  * @param {number} [pid] defaults to process.pid
@@ -49,71 +379,126 @@ class DbsandboxNotRunningError extends Error {
  */
 function workerKey (env = process.env, pid = process.pid) {
   if (env.DBSANDBOX_KEY) return env.DBSANDBOX_KEY
-  if (env.JEST_WORKER_ID) return `jest${env.JEST_WORKER_ID}`
-  if (env.VITEST_POOL_ID) return `vitest${env.VITEST_POOL_ID}`
-  if (env.VITEST_WORKER_ID) return `vitest${env.VITEST_WORKER_ID}`
-  if (env.NODE_TEST_CONTEXT) return `node${pid}`
-  return 'main'
+  if (env.JEST_WORKER_ID) return `jest${env.JEST_WORKER_ID}-${pid}`
+  if (env.VITEST_POOL_ID) return `vitest${env.VITEST_POOL_ID}-${pid}`
+  if (env.VITEST_WORKER_ID) return `vitest${env.VITEST_WORKER_ID}-${pid}`
+  return `node-${pid}`
 }
 
-/**
- * @typedef {object} SandboxUrlOptions
- * @property {string} [key] the sandbox key (the database name); default: workerKey(), with
- *   `-db` appended for `isolation: 'database'` (a key's first connection decides its isolation,
- *   so the database-isolation key must differ from the worker's rollback key)
- * @property {'rollback' | 'database'} [isolation] default `rollback` (whatever `dbsandbox run
- *   --isolation` says); `database` asks for a whole clone with real commits
- * @property {string} [user] user name in the URL (ignored by the proxy on loopback); default `dbsandbox`
- * @property {Record<string, string | undefined>} [env] defaults to process.env
- */
-
-/**
- * The connection URL of a sandbox: `postgres://dbsandbox@DBSANDBOX_HOST:DBSANDBOX_PORT/KEY`.
- * Throws DbsandboxNotRunningError when not run under `dbsandbox run`.
- *
- * @param {SandboxUrlOptions} [options]
- * @returns {string}
- */
-function sandboxUrl (options = {}) {
-  const env = options.env || process.env
-  const isolation = options.isolation || 'rollback'
-  if (isolation !== 'rollback' && isolation !== 'database') {
+function checkOptions (options) {
+  const isolation = options.isolation || undefined
+  if (isolation !== undefined && !ISOLATIONS.includes(isolation)) {
     throw new TypeError(`dbsandbox: isolation must be 'rollback' or 'database', not ${JSON.stringify(isolation)}`)
   }
-  const port = env.DBSANDBOX_PORT
-  if (!port) throw new DbsandboxNotRunningError()
-  const host = env.DBSANDBOX_HOST || '127.0.0.1'
   let key = options.key
   if (key === undefined || key === null || key === '') {
-    key = workerKey(env)
+    key = workerKey()
     if (isolation === 'database') key = `${key}-db`
   }
   key = String(key)
   if (!KEY_PATTERN.test(key)) {
-    throw new TypeError(
-      `dbsandbox: bad sandbox key ${JSON.stringify(key)}: a key is 1 to 48 characters from A-Z a-z 0-9 _ -`
-    )
+    throw new TypeError(`dbsandbox: bad sandbox key ${JSON.stringify(key)}: a key is 1 to 48 characters from A-Z a-z 0-9 _ -`)
   }
-  const user = encodeURIComponent(options.user || 'dbsandbox')
-  const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
-  const url = `postgres://${user}@${hostPart}:${port}/${key}`
-  return isolation === 'database' ? url + DATABASE_ISOLATION_QUERY : url
+  return { key, isolation }
 }
 
-/** @typedef {'pg' | 'postgres'} DriverName */
+function acquireBody (d, key, isolation) {
+  const body = { key, owner_pid: process.pid }
+  if (isolation) body.isolation = isolation
+  if (d.run) body.run = d.run
+  return body
+}
+
+function adopt (d, data, key, isolation) {
+  if (!data || typeof data.key !== 'string' || typeof data.url !== 'string') {
+    throw new DbsandboxError(`dbsandbox: POST /v1/sandboxes answered without a key and url: ${JSON.stringify(data)}`)
+  }
+  if (isolation && data.isolation && data.isolation !== isolation) {
+    throw new DbsandboxError(`dbsandbox: sandbox ${key} has isolation ${data.isolation}, not ${isolation}: use another key`)
+  }
+  const sandbox = new Sandbox(d, data)
+  held.set(sandbox.key, sandbox)
+  installExitHook()
+  return sandbox
+}
+
+function keyInUse (d, key, err) {
+  return new DbsandboxError(
+    `dbsandbox: sandbox key ${JSON.stringify(key)} is held by another process on the daemon at ${d.api} ` +
+      `(${err.apiMessage}). Keys are <worker>-<pid>: pass another key, or release it (DELETE ${d.api}/v1/sandboxes/${key})`,
+    'DBSANDBOX_KEY_IN_USE'
+  )
+}
+
+/**
+ * Acquire a sandbox for this process (POST /v1/sandboxes), or give back the one it holds.
+ * The daemon is found first (see daemon()). A key this same process acquired already (Jest and
+ * Vitest load this module once per test file) is taken over.
+ *
+ * @param {{ key?: string, isolation?: 'rollback' | 'database' }} [options]
+ * @returns {Promise<Sandbox>}
+ */
+async function acquireSandbox (options = {}) {
+  const { key, isolation } = checkOptions(options)
+  const mine = held.get(key)
+  if (mine) return mine
+  const d = daemon()
+  try {
+    return adopt(d, await request(d, 'POST', '/v1/sandboxes', acquireBody(d, key, isolation)), key, isolation)
+  } catch (err) {
+    if (!(err instanceof DbsandboxApiError) || err.apiCode !== 'key_in_use') throw err
+    const existing = await request(d, 'GET', keyPath(key, '', d.run)).catch(() => null)
+    if (existing && existing.owner_pid === process.pid) return adopt(d, existing, key, isolation)
+    throw keyInUse(d, key, err)
+  }
+}
+
+/**
+ * The same, synchronously (so that `setup()` can return the URL at once).
+ *
+ * @param {{ key?: string, isolation?: 'rollback' | 'database' }} [options]
+ * @returns {Sandbox}
+ */
+function acquireSandboxSync (options = {}) {
+  const { key, isolation } = checkOptions(options)
+  const mine = held.get(key)
+  if (mine) return mine
+  const d = daemon()
+  try {
+    return adopt(d, requestSync(d, 'POST', '/v1/sandboxes', acquireBody(d, key, isolation)), key, isolation)
+  } catch (err) {
+    if (!(err instanceof DbsandboxApiError) || err.apiCode !== 'key_in_use') throw err
+    let existing = null
+    try {
+      existing = requestSync(d, 'GET', keyPath(key, '', d.run))
+    } catch {}
+    if (existing && existing.owner_pid === process.pid) return adopt(d, existing, key, isolation)
+    throw keyInUse(d, key, err)
+  }
+}
+
+/**
+ * The connection URL of this worker's sandbox (acquired on first use), or of another sandbox
+ * with `{ key }` / `{ isolation: 'database' }` (default key: the worker's key + `-db`).
+ *
+ * @param {{ key?: string, isolation?: 'rollback' | 'database' }} [options]
+ * @returns {string}
+ */
+function sandboxUrl (options = {}) {
+  return acquireSandboxSync(options).url
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reset
 
 /**
  * Load a driver module: resolved from the current directory first (the project under test,
  * which matters when this package is installed as a symlink), then from this package.
- *
- * @param {DriverName} [only]
- * @returns {Promise<{ name: DriverName, mod: any }>}
  */
 async function loadDriver (only) {
   if (only !== undefined && only !== 'pg' && only !== 'postgres') {
     throw new TypeError(`dbsandbox: driver must be 'pg' or 'postgres', not ${JSON.stringify(only)}`)
   }
-  /** @type {DriverName[]} */
   const names = only ? [only] : ['pg', 'postgres']
   const requirers = [createRequire(path.join(process.cwd(), 'package.json')), require]
   for (const req of requirers) {
@@ -134,43 +519,27 @@ async function loadDriver (only) {
       }
     }
   }
-  throw new Error(
-    `dbsandbox: cannot reset the sandbox: no PostgreSQL driver found (${names.join(' or ')}). ` +
-      'Install one in your project: `npm install --save-dev pg` or `npm install --save-dev postgres`.'
+  throw new DbsandboxError(
+    `dbsandbox: cannot reset in-band: no PostgreSQL driver found (${names.join(' or ')}). ` +
+      'Install one in your project (`npm install --save-dev pg` or `npm install --save-dev postgres`), ' +
+      'or reset through the daemon: resetSandbox() without a driver option.'
   )
 }
 
-function explainResetError (err, url) {
-  if (err && err.code === '42883') {
-    const wrapped = new Error(
-      `dbsandbox: ${RESET_STATEMENT} is not known on ${url}: this key has database isolation ` +
-        '(a whole clone with real commits), which cannot be reset in-band. ' +
-        'Give each test its own key (sandboxUrl({ isolation: "database", key })) or run `dbsandbox release KEY`.'
-    )
-    wrapped.code = err.code
-    wrapped.cause = err
-    return wrapped
+async function resetInBand (url, driver) {
+  const { name, mod } = await loadDriver(driver)
+  const explain = (err) => {
+    if (err && err.code === '42883') {
+      const wrapped = new DbsandboxError(
+        `dbsandbox: ${RESET_STATEMENT} is not known on ${url}: this key has database isolation, ` +
+          'which cannot be reset in-band; reset it through the daemon (resetSandbox(url) without a driver)',
+        '42883'
+      )
+      wrapped.cause = err
+      return wrapped
+    }
+    return err
   }
-  return err
-}
-
-/**
- * @typedef {object} ResetOptions
- * @property {DriverName} [driver] which driver to use; default: `pg` if installed, else `postgres`
- */
-
-/**
- * Roll a rollback sandbox back to the template's state (rows, sequences, locks, session state),
- * by running `SELECT dbsandbox_reset()` on a new connection that is closed afterwards.
- * Every connection of the key sees the reset; open connections stay usable.
- *
- * @param {string} [url] default: sandboxUrl()
- * @param {ResetOptions} [options]
- * @returns {Promise<void>}
- */
-async function resetSandbox (url, options = {}) {
-  if (url === undefined || url === null) url = sandboxUrl()
-  const { name, mod } = await loadDriver(options.driver)
   if (name === 'pg') {
     const Client = mod.Client || (mod.default && mod.default.Client)
     const client = new Client({ connectionString: url })
@@ -179,7 +548,7 @@ async function resetSandbox (url, options = {}) {
       await client.connect()
       await client.query(RESET_STATEMENT)
     } catch (err) {
-      throw explainResetError(err, url)
+      throw explain(err)
     } finally {
       await client.end().catch(() => {})
     }
@@ -189,7 +558,7 @@ async function resetSandbox (url, options = {}) {
     try {
       await sql.unsafe(RESET_STATEMENT)
     } catch (err) {
-      throw explainResetError(err, url)
+      throw explain(err)
     } finally {
       await sql.end({ timeout: 5 }).catch(() => {})
     }
@@ -197,26 +566,47 @@ async function resetSandbox (url, options = {}) {
 }
 
 /**
- * @typedef {object} SetupHooks
- * @property {(fn: () => Promise<void>) => unknown} beforeEach the framework's beforeEach
- *   (node:test's, Jest's or Vitest's)
+ * Put a sandbox back to the template's state.
+ *
+ * - No `driver` option: through the daemon (POST /v1/sandboxes/{key}/reset) for a sandbox this
+ *   process holds: `url` (default: this worker's sandbox) or a Sandbox. Rollback: everything
+ *   every connection of the key wrote is rolled back, sequences restored, connections stay
+ *   open. Database isolation: the key gets a fresh clone.
+ * - `driver: 'pg' | 'postgres'`, or a URL this process does not hold: in-band, by running
+ *   `SELECT dbsandbox_reset()` on a new connection (rollback sandboxes only).
+ *
+ * @param {string | Sandbox} [url]
+ * @param {{ driver?: 'pg' | 'postgres' }} [options]
+ * @returns {Promise<void>}
  */
+async function resetSandbox (url, options = {}) {
+  if (url instanceof Sandbox) return url.reset()
+  if (url === undefined || url === null) {
+    if (options.driver) return resetInBand(sandboxUrl(), options.driver)
+    return (await acquireSandbox()).reset()
+  }
+  if (!options.driver) {
+    for (const sandbox of held.values()) {
+      if (sandbox.url === url) return sandbox.reset()
+    }
+  }
+  return resetInBand(url, options.driver)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one line
 
 /**
- * @typedef {object} SetupOptions
- * @property {string} [key] default: workerKey()
- * @property {DriverName} [driver] default: `pg` if installed, else `postgres`
- */
-
-/**
- * The one line: register a beforeEach that resets this worker's rollback sandbox, and get its URL.
+ * Acquire this worker's sandbox now, register a `beforeEach` that resets it before every test,
+ * and release it after the last test (with the `after` / `afterAll` hook when given, else when
+ * the process exits). Returns its URL.
  *
- *     import { beforeEach } from 'node:test'   // Jest / Vitest: their beforeEach
- *     const url = setup({ beforeEach })
+ *     import { beforeEach, after } from 'node:test'   // Jest / Vitest: beforeEach, afterAll
+ *     const url = setup({ beforeEach, after })
  *
- * @param {SetupHooks} hooks
- * @param {SetupOptions} [options]
- * @returns {string} the sandbox URL the tests should connect to
+ * @param {{ beforeEach: Function, after?: Function, afterAll?: Function }} hooks
+ * @param {{ key?: string, isolation?: 'rollback' | 'database' }} [options]
+ * @returns {string}
  */
 function setup (hooks, options = {}) {
   if (!hooks || typeof hooks.beforeEach !== 'function') {
@@ -225,18 +615,22 @@ function setup (hooks, options = {}) {
         "(from 'node:test', Jest's global, or 'vitest')"
     )
   }
-  if (options.isolation && options.isolation !== 'rollback') {
-    throw new TypeError(
-      'dbsandbox: setup() resets rollback sandboxes; a database-isolation key cannot be reset in-band ' +
-        '(use sandboxUrl({ isolation: "database", key }) with a key of its own)'
-    )
-  }
-  const url = sandboxUrl({ key: options.key })
-  const driver = options.driver
+  const sandbox = acquireSandboxSync(options)
   hooks.beforeEach(async function dbsandboxReset () {
-    await resetSandbox(url, { driver })
+    await sandbox.reset()
   })
-  return url
+  const after = typeof hooks.after === 'function' ? hooks.after : typeof hooks.afterAll === 'function' ? hooks.afterAll : null
+  if (after) {
+    after(async function dbsandboxRelease () {
+      await sandbox.release()
+    })
+  }
+  return sandbox.url
+}
+
+/** Release every sandbox this process holds (DELETE). */
+async function releaseAll () {
+  await Promise.all([...held.values()].map((s) => s.release()))
 }
 
 module.exports = {
@@ -244,8 +638,17 @@ module.exports = {
   resetSandbox,
   setup,
   workerKey,
+  acquireSandbox,
+  acquireSandboxSync,
+  releaseAll,
+  daemon,
+  startOrAttach,
+  findBinary,
+  Sandbox,
+  DbsandboxError,
   DbsandboxNotRunningError,
+  DbsandboxStartError,
+  DbsandboxApiError,
   RESET_STATEMENT,
-  DATABASE_ISOLATION_QUERY,
   NOT_RUNNING_MESSAGE
 }

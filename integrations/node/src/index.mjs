@@ -6,9 +6,18 @@ export const {
   resetSandbox,
   setup,
   workerKey,
+  acquireSandbox,
+  acquireSandboxSync,
+  releaseAll,
+  daemon,
+  startOrAttach,
+  findBinary,
+  Sandbox,
+  DbsandboxError,
   DbsandboxNotRunningError,
+  DbsandboxStartError,
+  DbsandboxApiError,
   RESET_STATEMENT,
-  DATABASE_ISOLATION_QUERY,
   NOT_RUNNING_MESSAGE
 } = dbsandbox
 

@@ -1,12 +1,12 @@
 // node-postgres (pg) through a rollback sandbox, reset before each test by setup().
-// This file runs in its own process under `node --test`, so its key is node<pid>: the
+// This file runs in its own process under `node --test`, so its key is node-<pid>: the
 // postgres.test.mjs file commits the very same names at the same time, in its own key.
-import { test, beforeEach } from 'node:test'
+import { test, beforeEach, after } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
 import { setup, sandboxUrl, resetSandbox } from '@dbsandbox/node'
 
-const url = setup({ beforeEach }, { driver: 'pg' })
+const url = setup({ beforeEach, after })
 
 async function connect () {
   const client = new pg.Client({ connectionString: url })
@@ -39,7 +39,7 @@ async function commitFixedName (name) {
 }
 
 test('the URL is this test process\'s key', () => {
-  assert.equal(url, `postgres://dbsandbox@${process.env.DBSANDBOX_HOST}:${process.env.DBSANDBOX_PORT}/node${process.pid}`)
+  assert.match(url, new RegExp(`^postgres(ql)?://[^/]+/node-${process.pid}$`))
   assert.equal(sandboxUrl(), url)
 })
 
@@ -87,12 +87,24 @@ test('pg: a second pool of the code under test commits; visible here, gone after
     assert.equal(await count(client, 'made-by-app'), 1, 'the app pool\'s commit is visible to the test connection')
     assert.equal(await count(client), 101)
 
-    await resetSandbox(url, { driver: 'pg' })
+    await resetSandbox(url) // through the daemon's API
 
     assert.equal(await count(client, 'made-by-app'), 0, 'gone after the reset')
     assert.equal(await count(client), 100)
     const { rows } = await client.query("insert into t0(name) values ('made-by-app') returning id::int as id")
     assert.equal(rows[0].id, 101, 'the sequence is back at the template value')
+  } finally {
+    await client.end()
+  }
+})
+
+test('pg: the app commits and closes while the test holds no connection; still there until the reset', async () => {
+  await codeUnderTestCreatesUser(url, 'made-by-app') // its pool ends: the key has no connection left
+  const client = await connect()
+  try {
+    assert.equal(await count(client, 'made-by-app'), 1, 'an acquired sandbox is not reset on last close')
+    await resetSandbox(url, { driver: 'pg' }) // the in-band statement works too
+    assert.equal(await count(client, 'made-by-app'), 0)
   } finally {
     await client.end()
   }

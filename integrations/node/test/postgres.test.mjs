@@ -1,11 +1,12 @@
 // postgres (postgres.js) through a rollback sandbox, reset before each test by setup().
-// Runs in its own process (key node<pid>) next to pg.test.mjs, which commits the same names.
+// Runs in its own process (key node-<pid>) next to pg.test.mjs, which commits the same names.
+// No `after` hook here: the sandbox is released when the process exits.
 import { test, beforeEach } from 'node:test'
 import assert from 'node:assert/strict'
 import postgres from 'postgres'
 import { setup, resetSandbox } from '@dbsandbox/node'
 
-const url = setup({ beforeEach }, { driver: 'postgres' })
+const url = setup({ beforeEach })
 
 const open = () => postgres(url, { max: 1, onnotice: () => {} })
 
@@ -30,7 +31,7 @@ async function commitFixedName (name) {
 }
 
 test('the key is this test process\'s own', () => {
-  assert.match(url, new RegExp(`/node${process.pid}$`))
+  assert.match(url, new RegExp(`/node-${process.pid}$`))
 })
 
 test('postgres: commit a fixed unique name (first time)', async () => {
@@ -44,9 +45,8 @@ test('postgres: commit the same fixed unique name (second time, no collision)', 
 test('postgres: a second connection of the code under test commits; visible here, gone after reset', async () => {
   const sql = open()
   try {
-    // postgres.js connects lazily: connect now, because a key is also reset when its last
-    // connection closes, which would otherwise happen when the app's client ends below
-    assert.equal(await count(sql), 100)
+    // postgres.js connects lazily: the test's client has no connection yet when the app's client
+    // ends below, and that is fine: an acquired sandbox is not reset on its last close
     // the code under test: its own client (own pool of 3), a committed transaction
     const app = postgres(url, { max: 3, onnotice: () => {} })
     try {
@@ -60,7 +60,7 @@ test('postgres: a second connection of the code under test commits; visible here
     assert.equal(await count(sql), 102)
     assert.equal(await count(sql, 'made-by-app'), 1)
 
-    await resetSandbox(url, { driver: 'postgres' })
+    await resetSandbox(url, { driver: 'postgres' }) // in-band; resetSandbox(url) goes through the daemon
 
     assert.equal(await count(sql), 100)
     assert.equal(await count(sql, 'made-by-app'), 0)

@@ -1,71 +1,72 @@
 """The pytest plugin: fixtures that give each test worker its own dbsandbox sandbox.
 
-Run the suite under ``dbsandbox run -- pytest ...``. That command starts the proxy and exports
-``DBSANDBOX_HOST`` and ``DBSANDBOX_PORT``; the database name of a connection to the proxy is the
-*sandbox key*. This plugin gives every pytest-xdist worker its own key (``gw0``, ``gw1``, ...;
-``main`` without xdist), so workers never see each other's rows, and resets the worker's
-sandbox before a test with the in-band statement ``SELECT dbsandbox_reset()``.
+Each test process (every pytest-xdist worker, or the single pytest process) acquires one sandbox
+from the dbsandbox daemon through its HTTP API (``POST /v1/sandboxes``, key
+``pytest-<worker>-<pid>``, ``owner_pid`` = this process), resets it before each test that asks
+for the ``dbsandbox`` fixture (``POST /v1/sandboxes/{key}/reset``) and releases it when the
+session ends (``DELETE``). The daemon is found once per process:
+
+* under ``dbsandbox run -- pytest ...``: ``DBSANDBOX_URL`` and ``DBSANDBOX_RUN`` are set, and the
+  sandboxes go to that run's scope;
+* otherwise ``dbsandbox serve --detach`` (``$DBSANDBOX_BIN``, else ``dbsandbox`` on PATH) runs in
+  pytest's rootdir: it attaches to the project's daemon (the nearest ``dbsandbox.toml``) or
+  starts one.
 
 Fixtures:
 
 * ``dbsandbox_url`` (session): the URL of this worker's sandbox.
 * ``dbsandbox`` (function): resets the sandbox, then gives a :class:`Sandbox` (``.url``,
-  ``.key``, ``.reset()``, ``.url_with(...)``).
+  ``.key``, ``.isolation``, ``.reset()``, ``.url_with(...)``, ``.info()``).
 
-ini options:
-
-* ``dbsandbox_key_prefix`` (default empty): prepended to the worker id to form the key.
-* ``dbsandbox_autoreset`` (default false): reset before every test, as if every test asked for
-  the ``dbsandbox`` fixture.
+ini options: ``dbsandbox_isolation`` (``rollback`` or ``database``, default ``rollback``),
+``dbsandbox_key_prefix`` (default ``pytest-``), ``dbsandbox_autoreset`` (default false).
+Marker: ``@pytest.mark.dbsandbox(isolation="database")`` gives a test the worker's sandbox of
+that isolation instead (a second key, acquired on first use).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import Optional
-from urllib.parse import quote
+from typing import Dict, Optional
+from urllib.parse import urlsplit
 
 import pytest
 
-HOST_VARIABLE = "DBSANDBOX_HOST"
-PORT_VARIABLE = "DBSANDBOX_PORT"
-DEFAULT_HOST = "127.0.0.1"
-USER = "dbsandbox"
+from pytest_dbsandbox import client as api
+from pytest_dbsandbox.client import ApiError, DbsandboxError
+
 RESET_STATEMENT = "SELECT dbsandbox_reset()"
-ISOLATIONS = ("rollback", "database")
+ISOLATIONS = api.ISOLATIONS
+DEFAULT_KEY_PREFIX = "pytest-"
 CONNECT_TIMEOUT_SECONDS = 10
 
-#: The proxy's rule for keys; anything else is refused with SQLSTATE 3D000.
+#: The proxy's rule for keys; anything else is refused.
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,48}")
 
-NOT_UNDER_DBSANDBOX = (
-    "pytest-dbsandbox: DBSANDBOX_PORT is not set, so there is no dbsandbox proxy to connect to.\n"
-    "Run the suite under dbsandbox, which starts the proxy and sets DBSANDBOX_HOST and "
-    "DBSANDBOX_PORT:\n"
-    "    dbsandbox run -- pytest ...\n"
-    "    dbsandbox run --migrations db/migrations -- pytest -n 4\n"
-    "(Starting or attaching to a dbsandbox daemon from pytest itself is not available yet.)"
-)
+#: Key suffix of the worker's second sandbox, for tests marked with the other isolation.
+ISOLATION_SUFFIX = {"database": "db", "rollback": "rb"}
 
 NO_DRIVER = (
-    "pytest-dbsandbox needs a PostgreSQL driver to reset the sandbox, and neither psycopg (3) nor "
+    "pytest-dbsandbox needs a PostgreSQL driver for an in-band reset, and neither psycopg (3) nor "
     "psycopg2 can be imported. Install one of them:\n"
     "    pip install 'psycopg[binary]'      # or: pip install psycopg2-binary"
 )
 
 
-class DbsandboxError(Exception):
-    """A problem using dbsandbox from pytest, with a message meant for the user."""
+def worker_id() -> str:
+    """The xdist worker id (``gw0``, ``gw1``, ...) or ``main``."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def worker_key(prefix: str = "") -> str:
-    """The sandbox key of this test process: ``prefix`` + the xdist worker id, or ``main``.
+def worker_key(prefix: str = DEFAULT_KEY_PREFIX, pid: Optional[int] = None) -> str:
+    """The sandbox key of this test process: ``prefix`` + worker id + ``-`` + pid.
 
-    Raises :class:`DbsandboxError` when the result breaks the proxy's key rule
-    (1 to 48 characters from ``A-Z a-z 0-9 _ -``), naming the prefix as the likely cause.
+    ``pytest-gw0-4242``: unique per worker and per process, so two pytest runs of one project
+    at the same time never share a key. Raises :class:`DbsandboxError` when the result breaks
+    the key rule (1 to 48 characters from ``A-Z a-z 0-9 _ -``), naming the prefix.
     """
-    key = prefix + os.environ.get("PYTEST_XDIST_WORKER", "main")
+    key = f"{prefix}{worker_id()}-{os.getpid() if pid is None else pid}"
     check_key(key, f"(dbsandbox_key_prefix = {prefix!r})")
     return key
 
@@ -80,44 +81,29 @@ def check_key(key: str, context: str = "") -> None:
         )
 
 
-def proxy_address(environ=None) -> tuple:
-    """``(host, port)`` of the proxy, from ``DBSANDBOX_HOST`` and ``DBSANDBOX_PORT``.
-
-    Raises :class:`DbsandboxError` with instructions when ``DBSANDBOX_PORT`` is not set.
-    """
-    environ = os.environ if environ is None else environ
-    port = environ.get(PORT_VARIABLE, "").strip()
-    if not port:
-        raise DbsandboxError(NOT_UNDER_DBSANDBOX)
-    if not port.isdigit():
-        raise DbsandboxError(f"pytest-dbsandbox: DBSANDBOX_PORT={port!r} is not a port number")
-    host = environ.get(HOST_VARIABLE, "").strip() or DEFAULT_HOST
-    return host, int(port)
+def check_isolation(isolation: str, where: str) -> str:
+    if isolation not in ISOLATIONS:
+        raise DbsandboxError(
+            f"pytest-dbsandbox: {where}: {isolation!r} is not an isolation; use 'rollback' or "
+            "'database'"
+        )
+    return isolation
 
 
-def sandbox_url(host: str, port: int, key: str, isolation: Optional[str] = None) -> str:
-    """The libpq URL of sandbox ``key`` on the proxy at ``host:port``.
-
-    With ``isolation`` the URL carries ``options=-c dbsandbox.isolation=<isolation>``
-    (percent-encoded), which the proxy reads when the key's first connection arrives.
-    """
+def sandbox_url(host: str, port: int, key: str) -> str:
+    """``postgresql://dbsandbox@HOST:PORT/KEY`` (IPv6 literals bracketed)."""
     check_key(key)
-    if isolation is not None and isolation not in ISOLATIONS:
-        raise ValueError(f"isolation must be one of {ISOLATIONS}, not {isolation!r}")
     if ":" in host and not host.startswith("["):
-        host = f"[{host}]"  # an IPv6 literal
-    url = f"postgresql://{USER}@{host}:{port}/{key}"
-    if isolation is not None:
-        url += "?options=" + quote(f"-c dbsandbox.isolation={isolation}", safe="")
-    return url
+        host = f"[{host}]"
+    return f"postgresql://dbsandbox@{host}:{port}/{key}"
 
 
 def reset_sandbox(url: str, driver: Optional[str] = None) -> None:
-    """Reset the sandbox ``url`` names: run ``SELECT dbsandbox_reset()`` on a short-lived connection.
+    """Reset the rollback sandbox ``url`` names in-band: ``SELECT dbsandbox_reset()``.
 
-    ``driver`` is ``"psycopg"``, ``"psycopg2"`` or ``None`` (psycopg 3 if importable, else
-    psycopg2). The reset rolls back everything the key's connections wrote, restores sequences to
-    their template values and resets session state; connections of the key stay open.
+    The fixtures reset through the HTTP API instead; this helper is for code that only has a
+    URL. ``driver`` is ``"psycopg"``, ``"psycopg2"`` or ``None`` (psycopg 3 if importable, else
+    psycopg2).
     """
     driver = driver or available_driver()
     try:
@@ -146,8 +132,7 @@ def reset_sandbox(url: str, driver: Optional[str] = None) -> None:
         if isinstance(error, (DbsandboxError, ValueError)):
             raise
         raise DbsandboxError(
-            f"pytest-dbsandbox: could not reset the sandbox at {url} with {driver}: {error}\n"
-            "Is `dbsandbox run` still running, and is this suite running under it?"
+            f"pytest-dbsandbox: could not reset the sandbox at {url} with {driver}: {error}"
         ) from error
 
 
@@ -168,52 +153,129 @@ def available_driver() -> str:
 
 
 class Sandbox:
-    """This worker's sandbox, as the ``dbsandbox`` fixture gives it to a test.
+    """A sandbox of this worker, as the ``dbsandbox`` fixture gives it to a test.
 
     Attributes:
-        key: the sandbox key (the database name on the proxy), e.g. ``gw0``.
-        url: ``postgresql://dbsandbox@HOST:PORT/KEY``, for any libpq-based driver or SQLAlchemy
+        key: the sandbox key (the database name on the proxy), e.g. ``pytest-gw0-4242``.
+        url: ``postgresql://dbsandbox@HOST:PORT/KEY`` (as the daemon gives it), for any
+            libpq-based driver or SQLAlchemy
             (``sqlalchemy.make_url(url).set(drivername="postgresql+psycopg")``).
+        isolation: ``rollback`` or ``database``.
     """
 
-    def __init__(self, host: str, port: int, key: str) -> None:
-        self.host = host
-        self.port = port
-        self.key = key
-        self.url = sandbox_url(host, port, key)
+    def __init__(self, worker: "Worker", lease: api.Sandbox) -> None:
+        self._worker = worker
+        self._lease = lease
+        self.key = lease.key
+        self.isolation = lease.isolation
+        self.url = lease.url.replace("postgres://", "postgresql://", 1)
+        parts = urlsplit(self.url)
+        self.host = parts.hostname or ""
+        self.port = parts.port
 
     def reset(self) -> None:
-        """Put the sandbox back to the template's state (``SELECT dbsandbox_reset()``)."""
-        reset_sandbox(self.url)
+        """Back to the template's state (``POST /v1/sandboxes/{key}/reset``).
+
+        Rollback isolation: everything every connection of the key wrote is rolled back and the
+        sequences restored; connections stay open. Database isolation: the key gets a fresh clone.
+        """
+        self._lease.reset()
+
+    def info(self) -> dict:
+        """The daemon's view of the sandbox: stats and the tables written since the last reset."""
+        return self._lease.info()
 
     def url_with(self, isolation: Optional[str] = "database", key_suffix: str = "db") -> str:
-        """The URL of another key, ``<key>-<key_suffix>``, with ``isolation`` requested.
+        """The URL of another sandbox of this worker, key ``<key>-<key_suffix>``, with ``isolation``.
 
-        ``isolation="database"`` gives that key a whole clone with real commits, DDL that needs
-        no transaction (``VACUUM``, ``CREATE INDEX CONCURRENTLY``), real isolation levels and
-        locks. The first connection of a key decides its isolation, so the key must differ from
-        the worker's own (rollback) key: ``key_suffix`` cannot be empty.
-
-        A database-isolation key is *not* reset by this plugin and keeps what was committed to
-        it until ``dbsandbox run`` ends (or ``dbsandbox release KEY``): give each test that
-        commits there its own ``key_suffix``.
+        ``isolation="database"`` gives that key a whole clone with real commits, statements that
+        cannot run in a transaction (``VACUUM``, ``CREATE INDEX CONCURRENTLY``), real isolation
+        levels and locks. The sandbox is acquired on the first call and released when the session
+        ends; it is *not* reset between tests, so give each test that commits there its own
+        ``key_suffix`` (or call ``reset`` on ``dbsandbox`` with the marker instead).
         """
         if not key_suffix:
             raise ValueError(
                 "key_suffix must not be empty: the worker's own key already has its isolation"
             )
-        return sandbox_url(self.host, self.port, f"{self.key}-{key_suffix}", isolation)
+        if isolation is not None and isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {ISOLATIONS}, not {isolation!r}")
+        key = f"{self._worker.key}-{key_suffix}"
+        check_key(key)
+        return self._worker.sandbox(key, isolation or self._worker.isolation).url
 
     def __repr__(self) -> str:
-        return f"Sandbox(key={self.key!r}, url={self.url!r})"
+        return f"Sandbox(key={self.key!r}, isolation={self.isolation!r}, url={self.url!r})"
+
+
+class Worker:
+    """This test process's sandboxes on the daemon: acquired on first use, released at the end."""
+
+    def __init__(self, daemon: api.Client, key: str, isolation: str) -> None:
+        self.daemon = daemon
+        self.key = key
+        self.isolation = isolation
+        self.sandboxes: Dict[str, Sandbox] = {}
+
+    def sandbox(self, key: str, isolation: str) -> Sandbox:
+        """The sandbox ``key`` of this worker, acquired with ``isolation`` the first time."""
+        existing = self.sandboxes.get(key)
+        if existing is not None:
+            if existing.isolation != isolation:
+                raise DbsandboxError(
+                    f"pytest-dbsandbox: sandbox {key!r} was acquired with isolation "
+                    f"{existing.isolation!r} earlier in this session; use another key_suffix for "
+                    f"isolation {isolation!r}"
+                )
+            return existing
+        try:
+            lease = self.daemon.acquire(key, isolation, os.getpid())
+        except ApiError as error:
+            if error.code == "key_in_use":
+                raise DbsandboxError(
+                    f"pytest-dbsandbox: sandbox key {key!r} is already held by another process on "
+                    f"the daemon at {self.daemon.api} ({error.api_message}). Keys are "
+                    "<prefix><worker>-<pid>: set another dbsandbox_key_prefix, or release the key "
+                    f"(DELETE {self.daemon.api}/v1/sandboxes/{key})"
+                ) from None
+            raise
+        sandbox = Sandbox(self, lease)
+        self.sandboxes[key] = sandbox
+        return sandbox
+
+    def for_isolation(self, isolation: str) -> Sandbox:
+        """The worker's main sandbox, or its second one for the other isolation."""
+        if isolation == self.isolation:
+            return self.sandbox(self.key, isolation)
+        return self.sandbox(f"{self.key}-{ISOLATION_SUFFIX[isolation]}", isolation)
+
+    def release_all(self) -> list:
+        """Release every sandbox acquired here; returns the errors (already gone is fine)."""
+        problems = []
+        for key, sandbox in list(self.sandboxes.items()):
+            try:
+                sandbox._lease.release()
+            except ApiError as error:
+                if error.code != "not_found":
+                    problems.append(error)
+            except DbsandboxError as error:
+                problems.append(error)
+            self.sandboxes.pop(key, None)
+        return problems
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Declare the plugin's ini options."""
     parser.addini(
         "dbsandbox_key_prefix",
-        "prefix of this run's sandbox keys (key = prefix + xdist worker id, or + 'main')",
-        default="",
+        "prefix of this run's sandbox keys (key = prefix + xdist worker id or 'main' + '-' + pid)",
+        default=DEFAULT_KEY_PREFIX,
+    )
+    parser.addini(
+        "dbsandbox_isolation",
+        "isolation of the worker's sandbox: rollback (one never-committed transaction, reset in "
+        "about a millisecond) or database (a whole clone with real commits)",
+        default="rollback",
     )
     parser.addini(
         "dbsandbox_autoreset",
@@ -223,53 +285,94 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _fail(error: DbsandboxError):
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "dbsandbox(isolation='database'): give the test the worker's sandbox of that isolation "
+        "('rollback' or 'database'), reset before the test",
+    )
+
+
+def _fail(error: Exception):
     """Fail the requesting test's setup with ``error``'s message and no traceback."""
     pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
-def _dbsandbox_worker(pytestconfig: pytest.Config) -> Sandbox:
-    """The :class:`Sandbox` of this worker (not reset here)."""
+def _dbsandbox_worker(pytestconfig: pytest.Config):
+    """This process's :class:`Worker`: the daemon found, nothing acquired yet; releases at the end."""
+    problem = None
     try:
-        host, port = proxy_address()
+        isolation = check_isolation(
+            (pytestconfig.getini("dbsandbox_isolation") or "rollback").strip(),
+            "dbsandbox_isolation (ini option)",
+        )
         key = worker_key(pytestconfig.getini("dbsandbox_key_prefix"))
-        available_driver()
+        daemon = api.connect(str(pytestconfig.rootpath))
     except DbsandboxError as error:
         problem = error
-    else:
-        return Sandbox(host, port, key)
-    _fail(problem)  # outside the except block: the message is shown once, without a chain
+    if problem is not None:
+        _fail(problem)  # outside the except block: the message is shown once, without a chain
+    worker = Worker(daemon, key, isolation)
+    yield worker
+    problems = worker.release_all()
+    if problems:
+        raise DbsandboxError(
+            "pytest-dbsandbox: could not release: " + "; ".join(str(p) for p in problems)
+        )
+
+
+def _main_sandbox(worker: Worker) -> Sandbox:
+    problem = None
+    try:
+        return worker.for_isolation(worker.isolation)
+    except DbsandboxError as error:
+        problem = error
+    _fail(problem)
 
 
 @pytest.fixture(scope="session")
-def dbsandbox_url(_dbsandbox_worker: Sandbox) -> str:
+def dbsandbox_url(_dbsandbox_worker: Worker) -> str:
     """The URL of this worker's sandbox: ``postgresql://dbsandbox@HOST:PORT/KEY``.
 
-    The key is ``dbsandbox_key_prefix`` + the xdist worker id (``gw0``, ...) or ``main``. Fails
-    with instructions when the suite does not run under ``dbsandbox run``.
+    Session-wide: for engines and pools created once per worker. Not reset by itself; tests that
+    take ``dbsandbox`` (or ``dbsandbox_autoreset = true``) reset it.
     """
-    return _dbsandbox_worker.url
+    return _main_sandbox(_dbsandbox_worker).url
 
 
 @pytest.fixture
-def dbsandbox(_dbsandbox_worker: Sandbox) -> Sandbox:
+def dbsandbox(request: pytest.FixtureRequest, _dbsandbox_worker: Worker) -> Sandbox:
     """Reset this worker's sandbox, then give the test its :class:`Sandbox`.
 
     Everything committed by earlier tests of this worker, through any connection, is gone; the
-    sequences are back at their template values.
+    sequences are back at their template values. With ``@pytest.mark.dbsandbox(isolation=...)``
+    the test gets the worker's sandbox of that isolation.
     """
+    problem = None
     try:
-        _dbsandbox_worker.reset()
+        isolation = _dbsandbox_worker.isolation
+        marker = request.node.get_closest_marker("dbsandbox")
+        if marker is not None:
+            unknown = set(marker.kwargs) - {"isolation"}
+            if marker.args or unknown:
+                raise DbsandboxError(
+                    "pytest-dbsandbox: the dbsandbox marker takes only isolation=...: "
+                    "@pytest.mark.dbsandbox(isolation='database')"
+                )
+            isolation = check_isolation(
+                marker.kwargs.get("isolation", isolation), "@pytest.mark.dbsandbox(isolation=...)"
+            )
+        sandbox = _dbsandbox_worker.for_isolation(isolation)
+        sandbox.reset()
+        return sandbox
     except DbsandboxError as error:
         problem = error
-    else:
-        return _dbsandbox_worker
     _fail(problem)
 
 
 @pytest.fixture(autouse=True)
 def _dbsandbox_autoreset(request: pytest.FixtureRequest) -> None:
-    """With ``dbsandbox_autoreset = true``, request ``dbsandbox`` (and so a reset) for every test."""
-    if request.config.getini("dbsandbox_autoreset"):
+    """With ``dbsandbox_autoreset = true`` or the marker, request ``dbsandbox`` for every test."""
+    if request.config.getini("dbsandbox_autoreset") or request.node.get_closest_marker("dbsandbox"):
         request.getfixturevalue("dbsandbox")

@@ -1,27 +1,48 @@
 """Shared fixtures of pytest-dbsandbox's own suite.
 
-The suite runs under ``dbsandbox run --migrations examples/pytest-shared/migrations`` (schema40:
-tables t0..t39, 100 seed rows ``seed1``..``seed100`` each, ids 1..100, ``name`` unique), with two
-xdist workers in random order. Tests commit rows with fixed names (``alice``) and assert exact
-counts and ids, so they pass only if every test starts from the seed.
+The suite's project is this directory (``dbsandbox.toml``: schema40 from
+examples/pytest-shared/migrations: tables t0..t39, 100 seed rows ``seed1``..``seed100`` each,
+ids 1..100, ``name`` unique). run_tests.sh runs it twice with two xdist workers in random order:
+on the daemon the plugin starts or attaches to itself, and under ``dbsandbox run``. Tests commit
+rows with fixed names (``alice``) and assert exact counts and ids, so they pass only if every
+test starts from the seed.
 
-A key is also reset by the proxy when its last connection closes. So that this suite proves the
-plugin's reset and not that one, ``sandbox_kept_open`` holds a connection to the worker's key for
-the whole session, as an application's pooled engine would.
+Sandboxes acquired through the API are not reset when their last connection closes, so the
+tests that commit and close prove the plugin's reset.
 """
+
+import os
 
 import psycopg
 import pytest
 import sqlalchemy
+from pytest_dbsandbox import client as api
 
 pytest_plugins = ["pytester"]
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 
-@pytest.fixture(scope="session", autouse=True)
-def sandbox_kept_open(dbsandbox_url):
-    """One idle connection to this worker's key, open from the first test to the last."""
-    with psycopg.connect(dbsandbox_url, autocommit=True) as connection:
-        yield connection
+
+@pytest.fixture(scope="session")
+def daemon(dbsandbox_url) -> api.Client:
+    """The client of the daemon this process uses (found by the plugin)."""
+    return api.connect()
+
+
+def dbsandbox_binary() -> str:
+    return api.find_binary()
+
+
+def env_without_daemon(**extra) -> dict:
+    """The environment minus everything that points at a daemon or a run, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DBSANDBOX_URL", "DBSANDBOX_TOKEN", "DBSANDBOX_RUN", "PYTEST_XDIST_WORKER")
+        and not k.startswith("PYTEST_")
+    }
+    env.update(extra)
+    return env
 
 
 @pytest.fixture

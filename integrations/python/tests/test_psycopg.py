@@ -63,8 +63,23 @@ def test_reset_inside_a_test_restores_the_seed_and_the_sequence(conn, dbsandbox)
     conn.commit()
 
 
-def test_the_worker_connection_kept_open_sees_this_tests_commit(conn, sandbox_kept_open):
-    conn.execute("insert into t1(name, parent_id) values ('alice-child', 1)")
+def test_commit_survives_the_last_connection_closing_until_the_reset(dbsandbox):
+    # An API-acquired sandbox is not reset when its last connection closes: code under test may
+    # open, commit and close its own connection while the test holds none.
+    with psycopg.connect(dbsandbox.url) as app_connection:
+        app_connection.execute("insert into t1(name, parent_id) values ('alice-child', 1)")
+        app_connection.commit()
+    with psycopg.connect(dbsandbox.url) as later:
+        assert scalar(later, "select id from t1 where name = 'alice-child'") == 101
+        assert scalar(later, "select count(*) from t1") == 101
+    dbsandbox.reset()
+    with psycopg.connect(dbsandbox.url) as after_reset:
+        assert scalar(after_reset, "select count(*) from t1") == 100
+
+
+def test_the_daemon_counts_the_written_table(conn, dbsandbox):
+    conn.execute("insert into t3(name, parent_id) values ('alice', 1)")
     conn.commit()
-    assert scalar(sandbox_kept_open, "select count(*) from t1") == 101
-    assert scalar(sandbox_kept_open, "select id from t1 where name = 'alice-child'") == 101
+    info = dbsandbox.info()
+    assert info["key"] == dbsandbox.key
+    assert {"table": "public.t3", "rows": 101} in (info.get("tables") or [])
