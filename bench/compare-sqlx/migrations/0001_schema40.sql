@@ -1,0 +1,1 @@
+../../../examples/pytest-shared/migrations/0001_schema40.sql
