@@ -52,8 +52,15 @@ type ApiResult<T> = Result<T, ApiError>;
 
 /// Parses an optional JSON body: empty means every field takes its default.
 fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &Bytes) -> ApiResult<T> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Ok(T::default()),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "request body: expected a JSON object",
+            ))
+        }
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
 }
@@ -412,7 +419,7 @@ async fn release_sandbox(
 }
 
 fn run_view(scope: &Scope) -> Value {
-    let keys: BTreeMap<String, KeyStats> = scope.registry.snapshot();
+    let keys: BTreeMap<String, KeyStats> = scope.registry.served();
     json!({
         "id": scope.id,
         "proxy": scope.proxy_addr.to_string(),

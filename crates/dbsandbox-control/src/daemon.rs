@@ -335,6 +335,15 @@ impl Daemon {
     /// Rechecks the schema's fingerprint; on drift builds the new template and swaps the pool.
     pub async fn refresh(&self) -> anyhow::Result<TemplateInfo> {
         let _one_at_a_time = self.refresh_lock.lock().await;
+        // The common case, an unchanged project, is answered from the files alone.
+        let schema = self.config.schema.clone();
+        let major = self.endpoint.major_version();
+        let fingerprint = tokio::task::spawn_blocking(move || schema.fingerprint(major)).await;
+        if let Ok(Ok(fingerprint)) = fingerprint {
+            if fingerprint.short() == self.template().fingerprint {
+                return Ok(self.template());
+            }
+        }
         let template = ensure_current(&self.config, &self.endpoint, &|step| {
             tracing::info!("building the template: {step}")
         })

@@ -123,15 +123,18 @@ struct Slot {
     /// Set for keys acquired through the API.
     isolation: Option<Isolation>,
     owner: Option<ProcessId>,
+    /// Acquired through the API (not made by a first connection).
+    acquired: bool,
 }
 
 impl Slot {
-    fn new(isolation: Option<Isolation>, owner: Option<ProcessId>) -> Slot {
+    fn new(isolation: Option<Isolation>, owner: Option<ProcessId>, acquired: bool) -> Slot {
         Slot {
             clone: Arc::new(OnceCell::new()),
             stats: KeyStats::default(),
             isolation,
             owner,
+            acquired,
         }
     }
 }
@@ -159,6 +162,9 @@ pub struct Registry {
     /// The isolation of keys that did not choose one (the proxy's default).
     default_isolation: Isolation,
     keys: Mutex<BTreeMap<String, Slot>>,
+    /// Final statistics of released keys, kept for a run's summary (run scopes only: the API
+    /// scope lives as long as the daemon).
+    released: Mutex<BTreeMap<String, KeyStats>>,
     /// The proxy's rollback sandboxes, known once the proxy is bound.
     sandboxes: std::sync::OnceLock<Arc<Sandboxes>>,
 }
@@ -176,6 +182,7 @@ impl Registry {
             unknown_keys,
             default_isolation,
             keys: Mutex::new(BTreeMap::new()),
+            released: Mutex::new(BTreeMap::new()),
             sandboxes: std::sync::OnceLock::new(),
         })
     }
@@ -228,7 +235,7 @@ impl Registry {
             if keys.contains_key(key) {
                 return Err(AcquireError::InUse);
             }
-            let slot = Slot::new(Some(isolation), owner);
+            let slot = Slot::new(Some(isolation), owner, true);
             let cell = slot.clone.clone();
             keys.insert(key.to_string(), slot);
             cell
@@ -266,7 +273,7 @@ impl Registry {
             }
             let slot = keys
                 .entry(key.to_string())
-                .or_insert_with(|| Slot::new(None, None));
+                .or_insert_with(|| Slot::new(None, None, false));
             slot.stats.connections_open += 1;
             slot.stats.connections_total += 1;
             slot.clone.clone()
@@ -323,6 +330,14 @@ impl Registry {
     /// Returns the key's clone to its pool; its open connections are closed by the drop.
     /// Returns false when the key is unknown.
     pub fn release(&self, key: &str) -> bool {
+        if self.unknown_keys == UnknownKeys::Create {
+            if let Some(stats) = self.snapshot().remove(key) {
+                self.released
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.to_string(), stats);
+            }
+        }
         if let Some(sandboxes) = self.sandboxes.get() {
             sandboxes.remove(key);
         }
@@ -361,6 +376,17 @@ impl Registry {
     /// Open client connections over all keys.
     pub fn connections_open(&self) -> u64 {
         self.keys().values().map(|s| s.stats.connections_open).sum()
+    }
+
+    /// Every key served: the current ones and (in a run's scope) those released earlier.
+    pub fn served(&self) -> BTreeMap<String, KeyStats> {
+        let mut all = self
+            .released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        all.extend(self.snapshot());
+        all
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, KeyStats> {
@@ -475,6 +501,10 @@ impl Router for Registry {
     ) -> Pin<Box<dyn Future<Output = Result<BackendTarget, RouteError>> + Send + 'a>> {
         Box::pin(async move {
             let database = self.clone_for(key).await?;
+            let (isolation, acquired) = match self.keys().get(key) {
+                Some(slot) => (slot.isolation, slot.acquired),
+                None => (None, false),
+            };
             let host = match &self.endpoint.socket_dir {
                 Some(dir) => dir.display().to_string(),
                 None => self.endpoint.host.clone(),
@@ -485,7 +515,9 @@ impl Router for Registry {
                 user: self.endpoint.user.clone(),
                 password: self.endpoint.password.clone(),
                 database,
-                isolation: self.keys().get(key).and_then(|s| s.isolation),
+                isolation,
+                // Acquired keys keep their state until an explicit reset or release.
+                reset_on_close: acquired.then_some(false),
             })
         })
     }
@@ -493,6 +525,12 @@ impl Router for Registry {
     fn disconnected(&self, key: &str) {
         if let Some(slot) = self.keys().get_mut(key) {
             slot.stats.connections_open = slot.stats.connections_open.saturating_sub(1);
+        }
+    }
+
+    fn isolation_chosen(&self, key: &str, isolation: Isolation) {
+        if let Some(slot) = self.keys().get_mut(key) {
+            slot.isolation.get_or_insert(isolation);
         }
     }
 }

@@ -47,7 +47,8 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
         let info = |marker| DatabaseInfo {
             name: name.clone(),
             marker,
-            size_bytes: row.get(2),
+            // NULL when the database was dropped between the scan and the size call.
+            size_bytes: row.get::<_, Option<i64>>(2).unwrap_or(-1),
             connections: row.get(3),
         };
         match Marker::parse(&name, comment.as_deref()) {

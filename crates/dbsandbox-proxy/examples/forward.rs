@@ -56,6 +56,7 @@ async fn run() -> std::io::Result<()> {
         user: args[3].clone(),
         database: args[4].clone(),
         isolation: None,
+        reset_on_close: None,
         password: args.get(5).cloned(),
     };
     let proxy = Proxy::bind(

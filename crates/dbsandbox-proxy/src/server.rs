@@ -39,6 +39,10 @@ pub struct BackendTarget {
     /// it wins over [`ProxyConfig::default_isolation`], and a connection's own
     /// `options=-c dbsandbox.isolation=…` wins over it.
     pub isolation: Option<Isolation>,
+    /// Whether the key's rollback sandbox is reset when its last connection closes, when the
+    /// router decides it (keys acquired through the control API keep their state): it wins over
+    /// [`ProxyConfig::reset_on_close`].
+    pub reset_on_close: Option<bool>,
 }
 
 impl fmt::Debug for BackendTarget {
@@ -64,6 +68,10 @@ pub trait Router: Send + Sync + 'static {
 
     /// A client connection for `key` ended (called only after `route` succeeded for it).
     fn disconnected(&self, _key: &str) {}
+
+    /// The isolation the proxy chose for a connection of `key` (its own request, the target's,
+    /// or the default), so the router can describe and reset the key accordingly.
+    fn isolation_chosen(&self, _key: &str, _isolation: Isolation) {}
 }
 
 /// How clients authenticate to the proxy.
@@ -389,6 +397,7 @@ async fn drive_connection(shared: &Shared, client: &mut TcpStream) -> Ending {
             })
         }
     };
+    shared.router.isolation_chosen(&request.key, isolation);
     if isolation == Isolation::Rollback {
         return serve_rollback(shared, client, client_buf, &request, &target).await;
     }
@@ -474,7 +483,9 @@ async fn serve_rollback(
         max_message_bytes: shared.config.max_message_bytes,
         pid,
         startup: rollback::session::startup_settings(&request.params),
-        reset_on_close: shared.config.reset_on_close,
+        reset_on_close: target
+            .reset_on_close
+            .unwrap_or(shared.config.reset_on_close),
     };
     let end = session.run().await;
     drop(cancel_key);

@@ -259,6 +259,7 @@ impl PgServer {
             password: Some(SUPERUSER_PASSWORD.into()),
             database: database.into(),
             isolation: None,
+            reset_on_close: None,
         }
     }
 
@@ -271,6 +272,7 @@ impl PgServer {
             password: None,
             database: database.into(),
             isolation: None,
+            reset_on_close: None,
         }
     }
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every test of the project, as CI runs it (after .ci/run installed what they need):
+#   1. the workspace's tests (unit, CLI and daemon end to end, proxy) on an embedded server;
+#   2. the rollback-sandbox conformance suites with real drivers, through `dbsandbox run`;
+#   3. the pytest plugin's and the Node helper's own suites;
+#   4. the example suites through each integration, without `dbsandbox run`: Rust
+#      #[dbsandbox::test] under cargo test and cargo nextest, pytest -n 2 in random order,
+#      node --test with concurrency;
+#   5. the control API against its OpenAPI document (schemathesis) on a running daemon.
+# Builds target/debug/dbsandbox first; DBSANDBOX_BIN overrides the binary the scripts use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "workspace tests"
+cargo nextest run --workspace --locked
+cargo build --locked -p dbsandbox-cli
+export DBSANDBOX_BIN="${DBSANDBOX_BIN:-$root/target/debug/dbsandbox}"
+
+step "conformance suites"
+bash conformance/run.sh
+
+step "integration suites"
+bash integrations/python/run_tests.sh
+bash integrations/node/run_tests.sh
+
+step "examples through the integrations"
+# Shares compiled dependencies (sqlx, tokio-postgres) with the conformance suite's Rust crate.
+CARGO_TARGET_DIR="$root/conformance/rust/target" bash examples/rust-sqlx/run.sh
+bash examples/pytest-plugin/run.sh
+bash examples/node-test/run.sh
+
+step "control API against openapi.json"
+bash crates/dbsandbox-control/tests/openapi/run.sh
