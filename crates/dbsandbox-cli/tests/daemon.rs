@@ -277,3 +277,112 @@ fn an_idle_daemon_exits_by_itself() {
     }
     assert!(project.records().is_empty(), "it removed its record");
 }
+
+#[tokio::test]
+async fn off_loopback_the_api_needs_the_token_and_the_proxy_a_password() {
+    let project = Project::new();
+    let out = project
+        .dbsandbox()
+        .args([
+            "serve",
+            "--detach",
+            "--listen",
+            "0.0.0.0",
+            "--password",
+            "s3cret",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let daemon: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = daemon["token"]
+        .as_str()
+        .expect("a token is made")
+        .to_string();
+    assert!(token.len() >= 32, "{token}");
+    let api = daemon["api"]
+        .as_str()
+        .unwrap()
+        .replace("0.0.0.0", "127.0.0.1");
+
+    let anonymous = ApiClient::new(&api, None);
+    let refused = anonymous.get("/v1/sandboxes").await.unwrap();
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body["error"]["code"], "unauthorized");
+    assert_eq!(anonymous.get("/v1/health").await.unwrap().status, 200);
+    let wrong = ApiClient::new(&api, Some("nope".into()));
+    assert_eq!(wrong.get("/v1/pool").await.unwrap().status, 401);
+
+    let allowed = ApiClient::new(&api, Some(token));
+    let acquired = allowed
+        .post("/v1/sandboxes", &json!({"key": "remote"}))
+        .await
+        .unwrap();
+    assert_eq!(acquired.status, 201, "{:?}", acquired.body);
+    let url = acquired.body["url"]
+        .as_str()
+        .unwrap()
+        .replace("0.0.0.0", "127.0.0.1");
+    assert!(
+        tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "no password, no connection"
+    );
+    let with_password = url.replace("dbsandbox@", "dbsandbox:s3cret@");
+    assert_eq!(count_items(&with_password).await, 1);
+}
+
+#[test]
+fn a_killed_daemon_is_replaced_and_its_clones_reclaimed() {
+    let project = Project::new();
+    let first = project.detach();
+    let pid = first["pid"].as_i64().unwrap() as i32;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let acquired = client(&first)
+            .post("/v1/sandboxes", &json!({"key": "held"}))
+            .await
+            .unwrap();
+        assert_eq!(acquired.status, 201);
+    });
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_alive(pid) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let second = project.detach();
+    assert_ne!(second["pid"], first["pid"]);
+    assert_eq!(
+        second["started"], true,
+        "the stale record is not attached to"
+    );
+    let status = project
+        .dbsandbox()
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let clones = status["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|db| db["kind"] == "clone");
+    for db in clones {
+        assert_ne!(
+            db["owner_pid"],
+            json!(pid),
+            "a clone of the killed daemon survived: {db}"
+        );
+    }
+    let daemons = status["daemons"].as_array().unwrap();
+    assert_eq!(daemons.len(), 1, "{status}");
+    assert_eq!(daemons[0]["pid"], second["pid"]);
+}
