@@ -176,7 +176,7 @@ impl ClonePool {
     fn mark_leased(&self, name: &str) {
         let shared = self.shared.clone();
         let name = name.to_string();
-        lock(&self.shared.drops).spawn(async move {
+        self.shared.background(async move {
             let marker = clone_marker(&shared, DbState::Leased);
             if let Err(e) = shared.background_execute(&marker.comment_sql(&name)).await {
                 tracing::debug!("marking {name} leased: {e}");
@@ -195,7 +195,7 @@ impl ClonePool {
         }
         let shared = self.shared.clone();
         let name = name.to_string();
-        lock(&self.shared.drops).spawn(async move {
+        self.shared.background(async move {
             match shared.background_execute(&drop_sql(&name)).await {
                 Ok(()) => {
                     shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -394,6 +394,14 @@ async fn refill_worker(shared: Arc<Shared>) {
 }
 
 impl Shared {
+    /// Spawns background database work (markers, drops) that shutdown waits for. Finished tasks
+    /// are collected here, so a long-lived daemon's set does not grow with every clone.
+    fn background(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut drops = lock(&self.drops);
+        while drops.try_join_next().is_some() {}
+        drops.spawn(work);
+    }
+
     fn new(endpoint: &Endpoint, template: &Template, config: PoolConfig) -> Shared {
         Shared {
             endpoint: endpoint.clone(),
