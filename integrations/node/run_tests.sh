@@ -5,7 +5,10 @@
 #
 #   1. daemon: no DBSANDBOX_URL, so the helper runs `dbsandbox serve --detach` in the current
 #      directory (integrations/node/test) and attaches to or starts the project's daemon;
-#   2. run:    under `dbsandbox run`, which exports DBSANDBOX_URL and DBSANDBOX_RUN.
+#   2. run:    under `dbsandbox run`, which exports DBSANDBOX_URL and DBSANDBOX_RUN;
+#   3. frameworks: Jest (2 workers) and Vitest (forks, then threads) in frameworks/, through the
+#      helper's setup file, on that folder's daemon (skipped with DBSANDBOX_SKIP_FRAMEWORKS=1;
+#      `npm ci` there, about 20 s, when jest or vitest is missing).
 #
 #   bash integrations/node/run_tests.sh
 #
@@ -36,7 +39,7 @@ DBSANDBOX_BIN="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 export DBSANDBOX_BIN
 unset DBSANDBOX_URL DBSANDBOX_TOKEN DBSANDBOX_RUN DBSANDBOX_HOST DBSANDBOX_PORT
 
-trap '(cd "$here/test" && "$DBSANDBOX_BIN" stop >/dev/null 2>&1)' EXIT
+trap 'for d in test frameworks; do (cd "$here/$d" && "$DBSANDBOX_BIN" stop >/dev/null 2>&1); done' EXIT
 cd "$here/test"
 
 echo "== daemon pass: node --test --test-concurrency=2 (in integrations/node/test)"
@@ -47,5 +50,25 @@ echo "== run pass: $DBSANDBOX_BIN run --port 0 -- node --test --test-concurrency
 run_status=0
 "$DBSANDBOX_BIN" run --port 0 -- node --test --test-concurrency=2 || run_status=$?
 
-echo "@dbsandbox/node: daemon pass exit $daemon_status, dbsandbox run pass exit $run_status"
-[ "$daemon_status" = 0 ] && [ "$run_status" = 0 ]
+frameworks_status=0
+if [ "${DBSANDBOX_SKIP_FRAMEWORKS:-}" = 1 ]; then
+  echo "== frameworks: skipped (DBSANDBOX_SKIP_FRAMEWORKS=1)"
+  frameworks_status=skipped
+else
+  cd "$here/frameworks"
+  if [ ! -d node_modules/jest ] || [ ! -d node_modules/vitest ] || [ ! -e node_modules/@dbsandbox/node ] \
+     || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error || frameworks_status="npm ci failed"
+  fi
+  if [ "$frameworks_status" = 0 ]; then
+    echo "== frameworks: npx jest (2 workers)"
+    npx --no-install jest || frameworks_status=$?
+    for pool in forks threads; do
+      echo "== frameworks: npx vitest run --pool=$pool (2 workers)"
+      npx --no-install vitest run --pool="$pool" || frameworks_status=$?
+    done
+  fi
+fi
+
+echo "@dbsandbox/node: daemon pass exit $daemon_status, dbsandbox run pass exit $run_status, Jest/Vitest exit $frameworks_status"
+[ "$daemon_status" = 0 ] && [ "$run_status" = 0 ] && { [ "$frameworks_status" = 0 ] || [ "$frameworks_status" = skipped ]; }
