@@ -2,12 +2,14 @@
 //! (`dbsandbox::test`): the expansion refers to `::dbsandbox::__private`.
 //!
 //! ```ignore
-//! #[dbsandbox::test]                                  // rollback sandbox, dbsandbox.toml's schema
-//! async fn a(pool: sqlx::PgPool) { … }
+//! #[dbsandbox::test] // rollback sandbox, dbsandbox.toml's schema
+//! async fn a(pool: sqlx::PgPool) {}
 //! #[dbsandbox::test(isolation = "database", migrations = "migrations")]
-//! async fn b(client: tokio_postgres::Client) -> Result<(), tokio_postgres::Error> { … }
+//! async fn b(client: tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+//!     Ok(())
+//! }
 //! #[dbsandbox::test]
-//! async fn c(url: &str) { … }
+//! async fn c(url: &str) {}
 //! ```
 //!
 //! The expansion is a plain `#[test] fn` that acquires a sandbox, runs the body on a
