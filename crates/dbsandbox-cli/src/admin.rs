@@ -236,31 +236,37 @@ fn key_path(key: &str, suffix: &str, run: Option<&str>) -> String {
     }
 }
 
-pub async fn reset(settings: &Settings, key: &str, run: Option<&str>) -> anyhow::Result<i32> {
-    dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
-    match ask_about_key(settings, "POST", &key_path(key, "/reset", run)).await? {
-        Some(reply) if reply.is_success() => {
-            println!("reset {key}: back to the template's state");
-            Ok(0)
-        }
-        Some(reply) => anyhow::bail!("reset of {key} failed: {}", reply.error_message()),
-        None => {
-            println!("no sandbox with key {key} (nothing to reset)");
-            Ok(1)
-        }
-    }
+/// What `reset` and `release` do to a key.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyAction {
+    Reset,
+    Release,
 }
 
-pub async fn release(settings: &Settings, key: &str, run: Option<&str>) -> anyhow::Result<i32> {
+pub async fn key_action(
+    settings: &Settings,
+    action: KeyAction,
+    key: &str,
+    run: Option<&str>,
+) -> anyhow::Result<i32> {
     dbsandbox_proxy::validate_key(key).map_err(|e| UsageError(e.message))?;
-    match ask_about_key(settings, "DELETE", &key_path(key, "", run)).await? {
+    let (method, suffix, verb, done) = match action {
+        KeyAction::Reset => ("POST", "/reset", "reset", "back to the template's state"),
+        KeyAction::Release => (
+            "DELETE",
+            "",
+            "release",
+            "its next connection gets a fresh database",
+        ),
+    };
+    match ask_about_key(settings, method, &key_path(key, suffix, run)).await? {
         Some(reply) if reply.is_success() => {
-            println!("released {key}: its next connection gets a fresh database");
+            println!("{verb} {key}: {done}");
             Ok(0)
         }
-        Some(reply) => anyhow::bail!("release of {key} failed: {}", reply.error_message()),
+        Some(reply) => anyhow::bail!("{verb} of {key} failed: {}", reply.error_message()),
         None => {
-            println!("no sandbox with key {key} (nothing to release)");
+            println!("no sandbox with key {key} (nothing to {verb})");
             Ok(1)
         }
     }

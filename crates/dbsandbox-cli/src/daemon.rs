@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::progress::Progress;
-use crate::settings::{parse_duration, SchemaArgs, ServerArgs, Settings, UsageError};
+use crate::settings::{flag_args, parse_duration, SchemaArgs, ServerArgs, Settings, UsageError};
 
 /// A `serve` that found the project's daemon already running exits with this.
 pub const EXIT_ALREADY_RUNNING: i32 = 3;
@@ -41,18 +41,12 @@ pub struct ServeOptions {
 
 impl ServeOptions {
     fn to_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(flag.to_string());
-                args.push(value);
-            }
-        };
-        push("--listen", self.listen.clone());
-        push("--api-port", self.api_port.map(|p| p.to_string()));
-        push("--proxy-port", self.proxy_port.map(|p| p.to_string()));
-        push("--idle-timeout", self.idle_timeout.clone());
-        args
+        flag_args(&[
+            ("--listen", self.listen.clone()),
+            ("--api-port", self.api_port.map(|p| p.to_string())),
+            ("--proxy-port", self.proxy_port.map(|p| p.to_string())),
+            ("--idle-timeout", self.idle_timeout.clone()),
+        ])
     }
 }
 

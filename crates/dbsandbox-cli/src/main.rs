@@ -232,6 +232,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
+    let command_is_reset = matches!(command, Command::Reset { .. });
     match command {
         Command::Run {
             schema,
@@ -318,21 +319,14 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             )
             .await
         }
-        Command::Reset { key, run } => {
-            admin::reset(
-                &Settings::resolve(&server, &SchemaArgs::default())?,
-                &key,
-                run.as_deref(),
-            )
-            .await
-        }
-        Command::Release { key, run } => {
-            admin::release(
-                &Settings::resolve(&server, &SchemaArgs::default())?,
-                &key,
-                run.as_deref(),
-            )
-            .await
+        Command::Reset { key, run } | Command::Release { key, run } => {
+            let action = if command_is_reset {
+                admin::KeyAction::Reset
+            } else {
+                admin::KeyAction::Release
+            };
+            let settings = Settings::resolve(&server, &SchemaArgs::default())?;
+            admin::key_action(&settings, action, &key, run.as_deref()).await
         }
         Command::Analyze(_) | Command::Explain(_) => unreachable!("handled without a runtime"),
     }

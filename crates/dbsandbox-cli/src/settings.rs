@@ -272,61 +272,55 @@ impl Settings {
     }
 }
 
+/// `--flag value` pairs for the options that are set, in order.
+pub fn flag_args(flags: &[(&str, Option<String>)]) -> Vec<String> {
+    flags
+        .iter()
+        .filter_map(|(flag, value)| Some([flag.to_string(), value.clone()?]))
+        .flatten()
+        .collect()
+}
+
+fn path_text(path: &Option<PathBuf>) -> Option<String> {
+    path.as_ref().map(|p| p.display().to_string())
+}
+
 impl ServerArgs {
     /// The flags that reproduce these options (for the daemon `run` starts).
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(flag.to_string());
-                args.push(value);
-            }
-        };
-        push("--server", self.server.clone());
-        push(
-            "--pg-bin",
-            self.pg_bin.as_ref().map(|p| p.display().to_string()),
-        );
-        push(
-            "--cache-dir",
-            self.cache_dir.as_ref().map(|p| p.display().to_string()),
-        );
-        push("--run-as", self.run_as.clone());
-        push(
-            "--config",
-            self.config.as_ref().map(|p| p.display().to_string()),
-        );
-        args
+        flag_args(&[
+            ("--server", self.server.clone()),
+            ("--pg-bin", path_text(&self.pg_bin)),
+            ("--cache-dir", path_text(&self.cache_dir)),
+            ("--run-as", self.run_as.clone()),
+            ("--config", path_text(&self.config)),
+        ])
     }
 }
 
 impl SchemaArgs {
     /// The flags that reproduce these options (for the daemon `run` starts).
     pub fn to_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(value) = value {
-                args.push(flag.to_string());
-                args.push(value);
-            }
-        };
-        push(
-            "--migrations",
-            self.migrations.as_ref().map(|p| p.display().to_string()),
+        let mut flags = vec![
+            ("--migrations", path_text(&self.migrations)),
+            ("--migrate-cmd", self.migrate_cmd.clone()),
+        ];
+        flags.extend(
+            self.seed
+                .iter()
+                .map(|p| ("--seed", Some(p.display().to_string()))),
         );
-        push("--migrate-cmd", self.migrate_cmd.clone());
-        for seed in &self.seed {
-            push("--seed", Some(seed.display().to_string()));
-        }
-        for watch in &self.watch {
-            push("--watch", Some(watch.display().to_string()));
-        }
-        push("--pool-size", self.pool_size.map(|n| n.to_string()));
-        push(
+        flags.extend(
+            self.watch
+                .iter()
+                .map(|p| ("--watch", Some(p.display().to_string()))),
+        );
+        flags.push(("--pool-size", self.pool_size.map(|n| n.to_string())));
+        flags.push((
             "--keep-templates",
             self.keep_templates.map(|n| n.to_string()),
-        );
-        args
+        ));
+        flag_args(&flags)
     }
 }
 

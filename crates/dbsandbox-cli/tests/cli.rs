@@ -2,6 +2,9 @@
 //! environment and exit status of `run`, release and SIGTERM clean-up, recovery after kill -9,
 //! refused keys, and set-up errors.
 
+mod common;
+use common::{pid_alive, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -79,15 +82,6 @@ fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]
@@ -378,18 +372,6 @@ fn run_true(cache: &Path, migrations: &Path) -> Output {
         .args(["--", "true"])
         .output()
         .unwrap()
-}
-
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 #[tokio::test]

@@ -2,8 +2,11 @@
 //! dead owner are reclaimed, an edited migration gives a new template, idle daemons exit, and
 //! `stop` leaves nothing running.
 
+mod common;
+use common::{pid_alive, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dbsandbox_control::ApiClient;
@@ -84,15 +87,6 @@ impl Drop for Project {
     }
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn client(detached: &Value) -> ApiClient {
     ApiClient::new(detached["api"].as_str().unwrap(), None)
 }
@@ -107,19 +101,6 @@ async fn count_items(url: &str) -> i64 {
         .await
         .unwrap()
         .get(0)
-}
-
-fn pid_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use dbsandbox_proxy::validate_key;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::daemon::{owner_process, Daemon, IsolationName, Refusal, RunRequest, Scope};
+use crate::daemon::{owner_process, Daemon, IsolationName, Refusal, RunRequest, Scope, ScopeRef};
 use crate::registry::{KeyStats, TableRows};
 
 /// The OpenAPI document, checked in beside the crate and served as is.
@@ -369,8 +369,10 @@ struct RunParam {
     run: Option<String>,
 }
 
-fn checked_key(key: &str) -> ApiResult<()> {
-    validate_key(key).map_err(|e| ApiError(Refusal::new(400, "invalid_key", e.message)))
+/// The scope holding a valid `key` (the `run` parameter narrows the search).
+fn scope_of_key<'a>(daemon: &'a Daemon, key: &str, query: &RunParam) -> ApiResult<ScopeRef<'a>> {
+    validate_key(key).map_err(|e| ApiError(Refusal::new(400, "invalid_key", e.message)))?;
+    Ok(daemon.find_key(key, query.run.as_deref())?)
 }
 
 async fn one_sandbox(
@@ -378,9 +380,7 @@ async fn one_sandbox(
     Path(key): Path<String>,
     Query(query): Query<RunParam>,
 ) -> ApiResult<Json<SandboxView>> {
-    checked_key(&key)?;
-    let run = query.run;
-    let scope = daemon.find_key(&key, run.as_deref())?;
+    let scope = scope_of_key(&daemon, &key, &query)?;
     Ok(Json(full_view(&scope, &key).await?))
 }
 
@@ -389,9 +389,7 @@ async fn reset_sandbox(
     Path(key): Path<String>,
     Query(query): Query<RunParam>,
 ) -> ApiResult<Json<SandboxView>> {
-    checked_key(&key)?;
-    let run = query.run;
-    let scope = daemon.find_key(&key, run.as_deref())?;
+    let scope = scope_of_key(&daemon, &key, &query)?;
     match scope.registry.reset(&key).await {
         Ok(true) => {}
         Ok(false) => {
@@ -409,9 +407,7 @@ async fn release_sandbox(
     Path(key): Path<String>,
     Query(query): Query<RunParam>,
 ) -> ApiResult<Json<Value>> {
-    checked_key(&key)?;
-    let run = query.run;
-    let scope = daemon.find_key(&key, run.as_deref())?;
+    let scope = scope_of_key(&daemon, &key, &query)?;
     if !scope.registry.release(&key) {
         return Err(Refusal::new(404, "not_found", format!("no sandbox with key {key}")).into());
     }
