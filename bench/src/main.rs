@@ -5,7 +5,9 @@
 //! - connect-to-first-row for a fresh key with a warm pool, against CREATE DATABASE from the same
 //!   template + connect + first row, and against a plain connection to an existing database;
 //! - `dbsandbox run -- true` wall time, cold (empty cache: initdb, template build) and warm;
-//! - pgbench select-only `-c 8` through the proxy against direct to the same database.
+//! - pgbench select-only `-c 8` through the proxy against direct to the same database;
+//! - the warm loop (issue 4, `warm_loop.rs`): `dbsandbox run -- true` with the project's daemon
+//!   running, against `run --no-daemon` and a plain spawn. `--only warm-loop` runs it alone.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,8 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+mod warm_loop;
+
 struct Options {
     samples: usize,
+    /// `--only warm-loop`: run that scenario alone.
+    only: Option<String>,
     pgbench_seconds: u32,
     pgbench_rounds: usize,
 }
@@ -24,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         samples: 30,
         pgbench_seconds: 10,
         pgbench_rounds: 3,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -33,11 +40,16 @@ fn main() -> anyhow::Result<()> {
                     samples: 10,
                     pgbench_seconds: 3,
                     pgbench_rounds: 1,
+                    only: options.only,
                 }
             }
+            "--only" => match args.next().as_deref() {
+                Some("warm-loop") => options.only = Some("warm-loop".into()),
+                other => bail!("--only takes a scenario: warm-loop (got {other:?})"),
+            },
             "--samples" => options.samples = args.next().context("--samples N")?.parse()?,
             "--help" | "-h" => {
-                println!("dbsandbox-bench [--quick] [--samples N]\nRun through bench/run.sh, which builds the release binaries.");
+                println!("dbsandbox-bench [--quick] [--samples N] [--only warm-loop]\nRun through bench/run.sh, which builds the release binaries.");
                 return Ok(());
             }
             other => bail!("unknown argument {other}"),
@@ -46,7 +58,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(bench(options))
+    if options.only.as_deref() == Some("warm-loop") {
+        return warm_loop::warm_loop(options.samples);
+    }
+    let samples = options.samples;
+    runtime.block_on(bench(options))?;
+    println!();
+    warm_loop::warm_loop(samples)
 }
 
 fn dbsandbox_binary() -> anyhow::Result<PathBuf> {

@@ -100,6 +100,7 @@ has_psql = shutil.which("psql") is not None
 
 # Documented errors.
 check("bad JSON", "POST", "/v1/sandboxes", "/v1/sandboxes", raw="{not json", expect=400, code="bad_request")
+check("array body", "POST", "/v1/sandboxes", "/v1/sandboxes", raw='["k", null, null, null]', expect=400, code="bad_request")
 check("unknown field", "POST", "/v1/sandboxes", "/v1/sandboxes", body={"kee": "x"}, expect=400, code="bad_request")
 check("wrong type", "POST", "/v1/runs", "/v1/runs", body={"port": "6543"}, expect=400, code="bad_request")
 check("invalid key in body", "POST", "/v1/sandboxes", "/v1/sandboxes", body={"key": "no spaces"}, expect=400, code="invalid_key")
@@ -149,12 +150,21 @@ if isinstance(run, dict):
     if has_psql:
         base = run["database_url"].rsplit("/", 1)[0]
         psql(base + "/run-rb", "insert into t0(name) values ('run')")
-        psql(base + "/run-db", "select 1", options="-c dbsandbox.isolation=database")
+        database = "-c dbsandbox.isolation=database"
+        psql(base + "/run-db", "insert into t1(name, parent_id) values ('run', 1)", options=database)
         got = check("get run", "GET", f"/v1/runs/{rid}", "/v1/runs/{id}", expect=200)
         keys = got.get("keys", {}) if isinstance(got, dict) else {}
         expect_true("run lists its keys", sorted(keys) == ["run-db", "run-rb"], str(sorted(keys)))
         check("run key by ?run=", "GET", "/v1/sandboxes/run-rb", "/v1/sandboxes/{key}", params={"run": rid}, expect=200)
-        check("run key without ?run=", "GET", "/v1/sandboxes/run-db", "/v1/sandboxes/{key}", expect=200)
+        got = check("run key without ?run=", "GET", "/v1/sandboxes/run-db", "/v1/sandboxes/{key}", expect=200)
+        expect_true("a run key shows the isolation its connection chose",
+                    isinstance(got, dict) and got.get("isolation") == "database", str(got))
+        written = [{"table": "public.t1", "rows": 101}]
+        expect_true("a run's database key lists what it wrote", tables_of("run-db", run=rid, want=written) == written)
+        got = check("reset a run's database key", "POST", "/v1/sandboxes/run-db/reset", "/v1/sandboxes/{key}/reset",
+                    params={"run": rid}, expect=200)
+        expect_true("the reset swapped its clone",
+                    isinstance(got, dict) and got.get("stats", {}).get("clones_used") == 2, str(got))
         check("acquire in the run", "POST", "/v1/sandboxes", "/v1/sandboxes", body={"key": "run-rb", "run": rid},
               expect=409, code="key_in_use")
     check("list runs", "GET", "/v1/runs", "/v1/runs", expect=200)

@@ -15,7 +15,7 @@
 #    response_schema_conformance;
 # 5. POST /v1/shutdown, checked, and the daemon must exit; a trap runs `dbsandbox stop` anyway.
 #
-# Environment: OPENAPI_MAX_EXAMPLES (default 25 per operation), OPENAPI_SEED (default 1: the same
+# Environment: OPENAPI_MAX_EXAMPLES (default 50 per operation), OPENAPI_SEED (default 1: the same
 # cases every run; set another to explore), OPENAPI_KEEP=1 keeps the temporary directory.
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -110,7 +110,7 @@ python3 "$here/explicit.py" "$spec" "$api" || failures=$((failures + 1))
 # Fuzzing. Security parameters are not generated: the daemon has no token on loopback, and
 # negative tests would put bytes in headers that the HTTP parser rejects before the API sees them.
 # hooks.py drops negative path parameters that schemathesis would not URL-quote.
-examples="${OPENAPI_MAX_EXAMPLES:-25}"
+examples="${OPENAPI_MAX_EXAMPLES:-50}"
 seed="${OPENAPI_SEED:-1}"
 echo "openapi: schemathesis $st_version, $examples examples per operation, seed $seed"
 started=$SECONDS
