@@ -127,7 +127,7 @@ fn percentile(values: &mut [f64], p: f64) -> f64 {
 fn time_run(cache: &Path) -> anyhow::Result<f64> {
     let started = Instant::now();
     let status = dbsandbox(cache)?
-        .args(["run", "-q", "--port", "0", "--migrations"])
+        .args(["run", "-q", "--no-daemon", "--port", "0", "--migrations"])
         .arg(schema40())
         .args(["--", "true"])
         .status()?;
@@ -158,36 +158,28 @@ impl Drop for BackgroundRun {
     }
 }
 
+/// A `run --no-daemon` around a long command, on a port chosen here, once its proxy answers.
 fn start_background(cache: &Path, migrations: &Path) -> anyhow::Result<BackgroundRun> {
-    let child = dbsandbox(cache)?
-        .args([
-            "run",
-            "-q",
-            "--port",
-            "0",
-            "--pool-size",
-            "8",
-            "--migrations",
-        ])
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut child = dbsandbox(cache)?
+        .args(["run", "-q", "--no-daemon", "--port"])
+        .arg(port.to_string())
+        .args(["--pool-size", "8", "--migrations"])
         .arg(migrations)
         .args(["--", "sleep", "3600"])
         .stdout(Stdio::null())
         .spawn()?;
-    let record = cache.join("runs").join(format!("{}.json", child.id()));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !record.exists() {
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait()? {
+            bail!("the background run exited early: {status}");
+        }
         if Instant::now() > deadline {
             bail!("the background run did not start");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(50));
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&record)?)?;
-    let proxy: std::net::SocketAddr = json["proxy"].as_str().context("proxy address")?.parse()?;
-    Ok(BackgroundRun {
-        child,
-        port: proxy.port(),
-    })
+    Ok(BackgroundRun { child, port })
 }
 
 /// PgBouncer in session mode in front of the benchmark server, as a baseline for the proxy.
