@@ -505,9 +505,15 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     }
     let status = status_json(cache.path())?;
     let clone_of = |key: &str| {
-        status["runs"]
+        status["daemons"]
             .as_array()
-            .and_then(|runs| runs.iter().find_map(|r| r["keys"][key]["clone"].as_str()))
+            .and_then(|daemons| {
+                daemons
+                    .iter()
+                    .flat_map(|d| d["sandboxes"].as_array().into_iter().flatten())
+                    .find(|s| s["key"] == key)
+                    .and_then(|s| s["database"].as_str())
+            })
             .map(str::to_string)
             .with_context(|| format!("no clone for key {key}"))
     };

@@ -154,7 +154,7 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Show the server, templates, clones (with sizes) and the keys of running runs.
+    /// Show the server, templates, clones (with sizes), and the live daemons with their sandboxes.
     #[command(
         after_help = "Examples:\n  dbsandbox status\n  dbsandbox status --json | jq '.databases[] | select(.kind == \"template\")'"
     )]

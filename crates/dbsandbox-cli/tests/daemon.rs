@@ -367,3 +367,62 @@ fn a_killed_daemon_is_replaced_and_its_clones_reclaimed() {
     assert_eq!(daemons.len(), 1, "{status}");
     assert_eq!(daemons[0]["pid"], second["pid"]);
 }
+
+#[tokio::test]
+async fn a_sandbox_reports_the_tables_it_wrote_since_its_last_reset() {
+    let project = Project::new();
+    let daemon = project.detach();
+    let api = client(&daemon);
+    for isolation in ["rollback", "database"] {
+        let key = format!("tables-{isolation}");
+        let acquired = api
+            .post(
+                "/v1/sandboxes",
+                &json!({"key": key, "isolation": isolation}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(acquired.status, 201, "{:?}", acquired.body);
+        let (db, connection) = tokio_postgres::connect(
+            acquired.body["url"].as_str().unwrap(),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        db.batch_execute(
+            "begin; insert into items(name) values ('a'), ('b'); commit; \
+             create table extra(x int); insert into extra values (1)",
+        )
+        .await
+        .unwrap();
+        drop(db);
+        let expected = json!([
+            {"table": "public.extra", "rows": 1},
+            {"table": "public.items", "rows": 3},
+        ]);
+        // A database key's counters reach PostgreSQL's statistics within about a second.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let one = api.get(&format!("/v1/sandboxes/{key}")).await.unwrap();
+            assert_eq!(one.status, 200, "{:?}", one.body);
+            if one.body["tables"] == expected {
+                assert!(one.body["stats"]["statements"].as_u64().is_some());
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{isolation}: tables {} (expected {expected})",
+                one.body["tables"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let reset = api
+            .post(&format!("/v1/sandboxes/{key}/reset"), &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(reset.status, 200, "{:?}", reset.body);
+        let after = api.get(&format!("/v1/sandboxes/{key}")).await.unwrap();
+        assert_eq!(after.body["tables"], json!([]), "{isolation} after reset");
+    }
+}

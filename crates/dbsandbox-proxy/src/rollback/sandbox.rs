@@ -215,16 +215,35 @@ pub struct Backend {
     /// Set when the backend failed; every later cycle gets this error.
     pub broken: Option<String>,
     next_savepoint: u64,
-    /// Per table, the backend's uncommitted write counters at the last reset: the backend never
-    /// leaves its transaction, so PostgreSQL never flushes them, and the sandbox's own writes are
-    /// the growth since then.
+    /// Per table oid, the backend's uncommitted write counters at the last reset: the backend
+    /// never leaves its transaction, so PostgreSQL never flushes them, and the sandbox's own
+    /// writes are the growth since then.
     write_baseline: HashMap<String, i64>,
+    /// The template's user tables (an oid array literal), whose counters a reset records.
+    user_tables: String,
 }
 
-/// Each user table's write counters in the backend's current, never-flushed statistics.
-pub const WRITE_COUNTERS_SQL: &str = "SELECT format('%I.%I', schemaname, relname), \
+/// Each written user table's oid, name and write counters in the backend's current,
+/// never-flushed statistics.
+pub const WRITE_COUNTERS_SQL: &str = "SELECT relid::text, format('%I.%I', schemaname, relname), \
      (n_tup_ins + n_tup_upd + n_tup_del)::text FROM pg_stat_xact_user_tables \
      WHERE n_tup_ins + n_tup_upd + n_tup_del > 0";
+
+/// The oids of the clone's user tables, as an array literal (read once, when the sandbox opens).
+const USER_TABLES_SQL: &str = "SELECT coalesce(array_agg(c.oid), '{}')::text FROM pg_class c \
+     JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') \
+     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'";
+
+/// The write counters of the given tables (by oid): a few function calls per table, far cheaper
+/// than the statistics view, since every reset runs it.
+fn baseline_sql(user_tables: &str) -> String {
+    format!(
+        "SELECT o::text, n::text FROM (SELECT o, pg_stat_get_xact_tuples_inserted(o) \
+         + pg_stat_get_xact_tuples_updated(o) + pg_stat_get_xact_tuples_deleted(o) AS n \
+         FROM unnest({}::oid[]) AS o) AS s WHERE n > 0",
+        super::messages::quote_literal(user_tables)
+    )
+}
 
 /// A message read from the backend: its tag and the whole raw message.
 pub struct BackendMsg {
@@ -259,6 +278,7 @@ impl Backend {
             broken: None,
             next_savepoint: 0,
             write_baseline: HashMap::new(),
+            user_tables: "{}".into(),
         }
     }
 
@@ -344,9 +364,11 @@ impl Backend {
         let mut out = BytesMut::new();
         front::query(
             &mut out,
-            "BEGIN; SELECT format('%I.%I', schemaname, sequencename), \
-                    coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text \
-             FROM pg_sequences",
+            &format!(
+                "BEGIN; SELECT format('%I.%I', schemaname, sequencename), \
+                        coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text \
+                 FROM pg_sequences; {USER_TABLES_SQL}"
+            ),
         );
         front::parse(&mut out, GUARD_SET, &format!("SAVEPOINT {GUARD}"), &[]);
         front::parse(
@@ -386,6 +408,9 @@ impl Backend {
         if !setvals.is_empty() {
             self.restore_sequences = Some(format!("SELECT {}", setvals.join(", ")));
         }
+        if let Some([Some(tables)]) = rows.iter().map(Vec::as_slice).find(|r| r.len() == 1) {
+            self.user_tables = tables.clone();
+        }
         Ok(())
     }
 
@@ -399,7 +424,7 @@ impl Backend {
             sql.push_str("; ");
         }
         sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION; ");
-        sql.push_str(WRITE_COUNTERS_SQL);
+        sql.push_str(&baseline_sql(&self.user_tables));
         let rows = match self.run_internal(&sql).await? {
             Ok(rows) => rows,
             Err(e) => {
@@ -426,10 +451,16 @@ impl Backend {
 
     /// The tables written since the last reset, given the counters now ([`WRITE_COUNTERS_SQL`]).
     pub fn written_since_reset(&self, now: Vec<Vec<Option<String>>>) -> Vec<String> {
-        let mut tables: Vec<String> = write_counters(now)
+        let mut tables: Vec<String> = now
             .into_iter()
-            .filter(|(table, n)| self.write_baseline.get(table).is_none_or(|base| n > base))
-            .map(|(table, _)| table)
+            .filter_map(|row| match row.as_slice() {
+                [Some(oid), Some(table), Some(n)] => {
+                    let n: i64 = n.parse().ok()?;
+                    let grew = self.write_baseline.get(oid).is_none_or(|base| n > *base);
+                    grew.then(|| table.clone())
+                }
+                _ => None,
+            })
             .collect();
         tables.sort();
         tables
