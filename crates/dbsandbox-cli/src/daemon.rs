@@ -25,6 +25,9 @@ pub const EXIT_ALREADY_RUNNING: i32 = 3;
 /// An idle daemon's life unless told otherwise.
 const DEFAULT_IDLE_TIMEOUT: &str = "15m";
 
+/// A daemon's log is started afresh at the next start beyond this size.
+const LOG_LIMIT_BYTES: u64 = 1 << 20;
+
 /// How long a starter waits for a new daemon (its first template build included).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -230,6 +233,11 @@ pub async fn attach_or_start(
     progress.say("starting the dbsandbox daemon");
     if let Some(dir) = files.log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // Starters that race share the log (appending); it is started afresh once it grows large.
+    let large = std::fs::metadata(&files.log).is_ok_and(|m| m.len() > LOG_LIMIT_BYTES);
+    if large {
+        let _ = std::fs::remove_file(&files.log);
     }
     let log = std::fs::OpenOptions::new()
         .create(true)
