@@ -58,7 +58,9 @@ else
   cd "$here/frameworks"
   if [ ! -d node_modules/jest ] || [ ! -d node_modules/vitest ] || [ ! -e node_modules/@dbsandbox/node ] \
      || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    npm ci --no-audit --no-fund --loglevel=error || frameworks_status="npm ci failed"
+    # `npm install`, not `npm ci`: npm 10/11 writes locks without rollup's per-platform optional
+    # packages (vitest's bundler), which `npm ci` then refuses as out of sync (npm/cli#4828).
+    npm install --no-audit --no-fund --loglevel=error || frameworks_status="npm install failed"
   fi
   if [ "$frameworks_status" = 0 ]; then
     echo "== frameworks: npx jest (2 workers)"
