@@ -160,7 +160,9 @@ impl Drop for BackgroundRun {
 
 /// A `run --no-daemon` around a long command, on a port chosen here, once its proxy answers.
 fn start_background(cache: &Path, migrations: &Path) -> anyhow::Result<BackgroundRun> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut child = dbsandbox(cache)?
         .args(["run", "-q", "--no-daemon", "--port"])
         .arg(port.to_string())
