@@ -7,12 +7,19 @@
 #      #[dbsandbox::test] under cargo test and cargo nextest, pytest -n 2 in random order,
 #      node --test with concurrency;
 #   5. the control API against its OpenAPI document (schemathesis) on a running daemon.
-# Builds target/debug/dbsandbox first; DBSANDBOX_BIN overrides the binary the scripts use.
+# Each step installs the Python and Node packages it needs when they are missing (pip, npm);
+# cargo-nextest must be installed. DBSANDBOX_BIN overrides the binary the scripts use (default:
+# target/debug/dbsandbox, built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
 
 step() { printf '\n==== %s\n' "$*"; }
+
+# The CLI's end-to-end tests run examples/pytest-shared: its packages, when missing.
+python3 -c "import psycopg, sqlalchemy, xdist, pytest_randomly" 2>/dev/null ||
+  PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check \
+    -r examples/pytest-shared/requirements.txt
 
 step "workspace tests"
 cargo nextest run --workspace --locked
