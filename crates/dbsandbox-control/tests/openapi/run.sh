@@ -9,7 +9,8 @@
 # 3. explicit checks: curl for the documented errors (bad JSON, unknown route, invalid key), then
 #    explicit.py for the happy paths (writes through psql, reset, release, runs), each response
 #    checked against the document;
-# 4. schemathesis (installed with pip when missing, pinned) fuzzes every operation but
+# 4. schemathesis (pinned; installed with pip when missing, in a venv under the cache directory)
+#    fuzzes every operation but
 #    POST /v1/shutdown, positive and negative data plus the document's links, with the checks
 #    not_a_server_error, status_code_conformance, content_type_conformance,
 #    response_schema_conformance;
@@ -37,12 +38,17 @@ schema40="$root/../shared/reference/schema40.sql"
 # schemathesis 3.x needs a hypothesis from before 6.131.15 (later ones removed an internal it uses).
 st_version=3.39.16
 hypothesis_version=6.131.14
-if ! python3 - "$st_version" "$hypothesis_version" <<'EOF' 2>/dev/null; then
+# In a virtual environment of its own: installed globally, schemathesis's pytest plugin would load
+# into every other pytest run on the machine (seconds of import, warnings).
+venv="${OPENAPI_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/dbsandbox/openapi-venv}"
+st_python="$venv/bin/python"
+[ -x "$st_python" ] || python3 -m venv "$venv"
+if ! "$st_python" - "$st_version" "$hypothesis_version" <<'EOF' 2>/dev/null; then
 import sys, schemathesis, hypothesis
 sys.exit(0 if (schemathesis.__version__, hypothesis.__version__) == tuple(sys.argv[1:]) else 1)
 EOF
-  echo "openapi: installing schemathesis $st_version (hypothesis $hypothesis_version)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check \
+  echo "openapi: installing schemathesis $st_version (hypothesis $hypothesis_version) in $venv" >&2
+  PIP_ROOT_USER_ACTION=ignore "$st_python" -m pip install --quiet --disable-pip-version-check \
     "schemathesis==$st_version" "hypothesis==$hypothesis_version"
 fi
 
@@ -105,7 +111,7 @@ curl_check "unknown route" 404 not_found "$api/v1/no-such-route"
 curl_check "invalid key" 400 invalid_key "$api/v1/sandboxes/not%20a%20key"
 curl_check "invalid key (reset)" 400 invalid_key -X POST "$api/v1/sandboxes/$(printf 'k%.0s' {1..49})/reset"
 
-python3 "$here/explicit.py" "$spec" "$api" || failures=$((failures + 1))
+"$st_python" "$here/explicit.py" "$spec" "$api" || failures=$((failures + 1))
 
 # Fuzzing. Security parameters are not generated: the daemon has no token on loopback, and
 # negative tests would put bytes in headers that the HTTP parser rejects before the API sees them.
@@ -115,7 +121,7 @@ seed="${OPENAPI_SEED:-1}"
 echo "openapi: schemathesis $st_version, $examples examples per operation, seed $seed"
 started=$SECONDS
 if ! (cd "$work" && PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=hooks \
-  python3 -m schemathesis.cli run "$spec" \
+  "$st_python" -m schemathesis.cli run "$spec" \
   --base-url "$api" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-path /v1/shutdown \
