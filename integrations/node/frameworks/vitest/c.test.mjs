@@ -1,33 +1,5 @@
-// Vitest test file c (key vitest<pool id>-<pid>).
+// Vitest test file c: the shared cases (../cases.cjs) in a worker of its own (key vitest<pool id>-<pid>).
 import { test, expect } from 'vitest'
-import pg from 'pg'
+import cases from '../cases.cjs'
 
-async function q (sql) {
-  const c = new pg.Client({ connectionString: process.env.DATABASE_URL })
-  await c.connect()
-  try {
-    return (await c.query(sql)).rows
-  } finally {
-    await c.end()
-  }
-}
-
-// Every file commits the same fixed name at the same time as the others: without a sandbox per
-// worker and a reset per test, the second insert is a unique violation and the counts are off.
-test("commit a fixed name: id 101, 101 rows", async () => {
-  expect(await q("insert into t0(name) values ('alice') returning id::int as id")).toEqual([{ id: 101 }])
-  expect(await q("select count(*)::int as n from t0")).toEqual([{ n: 101 }])
-})
-
-test("the same name again: no collision, id 101", async () => {
-  expect(await q("insert into t0(name) values ('alice') returning id::int as id")).toEqual([{ id: 101 }])
-})
-
-test("a committed delete is undone for the next test", async () => {
-  await q("delete from t39 where id > 50")
-  expect(await q("select count(*)::int as n from t39")).toEqual([{ n: 50 }])
-})
-
-test('the key is this worker\'s', () => {
-  expect(process.env.DATABASE_URL).toMatch(new RegExp(`/vitest\\d+-${process.pid}$`))
-})
+cases.defineCases(test, expect, new RegExp(`/vitest\\d+-${process.pid}$`))
