@@ -9,7 +9,12 @@ use dbsandbox_control::ApiClient;
 
 use crate::settings::{Settings, UsageError};
 
-pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
+/// Runs `work` with an admin connection to the server: the one a daemon runs, else the embedded
+/// server started for the moment (and stopped after), or the external one.
+async fn with_server(
+    settings: &Settings,
+    work: impl AsyncFnOnce(&Server, &tokio_postgres::Client) -> anyhow::Result<i32>,
+) -> anyhow::Result<i32> {
     let server = Server::attach_or_start(&settings.server).await?;
     let result = async {
         let admin = server
@@ -17,7 +22,16 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
             .admin()
             .await
             .context("connecting to the server")?;
-        let databases = dbsandbox_pool::list(&admin).await?;
+        work(&server, &admin).await
+    }
+    .await;
+    server.stop().await?;
+    result
+}
+
+pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
+    with_server(settings, async |server, admin| {
+        let databases = dbsandbox_pool::list(admin).await?;
         let mut daemons = Vec::new();
         for daemon in dbsandbox_control::live_daemons(&settings.cache_dir()) {
             let client = ApiClient::new(&daemon.api, daemon.token.clone());
@@ -51,11 +65,9 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
         } else {
             print_status(&server.describe(), &databases, &daemons);
         }
-        Ok::<_, anyhow::Error>(0)
-    }
-    .await;
-    server.stop().await?;
-    result
+        Ok(0)
+    })
+    .await
 }
 
 fn database_json(db: &DatabaseInfo) -> serde_json::Value {
@@ -157,14 +169,8 @@ fn human_size(bytes: i64) -> String {
 }
 
 pub async fn gc(settings: &Settings, force: bool, json: bool) -> anyhow::Result<i32> {
-    let server = Server::attach_or_start(&settings.server).await?;
-    let result = async {
-        let admin = server
-            .endpoint()
-            .admin()
-            .await
-            .context("connecting to the server")?;
-        let report = dbsandbox_pool::gc(&admin, force).await?;
+    with_server(settings, async |_, admin| {
+        let report = dbsandbox_pool::gc(admin, force).await?;
         if json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
@@ -183,11 +189,9 @@ pub async fn gc(settings: &Settings, force: bool, json: bool) -> anyhow::Result<
                 }
             );
         }
-        Ok::<_, anyhow::Error>(0)
-    }
-    .await;
-    server.stop().await?;
-    result
+        Ok(0)
+    })
+    .await
 }
 
 /// The daemons to ask about a key: this project's (whatever their schema settings), else every
