@@ -30,6 +30,15 @@ for s in "${suites[@]}"; do
   case "$s" in python|node|rust) ;; *) echo "conformance: unknown suite '$s' (python|node|rust)" >&2; exit 2 ;; esac
 done
 
+# Each suite's `dbsandbox run` starts (or attaches to) its directory's daemon: stop them at the end,
+# so that no daemon outlives the suites.
+stop_daemons() {
+  for s in "${suites[@]}"; do
+    (cd "$here/$s" && "$DBSANDBOX_BIN" stop >/dev/null 2>&1) || true
+  done
+}
+trap stop_daemons EXIT
+
 logs="${CONFORMANCE_LOGS:-$(mktemp -d -t dbsandbox-conformance.XXXXXX)}"
 mkdir -p "$logs"
 PYTHON="${PYTHON:-python3}"

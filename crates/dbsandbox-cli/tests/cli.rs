@@ -3,7 +3,7 @@
 //! refused keys, and set-up errors.
 
 mod common;
-use common::{pid_alive, text};
+use common::{kill_with_children, pid_alive, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -157,7 +157,7 @@ impl Drop for BackgroundRun {
 
 impl BackgroundRun {
     fn start(cache: &Path, migrations: &Path) -> BackgroundRun {
-        let child = dbsandbox(cache)
+        let mut child = dbsandbox(cache)
             .args(["run", "--port", "0", "--migrations"])
             .arg(migrations)
             .args(["--", "sleep", "600"])
@@ -167,7 +167,10 @@ impl BackgroundRun {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let proxy = loop {
-            assert!(Instant::now() < deadline, "the run did not become ready");
+            if Instant::now() > deadline {
+                kill_with_children(&mut child);
+                panic!("the run did not become ready");
+            }
             std::thread::sleep(Duration::from_millis(20));
             let mine = daemon_records(cache)
                 .into_iter()
@@ -396,9 +399,7 @@ async fn after_kill_9_the_next_start_stops_the_orphaned_server_and_reaps_its_clo
         serde_json::from_slice(&std::fs::read(&server_json).unwrap()).unwrap();
     let postgres_pid = record["postgres_pid"].as_i64().unwrap() as i32;
 
-    run.child.kill().unwrap(); // SIGKILL: no clean-up at all
-    run.child.wait().unwrap();
-    let _ = Command::new("pkill").args(["-f", "^sleep 600$"]).status();
+    kill_with_children(&mut run.child); // SIGKILL: no clean-up at all
     assert!(
         pid_alive(postgres_pid),
         "the orphaned server is still running before the next start"
@@ -435,8 +436,7 @@ fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
         .map(|e| e.path())
         .collect();
     assert_eq!(private.len(), 1, "{private:?}");
-    victim.child.kill().unwrap();
-    victim.child.wait().unwrap();
+    kill_with_children(&mut victim.child);
     assert!(private[0].exists());
 
     let next = run_true(cache.path(), &migrations);

@@ -3,7 +3,7 @@
 //! `stop` leaves nothing running.
 
 mod common;
-use common::{pid_alive, text};
+use common::{kill_with_children, pid_alive, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -424,5 +424,45 @@ async fn a_sandbox_reports_the_tables_it_wrote_since_its_last_reset() {
         assert_eq!(reset.status, 200, "{:?}", reset.body);
         let after = api.get(&format!("/v1/sandboxes/{key}")).await.unwrap();
         assert_eq!(after.body["tables"], json!([]), "{isolation} after reset");
+    }
+}
+
+#[tokio::test]
+async fn the_scope_of_a_killed_run_is_closed_and_its_clones_returned() {
+    let project = Project::new();
+    let daemon = project.detach();
+    let api = client(&daemon);
+    let mut run = project
+        .dbsandbox()
+        .args(["run", "-q", "--port", "0", "--", "sleep", "600"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let proxy = loop {
+        let runs = api.get("/v1/runs").await.unwrap();
+        if let Some(proxy) = runs.body["runs"][0]["proxy"].as_str() {
+            break proxy.to_string();
+        }
+        assert!(Instant::now() < deadline, "the run did not open its scope");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        count_items(&format!("postgres://dbsandbox@{proxy}/leaky")).await,
+        1
+    );
+    let leased = |pool: &Value| pool["leased"].as_u64().unwrap();
+    let pool = api.get("/v1/pool").await.unwrap().body;
+    assert_eq!(leased(&pool), 1, "{pool}");
+
+    kill_with_children(&mut run); // SIGKILL: the run cannot close its scope
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let runs = api.get("/v1/runs").await.unwrap().body;
+        let pool = api.get("/v1/pool").await.unwrap().body;
+        if runs["runs"] == json!([]) && leased(&pool) == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not reclaimed: {runs} {pool}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -25,3 +25,29 @@ pub fn pid_alive(pid: i32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// SIGKILLs a process and then its direct children (a killed `dbsandbox run` leaves its test
+/// command behind), without touching other tests' processes.
+pub fn kill_with_children(child: &mut std::process::Child) {
+    let children: Vec<i32> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                .flat_map(|list| {
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect::<Vec<i32>>()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for pid in children {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
