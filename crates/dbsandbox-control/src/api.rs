@@ -283,11 +283,11 @@ fn sandbox_view(scope: &Scope, key: &str, stats: &KeyStats) -> SandboxView {
 }
 
 async fn full_view(scope: &Scope, key: &str) -> ApiResult<SandboxView> {
-    let snapshot = scope.registry.snapshot();
-    let stats = snapshot
-        .get(key)
+    let stats = scope
+        .registry
+        .key_stats(key)
         .ok_or_else(|| Refusal::new(404, "not_found", format!("no sandbox with key {key}")))?;
-    let mut view = sandbox_view(scope, key, stats);
+    let mut view = sandbox_view(scope, key, &stats);
     view.tables = match scope.registry.written_tables(key).await {
         Ok(tables) => Some(tables.unwrap_or_default()),
         Err(e) => {
@@ -336,8 +336,7 @@ async fn acquire(State(daemon): Shared, raw: Bytes) -> ApiResult<(StatusCode, Js
                 ApiError(Refusal::new(503, "unavailable", message))
             }
         })?;
-    let snapshot = scope.registry.snapshot();
-    let stats = snapshot.get(&key).cloned().unwrap_or_default();
+    let stats = scope.registry.key_stats(&key).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(sandbox_view(&scope, &key, &stats)),
@@ -397,8 +396,7 @@ async fn reset_sandbox(
         }
         Err(e) => return Err(Refusal::new(503, "unavailable", e).into()),
     }
-    let snapshot = scope.registry.snapshot();
-    let stats = snapshot.get(&key).cloned().unwrap_or_default();
+    let stats = scope.registry.key_stats(&key).unwrap_or_default();
     Ok(Json(sandbox_view(&scope, &key, &stats)))
 }
 

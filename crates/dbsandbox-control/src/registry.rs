@@ -331,7 +331,7 @@ impl Registry {
     /// Returns false when the key is unknown.
     pub fn release(&self, key: &str) -> bool {
         if self.unknown_keys == UnknownKeys::Create {
-            if let Some(stats) = self.snapshot().remove(key) {
+            if let Some(stats) = self.key_stats(key) {
                 self.released
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -387,6 +387,17 @@ impl Registry {
             .clone();
         all.extend(self.snapshot());
         all
+    }
+
+    /// One key's statistics, without a snapshot of every key. `None` for an unknown key.
+    pub fn key_stats(&self, key: &str) -> Option<KeyStats> {
+        let mut stats = self.keys().get(key)?.stats.clone();
+        stats.sandbox = self
+            .sandboxes
+            .get()
+            .and_then(|s| s.stats_of(key))
+            .map(SandboxCounts::from);
+        Some(stats)
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, KeyStats> {

@@ -163,6 +163,11 @@ impl Sandboxes {
             .remove(key);
     }
 
+    /// One key's counters (`None` when the key has no sandbox).
+    pub fn stats_of(&self, key: &str) -> Option<SandboxStats> {
+        self.existing(key).map(|s| s.counters.snapshot())
+    }
+
     pub fn stats(&self) -> BTreeMap<String, SandboxStats> {
         let slots: Vec<(String, Arc<Sandbox>)> = self
             .slots()
