@@ -82,12 +82,7 @@ fn dbsandbox_binary() -> anyhow::Result<PathBuf> {
 /// schema40 plus pgbench's tables at scale 1 (100,000 accounts), so that rollback sandboxes have
 /// them: `pgbench -i` cannot run through one (it VACUUMs, and its tables would vanish at reset).
 fn schema40_with_pgbench(dir: &Path) -> anyhow::Result<PathBuf> {
-    let migrations = dir.join("migrations");
-    std::fs::create_dir_all(&migrations)?;
-    std::fs::copy(
-        schema40().join("0001_schema40.sql"),
-        migrations.join("0001_schema40.sql"),
-    )?;
+    let migrations = schema40_migrations(dir)?;
     std::fs::write(
         migrations.join("0002_pgbench.sql"),
         "create table pgbench_branches(bid int primary key, bbalance int, filler char(88));\n\
@@ -104,6 +99,17 @@ fn schema40_with_pgbench(dir: &Path) -> anyhow::Result<PathBuf> {
 
 fn schema40() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pytest-shared/migrations")
+}
+
+/// `dir/migrations` holding a copy of schema40's migration, for projects that add their own.
+fn schema40_migrations(dir: &Path) -> anyhow::Result<PathBuf> {
+    let migrations = dir.join("migrations");
+    std::fs::create_dir_all(&migrations)?;
+    std::fs::copy(
+        schema40().join("0001_schema40.sql"),
+        migrations.join("0001_schema40.sql"),
+    )?;
+    Ok(migrations)
 }
 
 fn dbsandbox(cache: &Path) -> anyhow::Result<Command> {

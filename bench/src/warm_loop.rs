@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::{dbsandbox, median, percentile, schema40};
+use crate::{dbsandbox, median, percentile, schema40_migrations};
 
 /// The goal of issue 4, in milliseconds of wall time.
 const GOAL_MS: f64 = 150.0;
@@ -27,12 +27,7 @@ struct Project {
 impl Project {
     fn new() -> anyhow::Result<Project> {
         let dir = tempfile::tempdir()?;
-        let migrations = dir.path().join("migrations");
-        std::fs::create_dir_all(&migrations)?;
-        std::fs::copy(
-            schema40().join("0001_schema40.sql"),
-            migrations.join("0001_schema40.sql"),
-        )?;
+        schema40_migrations(dir.path())?;
         std::fs::write(
             dir.path().join("dbsandbox.toml"),
             "migrations = \"migrations\"\n",
