@@ -32,13 +32,28 @@ const LOG_LIMIT_BYTES: u64 = 1 << 20;
 const START_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Options of `serve` beyond the shared ones.
-#[derive(Debug, Clone, Default)]
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct ServeOptions {
+    /// Address of the control API and proxy ports; anything but loopback requires a proxy
+    /// --password and makes the API require a token [default: 127.0.0.1].
+    #[arg(long, env = "DBSANDBOX_LISTEN")]
     pub listen: Option<String>,
+    /// Control API port [default: any free port].
+    #[arg(long, env = "DBSANDBOX_API_PORT")]
     pub api_port: Option<u16>,
+    /// Port of the proxy for sandboxes acquired through the API [default: any free port].
+    #[arg(long, env = "DBSANDBOX_PROXY_PORT")]
     pub proxy_port: Option<u16>,
+    /// Password proxy clients must give (required off loopback).
+    #[arg(long, env = "DBSANDBOX_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// Token API clients must send as `Authorization: Bearer …` [default: none on loopback,
+    /// a random one otherwise].
+    #[arg(long, env = "DBSANDBOX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Exit after this long with no lease, run, connection or request (90s, 15m, 1h; 0: never)
+    /// [default: 15m].
+    #[arg(long, env = "DBSANDBOX_IDLE_TIMEOUT", value_name = "TIME")]
     pub idle_timeout: Option<String>,
 }
 

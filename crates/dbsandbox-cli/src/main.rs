@@ -123,27 +123,8 @@ enum Command {
         /// ({"api","token","proxy","pid","project","started","template"}) and exit.
         #[arg(long)]
         detach: bool,
-        /// Address of the control API and proxy ports; anything but loopback requires a proxy
-        /// --password and makes the API require a token [default: 127.0.0.1].
-        #[arg(long, env = "DBSANDBOX_LISTEN")]
-        listen: Option<String>,
-        /// Control API port [default: any free port].
-        #[arg(long, env = "DBSANDBOX_API_PORT")]
-        api_port: Option<u16>,
-        /// Port of the proxy for sandboxes acquired through the API [default: any free port].
-        #[arg(long, env = "DBSANDBOX_PROXY_PORT")]
-        proxy_port: Option<u16>,
-        /// Password proxy clients must give (required off loopback).
-        #[arg(long, env = "DBSANDBOX_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
-        /// Token API clients must send as `Authorization: Bearer …` [default: none on loopback,
-        /// a random one otherwise].
-        #[arg(long, env = "DBSANDBOX_TOKEN", hide_env_values = true)]
-        token: Option<String>,
-        /// Exit after this long with no lease, run, connection or request (90s, 15m, 1h; 0: never)
-        /// [default: 15m].
-        #[arg(long, env = "DBSANDBOX_IDLE_TIMEOUT", value_name = "TIME")]
-        idle_timeout: Option<String>,
+        #[command(flatten)]
+        options: daemon::ServeOptions,
     },
     /// Stop this project's daemon (releasing its sandboxes and clones, stopping its server).
     #[command(
@@ -283,22 +264,9 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
         Command::Serve {
             schema,
             detach,
-            listen,
-            api_port,
-            proxy_port,
-            password,
-            token,
-            idle_timeout,
+            options,
         } => {
             let settings = Settings::resolve(&server, &schema)?;
-            let options = daemon::ServeOptions {
-                listen,
-                api_port,
-                proxy_port,
-                password,
-                token,
-                idle_timeout,
-            };
             if detach {
                 daemon::detach(settings, &server, &schema, options).await
             } else {
