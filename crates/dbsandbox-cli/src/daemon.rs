@@ -399,21 +399,16 @@ pub async fn stop(settings: Settings, all: bool) -> anyhow::Result<i32> {
         let files = DaemonFiles::new(&cache, &record.id);
         let client = ApiClient::new(&record.api, record.token.clone());
         let asked = client.post("/v1/shutdown", &json!({})).await;
-        if asked.as_ref().map(|r| r.is_success()).unwrap_or(false) {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while files.read_live().is_some() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        } else {
+        if !asked.as_ref().is_ok_and(|r| r.is_success()) {
             // It does not answer: end it the way its signal handler expects.
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(record.pid as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while files.read_live().is_some() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while files.read_live().is_some() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         if files.read_live().is_some() {
             anyhow::bail!(
