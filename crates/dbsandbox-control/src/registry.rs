@@ -297,12 +297,10 @@ impl Registry {
             return Ok(false);
         }
         if self.isolation_of(key) == Isolation::Rollback {
+            // Without a sandbox (no connection made one yet) the key is in the template's state.
             if let Some(sandboxes) = self.sandboxes.get() {
-                if sandboxes.reset(key).await? {
-                    return Ok(true);
-                }
+                sandboxes.reset(key).await?;
             }
-            // No connection made the sandbox yet: it is in the template's state already.
             return Ok(true);
         }
         let old = {
