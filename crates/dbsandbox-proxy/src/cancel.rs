@@ -1,12 +1,13 @@
 //! Cancel keys. A client cancels a query by opening a new connection and sending the
-//! (process id, secret) pair it got in BackendKeyData. Clients of the proxy get a pair the proxy
-//! made up, never the backend's, because the backend's pid would be ambiguous across servers and
-//! its secret must not leak; this registry maps the proxy's pair to the real backend and its key,
-//! and forgets it when the session ends.
+//! (process id, secret) pair it got in BackendKeyData. Clients of the proxy get the backend's real
+//! process id, since drivers and their users compare it with `pg_backend_pid()`, notification
+//! pids and `pg_stat_activity`, and pass it to `pg_terminate_backend`; the secret is the proxy's
+//! own, since the backend's must not leak. This registry maps the proxy's secret to the real
+//! backend and its key, and forgets it when the session ends.
 
 use crate::backend::BackendAddr;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where to send a forwarded CancelRequest, and the backend's own key.
@@ -33,48 +34,31 @@ impl CancelGate {
     }
 }
 
-#[derive(Debug)]
-struct Entry {
-    secret_key: i32,
-    target: CancelTarget,
-}
-
-#[derive(Debug)]
+/// Live sessions by the secret the proxy gave them. Process ids are not unique here: the clients
+/// of one rollback sandbox share a backend, and backends of different servers may share a pid.
+#[derive(Debug, Default)]
 pub struct CancelRegistry {
-    next_pid: AtomicI32,
-    entries: Mutex<HashMap<i32, Entry>>,
-}
-
-impl Default for CancelRegistry {
-    fn default() -> Self {
-        // Start somewhere random in the positive range so pids do not look like small counters
-        // that collide with real backend pids in logs.
-        let start = (crate::startup::random_u64() % (1 << 30)) as i32 + 1;
-        CancelRegistry {
-            next_pid: AtomicI32::new(start),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
+    entries: Mutex<HashMap<i32, CancelTarget>>,
 }
 
 impl CancelRegistry {
-    fn entries(&self) -> MutexGuard<'_, HashMap<i32, Entry>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<i32, CancelTarget>> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Issues a fresh (pid, secret) for a session and remembers its backend. The returned guard
-    /// removes the entry when dropped.
+    /// Issues the (backend pid, fresh secret) pair for a session and remembers its backend. The
+    /// returned guard removes the entry when dropped.
     pub fn register(self: &Arc<Self>, target: CancelTarget) -> CancelKey {
-        let secret_key = crate::startup::random_u64() as i32;
+        let process_id = target.process_id;
         let mut entries = self.entries();
-        let process_id = loop {
-            let pid = self.next_pid.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff;
-            if pid != 0 && !entries.contains_key(&pid) {
-                break pid;
+        let secret_key = loop {
+            let secret = crate::startup::random_u64() as i32;
+            if !entries.contains_key(&secret) {
+                break secret;
             }
         };
-        entries.insert(process_id, Entry { secret_key, target });
+        entries.insert(secret_key, target);
         CancelKey {
             registry: Arc::clone(self),
             process_id,
@@ -85,8 +69,8 @@ impl CancelRegistry {
     /// The backend to cancel for a client's pair, if the pair is live and the secret matches.
     pub fn lookup(&self, process_id: i32, secret_key: i32) -> Option<CancelTarget> {
         let entries = self.entries();
-        let entry = entries.get(&process_id)?;
-        (entry.secret_key == secret_key).then(|| entry.target.clone())
+        let target = entries.get(&secret_key)?;
+        (target.process_id == process_id).then(|| target.clone())
     }
 
     #[cfg(test)]
@@ -105,7 +89,7 @@ pub struct CancelKey {
 
 impl Drop for CancelKey {
     fn drop(&mut self) {
-        self.registry.entries().remove(&self.process_id);
+        self.registry.entries().remove(&self.secret_key);
     }
 }
 
@@ -122,13 +106,21 @@ mod tests {
             secret_key: 7,
             gate: None,
         };
-        let key = registry.register(target);
+        let key = registry.register(target.clone());
+        assert_eq!(key.process_id, 42, "the client sees the backend's pid");
+        assert_ne!(key.secret_key, 7, "but never the backend's secret");
         let found = registry.lookup(key.process_id, key.secret_key).unwrap();
         assert_eq!(found.process_id, 42);
         assert_eq!(found.secret_key, 7);
         assert!(registry
             .lookup(key.process_id, key.secret_key.wrapping_add(1))
             .is_none());
+        assert!(registry.lookup(43, key.secret_key).is_none());
+        // Two clients of one shared backend: the same pid, each with its own secret.
+        let sharer = registry.register(target);
+        assert_eq!(sharer.process_id, 42);
+        assert_ne!(sharer.secret_key, key.secret_key);
+        drop(sharer);
         let (pid, secret) = (key.process_id, key.secret_key);
         drop(key);
         assert!(registry.lookup(pid, secret).is_none());
