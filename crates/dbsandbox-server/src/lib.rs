@@ -261,7 +261,7 @@ impl Server {
         let endpoint = self.endpoint();
         match (&endpoint.sandbox, self) {
             (Some(roles), _) => format!(
-                "sandbox clients: one unprivileged role per clone, members of {} (which owns the templates' objects)",
+                "sandbox clients: one unprivileged role per clone, member of {} (which owns the templates' objects)",
                 roles.owner
             ),
             (None, Server::Embedded(_)) => format!(
