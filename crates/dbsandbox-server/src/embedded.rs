@@ -129,10 +129,15 @@ impl Cluster {
     fn launch(&self, port: u16) -> Result<(Child, Secrets, PathBuf), ServerError> {
         let data_dir = self.data_dir();
         stop_stale_postmaster(&data_dir);
+        clear_dead_postmaster_lock(&data_dir);
         self.ensure_data()?;
         let secrets = access::ensure_secrets(&data_dir, &self.account)?;
         access::write_hba(&data_dir, &self.account)?;
         let socket_dir = self.socket_dir(port)?;
+        let socket_lock = socket_dir.join(format!(".s.PGSQL.{port}.lock"));
+        if shared::postmaster_pid_in(&socket_lock).is_some_and(crate::account::is_zombie) {
+            let _ = std::fs::remove_file(&socket_lock);
+        }
         let log_path = self.log_path();
         let log = File::create(&log_path).map_err(|e| io_error("creating", &log_path, e))?;
         self.account.chown(&log_path)?;
@@ -713,6 +718,24 @@ fn stop_stale_postmaster(data_dir: &Path) {
             "a PostgreSQL server left by a dead dbsandbox did not stop"
         );
     }
+}
+
+/// Removes `postmaster.pid` of a postmaster that was killed and is not reaped yet (a zombie,
+/// which PostgreSQL takes for a running postmaster and refuses to start beside), once none of
+/// its backends is left (they work in the data directory and exit when their postmaster dies).
+fn clear_dead_postmaster_lock(data_dir: &Path) {
+    let Some(pid) = shared::postmaster_pid(data_dir) else {
+        return;
+    };
+    if shared::postgres_alive(pid) || !crate::account::is_zombie(pid) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared::processes_working_in(data_dir) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::debug!(pid, "removing the lock file of a killed postmaster");
+    let _ = std::fs::remove_file(data_dir.join("postmaster.pid"));
 }
 
 /// Whether nobody listens on this loopback port right now.

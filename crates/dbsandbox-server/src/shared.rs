@@ -112,11 +112,32 @@ pub(crate) fn postgres_alive(pid: u32) -> bool {
 
 /// The postmaster's pid from `data/postmaster.pid`.
 pub(crate) fn postmaster_pid(data_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(data_dir.join("postmaster.pid"))
+    postmaster_pid_in(&data_dir.join("postmaster.pid"))
+}
+
+/// The pid on the first line of a PostgreSQL lock file (`postmaster.pid`, `.s.PGSQL.N.lock`).
+pub(crate) fn postmaster_pid_in(lock_file: &Path) -> Option<u32> {
+    std::fs::read_to_string(lock_file)
         .ok()?
         .lines()
         .next()?
         .trim()
         .parse()
         .ok()
+}
+
+/// Whether a live (not zombie) process has `dir` as its working directory: PostgreSQL's
+/// processes all work in their data directory.
+pub(crate) fn processes_working_in(dir: &Path) -> bool {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd == dir))
+        .any(|pid| !crate::account::is_zombie(pid))
 }
