@@ -49,7 +49,7 @@ pub struct ServerArgs {
     /// Sandbox clients and migrations connect as the server's superuser instead of unprivileged
     /// roles (for migrations that need one: untrusted extensions, event triggers, ALTER SYSTEM).
     /// A sandbox can then run programs and read files as the server's OS user: see the README.
-    #[arg(long, env = "DBSANDBOX_SUPERUSER", global = true)]
+    #[arg(long, env = "DBSANDBOX_SUPERUSER", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub superuser: bool,
 }
 
@@ -430,5 +430,11 @@ mod tests {
                 "3"
             ]
         );
+        let server = ServerArgs {
+            cache_dir: Some("c".into()),
+            superuser: true,
+            ..Default::default()
+        };
+        assert_eq!(server.to_args(), ["--cache-dir", "c", "--superuser"]);
     }
 }
