@@ -287,3 +287,31 @@ async fn external_server_is_checked() {
     assert!(bad.to_string().contains("cannot connect"), "{bad}");
     embedded.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_cluster_from_before_passwords_is_closed_at_its_next_start() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = Server::start(&shared_config(cache.path())).await.unwrap();
+    let data = embedded(&server).cluster_dir().join("data");
+    server.stop().await.unwrap();
+    // What an older dbsandbox left: initdb's trust-everything rules, no secrets.
+    std::fs::remove_file(data.join("dbsandbox.secret")).unwrap();
+    std::fs::write(
+        data.join("pg_hba.conf"),
+        "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+
+    let server = Server::start(&shared_config(cache.path())).await.unwrap();
+    assert!(data.join("dbsandbox.secret").exists());
+    let mut guess = server.endpoint().clone();
+    guess.socket_dir = None;
+    guess.password = None;
+    assert!(
+        guess.admin().await.is_err(),
+        "TCP without the secret is refused"
+    );
+    guess.password = server.endpoint().password.clone();
+    guess.admin().await.expect("and works with it");
+    server.stop().await.unwrap();
+}
