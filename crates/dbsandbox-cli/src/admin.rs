@@ -63,6 +63,9 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
                     "host": endpoint.host,
                     "port": endpoint.port,
                     "user": endpoint.user,
+                    // With the admin password, as the API's status has it: the cache's owner
+                    // may read it from the cluster anyway.
+                    "url": endpoint.url(&endpoint.admin_database),
                     "socket_dir": endpoint.socket_dir,
                     "version_num": endpoint.version_num,
                 },
