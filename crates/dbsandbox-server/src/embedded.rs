@@ -22,17 +22,14 @@ use nix::unistd::Pid;
 
 use crate::access::{self, Secrets, SANDBOX_OWNER};
 use crate::account::{copy_tree, io_error, short_hash, ServerAccount};
+use crate::initdb::{ensure_initdb_cache, initdb_cache_path, initdb_into};
 use crate::shared::{self, ServerRecord};
 use crate::{
     describe_pg_error, Endpoint, PgBinaries, ProcessId, SandboxRoles, ServerConfig, ServerError,
 };
 
 /// The role dbsandbox creates as the embedded server's superuser.
-const SUPERUSER: &str = "dbsandbox";
-
-/// Bump when the initdb arguments or the cluster's access rules change, so old cached
-/// directories are not reused (v2: passwords and a pg_hba.conf written by dbsandbox).
-const INITDB_LAYOUT: &str = "v2";
+pub(crate) const SUPERUSER: &str = "dbsandbox";
 
 /// Server settings for tests: durability off (a crash loses a test database, never user data),
 /// no background work that competes with tests, and room for many clones and connections.
@@ -598,85 +595,6 @@ fn stop_process(pid: Pid, mut gone: impl FnMut() -> bool) -> bool {
     })
 }
 
-/// Where the pristine initialised data directory for these binaries is cached.
-fn initdb_cache_path(root: &Path, binaries: &PgBinaries) -> PathBuf {
-    let key = short_hash(&format!(
-        "{INITDB_LAYOUT}|{}|{}",
-        binaries.bin_dir.display(),
-        binaries.version
-    ));
-    root.join("initdb")
-        .join(format!("pg{}-{key}", binaries.major))
-}
-
-/// Makes sure a pristine initialised data directory exists for these binaries; returns its path.
-/// Private clusters are copies of it.
-fn ensure_initdb_cache(
-    root: &Path,
-    binaries: &PgBinaries,
-    account: &ServerAccount,
-) -> Result<PathBuf, ServerError> {
-    let cached = initdb_cache_path(root, binaries);
-    if cached.join("PG_VERSION").exists() {
-        return Ok(cached);
-    }
-    let parent = root.join("initdb");
-    account.create_private_dir(&parent)?;
-    let staging = parent.join(format!("tmp-{}-{}", std::process::id(), unique_suffix()));
-    initdb_into(binaries, account, &staging)?;
-    // Another process may have won the race; either copy is as good.
-    if std::fs::rename(&staging, &cached).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    Ok(cached)
-}
-
-/// Runs initdb into `dir` (which must not exist) with dbsandbox's settings, as `account`.
-fn initdb_into(
-    binaries: &PgBinaries,
-    account: &ServerAccount,
-    dir: &Path,
-) -> Result<(), ServerError> {
-    let started = Instant::now();
-    tracing::info!(
-        "initialising a PostgreSQL {} data directory (once per version and cache)",
-        binaries.version
-    );
-    let mut command = Command::new(binaries.initdb());
-    command
-        .arg("-D")
-        .arg(dir)
-        .args([
-            "-U",
-            SUPERUSER,
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null());
-    account.apply(&mut command);
-    let output = command
-        .output()
-        .map_err(|e| io_error("running", &binaries.initdb(), e))?;
-    if !output.status.success() {
-        let _ = std::fs::remove_dir_all(dir);
-        return Err(ServerError::Initdb {
-            status: output.status.to_string(),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        });
-    }
-    tracing::debug!(elapsed = ?started.elapsed(), "initdb done");
-    Ok(())
-}
-
 /// Stops what a previous, killed dbsandbox left behind: private clusters whose owner is gone.
 /// (The shared cluster's leftover server is stopped by whoever takes its lock next.)
 pub fn reclaim_orphans(root: &Path) {
@@ -753,7 +671,7 @@ fn free_port() -> Result<u16, ServerError> {
         .map_err(|e| ServerError::Io("finding a free loopback port".to_string(), e))
 }
 
-fn unique_suffix() -> u32 {
+pub(crate) fn unique_suffix() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -13,6 +13,7 @@ mod access;
 mod account;
 mod binaries;
 mod embedded;
+mod initdb;
 mod shared;
 
 use std::path::PathBuf;
