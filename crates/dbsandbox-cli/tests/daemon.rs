@@ -467,20 +467,31 @@ async fn the_scope_of_a_killed_run_is_closed_and_its_clones_returned() {
     }
 }
 
-/// The postmasters running on clusters under `cache` (their command line names the data
-/// directory; their children rename themselves `postgres: …`).
+/// The postmasters running on clusters under `cache`: postgres processes whose command line
+/// names a data directory there and whose parent is not a postgres process (a backend shares
+/// its postmaster's command line for a moment after the fork).
 fn postmasters_under(cache: &Path) -> Vec<i32> {
-    let needle = cache.display().to_string();
+    let needle = format!("-D\0{}", cache.display());
+    let stat = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let is_postgres = |pid: i32| stat(pid).contains("(postgres)");
+    let parent = |pid: i32| {
+        let stat = stat(pid);
+        let after_name = stat.rsplit(')').next().unwrap_or("").to_string();
+        after_name
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+            .unwrap_or(0)
+    };
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| {
+        .filter(|&pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline);
-            cmdline.contains(&needle) && cmdline.contains("-D")
+            String::from_utf8_lossy(&cmdline).contains(&needle)
         })
-        .filter(|pid| pid_alive(*pid))
+        .filter(|&pid| is_postgres(pid) && !is_postgres(parent(pid)) && pid_alive(pid))
         .collect()
 }
 
@@ -557,6 +568,37 @@ async fn two_projects_daemons_share_one_server_each_with_its_own_template() {
     assert!(
         postmasters_under(first.cache.path()).is_empty(),
         "the last daemon to leave stops the server"
+    );
+}
+
+#[test]
+fn run_without_daemon_beside_a_daemon_attaches_to_its_server() {
+    let project = Project::new();
+    project.detach();
+    let postmasters = postmasters_under(project.cache.path());
+    assert_eq!(postmasters.len(), 1, "{postmasters:?}");
+    // While it runs, no private cluster exists, and the daemon's server answers its sandbox.
+    let private = project.cache.path().join("private");
+    let out = project
+        .dbsandbox()
+        .args(["run", "--no-daemon", "--port", "0", "--"])
+        .args(["sh", "-c"])
+        .arg(format!(
+            "test -z \"$(ls -A {} 2>/dev/null)\" && psql \"$DATABASE_URL\" -Atc 'select count(*) from items'",
+            private.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains('1'),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        postmasters_under(project.cache.path()),
+        postmasters,
+        "the run left the daemon's server running"
     );
 }
 
