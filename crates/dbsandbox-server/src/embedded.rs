@@ -509,6 +509,8 @@ impl EmbeddedServer {
 
     fn stop_postmaster(&mut self) {
         let stopped = match self.child.take() {
+            // Never signal a pid that already exited: it may belong to another process by now.
+            Some(child) if child.exit_status().is_some() => true,
             Some(child) => stop_process(Pid::from_raw(child.pid as i32), || {
                 child.exit_status().is_some()
             }),
