@@ -200,7 +200,7 @@ struct PgBouncer {
 }
 
 impl PgBouncer {
-    fn start(backend_port: &str, pool_mode: &str) -> anyhow::Result<PgBouncer> {
+    fn start(backend_port: &str, password: &str, pool_mode: &str) -> anyhow::Result<PgBouncer> {
         let version = Command::new("pgbouncer").arg("--version").output()?;
         let version = String::from_utf8_lossy(&version.stdout)
             .split_whitespace()
@@ -217,7 +217,7 @@ impl PgBouncer {
         std::fs::write(
             dir.path().join("pgbouncer.ini"),
             format!(
-                "[databases]\n* = host=127.0.0.1 port={backend_port} user=dbsandbox\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
+                "[databases]\n* = host=127.0.0.1 port={backend_port} user=dbsandbox password={password}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\n\
                  unix_socket_dir =\nauth_type = trust\nauth_file = {}\npool_mode = {pool_mode}\nmax_client_conn = 200\n\
                  default_pool_size = 20\nlogfile = {}\npidfile = {}\n",
                 path("users.txt"),
@@ -369,9 +369,19 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_secs(2)); // let the pool fill
     let status = status_json(cache.path())?;
     let endpoint = &status["endpoint"];
+    // The embedded server takes TCP connections with its admin password only.
+    let password = endpoint["url"]
+        .as_str()
+        .and_then(|url| url.parse::<tokio_postgres::Config>().ok())
+        .and_then(|config| {
+            config
+                .get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        })
+        .unwrap_or_default();
     let direct = |db: &str| {
         format!(
-            "host=127.0.0.1 port={} user={} dbname={db}",
+            "host=127.0.0.1 port={} user={} password={password} dbname={db}",
             endpoint["port"],
             endpoint["user"].as_str().unwrap_or("dbsandbox")
         )
@@ -528,8 +538,8 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     let (clone8, clone1) = (clone_of("pgb8")?, clone_of("pgb1")?);
     let seconds = options.pgbench_seconds.to_string();
     let backend_port = endpoint["port"].to_string();
-    let session_bouncer = PgBouncer::start(&backend_port, "session").ok();
-    let transaction_bouncer = PgBouncer::start(&backend_port, "transaction").ok();
+    let session_bouncer = PgBouncer::start(&backend_port, &password, "session").ok();
+    let transaction_bouncer = PgBouncer::start(&backend_port, &password, "transaction").ok();
     let database_isolation = "-c dbsandbox.isolation=database";
     let (mut proxied8, mut direct8, mut bounced8) = (Vec::new(), Vec::new(), Vec::new());
     let (mut proxied1, mut direct1, mut bounced1) = (Vec::new(), Vec::new(), Vec::new());

@@ -39,11 +39,18 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
                 Ok(reply) if reply.is_success() => reply.body["sandboxes"].clone(),
                 _ => serde_json::Value::Null,
             };
+            let status = match client.get("/v1/status").await {
+                Ok(reply) if reply.is_success() => reply.body,
+                _ => serde_json::Value::Null,
+            };
             daemons.push(serde_json::json!({
                 "pid": daemon.pid,
                 "api": daemon.api,
                 "proxy": daemon.proxy,
                 "project": daemon.project,
+                "template": status["template"]["name"],
+                "server": status["server"]["description"],
+                "sandbox_role": status["server"]["sandbox_role"],
                 "sandboxes": sandboxes,
             }));
         }
@@ -51,10 +58,14 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
             let endpoint = server.endpoint();
             let report = serde_json::json!({
                 "server": server.describe(),
+                "sandbox_role": server.describe_roles(),
                 "endpoint": {
                     "host": endpoint.host,
                     "port": endpoint.port,
                     "user": endpoint.user,
+                    // With the admin password, as the API's status has it: the cache's owner
+                    // may read it from the cluster anyway.
+                    "url": endpoint.url(&endpoint.admin_database),
                     "socket_dir": endpoint.socket_dir,
                     "version_num": endpoint.version_num,
                 },
@@ -63,7 +74,7 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
             });
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print_status(&server.describe(), &databases, &daemons);
+            print_status(server, &databases, &daemons);
         }
         Ok(0)
     })
@@ -86,8 +97,9 @@ fn database_json(db: &DatabaseInfo) -> serde_json::Value {
     })
 }
 
-fn print_status(server: &str, databases: &[DatabaseInfo], daemons: &[serde_json::Value]) {
-    println!("server: {server}");
+fn print_status(server: &Server, databases: &[DatabaseInfo], daemons: &[serde_json::Value]) {
+    println!("server: {}", server.describe());
+    println!("  {}", server.describe_roles());
     let templates: Vec<&DatabaseInfo> = databases
         .iter()
         .filter(|d| d.marker.kind == DbKind::Template)
@@ -137,12 +149,19 @@ fn print_status(server: &str, databases: &[DatabaseInfo], daemons: &[serde_json:
     println!("\ndaemons ({}):", daemons.len());
     for daemon in daemons {
         println!(
-            "  pid {}  API {}  proxy {}  project {}",
+            "  pid {}  project {}  template {}  API {}  proxy {}",
             daemon["pid"],
+            daemon["project"].as_str().unwrap_or("?"),
+            daemon["template"].as_str().unwrap_or("?"),
             daemon["api"].as_str().unwrap_or("?"),
             daemon["proxy"].as_str().unwrap_or("?"),
-            daemon["project"]
         );
+        if daemon["server"].as_str() != Some(&server.describe()) {
+            println!("    on {}", daemon["server"].as_str().unwrap_or("?"));
+        }
+        if let Some(role) = daemon["sandbox_role"].as_str() {
+            println!("    sandbox clients connect as: {role}");
+        }
         for sandbox in daemon["sandboxes"].as_array().into_iter().flatten() {
             println!(
                 "    {}  {}{}  {} connection(s) open, {} statement(s), {} commit(s) absorbed",

@@ -46,6 +46,11 @@ pub struct ServerArgs {
     /// Read settings from this file instead of the nearest dbsandbox.toml.
     #[arg(long, env = "DBSANDBOX_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
+    /// Sandbox clients and migrations connect as the server's superuser instead of unprivileged
+    /// roles (for migrations that need one: untrusted extensions, event triggers, ALTER SYSTEM).
+    /// A sandbox can then run programs and read files as the server's OS user: see the README.
+    #[arg(long, env = "DBSANDBOX_SUPERUSER", global = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub superuser: bool,
 }
 
 /// Options that say how templates are built.
@@ -97,6 +102,8 @@ pub struct FileSettings {
     pub pg_bin: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
     pub run_as: Option<String>,
+    /// Sandbox clients are superusers (see [`ServerArgs::superuser`]).
+    pub superuser: Option<bool>,
     pub pool_size: Option<usize>,
     pub keep_templates: Option<usize>,
     pub port: Option<u16>,
@@ -175,6 +182,7 @@ impl Settings {
                 usage!("the seed file {} does not exist", seed.display());
             }
         }
+        let superuser = server.superuser || file.superuser.unwrap_or(false);
         let watch = if schema.watch.is_empty() {
             file.watch.iter().map(from_file).collect()
         } else {
@@ -195,6 +203,7 @@ impl Settings {
                     .or(file.cache_dir.as_ref().map(from_file)),
                 run_as: server.run_as.clone().or(file.run_as),
                 private: false,
+                superuser,
             },
             schema: dbsandbox_pool::SchemaSource {
                 project_root: project_root.clone(),
@@ -202,6 +211,7 @@ impl Settings {
                 migrate_cmd,
                 seeds,
                 watch,
+                superuser,
             },
             pool_size: schema.pool_size.or(file.pool_size),
             keep_templates: schema.keep_templates.or(file.keep_templates).unwrap_or(3),
@@ -245,7 +255,7 @@ impl Settings {
         let root =
             std::fs::canonicalize(&self.project_root).unwrap_or_else(|_| self.project_root.clone());
         let identity = format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
             root.display(),
             self.config_file,
             self.schema.migrations,
@@ -258,6 +268,11 @@ impl Settings {
             self.cache_dir(),
             self.pool_size,
             self.keep_templates,
+            if self.server.superuser {
+                "superuser"
+            } else {
+                "sandbox-roles"
+            },
         );
         let name = root
             .file_name()
@@ -288,13 +303,17 @@ fn path_text(path: &Option<PathBuf>) -> Option<String> {
 impl ServerArgs {
     /// The flags that reproduce these options (for the daemon `run` starts).
     pub fn to_args(&self) -> Vec<String> {
-        flag_args(&[
+        let mut args = flag_args(&[
             ("--server", self.server.clone()),
             ("--pg-bin", path_text(&self.pg_bin)),
             ("--cache-dir", path_text(&self.cache_dir)),
             ("--run-as", self.run_as.clone()),
             ("--config", path_text(&self.config)),
-        ])
+        ]);
+        if self.superuser {
+            args.push("--superuser".to_string());
+        }
+        args
     }
 }
 
@@ -411,5 +430,11 @@ mod tests {
                 "3"
             ]
         );
+        let server = ServerArgs {
+            cache_dir: Some("c".into()),
+            superuser: true,
+            ..Default::default()
+        };
+        assert_eq!(server.to_args(), ["--cache-dir", "c", "--superuser"]);
     }
 }

@@ -426,8 +426,17 @@ fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
     let cache = tempfile::tempdir().unwrap();
     let project = tempfile::tempdir().unwrap();
     let migrations = migrations(project.path());
-    // The first run holds the shared cluster, so the second gets a private one.
-    let holder = BackgroundRun::start(cache.path(), &migrations);
+    let first = run_true(cache.path(), &migrations);
+    assert!(first.status.success(), "{}", text(&first));
+    // A dbsandbox from before shared servers holds the shared cluster alone: runs get private ones.
+    let shared = std::fs::read_dir(cache.path().join("servers"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let lock = std::fs::File::create(shared.join("server.lock")).unwrap();
+    let _older = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let mut victim = BackgroundRun::start(cache.path(), &migrations);
     let private_root = cache.path().join("private");
     let private: Vec<PathBuf> = std::fs::read_dir(&private_root)
@@ -445,7 +454,6 @@ fn a_private_cluster_of_a_killed_run_is_removed_by_the_next_start() {
         !private[0].exists(),
         "the dead run's private cluster was reclaimed"
     );
-    drop(holder);
 }
 
 #[test]

@@ -466,3 +466,184 @@ async fn the_scope_of_a_killed_run_is_closed_and_its_clones_returned() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The postmasters running on clusters under `cache`: postgres processes whose command line
+/// names a data directory there and whose parent is not a postgres process (a backend shares
+/// its postmaster's command line for a moment after the fork).
+fn postmasters_under(cache: &Path) -> Vec<i32> {
+    let needle = format!("-D\0{}", cache.display());
+    let stat = |pid: i32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let is_postgres = |pid: i32| stat(pid).contains("(postgres)");
+    let parent = |pid: i32| {
+        let stat = stat(pid);
+        let after_name = stat.rsplit(')').next().unwrap_or("").to_string();
+        after_name
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok())
+            .unwrap_or(0)
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|&pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(&needle)
+        })
+        .filter(|&pid| is_postgres(pid) && !is_postgres(parent(pid)) && pid_alive(pid))
+        .collect()
+}
+
+/// A sandbox of the daemon `detached`; its URL.
+async fn acquire(detached: &Value, key: &str) -> Result<String, String> {
+    let reply = client(detached)
+        .post("/v1/sandboxes", &json!({ "key": key }))
+        .await
+        .map_err(|e| e.to_string())?;
+    match reply.body["url"].as_str() {
+        Some(url) if reply.status == 201 => Ok(url.to_string()),
+        _ => Err(format!("{}: {:?}", reply.status, reply.body)),
+    }
+}
+
+#[tokio::test]
+async fn two_projects_daemons_share_one_server_each_with_its_own_template() {
+    let first = Project::new();
+    let second = Project::new();
+    let in_first_cache = |project: &Project| {
+        let mut command = project.dbsandbox();
+        command.env("DBSANDBOX_CACHE_DIR", first.cache.path());
+        command
+    };
+    let a = first.detach();
+    let out = in_first_cache(&second)
+        .args(["serve", "--detach"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let b: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(a["pid"], b["pid"], "a daemon per project");
+    assert_ne!(
+        a["template"]["name"], b["template"]["name"],
+        "each project has its own template"
+    );
+    let postmasters = postmasters_under(first.cache.path());
+    assert_eq!(postmasters.len(), 1, "one server: {postmasters:?}");
+
+    let status = in_first_cache(&second)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let server = status["server"].as_str().unwrap();
+    assert!(
+        server.starts_with("embedded") && server.contains("shared"),
+        "{server}"
+    );
+    let daemons = status["daemons"].as_array().unwrap();
+    assert_eq!(daemons.len(), 2, "{status}");
+    for daemon in daemons {
+        assert_eq!(daemon["server"], status["server"], "{daemon}");
+        assert!(daemon["template"]
+            .as_str()
+            .unwrap()
+            .starts_with("dbsandbox_t_"));
+    }
+
+    let b_url = acquire(&b, "kept").await.unwrap();
+    assert_eq!(count_items(&acquire(&a, "k").await.unwrap()).await, 1);
+    let out = first.dbsandbox().arg("stop").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        count_items(&b_url).await,
+        1,
+        "the other project's daemon keeps working"
+    );
+    assert_eq!(postmasters_under(first.cache.path()), postmasters);
+
+    let out = in_first_cache(&second).arg("stop").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        postmasters_under(first.cache.path()).is_empty(),
+        "the last daemon to leave stops the server"
+    );
+}
+
+#[test]
+fn run_without_daemon_beside_a_daemon_attaches_to_its_server() {
+    let project = Project::new();
+    project.detach();
+    let postmasters = postmasters_under(project.cache.path());
+    assert_eq!(postmasters.len(), 1, "{postmasters:?}");
+    // While it runs, no private cluster exists, and the daemon's server answers its sandbox.
+    let private = project.cache.path().join("private");
+    let out = project
+        .dbsandbox()
+        .args(["run", "--no-daemon", "--port", "0", "--"])
+        .args(["sh", "-c"])
+        .arg(format!(
+            "test -z \"$(ls -A {} 2>/dev/null)\" && psql \"$DATABASE_URL\" -Atc 'select count(*) from items'",
+            private.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains('1'),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        postmasters_under(project.cache.path()),
+        postmasters,
+        "the run left the daemon's server running"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_server_is_started_again_and_the_next_acquire_works() {
+    let project = Project::new();
+    let daemon = project.detach();
+    let url = acquire(&daemon, "before").await.unwrap();
+    assert_eq!(count_items(&url).await, 1);
+    let postmasters = postmasters_under(project.cache.path());
+    assert_eq!(postmasters.len(), 1, "{postmasters:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(postmasters[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+
+    // A fresh key, acquired and queried, until the daemon has brought the server back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let answered = async {
+            let url = acquire(&daemon, &format!("after-{attempt}")).await?;
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            let row = client
+                .query_one("select count(*) from items", &[])
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<i64, String>(row.get(0))
+        }
+        .await;
+        match answered {
+            Ok(rows) => {
+                assert_eq!(rows, 1);
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let restarted = postmasters_under(project.cache.path());
+    assert_eq!(restarted.len(), 1, "{restarted:?}");
+    assert_ne!(restarted, postmasters, "a new postmaster");
+}

@@ -179,7 +179,13 @@ async fn status(State(daemon): Shared) -> Json<Value> {
         "server": {
             "description": daemon.server_description(),
             "version_num": daemon.endpoint.version_num,
+            // With the admin password: tools like #[sqlx::test] create their own databases there.
+            // The API is as sensitive as the server's secret (see the README's security model).
             "url": daemon.endpoint.url(&daemon.endpoint.admin_database),
+            "sandbox_role": match &daemon.endpoint.sandbox {
+                Some(roles) => format!("a role per clone, member of {}", roles.owner),
+                None => daemon.endpoint.user.clone(),
+            },
         },
         "template": template,
         "pool": pool_json(&daemon),

@@ -548,6 +548,7 @@ impl Daemon {
             if *self.shutdown.borrow() {
                 return;
             }
+            self.restart_a_dead_server().await;
             self.api_scope.registry.release_orphans();
             let dead: Vec<String> = lock(&self.runs)
                 .iter()
@@ -582,6 +583,20 @@ impl Daemon {
                     self.request_shutdown();
                     return;
                 }
+            }
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts the server again when it died (kill -9, a crash): on the same port, so every
+    /// endpoint and clone name the daemon holds works again.
+    async fn restart_a_dead_server(&self) {
+        if let Some(server) = self.server.lock().await.as_mut() {
+            match server.ensure_running().await {
+                Ok(true) => tracing::warn!("the PostgreSQL server had stopped: it runs again"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("the PostgreSQL server stopped and cannot start: {e}"),
             }
         }
     }

@@ -518,11 +518,12 @@ impl Router for Registry {
                 Some(dir) => dir.display().to_string(),
                 None => self.endpoint.host.clone(),
             };
+            let (user, password) = self.endpoint.clone_login(&database);
             Ok(BackendTarget {
                 host,
                 port: self.endpoint.port,
-                user: self.endpoint.user.clone(),
-                password: self.endpoint.password.clone(),
+                user,
+                password,
                 database,
                 isolation,
                 // Acquired keys keep their state until an explicit reset or release.

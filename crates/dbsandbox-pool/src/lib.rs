@@ -9,6 +9,7 @@
 mod inventory;
 mod marker;
 mod pool;
+mod roles;
 mod source;
 mod template;
 

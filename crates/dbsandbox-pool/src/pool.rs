@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::marker::{hostname, DbKind, DbState, Marker, NAME_PREFIX};
 use crate::template::{drop_database, drop_sql};
-use crate::{quote_ident, PoolError, Template};
+use crate::{quote_ident, roles, PoolError, Template};
 
 /// How `CREATE DATABASE` copies the template (PostgreSQL 15+ offers two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -118,6 +118,7 @@ impl ClonePool {
             .await
             .map_err(|e| PoolError::db("connecting to the server", &e))?;
         adopt_spares(&shared, &admin).await?;
+        roles::drop_orphan_roles(endpoint, &admin).await;
         let mut workers = JoinSet::new();
         for _ in 0..config.refill_concurrency.max(1) {
             workers.spawn(refill_worker(shared.clone()));
@@ -201,6 +202,11 @@ impl ClonePool {
                     shared.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => tracing::warn!("cannot drop {name}: {e}"),
+            }
+            if let Some(sql) = roles::drop_role_sql(&name) {
+                if let Err(e) = shared.background_execute(&sql).await {
+                    tracing::debug!("dropping the role of {name}: {e}");
+                }
             }
         });
     }
@@ -312,11 +318,13 @@ async fn create_clone(
 ) -> Result<String, PoolError> {
     let name = new_clone_name(&shared.template);
     let started = Instant::now();
+    roles::create_clone_role(&shared.endpoint, admin, &name).await?;
     admin
         .batch_execute(&format!(
-            "create database {} template {}{}",
+            "create database {} template {}{}{}",
             quote_ident(&name),
             quote_ident(&shared.template.name),
+            roles::owner_clause(&shared.endpoint, &name),
             shared.config.strategy.clause()
         ))
         .await
@@ -483,6 +491,8 @@ async fn adopt_spares(shared: &Shared, admin: &tokio_postgres::Client) -> Result
         {
             continue;
         }
+        roles::give_clone_its_role(&shared.endpoint, admin, &adopted).await?;
+        roles::drop_clone_role(admin, &name).await;
         admin
             .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(&adopted))
             .await

@@ -22,6 +22,9 @@ pub struct SchemaSource {
     pub seeds: Vec<PathBuf>,
     /// Extra files or directories whose contents count in the fingerprint (what `migrate_cmd` reads).
     pub watch: Vec<PathBuf>,
+    /// Migrations run as the admin role (`--superuser`) rather than the sandbox owner role: the
+    /// template's objects belong to another role, so it is another template.
+    pub superuser: bool,
 }
 
 /// One migration file, in the order it runs.
@@ -67,6 +70,14 @@ impl SchemaSource {
         };
         add("format", b"dbsandbox-template-v1");
         add("server-major", server_major.to_string().as_bytes());
+        add(
+            "owner",
+            if self.superuser {
+                b"admin"
+            } else {
+                b"sandbox-role"
+            },
+        );
         let migrations = self.migration_files()?;
         for file in &migrations {
             add("migration", file_name(&file.path).as_bytes());
@@ -354,6 +365,13 @@ mod tests {
             source.fingerprint(16).unwrap(),
             "server major version counts"
         );
+        source.superuser = true;
+        assert_ne!(
+            base,
+            source.fingerprint(15).unwrap(),
+            "who owns the objects counts"
+        );
+        source.superuser = false;
         std::fs::write(dir.path().join("0001_a.sql"), "create table x();").unwrap();
         let edited = source.fingerprint(15).unwrap();
         assert_ne!(base, edited, "contents count");

@@ -143,6 +143,7 @@ async fn build_locked(
             .batch_execute(&marker.comment_sql(name))
             .await
             .map_err(|e| PoolError::db("marking the template", &e))?;
+        hand_to_owner_role(endpoint, name).await?;
         apply_schema(endpoint, source, name, progress).await?;
         admin
             .batch_execute(&format!(
@@ -166,12 +167,43 @@ async fn build_locked(
     Ok(true)
 }
 
+/// Lets the sandbox owner role build the template: it may create in the database and owns its
+/// `public` schema, so every object the migrations make is its own (and, through membership,
+/// each clone's role's). The database itself stays the admin's: no sandbox can drop a template.
+async fn hand_to_owner_role(endpoint: &Endpoint, name: &str) -> Result<(), PoolError> {
+    let Some(roles) = &endpoint.sandbox else {
+        return Ok(());
+    };
+    let owner = quote_ident(&roles.owner);
+    let fail = |e: &tokio_postgres::Error| PoolError::db("handing the template to its role", e);
+    let admin = endpoint
+        .admin()
+        .await
+        .map_err(|e| PoolError::db("connecting to the server", &e))?;
+    admin
+        .batch_execute(&format!(
+            "grant create, connect, temporary on database {} to {owner}",
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| fail(&e))?;
+    endpoint
+        .connect(name)
+        .await
+        .map_err(|e| PoolError::db("connecting to the new template", &e))?
+        .batch_execute(&format!("alter schema public owner to {owner}"))
+        .await
+        .map_err(|e| fail(&e))
+}
+
+/// Applies migrations, the migrate command and seeds as the sandbox owner role.
 async fn apply_schema(
     endpoint: &Endpoint,
     source: &SchemaSource,
     name: &str,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), PoolError> {
+    let endpoint = &endpoint.owner();
     let files = source.migration_files()?;
     let client = endpoint
         .connect(name)
@@ -273,7 +305,7 @@ async fn run_migrate_command(
     }
 }
 
-/// Drops one of our databases (the caller has checked the marker).
+/// Drops one of our databases (the caller has checked the marker), and a clone's role.
 pub(crate) async fn drop_database(
     admin: &tokio_postgres::Client,
     name: &str,
@@ -281,7 +313,9 @@ pub(crate) async fn drop_database(
     admin
         .batch_execute(&drop_sql(name))
         .await
-        .map_err(|e| PoolError::db(format!("dropping {name}"), &e))
+        .map_err(|e| PoolError::db(format!("dropping {name}"), &e))?;
+    crate::roles::drop_clone_role(admin, name).await;
+    Ok(())
 }
 
 pub(crate) fn drop_sql(name: &str) -> String {

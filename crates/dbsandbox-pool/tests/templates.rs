@@ -357,3 +357,107 @@ async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_unfinished_ones_are_re
     assert_eq!(unmarked().await, vec!["dbsandbox_c_not_ours".to_string()]);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn each_clone_belongs_to_an_unprivileged_role_of_its_own() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint().clone();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(
+        dir.path(),
+        &[(
+            "0001_items.sql",
+            "create extension if not exists pgcrypto;\n\
+             create table items(id serial primary key, name text not null);\n\
+             insert into items(name) values ('seed');",
+        )],
+    );
+    let template = ensure_template(&endpoint, &source, &quiet).await.unwrap();
+    let pool = pool_of(&endpoint, &template, 2).await;
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    let login = |database: &str| {
+        let (user, password) = endpoint.clone_login(database);
+        Endpoint {
+            user,
+            password,
+            ..endpoint.clone()
+        }
+    };
+    assert_eq!(login(&a).user, a, "a clone's clients use its own role");
+    let client = login(&a).connect(&a).await.unwrap();
+    let other = login(&b).connect(&b).await.unwrap();
+    let other_pid: i32 = other
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // Everything a test suite does to its own schema works.
+    client
+        .batch_execute(
+            "alter table items add column note text;\n\
+             truncate items restart identity;\n\
+             select setval('items_id_seq', 5);\n\
+             create table mine(x int); drop table mine;\n\
+             create extension citext;\n\
+             select gen_random_uuid();\n\
+             select pg_advisory_lock(1), pg_advisory_unlock_all();\n\
+             set role none; reset session authorization; reset all;",
+        )
+        .await
+        .unwrap();
+    let writes: i64 = client
+        .query_one(
+            "select pg_stat_get_xact_tuples_inserted('items'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(writes >= 0);
+
+    // Nothing beyond its clone does.
+    for sql in [
+        format!("drop database \"{b}\""),
+        "create role intruder superuser".to_string(),
+        "select pg_read_file('/etc/passwd')".to_string(),
+        "copy (select 1) to program 'true'".to_string(),
+        format!("select pg_terminate_backend({other_pid})"),
+        format!("select pg_cancel_backend({other_pid})"),
+        format!("drop database \"{}\"", template.name),
+    ] {
+        let err = client
+            .batch_execute(&sql)
+            .await
+            .expect_err(&format!("a sandbox may not: {sql}"));
+        assert_eq!(
+            err.as_db_error().map(|e| e.code().code()),
+            Some("42501"),
+            "{sql}: {err}"
+        );
+    }
+    other
+        .simple_query("select 1")
+        .await
+        .expect("b's backend lives");
+
+    drop((client, other));
+    pool.release(&a);
+    pool.release(&b);
+    pool.shutdown(false).await.unwrap();
+    let roles: i64 = endpoint
+        .admin()
+        .await
+        .unwrap()
+        .query_one(
+            "select count(*) from pg_roles where rolname = any($1)",
+            &[&vec![a.clone(), b.clone()]],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(roles, 0, "a dropped clone's role goes with it");
+    server.stop().await.unwrap();
+}

@@ -209,11 +209,23 @@ impl ProcessId {
         }
     }
 
-    /// Whether that very process is still running.
+    /// Whether that very process is still running (a zombie, killed and not yet reaped, is not).
     pub fn is_alive(&self) -> bool {
         process_start_ticks(self.pid)
             .is_some_and(|t| self.start_ticks == 0 || t == self.start_ticks)
+            && !is_zombie(self.pid)
     }
+}
+
+/// Whether `pid` has exited and waits for its parent to reap it.
+pub(crate) fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+            Some(state == "Z" || state == "X")
+        })
+        .unwrap_or(false)
 }
 
 /// Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot.

@@ -1,11 +1,12 @@
-//! The embedded server: initdb cache, the shared and private clusters, start, readiness, stop, reclaim.
+//! The embedded server: initdb cache, the shared and private clusters, start or attach,
+//! readiness, restart after a crash, stop, reclaim.
 //!
 //! State lives under the state root (see [`crate::state_root`]):
 //!
 //! ```text
 //! initdb/pg15-<hash>/       a freshly initialised data directory, copied to make new clusters
 //! servers/pg15/             the shared cluster: data/, run/ (socket), postgres.log, server.json,
-//!                           server.lock (flock held by the dbsandbox that runs it)
+//!                           start.lock and server.lock (see [`crate::shared`])
 //! private/<pid>-<ticks>/    throwaway clusters, removed at stop, or by the next start if their
 //!                           owner died
 //! ```
@@ -15,18 +16,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::access::{self, Secrets, SANDBOX_OWNER};
 use crate::account::{copy_tree, io_error, short_hash, ServerAccount};
-use crate::{describe_pg_error, Endpoint, PgBinaries, ProcessId, ServerConfig, ServerError};
+use crate::initdb::{ensure_initdb_cache, initdb_cache_path, initdb_into};
+use crate::shared::{self, ServerRecord};
+use crate::{
+    describe_pg_error, Endpoint, PgBinaries, ProcessId, SandboxRoles, ServerConfig, ServerError,
+};
 
 /// The role dbsandbox creates as the embedded server's superuser.
-const SUPERUSER: &str = "dbsandbox";
-
-/// Bump when the initdb arguments change, so old cached directories are not reused.
-const INITDB_LAYOUT: &str = "v1";
+pub(crate) const SUPERUSER: &str = "dbsandbox";
 
 /// Server settings for tests: durability off (a crash loses a test database, never user data),
 /// no background work that competes with tests, and room for many clones and connections.
@@ -45,99 +48,98 @@ const TEST_SETTINGS: &[(&str, &str)] = &[
     ("jit", "off"),
     ("log_min_messages", "warning"),
     ("logging_collector", "off"),
+    // PostgreSQL 13 still defaults to md5.
+    ("password_encryption", "scram-sha-256"),
 ];
 
-/// What a running embedded server records about itself in `server.json`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ServerRecord {
-    pub owner: ProcessId,
-    pub postgres_pid: u32,
-    pub private: bool,
-    pub endpoint: Endpoint,
-    pub data_dir: PathBuf,
-}
-
-/// A PostgreSQL server dbsandbox started and will stop.
-pub struct EmbeddedServer {
-    endpoint: Endpoint,
-    child: Option<Child>,
-    cluster_dir: PathBuf,
-    log_path: PathBuf,
-    private: bool,
+/// Where a cluster lives and what runs it.
+#[derive(Clone)]
+struct Cluster {
     binaries: PgBinaries,
-    /// Held for the server's lifetime: tells other dbsandbox processes the shared cluster is taken.
-    _lock: Option<Flock<File>>,
+    account: ServerAccount,
+    root: PathBuf,
+    dir: PathBuf,
+    private: bool,
 }
 
-impl EmbeddedServer {
-    /// Prepares a cluster and launches `postgres`; call [`EmbeddedServer::wait_ready`] next.
-    pub fn start(config: &ServerConfig) -> Result<EmbeddedServer, ServerError> {
-        let binaries = PgBinaries::discover(config.pg_bin.as_deref())?;
-        let account = ServerAccount::choose(config.run_as.as_deref())?;
-        let root = crate::state_root(config.cache_dir.as_deref(), &account);
-        account.create_private_dir(&root)?;
-        reclaim_orphans(&root);
+impl Cluster {
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
 
-        let shared_dir = root.join("servers").join(format!("pg{}", binaries.major));
-        let shared = if config.private {
-            None
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    /// Makes the data directory when the cluster has none: a copy of the cached initdb when
+    /// there is one, otherwise initdb straight here (a first start need not pay for initdb and
+    /// a copy).
+    fn ensure_data(&self) -> Result<(), ServerError> {
+        let data = self.data_dir();
+        if data.join("PG_VERSION").exists() {
+            return Ok(());
+        }
+        let staging = self.dir.join(format!(
+            "data.tmp-{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
+        let _ = std::fs::remove_dir_all(&staging);
+        let cached = initdb_cache_path(&self.root, &self.binaries);
+        if cached.join("PG_VERSION").exists() {
+            copy_tree(&cached, &staging, &self.account)?;
         } else {
-            account.create_private_dir(&shared_dir)?;
-            take_lock(&shared_dir.join("server.lock"))?
-        };
-        let (cluster_dir, private, lock) = match shared {
-            Some(lock) => {
-                let data = shared_dir.join("data");
-                stop_stale_postmaster(&data);
-                if !data.join("PG_VERSION").exists() {
-                    let staging = shared_dir.join(format!("data.tmp-{}", std::process::id()));
-                    let _ = std::fs::remove_dir_all(&staging);
-                    // A copy of the cached initdb when there is one; otherwise initdb straight
-                    // here (a first start need not pay for initdb and a copy).
-                    let cached = initdb_cache_path(&root, &binaries);
-                    if cached.join("PG_VERSION").exists() {
-                        copy_tree(&cached, &staging, &account)?;
-                    } else {
-                        initdb_into(&binaries, &account, &staging)?;
-                    }
-                    let _ = std::fs::remove_dir_all(&data);
-                    std::fs::rename(&staging, &data)
-                        .map_err(|e| io_error("renaming", &staging, e))?;
-                }
-                (shared_dir, false, Some(lock))
-            }
-            None => {
-                if !config.private {
-                    tracing::info!(
-                        "the shared cluster is in use by another dbsandbox; starting a private one"
-                    );
-                }
-                let me = ProcessId::current();
-                let dir = root.join("private").join(format!(
-                    "{}-{}-{}",
-                    me.pid,
-                    me.start_ticks,
-                    unique_suffix()
-                ));
-                account.create_private_dir(&dir)?;
-                let pristine = ensure_initdb_cache(&root, &binaries, &account)?;
-                copy_tree(&pristine, &dir.join("data"), &account)?;
-                (dir, true, None)
-            }
-        };
+            initdb_into(&self.binaries, &self.account, &staging)?;
+        }
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::rename(&staging, &data).map_err(|e| io_error("renaming", &staging, e))
+    }
 
-        let data_dir = cluster_dir.join("data");
-        let run_dir = cluster_dir.join("run");
-        account.create_private_dir(&run_dir)?;
-        let port = free_port()?;
-        // Unix socket paths are limited to 107 bytes; fall back to TCP only when ours would not fit.
-        let socket_dir =
-            (run_dir.join(format!(".s.PGSQL.{port}")).as_os_str().len() < 100).then_some(run_dir);
-        let log_path = cluster_dir.join("postgres.log");
+    /// The socket directory: `run/` in the cluster, or, when a socket path there would pass the
+    /// 107-byte limit, a private directory under /tmp named after the cluster.
+    fn socket_dir(&self, port: u16) -> Result<PathBuf, ServerError> {
+        let run = self.dir.join("run");
+        let dir = if run.join(format!(".s.PGSQL.{port}")).as_os_str().len() < 100 {
+            run
+        } else {
+            PathBuf::from(format!(
+                "/tmp/dbsandbox-{}-{}",
+                self.account.uid,
+                short_hash(&self.dir.display().to_string())
+            ))
+        };
+        self.account.create_private_dir(&dir)?;
+        let owner = std::os::unix::fs::MetadataExt::uid(
+            &std::fs::metadata(&dir).map_err(|e| io_error("reading", &dir, e))?,
+        );
+        if owner != self.account.uid {
+            return Err(ServerError::Other(format!(
+                "the socket directory {} belongs to another user",
+                dir.display()
+            )));
+        }
+        Ok(dir)
+    }
+
+    /// Stops a leftover postmaster, makes sure the data directory, its secrets and its
+    /// pg_hba.conf are in place, and launches `postgres` on `port`.
+    fn launch(&self, port: u16) -> Result<(Child, Secrets, PathBuf), ServerError> {
+        let data_dir = self.data_dir();
+        stop_stale_postmaster(&data_dir);
+        clear_dead_postmaster_lock(&data_dir);
+        self.ensure_data()?;
+        let secrets = access::ensure_secrets(&data_dir, &self.account)?;
+        access::write_hba(&data_dir, &self.account)?;
+        let socket_dir = self.socket_dir(port)?;
+        let socket_lock = socket_dir.join(format!(".s.PGSQL.{port}.lock"));
+        if shared::postmaster_pid_in(&socket_lock).is_some_and(crate::account::is_zombie) {
+            let _ = std::fs::remove_file(&socket_lock);
+        }
+        let log_path = self.log_path();
         let log = File::create(&log_path).map_err(|e| io_error("creating", &log_path, e))?;
-        account.chown(&log_path)?;
+        self.account.chown(&log_path)?;
 
-        let mut command = Command::new(binaries.postgres());
+        let mut command = Command::new(self.binaries.postgres());
         command
             .arg("-D")
             .arg(&data_dir)
@@ -145,14 +147,9 @@ impl EmbeddedServer {
             .args(["-c", &format!("port={port}")])
             .args([
                 "-c",
-                &format!(
-                    "unix_socket_directories={}",
-                    socket_dir
-                        .as_ref()
-                        .map(|d| d.display().to_string())
-                        .unwrap_or_default()
-                ),
-            ]);
+                &format!("unix_socket_directories={}", socket_dir.display()),
+            ])
+            .args(["-c", "unix_socket_permissions=0700"]);
         for (name, value) in TEST_SETTINGS {
             command.args(["-c", &format!("{name}={value}")]);
         }
@@ -164,73 +161,214 @@ impl EmbeddedServer {
                     .map_err(|e| io_error("opening", &log_path, e))?,
             )
             .stderr(log);
-        account.apply(&mut command);
+        self.account.apply(&mut command);
         // Its own process group: a Ctrl-C in the terminal reaches dbsandbox, which stops the
-        // server after the clones are cleaned up, instead of killing it mid-cleanup.
+        // server after the clones are cleaned up, instead of killing it mid-cleanup; and a
+        // shared server outlives the process that started it.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .spawn()
-            .map_err(|e| io_error("starting", &binaries.postgres(), e))?;
+            .map_err(|e| io_error("starting", &self.binaries.postgres(), e))?;
+        tracing::debug!(port, dir = %self.dir.display(), private = self.private, "postgres launched");
+        Ok((child, secrets, socket_dir))
+    }
+}
 
-        let endpoint = Endpoint {
-            host: "127.0.0.1".to_string(),
-            port,
-            user: SUPERUSER.to_string(),
-            password: None,
-            admin_database: "postgres".to_string(),
-            socket_dir,
-            version_num: 0,
-        };
-        tracing::debug!(port, dir = %cluster_dir.display(), private, "postgres launched");
-        Ok(EmbeddedServer {
-            endpoint,
-            child: Some(child),
-            cluster_dir,
-            log_path,
-            private,
-            binaries,
-            _lock: lock,
+/// A postmaster this process launched, reaped by a thread of its own as soon as it exits: never
+/// left a zombie, which PostgreSQL would take for a live postmaster and refuse to start beside.
+struct Launched {
+    pid: u32,
+    exit: std::sync::Arc<std::sync::Mutex<Option<std::process::ExitStatus>>>,
+}
+
+impl Launched {
+    fn watch(mut child: Child) -> Launched {
+        let exit = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let seen = std::sync::Arc::clone(&exit);
+        let pid = child.id();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+            }
+        });
+        Launched { pid, exit }
+    }
+
+    fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        *self.exit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs blocking file-system and process work off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<T, ServerError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ServerError::Other(format!("server task failed: {e}")))?
+}
+
+/// An embedded PostgreSQL server this process uses: one it started, or the shared one another
+/// dbsandbox started and it attached to.
+pub struct EmbeddedServer {
+    cluster: Cluster,
+    endpoint: Endpoint,
+    /// The postmaster, when this process launched it.
+    child: Option<Launched>,
+    postgres_pid: u32,
+    /// True when another process started it.
+    attached: bool,
+    /// This process's share of the shared cluster (see [`crate::shared`]).
+    share: Option<Flock<File>>,
+    /// Sandboxes use the admin role (`--superuser`).
+    admin_for_sandboxes: bool,
+}
+
+impl EmbeddedServer {
+    /// Attaches to the shared cluster's running server, or starts it (or a private cluster when
+    /// asked, or when a dbsandbox from before shared servers holds the shared one alone).
+    pub async fn start(config: &ServerConfig) -> Result<EmbeddedServer, ServerError> {
+        let config = config.clone();
+        let (cluster, guard, share) = blocking(move || {
+            let binaries = PgBinaries::discover(config.pg_bin.as_deref())?;
+            let account = ServerAccount::choose(config.run_as.as_deref())?;
+            let root = crate::state_root(config.cache_dir.as_deref(), &account);
+            account.create_private_dir(&root)?;
+            reclaim_orphans(&root);
+            let shared_dir = root.join("servers").join(format!("pg{}", binaries.major));
+            let mut cluster = Cluster {
+                binaries,
+                account,
+                root,
+                dir: shared_dir.clone(),
+                private: false,
+            };
+            if !config.private {
+                cluster.account.create_private_dir(&shared_dir)?;
+                let guard = shared::start_lock(&shared_dir)?;
+                if let Some(share) = shared::take_share(&shared_dir)? {
+                    return Ok((cluster, Some(guard), Some(share)));
+                }
+                tracing::info!(
+                    "the shared cluster is held alone by an older dbsandbox; starting a private one"
+                );
+            }
+            let me = ProcessId::current();
+            cluster.dir = cluster.root.join("private").join(format!(
+                "{}-{}-{}",
+                me.pid,
+                me.start_ticks,
+                unique_suffix()
+            ));
+            cluster.private = true;
+            cluster.account.create_private_dir(&cluster.dir)?;
+            let pristine = ensure_initdb_cache(&cluster.root, &cluster.binaries, &cluster.account)?;
+            copy_tree(&pristine, &cluster.data_dir(), &cluster.account)?;
+            Ok((cluster, None, None))
         })
+        .await?;
+        if !cluster.private {
+            if let Some(running) = find_running(&cluster).await {
+                let server = running.attach(&cluster, share);
+                drop(guard);
+                return Ok(server);
+            }
+        }
+        let port = match (cluster.private, shared::read_record(&cluster.dir)) {
+            // A server that crashed comes back where the daemons attached to it look for it.
+            (false, Some(record)) if port_is_free(record.endpoint.port) => record.endpoint.port,
+            _ => free_port()?,
+        };
+        let mut server = EmbeddedServer {
+            endpoint: Endpoint {
+                host: "127.0.0.1".to_string(),
+                port,
+                user: SUPERUSER.to_string(),
+                password: None,
+                admin_database: "postgres".to_string(),
+                socket_dir: None,
+                version_num: 0,
+                sandbox: None,
+            },
+            cluster,
+            child: None,
+            postgres_pid: 0,
+            attached: false,
+            share,
+            admin_for_sandboxes: false,
+        };
+        let started = server.launch().await;
+        drop(guard);
+        started.map(|()| server)
+    }
+
+    /// Launches postgres on the endpoint's port and waits until it answers.
+    async fn launch(&mut self) -> Result<(), ServerError> {
+        let cluster = self.cluster.clone();
+        let port = self.endpoint.port;
+        let (child, secrets, socket_dir) = blocking(move || cluster.launch(port)).await?;
+        self.postgres_pid = child.id();
+        self.child = Some(Launched::watch(child));
+        self.attached = false;
+        self.endpoint.socket_dir = Some(socket_dir);
+        self.endpoint.password = Some(secrets.admin.clone());
+        self.endpoint.sandbox = (!self.admin_for_sandboxes).then(|| SandboxRoles {
+            owner: SANDBOX_OWNER.to_string(),
+            owner_password: Some(secrets.sandbox_owner.clone()),
+        });
+        self.wait_ready(&secrets).await
     }
 
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }
 
+    /// Sandbox clients and migrations connect as the admin role (`--superuser`).
+    pub fn use_admin_for_sandboxes(&mut self) {
+        self.admin_for_sandboxes = true;
+        self.endpoint.sandbox = None;
+    }
+
     pub fn cluster_dir(&self) -> &Path {
-        &self.cluster_dir
+        &self.cluster.dir
     }
 
     pub fn is_private(&self) -> bool {
-        self.private
+        self.cluster.private
+    }
+
+    /// True when another dbsandbox started the server and this one attached to it.
+    pub fn is_attached(&self) -> bool {
+        self.attached
     }
 
     pub fn postgres_pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        (self.postgres_pid != 0).then_some(self.postgres_pid)
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "embedded PostgreSQL {} on 127.0.0.1:{} ({}{})",
-            self.binaries.version,
+            "embedded PostgreSQL {} on 127.0.0.1:{} ({}, {})",
+            self.cluster.binaries.version,
             self.endpoint.port,
-            self.cluster_dir.display(),
-            if self.private { ", private" } else { "" }
+            if self.cluster.private {
+                "private"
+            } else {
+                "shared by this cache's daemons"
+            },
+            self.cluster.dir.display(),
         )
     }
 
     /// Waits until the server answers queries (not merely accepts connections: a server still
-    /// starting answers 57P03), or fails with the end of its log when it died.
-    pub async fn wait_ready(&mut self) -> Result<(), ServerError> {
+    /// starting answers 57P03), sets the roles' passwords, and records where it is; fails with
+    /// the end of its log when it died.
+    async fn wait_ready(&mut self, secrets: &Secrets) -> Result<(), ServerError> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut delay = Duration::from_millis(5);
         let mut last_error;
         loop {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.as_ref().and_then(Launched::exit_status) {
                 return Err(self.start_error(format!("postgres exited with {status}")));
             }
             match self.endpoint.admin().await {
@@ -241,6 +379,15 @@ impl EmbeddedServer {
                     Ok(row) => {
                         let version: i32 = row.get(0);
                         self.endpoint.version_num = version as u32;
+                        client
+                            .batch_execute(&access::roles_sql(SUPERUSER, secrets))
+                            .await
+                            .map_err(|e| {
+                                self.start_error(format!(
+                                    "setting up roles: {}",
+                                    describe_pg_error(&e)
+                                ))
+                            })?;
                         self.write_record();
                         return Ok(());
                     }
@@ -256,49 +403,125 @@ impl EmbeddedServer {
         }
     }
 
-    /// Records where the server is, for `dbsandbox status` and for reclaiming it after a crash.
+    /// Records where the server is, for the processes that attach to it and for reclaiming it.
     fn write_record(&self) {
         let record = ServerRecord {
             owner: ProcessId::current(),
-            postgres_pid: self.postgres_pid().unwrap_or(0),
-            private: self.private,
+            postgres_pid: self.postgres_pid,
+            private: self.cluster.private,
             endpoint: self.endpoint.clone(),
-            data_dir: self.cluster_dir.join("data"),
+            data_dir: self.cluster.data_dir(),
         };
-        let path = self.cluster_dir.join("server.json");
-        if let Err(e) = std::fs::write(
-            &path,
-            serde_json::to_vec_pretty(&record).unwrap_or_default(),
-        ) {
-            tracing::warn!("cannot write {}: {e}", path.display());
-        }
+        shared::write_record(&self.cluster.dir, &record);
     }
 
     fn start_error(&self, reason: String) -> ServerError {
+        let log = self.cluster.log_path();
         ServerError::Start {
             reason,
-            log: self.log_path.display().to_string(),
-            tail: log_tail(&self.log_path, 20),
+            tail: log_tail(&log, 20),
+            log: log.display().to_string(),
         }
     }
 
-    /// Stops the server (fast shutdown, then harder), and removes a private cluster.
+    /// Whether the postmaster is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_ref() {
+            Some(child) => child.exit_status().is_none(),
+            None => shared::postgres_alive(self.postgres_pid),
+        }
+    }
+
+    /// Brings a server that died (killed, crashed) back on the same port, so every handle to
+    /// its endpoint works again; returns true when it had died. A shared server restarted by
+    /// another daemon meanwhile is adopted instead.
+    pub async fn ensure_running(&mut self) -> Result<bool, ServerError> {
+        if self.is_running() {
+            return Ok(false);
+        }
+        tracing::warn!(
+            pid = self.postgres_pid,
+            "the PostgreSQL server is gone: restarting it"
+        );
+        let guard = if self.cluster.private {
+            None
+        } else {
+            let dir = self.cluster.dir.clone();
+            Some(blocking(move || shared::start_lock(&dir)).await?)
+        };
+        if !self.cluster.private {
+            if let Some(running) = find_running(&self.cluster).await {
+                if running.endpoint.port == self.endpoint.port {
+                    self.endpoint.socket_dir = running.endpoint.socket_dir;
+                    self.postgres_pid = running.pid;
+                    self.child = None;
+                    self.attached = true;
+                    return Ok(true);
+                }
+            }
+        }
+        // Backends of the killed postmaster may hold its shared memory a moment longer, and
+        // PostgreSQL refuses to start beside them: try again until they are gone.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.launch().await {
+                Ok(()) => break,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("restart failed, retrying: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        drop(guard);
+        Ok(true)
+    }
+
+    /// Leaves the server: stops it (fast shutdown, then harder) when this process is its last
+    /// user, and removes a private cluster.
     pub fn stop(mut self) -> Result<(), ServerError> {
         self.shutdown();
         Ok(())
     }
 
     fn shutdown(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let pid = Pid::from_raw(child.id() as i32);
-            let stopped = stop_process(pid, || !matches!(child.try_wait(), Ok(None)));
-            if !stopped {
-                tracing::warn!(pid = child.id(), "postgres did not stop");
-            }
+        if self.cluster.private {
+            self.stop_postmaster();
+            let _ = std::fs::remove_dir_all(&self.cluster.dir);
+            return;
         }
-        let _ = std::fs::remove_file(self.cluster_dir.join("server.json"));
-        if self.private {
-            let _ = std::fs::remove_dir_all(&self.cluster_dir);
+        let guard = shared::start_lock(&self.cluster.dir);
+        if let Err(e) = &guard {
+            tracing::warn!("{e}");
+        }
+        let Some(share) = self.share.take() else {
+            return;
+        };
+        drop(share);
+        match shared::take_sole_use(&self.cluster.dir) {
+            Ok(Some(_sole)) => {
+                self.stop_postmaster();
+                let _ = std::fs::remove_file(shared::record_path(&self.cluster.dir));
+            }
+            _ => tracing::debug!("other daemons use the server: leaving it running"),
+        }
+    }
+
+    fn stop_postmaster(&mut self) {
+        let stopped = match self.child.take() {
+            // Never signal a pid that already exited: it may belong to another process by now.
+            Some(child) if child.exit_status().is_some() => true,
+            Some(child) => stop_process(Pid::from_raw(child.pid as i32), || {
+                child.exit_status().is_some()
+            }),
+            None if shared::postgres_alive(self.postgres_pid) => {
+                let pid = self.postgres_pid;
+                stop_process(Pid::from_raw(pid as i32), || !shared::postgres_alive(pid))
+            }
+            None => true,
+        };
+        if !stopped {
+            tracing::warn!(pid = self.postgres_pid, "postgres did not stop");
         }
     }
 }
@@ -307,6 +530,46 @@ impl Drop for EmbeddedServer {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A running server found through its record.
+struct Running {
+    endpoint: Endpoint,
+    pid: u32,
+}
+
+impl Running {
+    fn attach(self, cluster: &Cluster, share: Option<Flock<File>>) -> EmbeddedServer {
+        EmbeddedServer {
+            cluster: cluster.clone(),
+            endpoint: self.endpoint,
+            child: None,
+            postgres_pid: self.pid,
+            attached: true,
+            share,
+            admin_for_sandboxes: false,
+        }
+    }
+}
+
+/// The shared cluster's server when it is running and answers; the caller holds the start lock.
+async fn find_running(cluster: &Cluster) -> Option<Running> {
+    let record = shared::read_record(&cluster.dir)?;
+    let pid = shared::postmaster_pid(&cluster.data_dir())?;
+    if pid != record.postgres_pid || !shared::postgres_alive(pid) {
+        return None;
+    }
+    let secrets = access::read_secrets(&cluster.data_dir())?;
+    let mut endpoint = record.endpoint;
+    endpoint.password = Some(secrets.admin);
+    endpoint.sandbox = Some(SandboxRoles {
+        owner: SANDBOX_OWNER.to_string(),
+        owner_password: Some(secrets.sandbox_owner),
+    });
+    let client = endpoint.admin().await.ok()?;
+    client.simple_query("select 1").await.ok()?;
+    tracing::debug!(pid, port = endpoint.port, "attached to the shared server");
+    Some(Running { endpoint, pid })
 }
 
 /// How a server is stopped: fast shutdown, then immediate shutdown, then SIGKILL, each given
@@ -332,113 +595,6 @@ fn stop_process(pid: Pid, mut gone: impl FnMut() -> bool) -> bool {
             std::thread::sleep(Duration::from_millis(5));
         }
     })
-}
-
-/// Takes the shared cluster's lock without waiting; `None` when another live process holds it.
-fn take_lock(path: &Path) -> Result<Option<Flock<File>>, ServerError> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(|e| io_error("opening", path, e))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(io_error("locking", path, errno.into())),
-    }
-}
-
-/// Where the pristine initialised data directory for these binaries is cached.
-fn initdb_cache_path(root: &Path, binaries: &PgBinaries) -> PathBuf {
-    let key = short_hash(&format!(
-        "{INITDB_LAYOUT}|{}|{}",
-        binaries.bin_dir.display(),
-        binaries.version
-    ));
-    root.join("initdb")
-        .join(format!("pg{}-{key}", binaries.major))
-}
-
-/// Makes sure a pristine initialised data directory exists for these binaries; returns its path.
-/// Private clusters are copies of it.
-fn ensure_initdb_cache(
-    root: &Path,
-    binaries: &PgBinaries,
-    account: &ServerAccount,
-) -> Result<PathBuf, ServerError> {
-    let cached = initdb_cache_path(root, binaries);
-    if cached.join("PG_VERSION").exists() {
-        return Ok(cached);
-    }
-    let parent = root.join("initdb");
-    account.create_private_dir(&parent)?;
-    let staging = parent.join(format!("tmp-{}-{}", std::process::id(), unique_suffix()));
-    initdb_into(binaries, account, &staging)?;
-    // Another process may have won the race; either copy is as good.
-    if std::fs::rename(&staging, &cached).is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    Ok(cached)
-}
-
-/// Runs initdb into `dir` (which must not exist) with dbsandbox's settings, as `account`.
-fn initdb_into(
-    binaries: &PgBinaries,
-    account: &ServerAccount,
-    dir: &Path,
-) -> Result<(), ServerError> {
-    let started = Instant::now();
-    tracing::info!(
-        "initialising a PostgreSQL {} data directory (once per version and cache)",
-        binaries.version
-    );
-    let mut command = Command::new(binaries.initdb());
-    command
-        .arg("-D")
-        .arg(dir)
-        .args([
-            "-U",
-            SUPERUSER,
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null());
-    account.apply(&mut command);
-    let output = command
-        .output()
-        .map_err(|e| io_error("running", &binaries.initdb(), e))?;
-    if !output.status.success() {
-        let _ = std::fs::remove_dir_all(dir);
-        return Err(ServerError::Initdb {
-            status: output.status.to_string(),
-            output: format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ),
-        });
-    }
-    tracing::debug!(elapsed = ?started.elapsed(), "initdb done");
-    Ok(())
-}
-
-/// The shared embedded cluster a live dbsandbox is running for this configuration, if any
-/// (`status` and `gc` attach to it instead of starting their own).
-pub fn find_running_shared(config: &ServerConfig) -> Option<ServerRecord> {
-    let account = ServerAccount::choose(config.run_as.as_deref()).ok()?;
-    let root = crate::state_root(config.cache_dir.as_deref(), &account);
-    let servers = std::fs::read_dir(root.join("servers")).ok()?;
-    servers
-        .flatten()
-        .filter_map(|dir| std::fs::read(dir.path().join("server.json")).ok())
-        .filter_map(|bytes| serde_json::from_slice::<ServerRecord>(&bytes).ok())
-        .find(|record| record.owner.is_alive() && record.endpoint.version_num > 0)
 }
 
 /// Stops what a previous, killed dbsandbox left behind: private clusters whose owner is gone.
@@ -468,28 +624,43 @@ pub fn reclaim_orphans(root: &Path) {
 
 /// Stops the postmaster recorded in `data/postmaster.pid`, if it is still running.
 fn stop_stale_postmaster(data_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(data_dir.join("postmaster.pid")) else {
+    let Some(pid) = shared::postmaster_pid(data_dir) else {
         return;
     };
-    let Some(pid) = text
-        .lines()
-        .next()
-        .and_then(|l| l.trim().parse::<i32>().ok())
-    else {
-        return;
-    };
-    let is_postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim() == "postgres")
-        .unwrap_or(false);
-    if !is_postgres {
+    if !shared::postgres_alive(pid) {
         return;
     }
     tracing::info!(pid, dir = %data_dir.display(), "stopping a PostgreSQL server left running by a dead dbsandbox");
-    let pid = Pid::from_raw(pid);
-    // Not our child: it is gone when signalling it fails.
-    if !stop_process(pid, || kill(pid, None).is_err()) {
-        tracing::warn!(%pid, "a PostgreSQL server left by a dead dbsandbox did not stop");
+    // Not our child: it is gone when it no longer runs (or is a zombie its parent will reap).
+    if !stop_process(Pid::from_raw(pid as i32), || !shared::postgres_alive(pid)) {
+        tracing::warn!(
+            pid,
+            "a PostgreSQL server left by a dead dbsandbox did not stop"
+        );
     }
+}
+
+/// Removes `postmaster.pid` of a postmaster that was killed and is not reaped yet (a zombie,
+/// which PostgreSQL takes for a running postmaster and refuses to start beside), once none of
+/// its backends is left (they work in the data directory and exit when their postmaster dies).
+fn clear_dead_postmaster_lock(data_dir: &Path) {
+    let Some(pid) = shared::postmaster_pid(data_dir) else {
+        return;
+    };
+    if shared::postgres_alive(pid) || !crate::account::is_zombie(pid) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared::processes_working_in(data_dir) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tracing::debug!(pid, "removing the lock file of a killed postmaster");
+    let _ = std::fs::remove_file(data_dir.join("postmaster.pid"));
+}
+
+/// Whether nobody listens on this loopback port right now.
+fn port_is_free(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// A loopback port nobody listens on right now.
@@ -502,7 +673,7 @@ fn free_port() -> Result<u16, ServerError> {
         .map_err(|e| ServerError::Io("finding a free loopback port".to_string(), e))
 }
 
-fn unique_suffix() -> u32 {
+pub(crate) fn unique_suffix() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

@@ -4,23 +4,29 @@
 //! tests (fsync, synchronous_commit, full_page_writes and autovacuum off), on a free loopback port
 //! and a private Unix socket. Its data directory persists between runs, so templates built by one
 //! run are reused by the next; the freshly initialised directory is cached per PostgreSQL version
-//! so a new cluster never waits for initdb twice. A run that finds the shared cluster owned by a
-//! live dbsandbox gets a private throwaway cluster instead. Anything a killed dbsandbox left
-//! running is found and stopped by the next start.
+//! so a new cluster never waits for initdb twice. One server per PostgreSQL version and cache
+//! directory is shared by every dbsandbox process that needs one: the first starts it, the others
+//! attach, the last to leave stops it, and a server that died is started again by the next that
+//! needs it. Only dbsandbox can connect to it (see [`access`]).
 
+mod access;
 mod account;
 mod binaries;
 mod embedded;
+mod initdb;
+mod shared;
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use access::SANDBOX_OWNER;
 pub use account::{
     default_cache_dir, process_start_ticks, short_hash, state_root, ProcessId, ServerAccount,
 };
 pub use binaries::PgBinaries;
-pub use embedded::{find_running_shared, reclaim_orphans, EmbeddedServer, ServerRecord};
+pub use embedded::{reclaim_orphans, EmbeddedServer};
+pub use shared::ServerRecord;
 
 /// How to obtain a server.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +41,9 @@ pub struct ServerConfig {
     pub run_as: Option<String>,
     /// Always use a private throwaway cluster (tests use this to run side by side).
     pub private: bool,
+    /// Sandbox clients and migrations use the admin role (a superuser on the embedded server)
+    /// instead of unprivileged roles.
+    pub superuser: bool,
 }
 
 /// How to connect to a server as its administrator.
@@ -51,6 +60,18 @@ pub struct Endpoint {
     pub socket_dir: Option<PathBuf>,
     /// `server_version_num`, e.g. 150018.
     pub version_num: u32,
+    /// The unprivileged roles sandboxes use; `None`: the admin role (`--superuser`, or an
+    /// external server).
+    #[serde(default)]
+    pub sandbox: Option<SandboxRoles>,
+}
+
+/// Sandbox roles on a server: migrations run as `owner`, so the template's objects are its own;
+/// each clone's clients connect as a role named like the clone, a member of `owner`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SandboxRoles {
+    pub owner: String,
+    pub owner_password: Option<String>,
 }
 
 impl Endpoint {
@@ -107,6 +128,27 @@ impl Endpoint {
             }
         });
         Ok(client)
+    }
+
+    /// The endpoint migrations, migrate commands and seeds run through: as the sandbox owner
+    /// role, or as the admin role when there is none.
+    pub fn owner(&self) -> Endpoint {
+        match &self.sandbox {
+            Some(roles) => Endpoint {
+                user: roles.owner.clone(),
+                password: roles.owner_password.clone(),
+                ..self.clone()
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// The role (and its password) clients of clone `database` connect as.
+    pub fn clone_login(&self, database: &str) -> (String, Option<String>) {
+        match &self.sandbox {
+            Some(_) => (database.to_string(), None),
+            None => (self.user.clone(), self.password.clone()),
+        }
     }
 
     /// Connects to the maintenance database.
@@ -179,14 +221,21 @@ impl Server {
         match &config.external {
             Some(url) => Ok(Server::External(check_external(url).await?)),
             None => {
-                let config = config.clone();
-                let server = tokio::task::spawn_blocking(move || EmbeddedServer::start(&config))
-                    .await
-                    .map_err(|e| ServerError::Other(format!("server start task failed: {e}")))??;
-                let mut server = server;
-                server.wait_ready().await?;
+                let mut server = EmbeddedServer::start(config).await?;
+                if config.superuser {
+                    server.use_admin_for_sandboxes();
+                }
                 Ok(Server::Embedded(server))
             }
+        }
+    }
+
+    /// Starts a server that died again (an embedded one; an external one is left to its
+    /// owner); true when it had died.
+    pub async fn ensure_running(&mut self) -> Result<bool, ServerError> {
+        match self {
+            Server::Embedded(s) => s.ensure_running().await,
+            Server::External(_) => Ok(false),
         }
     }
 
@@ -208,14 +257,28 @@ impl Server {
         }
     }
 
-    /// Attaches to the shared embedded server a live dbsandbox runs, or starts one, or checks the
-    /// external server: for short commands (`status`, `gc`) that must not start a second cluster.
-    pub async fn attach_or_start(config: &ServerConfig) -> Result<Server, ServerError> {
-        if config.external.is_none() {
-            if let Some(record) = find_running_shared(config) {
-                return Ok(Server::External(record.endpoint));
-            }
+    /// Who sandbox clients connect as, for status and summaries.
+    pub fn describe_roles(&self) -> String {
+        let endpoint = self.endpoint();
+        match (&endpoint.sandbox, self) {
+            (Some(roles), _) => format!(
+                "sandbox clients: one unprivileged role per clone, member of {} (which owns the templates' objects)",
+                roles.owner
+            ),
+            (None, Server::Embedded(_)) => format!(
+                "sandbox clients: the superuser {} (--superuser)",
+                endpoint.user
+            ),
+            (None, Server::External(_)) => format!(
+                "sandbox clients: the given role {}, as migrations",
+                endpoint.user
+            ),
         }
+    }
+
+    /// Attaches to the shared embedded server, or starts it, or checks the external server:
+    /// for short commands (`status`, `gc`).
+    pub async fn attach_or_start(config: &ServerConfig) -> Result<Server, ServerError> {
         Server::start(config).await
     }
 
@@ -257,6 +320,7 @@ async fn check_external(url: &str) -> Result<Endpoint, ServerError> {
         admin_database: config.get_dbname().unwrap_or("postgres").to_string(),
         socket_dir,
         version_num: 0,
+        sandbox: None,
     };
     let client = endpoint
         .admin()
@@ -328,6 +392,7 @@ mod tests {
             admin_database: "postgres".into(),
             socket_dir: None,
             version_num: 150000,
+            sandbox: None,
         };
         assert_eq!(
             endpoint.url("db"),
