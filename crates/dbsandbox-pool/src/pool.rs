@@ -82,7 +82,12 @@ struct Shared {
     config: PoolConfig,
     ready: Mutex<VecDeque<String>>,
     leased: Mutex<HashSet<String>>,
+    /// Clones being made now (named before `CREATE DATABASE`), so that `gc` can be told of them.
+    creating: Mutex<HashSet<String>>,
     in_flight: AtomicUsize,
+    /// The template is gone (dropped behind our back): the refill waits for it to be rebuilt
+    /// instead of failing every acquisition.
+    template_missing: std::sync::atomic::AtomicBool,
     /// Set at shutdown: refill workers finish the clone they are making and exit.
     stopping: std::sync::atomic::AtomicBool,
     wake_refill: Notify,
@@ -205,6 +210,48 @@ impl ClonePool {
         });
     }
 
+    /// Every database this pool holds or is making: ready, leased and being created.
+    pub fn databases(&self) -> Vec<String> {
+        let s = &self.shared;
+        let mut names: Vec<String> = lock(&s.ready).iter().cloned().collect();
+        names.extend(lock(&s.leased).iter().cloned());
+        names.extend(lock(&s.creating).iter().cloned());
+        names
+    }
+
+    /// The ready clones, in hand-out order.
+    pub fn ready_names(&self) -> Vec<String> {
+        lock(&self.shared.ready).iter().cloned().collect()
+    }
+
+    /// Forgets ready clones that no longer exist on the server (someone dropped them), so they
+    /// are never handed out; wakes the refill to replace them. Returns those it forgot.
+    pub fn forget_vanished(&self, vanished: &[String]) -> Vec<String> {
+        let mut ready = lock(&self.shared.ready);
+        let before: Vec<String> = ready.iter().cloned().collect();
+        ready.retain(|name| !vanished.contains(name));
+        drop(ready);
+        let forgotten: Vec<String> = before
+            .into_iter()
+            .filter(|name| vanished.contains(name))
+            .collect();
+        if !forgotten.is_empty() {
+            self.shared.wake_refill.notify_waiters();
+        }
+        forgotten
+    }
+
+    /// True once the refill found the template gone; [`ClonePool::template_restored`] clears it.
+    pub fn template_missing(&self) -> bool {
+        self.shared.template_missing.load(Ordering::SeqCst)
+    }
+
+    /// The template exists again (rebuilt under the same name): the refill resumes.
+    pub fn template_restored(&self) {
+        self.shared.template_missing.store(false, Ordering::SeqCst);
+        self.shared.wake_refill.notify_waiters();
+    }
+
     pub fn stats(&self) -> PoolStats {
         let s = &self.shared;
         PoolStats {
@@ -311,26 +358,45 @@ async fn create_clone(
     admin: &tokio_postgres::Client,
 ) -> Result<String, PoolError> {
     let name = new_clone_name(&shared.template);
+    lock(&shared.creating).insert(name.clone());
+    let made = make_clone(shared, admin, &name).await;
+    if made.is_err() {
+        lock(&shared.creating).remove(&name);
+    }
+    made.map(|()| name)
+}
+
+async fn make_clone(
+    shared: &Shared,
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), PoolError> {
     let started = Instant::now();
     admin
         .batch_execute(&format!(
             "create database {} template {}{}",
-            quote_ident(&name),
+            quote_ident(name),
             quote_ident(&shared.template.name),
             shared.config.strategy.clause()
         ))
         .await
-        .map_err(|e| PoolError::db(format!("cloning {}", shared.template.name), &e))?;
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_DATABASE) {
+                PoolError::TemplateMissing(shared.template.name.clone())
+            } else {
+                PoolError::db(format!("cloning {}", shared.template.name), &e)
+            }
+        })?;
     shared
         .clone_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     admin
-        .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(&name))
+        .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(name))
         .await
         .map_err(|e| PoolError::db("marking a clone", &e))?;
-    warm_up(&shared.endpoint, &name).await;
+    warm_up(&shared.endpoint, name).await;
     shared.created.fetch_add(1, Ordering::Relaxed);
-    Ok(name)
+    Ok(())
 }
 
 /// Connects to a new clone once. The first connection to a database builds its relation cache
@@ -348,7 +414,11 @@ async fn warm_up(endpoint: &Endpoint, name: &str) {
 }
 
 async fn refill_worker(shared: Arc<Shared>) {
-    let mut admin = None;
+    let mut admin: Option<tokio_postgres::Client> = None;
+    // A connection that was fine a moment ago may have been ended by user code (terminating
+    // every backend on the server): a failure is retried once on a new connection before
+    // acquirers hear of it.
+    let mut retried_broken_connection = false;
     loop {
         let notified = shared.wake_refill.notified();
         // Checked between clones only: a CREATE DATABASE already sent finishes on the server even
@@ -363,7 +433,7 @@ async fn refill_worker(shared: Arc<Shared>) {
             continue;
         }
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        if admin.is_none() {
+        if admin.as_ref().is_none_or(|c| c.is_closed()) {
             admin = shared.endpoint.admin().await.ok();
         }
         let result = match &admin {
@@ -376,10 +446,31 @@ async fn refill_worker(shared: Arc<Shared>) {
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(name) => {
-                lock(&shared.ready).push_back(name);
+                retried_broken_connection = false;
+                lock(&shared.ready).push_back(name.clone());
+                lock(&shared.creating).remove(&name);
                 shared.clone_ready.notify_waiters();
             }
+            Err(PoolError::TemplateMissing(template)) => {
+                if !shared.template_missing.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        template,
+                        "the template vanished (dropped by someone else): waiting for it to be rebuilt"
+                    );
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shared.wake_refill.notified() => {}
+                }
+            }
+            Err(e) if !retried_broken_connection => {
+                // The error may arrive before the client notices its connection is closed.
+                tracing::info!("cloning failed ({e}); retrying once on a new connection");
+                retried_broken_connection = true;
+                admin = None;
+            }
             Err(e) => {
+                retried_broken_connection = false;
                 tracing::warn!("pool refill failed: {e}");
                 *lock(&shared.refill_error) = Some(e.to_string());
                 admin = None;
@@ -409,7 +500,9 @@ impl Shared {
             config,
             ready: Mutex::new(VecDeque::new()),
             leased: Mutex::new(HashSet::new()),
+            creating: Mutex::new(HashSet::new()),
             in_flight: AtomicUsize::new(0),
+            template_missing: std::sync::atomic::AtomicBool::new(false),
             stopping: std::sync::atomic::AtomicBool::new(false),
             wake_refill: Notify::new(),
             clone_ready: Notify::new(),

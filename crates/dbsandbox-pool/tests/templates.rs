@@ -279,13 +279,27 @@ async fn gc_drops_only_marked_databases() {
     let pool = pool_of(endpoint, &template, 1).await;
     let leased = pool.acquire().await.unwrap();
 
-    let report = gc(&admin, false).await.unwrap();
+    // What the daemon reports: its template and every clone its pool holds or makes.
+    let mut daemons_use: std::collections::BTreeSet<String> =
+        pool.databases().into_iter().collect();
+    daemons_use.insert(template.name.clone());
+    let report = gc(&admin, true, async { Ok(daemons_use) }).await.unwrap();
+    assert!(
+        report.kept_for_daemons.contains(&template.name)
+            && report.kept_for_daemons.contains(&leased),
+        "what a live daemon uses is kept even with force: {report:?}"
+    );
+    let second = pool.acquire().await.unwrap();
+    assert_eq!(count(endpoint, &second, "select count(*) from t").await, 0);
+
+    let none = || async { Ok(std::collections::BTreeSet::new()) };
+    let report = gc(&admin, false, none()).await.unwrap();
     assert!(
         report.skipped_in_use.contains(&leased),
         "a clone leased by a live process is kept"
     );
     assert!(report.dropped.contains(&template.name));
-    let report = gc(&admin, true).await.unwrap();
+    let report = gc(&admin, true, none()).await.unwrap();
     assert!(report.dropped.contains(&leased));
     let names = database_names(endpoint).await;
     assert!(
