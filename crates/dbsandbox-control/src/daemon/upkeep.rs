@@ -1,0 +1,129 @@
+//! The daemon's upkeep, once a second: releases what dead processes held, closes dead and
+//! expired runs, reaps what killed `run --no-daemon`s left (private clusters, records), notices
+//! a template or pooled clones that vanished behind its back (and rebuilds), retires old pools,
+//! and ends an idle daemon.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbsandbox_pool::ClonePool;
+
+use super::{lock, Daemon};
+
+impl Daemon {
+    pub(super) async fn housekeeping(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if *self.shutdown.borrow() {
+                return;
+            }
+            self.close_finished_runs().await;
+            self.reap_dead_runs_leftovers().await;
+            self.check_databases().await;
+            self.retire_idle_pools().await;
+            if !self.is_idle() {
+                self.touch();
+            }
+            if let Some(limit) = self.config.idle_timeout {
+                if lock(&self.last_activity).elapsed() >= limit {
+                    tracing::info!("idle for {} s: stopping", limit.as_secs());
+                    self.request_shutdown();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Releases the keys of dead owners; closes runs whose process is gone or whose lease ran out
+    /// (a run with an open connection is in use: its lease restarts).
+    async fn close_finished_runs(&self) {
+        self.api_scope.registry.release_orphans();
+        for run in self.runs() {
+            if run.registry.connections_open() > 0 {
+                run.renew();
+            }
+        }
+        let finished: Vec<(String, &'static str)> = lock(&self.runs)
+            .iter()
+            .filter_map(|(id, scope)| {
+                if scope.owner.is_some_and(|o| !o.is_alive()) {
+                    Some((id.clone(), "the run's process is gone"))
+                } else if scope.lease_expired() {
+                    Some((id.clone(), "the run's lease ran out"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in finished {
+            tracing::info!(run = %id, "{why}: closing its scope");
+            let _ = self.close_run(&id).await;
+        }
+        for run in self.runs() {
+            run.registry.release_orphans();
+        }
+    }
+
+    /// A killed `run --no-daemon` leaves its private cluster running and its record behind until
+    /// the next server start; a live daemon on the same cache reaps them now.
+    async fn reap_dead_runs_leftovers(&self) {
+        for id in crate::record::reap_dead_run_records(&self.config.cache_dir) {
+            tracing::info!(record = %id, "removed the record of a run that died");
+        }
+        if let Some(root) = self.state_root.clone() {
+            let _ =
+                tokio::task::spawn_blocking(move || dbsandbox_server::reclaim_orphans(&root)).await;
+        }
+    }
+
+    /// A user may drop our databases by hand (or an old `gc` from another version): ready
+    /// clones that vanished are forgotten (never handed out) and a vanished template is rebuilt.
+    async fn check_databases(&self) {
+        let pool = self.pool();
+        let template = self.template().name;
+        let ready = pool.ready_names();
+        let mut names = ready.clone();
+        names.push(template.clone());
+        let existing = match self.existing(&names).await {
+            Ok(existing) => existing,
+            Err(e) => {
+                tracing::debug!("checking the daemon's databases: {e:#}");
+                return;
+            }
+        };
+        let vanished: Vec<String> = ready
+            .into_iter()
+            .filter(|name| !existing.contains(name))
+            .collect();
+        let forgotten = pool.forget_vanished(&vanished);
+        if !forgotten.is_empty() {
+            self.recovered(format!(
+                "{} pooled clone(s) vanished (dropped behind the daemon's back): replacing them ({})",
+                forgotten.len(),
+                forgotten.join(", ")
+            ));
+        }
+        if !existing.contains(&template) || pool.template_missing() {
+            if let Err(e) = self.refresh().await {
+                tracing::warn!("rebuilding the template {template}: {e:#}");
+            }
+        }
+    }
+
+    /// Shuts down the pools of drifted templates once their last clone is back.
+    async fn retire_idle_pools(&self) {
+        let idle_old: Vec<ClonePool> = {
+            let mut retired = lock(&self.retired);
+            let (done, keep): (Vec<_>, Vec<_>) =
+                retired.drain(..).partition(|p| p.stats().leased == 0);
+            *retired = keep;
+            done
+        };
+        for pool in idle_old {
+            if let Err(e) = pool.shutdown(false).await {
+                tracing::warn!("cleaning up an old template's clones: {e}");
+            }
+        }
+    }
+}
