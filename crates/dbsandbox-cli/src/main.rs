@@ -6,11 +6,13 @@
 
 mod admin;
 mod daemon;
+mod output;
 mod progress;
 mod run;
 mod settings;
 
 use clap::{Parser, Subcommand};
+use output::errln;
 use settings::{SchemaArgs, ServerArgs, Settings};
 
 const ABOUT: &str =
@@ -191,10 +193,10 @@ fn main() {
     init_logging(cli.verbose);
     let code = match cli.command {
         Command::Analyze(args) => {
-            dbsandbox_diagnose::run_analyze(&args, &mut std::io::stdout(), &mut std::io::stderr())
+            dbsandbox_diagnose::run_analyze(&args, &mut output::stdout(), &mut output::stderr())
         }
         Command::Explain(args) => {
-            dbsandbox_diagnose::run_explain(&args, &mut std::io::stdout(), &mut std::io::stderr())
+            dbsandbox_diagnose::run_explain(&args, &mut output::stdout(), &mut output::stderr())
         }
         command => match runtime() {
             Ok(runtime) => runtime
@@ -303,11 +305,14 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
 /// Prints an error chain and picks the exit code: 2 for problems the user must fix in their
 /// set-up or input, 1 for the rest.
 fn report_error(error: anyhow::Error) -> i32 {
-    eprintln!("dbsandbox: error: {error}");
+    errln!("dbsandbox: error: {error}");
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {cause}");
     }
-    if error.downcast_ref::<settings::UsageError>().is_some() {
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<settings::UsageError>() || cause.is::<dbsandbox_control::InputError>()
+    });
+    if bad_input {
         return 2;
     }
     if let Some(e) = error.downcast_ref::<dbsandbox_server::ServerError>() {
