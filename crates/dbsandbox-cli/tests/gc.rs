@@ -73,6 +73,7 @@ async fn a_daemon_whose_template_and_clones_were_dropped_rebuilds_and_says_so() 
     let project = Project::new();
     let daemon = project.detach_with(&["--pool-size", "2"]);
     let api = client(&daemon);
+    let held = acquire_and_use(&api, "held").await;
     let status = api.get("/v1/status").await.unwrap().body;
     let template = status["template"]["name"].as_str().unwrap().to_string();
     let server = connect(status["server"]["url"].as_str().unwrap()).await;
@@ -106,6 +107,24 @@ async fn a_daemon_whose_template_and_clones_were_dropped_rebuilds_and_says_so() 
     );
     let refreshed = api.post("/v1/refresh", &json!({})).await.unwrap();
     assert_eq!(refreshed.status, 200, "{:?}", refreshed.body);
+
+    // A key's own clone is its state: the daemon says it is gone; a reset gives a fresh one.
+    let clone = held["database"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = api.get("/v1/status").await.unwrap().body;
+        if status["daemon"]["recoveries"].to_string().contains(clone) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not said: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let reset = api
+        .post("/v1/sandboxes/held/reset", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(reset.status, 200, "{:?}", reset.body);
+    assert_eq!(items(held["url"].as_str().unwrap()).await, 1);
 }
 
 #[tokio::test]

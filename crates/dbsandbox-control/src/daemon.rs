@@ -239,6 +239,8 @@ pub struct Daemon {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// What the daemon repaired behind its clients' backs (newest last), for the API to say.
     recoveries: Mutex<Vec<String>>,
+    /// Leased clones found gone, said once each.
+    vanished_leased: Mutex<std::collections::HashSet<String>>,
     /// The housekeeping's own connection (remade when user code terminates it).
     watch_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
     /// The embedded server's state directory, where dead runs' private clusters are reaped.
@@ -366,6 +368,7 @@ impl Daemon {
             started: Instant::now(),
             shutdown,
             recoveries: Mutex::new(Vec::new()),
+            vanished_leased: Mutex::new(Default::default()),
             watch_admin: tokio::sync::Mutex::new(None),
             state_root,
         });
@@ -560,7 +563,11 @@ impl Daemon {
             .collect();
         match runs.len() {
             0 => Err(not_found()),
-            1 => Ok(ScopeRef::Run(runs.into_iter().next().expect("one"))),
+            1 => {
+                let scope = runs.into_iter().next().expect("one");
+                scope.renew();
+                Ok(ScopeRef::Run(scope))
+            }
             _ => Err(Refusal::new(
                 409,
                 "ambiguous_key",

@@ -246,4 +246,58 @@ mod tests {
         assert!(DaemonLock::try_take(&files).unwrap().is_some());
         assert_ne!(new_token(), new_token());
     }
+
+    fn record_of(files: &DaemonFiles, dir: &Path) -> DaemonRecord {
+        DaemonRecord {
+            id: files.id.clone(),
+            pid: 1,
+            api: "http://127.0.0.1:1".into(),
+            proxy: "127.0.0.1:2".into(),
+            token: Some(new_token()),
+            project: dir.to_path_buf(),
+            version: "0".into(),
+            log: files.log.clone(),
+        }
+    }
+
+    #[test]
+    fn only_dead_runs_records_are_reaped_and_records_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = DaemonFiles::new(dir.path(), "p1.run-4242");
+        let live = DaemonFiles::new(dir.path(), "p1.run-4343");
+        let project = DaemonFiles::new(dir.path(), "p1");
+        let _held = DaemonLock::try_take(&live).unwrap().unwrap();
+        for files in [&dead, &live, &project] {
+            files.write(&record_of(files, dir.path())).unwrap();
+        }
+        let mode = std::fs::metadata(&dead.record)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let mode = std::fs::metadata(dir.path().join("daemons"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+
+        assert_eq!(reap_dead_run_records(dir.path()), ["p1.run-4242"]);
+        assert!(!dead.record.exists() && !dead.lock.exists());
+        assert!(live.record.exists(), "a live run keeps its record");
+        assert!(
+            project.record.exists(),
+            "a project daemon's record is its next daemon's"
+        );
+    }
+
+    #[test]
+    fn a_held_lock_without_a_record_is_a_starting_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DaemonFiles::new(dir.path(), "p2");
+        assert!(starting_daemons(dir.path()).is_empty());
+        let _held = DaemonLock::try_take(&files).unwrap().unwrap();
+        assert_eq!(starting_daemons(dir.path()), ["p2"]);
+        files.write(&record_of(&files, dir.path())).unwrap();
+        assert!(starting_daemons(dir.path()).is_empty());
+    }
 }

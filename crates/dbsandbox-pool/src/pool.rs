@@ -101,6 +101,10 @@ struct Shared {
     refill_error: Mutex<Option<String>>,
     /// One connection for background marking and dropping, made on first use and remade when it breaks.
     background_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// The connection acquisitions check a clone's existence on (made and remade like the above).
+    check_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Ready clones found gone at acquisition, said once each.
+    vanished_notes: Mutex<Vec<String>>,
 }
 
 /// A pool of clones of one template. Cheap to clone (shared).
@@ -149,9 +153,21 @@ impl ClonePool {
         loop {
             // Register interest before checking, so a clone that lands in between is not missed.
             let notified = self.shared.clone_ready.notified();
-            if let Some(name) = lock(&self.shared.ready).pop_front() {
+            let popped = lock(&self.shared.ready).pop_front();
+            if let Some(name) = popped {
                 lock(&self.shared.leased).insert(name.clone());
                 self.shared.wake_refill.notify_waiters();
+                // Someone may have dropped it (a clean-up script): never hand out a ghost.
+                if !self.shared.still_exists(&name).await {
+                    lock(&self.shared.leased).remove(&name);
+                    let note = format!(
+                        "the pooled clone {name} vanished (dropped behind the pool's back): \
+                         handed out another"
+                    );
+                    tracing::warn!("{note}");
+                    lock(&self.shared.vanished_notes).push(note);
+                    continue;
+                }
                 self.mark_leased(&name);
                 return Ok(name);
             }
@@ -219,6 +235,11 @@ impl ClonePool {
         names
     }
 
+    /// The clones handed out and not yet returned.
+    pub fn leased_names(&self) -> Vec<String> {
+        lock(&self.shared.leased).iter().cloned().collect()
+    }
+
     /// The ready clones, in hand-out order.
     pub fn ready_names(&self) -> Vec<String> {
         lock(&self.shared.ready).iter().cloned().collect()
@@ -239,6 +260,11 @@ impl ClonePool {
             self.shared.wake_refill.notify_waiters();
         }
         forgotten
+    }
+
+    /// What the pool found vanished since the last call (for the daemon to report).
+    pub fn take_vanished_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.shared.vanished_notes))
     }
 
     /// True once the refill found the template gone; [`ClonePool::template_restored`] clears it.
@@ -514,7 +540,40 @@ impl Shared {
             clone_micros: AtomicU64::new(0),
             refill_error: Mutex::new(None),
             background_admin: tokio::sync::Mutex::new(None),
+            check_admin: tokio::sync::Mutex::new(None),
+            vanished_notes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether the database `name` is still on the server (one round trip); true when that
+    /// cannot be checked, since an acquisition must not fail over the check itself.
+    async fn still_exists(&self, name: &str) -> bool {
+        let sql = format!(
+            "select 1 from pg_database where datname = {}",
+            crate::quote_literal(name)
+        );
+        let mut check = self.check_admin.lock().await;
+        for _ in 0..2 {
+            if check.as_ref().is_none_or(|c| c.is_closed()) {
+                match self.endpoint.admin().await {
+                    Ok(client) => *check = Some(client),
+                    Err(_) => return true,
+                }
+            }
+            let client = check.as_ref().expect("connected above");
+            match client.simple_query(&sql).await {
+                Ok(messages) => {
+                    return messages
+                        .iter()
+                        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                }
+                Err(e) => {
+                    tracing::debug!("checking {name}: {e}; reconnecting");
+                    *check = None;
+                }
+            }
+        }
+        true
     }
 
     /// Runs `sql` on the background admin connection, reconnecting once if it broke.

@@ -371,3 +371,32 @@ async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_unfinished_ones_are_re
     assert_eq!(unmarked().await, vec!["dbsandbox_c_not_ours".to_string()]);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_pooled_clone_dropped_behind_the_pools_back_is_never_handed_out() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let pool = pool_of(endpoint, &template, 2).await;
+    assert!(pool.wait_ready(2, Duration::from_secs(60)).await);
+    let ghost = pool.ready_names()[0].clone();
+    endpoint
+        .admin()
+        .await
+        .unwrap()
+        .batch_execute(&format!("drop database \"{ghost}\""))
+        .await
+        .unwrap();
+
+    let taken = pool.acquire().await.unwrap();
+    assert_ne!(taken, ghost, "a dropped clone is never handed out");
+    assert_eq!(count(endpoint, &taken, "select count(*) from t").await, 0);
+    let notes = pool.take_vanished_notes();
+    assert!(notes.iter().any(|n| n.contains(&ghost)), "{notes:?}");
+    assert!(!pool.databases().contains(&ghost));
+    pool.shutdown(false).await.unwrap();
+    server.stop().await.unwrap();
+}

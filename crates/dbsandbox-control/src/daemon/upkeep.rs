@@ -83,7 +83,9 @@ impl Daemon {
         let pool = self.pool();
         let template = self.template().name;
         let ready = pool.ready_names();
+        let leased = pool.leased_names();
         let mut names = ready.clone();
+        names.extend(leased.iter().cloned());
         names.push(template.clone());
         let existing = match self.existing(&names).await {
             Ok(existing) => existing,
@@ -96,12 +98,32 @@ impl Daemon {
             .into_iter()
             .filter(|name| !existing.contains(name))
             .collect();
+        for note in pool.take_vanished_notes() {
+            self.recovered(note);
+        }
         let forgotten = pool.forget_vanished(&vanished);
         if !forgotten.is_empty() {
             self.recovered(format!(
                 "{} pooled clone(s) vanished (dropped behind the daemon's back): replacing them ({})",
                 forgotten.len(),
                 forgotten.join(", ")
+            ));
+        }
+        // A key's clone is the key's state: replacing it behind the key's back would hide that
+        // its rows are gone, so the daemon says so and a reset (or release) gives a fresh one.
+        let gone_leased: Vec<String> = {
+            let mut said = lock(&self.vanished_leased);
+            said.retain(|name| leased.contains(name));
+            leased
+                .iter()
+                .filter(|name| !existing.contains(name) && said.insert((*name).clone()))
+                .cloned()
+                .collect()
+        };
+        for name in gone_leased {
+            self.recovered(format!(
+                "the clone {name} of a sandbox vanished (dropped behind the daemon's back): \
+                 reset or release its key for a fresh one"
             ));
         }
         if !existing.contains(&template) || pool.template_missing() {
