@@ -36,7 +36,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Address of the control API and proxy ports; anything but loopback requires a proxy
-    /// --password and makes the API require a token [default: 127.0.0.1].
+    /// --password [default: 127.0.0.1]. The API always requires the daemon's token.
     #[arg(long, env = "DBSANDBOX_LISTEN")]
     pub listen: Option<String>,
     /// Control API port [default: any free port].
