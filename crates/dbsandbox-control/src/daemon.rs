@@ -239,6 +239,8 @@ pub struct Daemon {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// What the daemon repaired behind its clients' backs (newest last), for the API to say.
     recoveries: Mutex<Vec<String>>,
+    /// A rebuild of a vanished template is under way (on its own task).
+    rebuilding: std::sync::atomic::AtomicBool,
     /// Leased clones found gone, said once each.
     vanished_leased: Mutex<std::collections::HashSet<String>>,
     /// The housekeeping's own connection (remade when user code terminates it).
@@ -369,6 +371,7 @@ impl Daemon {
             shutdown,
             recoveries: Mutex::new(Vec::new()),
             vanished_leased: Mutex::new(Default::default()),
+            rebuilding: Default::default(),
             watch_admin: tokio::sync::Mutex::new(None),
             state_root,
         });
@@ -454,66 +457,6 @@ impl Daemon {
         let info = TemplateInfo::from(&template);
         *self.template.write().unwrap_or_else(|p| p.into_inner()) = info.clone();
         Ok(info)
-    }
-
-    /// Notes a repair: logged, and listed by `GET /v1/status` (the last few).
-    pub fn recovered(&self, what: String) {
-        tracing::warn!("{what}");
-        let mut recoveries = lock(&self.recoveries);
-        recoveries.push(what);
-        let excess = recoveries.len().saturating_sub(MAX_RECOVERIES_SHOWN);
-        recoveries.drain(..excess);
-    }
-
-    /// The repairs the daemon made, oldest first.
-    pub fn recoveries(&self) -> Vec<String> {
-        lock(&self.recoveries).clone()
-    }
-
-    /// Every database this daemon uses: its templates (the current one and those of retired
-    /// pools) and every clone its pools hold or are making. `gc` never drops them.
-    pub fn databases_in_use(&self) -> Vec<String> {
-        let mut names = vec![self.template().name];
-        names.extend(self.pool().databases());
-        for old in lock(&self.retired).iter() {
-            names.push(old.template().name.clone());
-            names.extend(old.databases());
-        }
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    /// Which of `names` exist on the server, on the housekeeping's connection (remade when it
-    /// broke).
-    pub async fn existing(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
-        let mut admin = self.watch_admin.lock().await;
-        for attempt in 0..2 {
-            if admin.as_ref().is_none_or(|c| c.is_closed()) {
-                *admin = Some(
-                    self.endpoint
-                        .admin()
-                        .await
-                        .context("connecting to the server")?,
-                );
-            }
-            let client = admin.as_ref().expect("connected above");
-            match client
-                .query(
-                    "select datname from pg_database where datname = any($1)",
-                    &[&names],
-                )
-                .await
-            {
-                Ok(rows) => return Ok(rows.iter().map(|r| r.get(0)).collect()),
-                Err(e) if attempt == 0 => {
-                    tracing::debug!("the housekeeping connection failed ({e}); reconnecting");
-                    *admin = None;
-                }
-                Err(e) => return Err(e).context("reading the catalogue"),
-            }
-        }
-        unreachable!("the second attempt returns")
     }
 
     /// A key nobody holds, for acquisitions that do not name one.

@@ -1,16 +1,78 @@
 //! The daemon's upkeep, once a second: releases what dead processes held, closes dead and
 //! expired runs, reaps what killed `run --no-daemon`s left (private clusters, records), notices
 //! a template or pooled clones that vanished behind its back (and rebuilds), retires old pools,
-//! and ends an idle daemon.
+//! and ends an idle daemon. Also what the daemon tells about it: its repairs, and the databases
+//! it uses (which `gc` asks for).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use dbsandbox_pool::ClonePool;
 
-use super::{lock, Daemon};
+use super::{lock, Daemon, MAX_RECOVERIES_SHOWN};
 
 impl Daemon {
+    /// Notes a repair: logged, and listed by `GET /v1/status` (the last few).
+    pub fn recovered(&self, what: String) {
+        tracing::warn!("{what}");
+        let mut recoveries = lock(&self.recoveries);
+        recoveries.push(what);
+        let excess = recoveries.len().saturating_sub(MAX_RECOVERIES_SHOWN);
+        recoveries.drain(..excess);
+    }
+
+    /// The repairs the daemon made, oldest first.
+    pub fn recoveries(&self) -> Vec<String> {
+        lock(&self.recoveries).clone()
+    }
+
+    /// Every database this daemon uses: its templates (the current one and those of retired
+    /// pools) and every clone its pools hold or are making. `gc` never drops them.
+    pub fn databases_in_use(&self) -> Vec<String> {
+        let mut names = vec![self.template().name];
+        names.extend(self.pool().databases());
+        for old in lock(&self.retired).iter() {
+            names.push(old.template().name.clone());
+            names.extend(old.databases());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Which of `names` exist on the server, on the housekeeping's connection (remade when it
+    /// broke).
+    pub async fn existing(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut admin = self.watch_admin.lock().await;
+        for attempt in 0..2 {
+            if admin.as_ref().is_none_or(|c| c.is_closed()) {
+                *admin = Some(
+                    self.endpoint
+                        .admin()
+                        .await
+                        .context("connecting to the server")?,
+                );
+            }
+            let client = admin.as_ref().expect("connected above");
+            match client
+                .query(
+                    "select datname from pg_database where datname = any($1)",
+                    &[&names],
+                )
+                .await
+            {
+                Ok(rows) => return Ok(rows.iter().map(|r| r.get(0)).collect()),
+                Err(e) if attempt == 0 => {
+                    tracing::debug!("the housekeeping connection failed ({e}); reconnecting");
+                    *admin = None;
+                }
+                Err(e) => return Err(e).context("reading the catalogue"),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
     pub(super) async fn housekeeping(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -78,8 +140,9 @@ impl Daemon {
     }
 
     /// A user may drop our databases by hand (or an old `gc` from another version): ready
-    /// clones that vanished are forgotten (never handed out) and a vanished template is rebuilt.
-    async fn check_databases(&self) {
+    /// clones that vanished are forgotten (never handed out) and a vanished template is rebuilt,
+    /// on a task of its own, so that a long build does not hold up the reapers.
+    async fn check_databases(self: &Arc<Self>) {
         let pool = self.pool();
         let template = self.template().name;
         let ready = pool.ready_names();
@@ -126,10 +189,21 @@ impl Daemon {
                  reset or release its key for a fresh one"
             ));
         }
-        if !existing.contains(&template) || pool.template_missing() {
-            if let Err(e) = self.refresh().await {
-                tracing::warn!("rebuilding the template {template}: {e:#}");
-            }
+        let missing = !existing.contains(&template) || pool.template_missing();
+        if missing
+            && !self
+                .rebuilding
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            let daemon = Arc::clone(self);
+            tokio::spawn(async move {
+                if let Err(e) = daemon.refresh().await {
+                    tracing::warn!("rebuilding the template {template}: {e:#}");
+                }
+                daemon
+                    .rebuilding
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+            });
         }
     }
 
