@@ -3,7 +3,7 @@
 
 use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
 
-use crate::template::drop_database;
+use crate::template::{build_in_progress, drop_database};
 use crate::PoolError;
 
 /// One of our databases.
@@ -192,7 +192,8 @@ pub struct GcReport {
     pub dropped: Vec<String>,
     /// In use by a live process that no daemon claims; dropped only with `force`.
     pub skipped_in_use: Vec<String>,
-    /// Used by a live daemon (its templates, pooled and leased clones): never dropped.
+    /// Used by a live daemon (its templates, pooled and leased clones) or being built by one
+    /// (its builder holds the build lock): never dropped.
     pub kept_for_daemons: Vec<String>,
     pub freed_bytes: i64,
 }
@@ -216,7 +217,10 @@ pub async fn gc(
     all.sort_by_key(|db| db.marker.kind == DbKind::Template);
     let daemons_use = daemons_use.await?;
     for db in all {
-        if daemons_use.contains(&db.name) {
+        let being_built = db.marker.kind == DbKind::Template
+            && db.marker.state == DbState::Building
+            && build_in_progress(admin, &db.name).await?;
+        if being_built || daemons_use.contains(&db.name) {
             report.kept_for_daemons.push(db.name);
             continue;
         }

@@ -400,3 +400,43 @@ async fn a_pooled_clone_dropped_behind_the_pools_back_is_never_handed_out() {
     pool.shutdown(false).await.unwrap();
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn gc_leaves_a_template_alone_while_its_builder_holds_the_build_lock() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let admin = endpoint.admin().await.unwrap();
+    let name = "dbsandbox_t_p_0123456789abcdef";
+    admin
+        .batch_execute(&format!("create database {name}"))
+        .await
+        .unwrap();
+    let marker = dbsandbox_pool::Marker::new(DbKind::Template, DbState::Building, "p", "f", "");
+    admin
+        .batch_execute(&marker.comment_sql(name))
+        .await
+        .unwrap();
+    let builder = endpoint.admin().await.unwrap();
+    builder
+        .execute(
+            "select pg_advisory_lock($1, hashtext($2))",
+            &[&0x6462_7362_i32, &name],
+        )
+        .await
+        .unwrap();
+    let none = || async { Ok(std::collections::BTreeSet::new()) };
+    let report = gc(&admin, true, none()).await.unwrap();
+    assert_eq!(report.kept_for_daemons, [name], "{report:?}");
+    drop(builder); // the builder died: its lock is gone
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = gc(&admin, true, none()).await.unwrap();
+        if report.dropped == [name] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{report:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await.unwrap();
+}
