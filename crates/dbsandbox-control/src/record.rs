@@ -176,12 +176,19 @@ pub fn reap_dead_run_records(cache_dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(cache_dir.join("daemons")) else {
         return Vec::new();
     };
+    // A run that failed to start leaves a lock without a record: its files go too.
+    let ids: std::collections::BTreeSet<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let id = name
+                .strip_suffix(".json")
+                .or_else(|| name.strip_suffix(".lock"))?;
+            Some(id.to_string())
+        })
+        .collect();
     let mut reaped = Vec::new();
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(id) = name.strip_suffix(".json") else {
-            continue;
-        };
+    for id in &ids {
         let Some((_, pid)) = id.rsplit_once(".run-") else {
             continue;
         };
@@ -196,7 +203,7 @@ pub fn reap_dead_run_records(cache_dir: &Path) -> Vec<String> {
         files.remove_record();
         let _ = std::fs::remove_file(&files.log);
         let _ = std::fs::remove_file(&files.lock);
-        reaped.push(id.to_string());
+        reaped.push(id.clone());
     }
     reaped
 }
@@ -267,6 +274,8 @@ mod tests {
         let live = DaemonFiles::new(dir.path(), "p1.run-4343");
         let project = DaemonFiles::new(dir.path(), "p1");
         let _held = DaemonLock::try_take(&live).unwrap().unwrap();
+        let failed = DaemonFiles::new(dir.path(), "p1.run-4444");
+        drop(DaemonLock::try_take(&failed).unwrap().unwrap()); // a lock, never a record
         for files in [&dead, &live, &project] {
             files.write(&record_of(files, dir.path())).unwrap();
         }
@@ -281,8 +290,11 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o700, "{mode:o}");
 
-        assert_eq!(reap_dead_run_records(dir.path()), ["p1.run-4242"]);
-        assert!(!dead.record.exists() && !dead.lock.exists());
+        assert_eq!(
+            reap_dead_run_records(dir.path()),
+            ["p1.run-4242", "p1.run-4444"]
+        );
+        assert!(!dead.record.exists() && !dead.lock.exists() && !failed.lock.exists());
         assert!(live.record.exists(), "a live run keeps its record");
         assert!(
             project.record.exists(),
