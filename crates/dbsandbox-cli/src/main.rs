@@ -146,12 +146,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Drop every database dbsandbox made on the server (never anything else).
+    /// Drop every database dbsandbox made on the server (never anything else), except what a
+    /// live daemon uses.
     #[command(
-        after_help = "Examples:\n  dbsandbox gc                 # keeps what a running dbsandbox uses\n  dbsandbox gc --force         # drops that too\n  dbsandbox gc --server postgres://admin@ci-db/postgres"
+        after_help = "Examples:\n  dbsandbox gc                 # keeps what a running dbsandbox uses\n  dbsandbox gc --force         # also what other live processes hold, never a live daemon's\n  dbsandbox gc --server postgres://admin@ci-db/postgres\n\nThe live daemons under the cache directory are asked which databases they use (templates\nand clones): those are kept, with --force too."
     )]
     Gc {
-        /// Also drop databases a running dbsandbox is using.
+        /// Also drop databases other live dbsandbox processes hold according to their markers
+        /// (a run on another machine); what a live daemon says it uses is kept all the same.
         #[arg(long)]
         force: bool,
         /// Machine-readable output.
