@@ -265,20 +265,16 @@ impl std::fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
-/// How proxy clients on `listen` authenticate: a password off loopback (never an empty one, which
-/// is no password: an unset CI variable), trust on loopback without one.
+/// How proxy clients on `listen` authenticate: a password off loopback, trust on loopback without
+/// one. An empty password is no password (an unset CI variable): refused off loopback.
 pub fn proxy_auth(listen: IpAddr, password: &Option<String>) -> Result<ClientAuth, InputError> {
-    match (password.as_deref(), listen.is_loopback()) {
-        (Some(""), _) => Err(InputError(
-            "the proxy password is empty (an unset variable?): give a real one, or none on \
-             loopback"
-                .into(),
-        )),
+    let password = password.as_deref().filter(|p| !p.is_empty());
+    match (password, listen.is_loopback()) {
         (Some(password), _) => Ok(ClientAuth::Password(password.to_string())),
         (None, true) => Ok(ClientAuth::Trust),
         (None, false) => Err(InputError(format!(
             "listening on {listen} is reachable from other machines: set a proxy password \
-             (--password or DBSANDBOX_PASSWORD)"
+             (--password or DBSANDBOX_PASSWORD; an empty one is no password)"
         ))),
     }
 }
