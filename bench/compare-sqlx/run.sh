@@ -55,12 +55,13 @@ echo "== starting (or attaching to) the daemon" >&2
 detach="$("$DBSANDBOX_BIN" serve --detach)"
 api="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["api"])' "$detach")"
 started="$(python3 -c 'import json,sys; print(str(json.loads(sys.argv[1]).get("started", False)).lower())' "$detach")"
+auth="Authorization: Bearer $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["token"])' "$detach")"
 if [ "$started" = "true" ]; then
     trap '(cd "$here" && "$DBSANDBOX_BIN" stop >/dev/null 2>&1) || true' EXIT
 fi
-DATABASE_URL="$(curl -sf "$api/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"]["url"])')"
+DATABASE_URL="$(curl -sf -H "$auth" "$api/v1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"]["url"])')"
 export DATABASE_URL
-pg_version="$(curl -sf "$api/v1/status" | python3 -c 'import json,sys; s=json.load(sys.stdin)["server"]; print(s.get("version") or s.get("server_version") or "")' || true)"
+pg_version="$(curl -sf -H "$auth" "$api/v1/status" | python3 -c 'import json,sys; s=json.load(sys.stdin)["server"]; print(s.get("version") or s.get("server_version") or "")' || true)"
 
 # Runs one suite, prints its wall time in seconds; fails when a test fails.
 time_suite() {

@@ -1,12 +1,16 @@
 //! `status`, `gc`, `reset` and `release`: looking after what dbsandbox made, on the server and in
 //! the project's daemon.
 
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
 use anyhow::Context;
 use dbsandbox_pool::{DatabaseInfo, DbKind};
 use dbsandbox_server::Server;
 
 use dbsandbox_control::ApiClient;
 
+use crate::output::outln;
 use crate::settings::{Settings, UsageError};
 
 /// Runs `work` with an admin connection to the server: the one a daemon runs, else the embedded
@@ -72,7 +76,7 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
                 "databases": databases.iter().map(database_json).collect::<Vec<_>>(),
                 "daemons": daemons,
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         } else {
             print_status(server, &databases, &daemons);
         }
@@ -98,20 +102,20 @@ fn database_json(db: &DatabaseInfo) -> serde_json::Value {
 }
 
 fn print_status(server: &Server, databases: &[DatabaseInfo], daemons: &[serde_json::Value]) {
-    println!("server: {}", server.describe());
-    println!("  {}", server.describe_roles());
+    outln!("server: {}", server.describe());
+    outln!("  {}", server.describe_roles());
     let templates: Vec<&DatabaseInfo> = databases
         .iter()
         .filter(|d| d.marker.kind == DbKind::Template)
         .collect();
-    println!("\ntemplates ({}):", templates.len());
+    outln!("\ntemplates ({}):", templates.len());
     for t in &templates {
         let clones: Vec<&DatabaseInfo> = databases
             .iter()
             .filter(|d| d.marker.template == t.name)
             .collect();
         let count = |state| clones.iter().filter(|c| c.marker.state == state).count();
-        println!(
+        outln!(
             "  {}  project {}  {:?}  {}  clones: {} leased, {} pooled, {} spare",
             t.name,
             t.marker.project,
@@ -126,9 +130,9 @@ fn print_status(server: &Server, databases: &[DatabaseInfo], daemons: &[serde_js
         .iter()
         .filter(|d| d.marker.kind == DbKind::Clone)
         .collect();
-    println!("\nclones ({}):", clones.len());
+    outln!("\nclones ({}):", clones.len());
     for c in &clones {
-        println!(
+        outln!(
             "  {}  {:?}  {}  owner {}{}  {} connection{}",
             c.name,
             c.marker.state,
@@ -146,9 +150,9 @@ fn print_status(server: &Server, databases: &[DatabaseInfo], daemons: &[serde_js
             if c.connections == 1 { "" } else { "s" }
         );
     }
-    println!("\ndaemons ({}):", daemons.len());
+    outln!("\ndaemons ({}):", daemons.len());
     for daemon in daemons {
-        println!(
+        outln!(
             "  pid {}  project {}  template {}  API {}  proxy {}",
             daemon["pid"],
             daemon["project"].as_str().unwrap_or("?"),
@@ -163,7 +167,7 @@ fn print_status(server: &Server, databases: &[DatabaseInfo], daemons: &[serde_js
             println!("    sandbox clients connect as: {role}");
         }
         for sandbox in daemon["sandboxes"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "    {}  {}{}  {} connection(s) open, {} statement(s), {} commit(s) absorbed",
                 sandbox["key"].as_str().unwrap_or("?"),
                 sandbox["isolation"].as_str().unwrap_or("?"),
@@ -189,28 +193,95 @@ fn human_size(bytes: i64) -> String {
 
 pub async fn gc(settings: &Settings, force: bool, json: bool) -> anyhow::Result<i32> {
     with_server(settings, async |_, admin| {
-        let report = dbsandbox_pool::gc(admin, force).await?;
+        // Asked after gc has listed the server's databases: anything a daemon makes later is not
+        // on that list, and anything it used by then is in its answer.
+        let daemons_use = async {
+            databases_daemons_use(settings)
+                .await
+                .map_err(|e| dbsandbox_pool::PoolError::Database {
+                    context: "asking the live daemons which databases they use".into(),
+                    message: format!("{e:#}"),
+                })
+        };
+        let report = dbsandbox_pool::gc(admin, force, daemons_use).await?;
         if json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            println!(
+            let mut kept = Vec::new();
+            if !report.kept_for_daemons.is_empty() {
+                kept.push(format!(
+                    "kept {} used by a running daemon",
+                    report.kept_for_daemons.len()
+                ));
+            }
+            if !report.skipped_in_use.is_empty() {
+                kept.push(format!(
+                    "kept {} held by another live dbsandbox process (--force drops them)",
+                    report.skipped_in_use.len()
+                ));
+            }
+            outln!(
                 "dropped {} database{} ({}){}",
                 report.dropped.len(),
                 if report.dropped.len() == 1 { "" } else { "s" },
                 human_size(report.freed_bytes),
-                if report.skipped_in_use.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; kept {} in use by a running dbsandbox (--force drops them too)",
-                        report.skipped_in_use.len()
-                    )
-                }
+                kept.iter().map(|k| format!("; {k}")).collect::<String>()
             );
         }
         Ok(0)
     })
     .await
+}
+
+/// How long `gc` waits for a starting daemon to publish its record.
+const STARTING_DAEMON_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Every database the live daemons under the cache directory use (templates and clones), from
+/// their APIs. A daemon that is still starting is waited for; one that does not answer stops
+/// `gc`, which cannot tell what it would break.
+async fn databases_daemons_use(settings: &Settings) -> anyhow::Result<BTreeSet<String>> {
+    let cache = settings.cache_dir();
+    let deadline = Instant::now() + STARTING_DAEMON_PATIENCE;
+    loop {
+        let starting = dbsandbox_control::starting_daemons(&cache);
+        if starting.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "a dbsandbox daemon is still starting ({}): run gc again once it is ready",
+                starting.join(", ")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut names = BTreeSet::new();
+    for daemon in dbsandbox_control::live_daemons(&cache) {
+        let client = ApiClient {
+            timeout: Duration::from_secs(30),
+            ..ApiClient::new(&daemon.api, daemon.token.clone())
+        };
+        let answer = client.get("/v1/databases").await;
+        let refusal = match answer {
+            Ok(reply) if reply.is_success() => {
+                let used = reply.body["databases"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                names.extend(used.iter().filter_map(|n| n.as_str().map(str::to_string)));
+                continue;
+            }
+            Ok(reply) => reply.error_message(),
+            Err(e) => format!("{e:#}"),
+        };
+        anyhow::bail!(
+            "the dbsandbox daemon for {} (pid {}) cannot say which databases it uses ({refusal}): \
+             gc would risk breaking it; try again, or end it with `dbsandbox stop`",
+            daemon.project.display(),
+            daemon.pid
+        );
+    }
+    Ok(names)
 }
 
 /// The daemons to ask about a key: this project's (whatever their schema settings), else every
@@ -284,12 +355,12 @@ pub async fn key_action(
     };
     match ask_about_key(settings, method, &key_path(key, suffix, run)).await? {
         Some(reply) if reply.is_success() => {
-            println!("{verb} {key}: {done}");
+            outln!("{verb} {key}: {done}");
             Ok(0)
         }
         Some(reply) => anyhow::bail!("{verb} of {key} failed: {}", reply.error_message()),
         None => {
-            println!("no sandbox with key {key} (nothing to {verb})");
+            outln!("no sandbox with key {key} (nothing to {verb})");
             Ok(1)
         }
     }

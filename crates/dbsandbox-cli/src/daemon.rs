@@ -16,6 +16,7 @@ use dbsandbox_control::{ApiClient, Daemon, DaemonConfig, DaemonFiles, DaemonLock
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
+use crate::output::{errln, outln};
 use crate::progress::Progress;
 use crate::settings::{flag_args, parse_duration, SchemaArgs, ServerArgs, Settings, UsageError};
 
@@ -35,7 +36,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(600);
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Address of the control API and proxy ports; anything but loopback requires a proxy
-    /// --password and makes the API require a token [default: 127.0.0.1].
+    /// --password [default: 127.0.0.1]. The API always requires the daemon's token.
     #[arg(long, env = "DBSANDBOX_LISTEN")]
     pub listen: Option<String>,
     /// Control API port [default: any free port].
@@ -47,8 +48,8 @@ pub struct ServeOptions {
     /// Password proxy clients must give (required off loopback).
     #[arg(long, env = "DBSANDBOX_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
-    /// Token API clients must send as `Authorization: Bearer …` [default: none on loopback,
-    /// a random one otherwise].
+    /// Token API clients must send as `Authorization: Bearer …` [default: a random one, kept in
+    /// the daemon's record (readable by its owner only) and printed by `serve --detach`].
     #[arg(long, env = "DBSANDBOX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Exit after this long with no lease, run, connection or request (90s, 15m, 1h; 0: never)
@@ -68,7 +69,9 @@ impl ServeOptions {
     }
 }
 
-fn daemon_config(settings: &Settings, options: &ServeOptions) -> anyhow::Result<DaemonConfig> {
+/// The daemon's configuration; bad input (listen address, password, idle timeout) is a
+/// [`UsageError`], found before any daemon is started.
+pub fn daemon_config(settings: &Settings, options: &ServeOptions) -> anyhow::Result<DaemonConfig> {
     let listen_text = options
         .listen
         .clone()
@@ -82,11 +85,14 @@ fn daemon_config(settings: &Settings, options: &ServeOptions) -> anyhow::Result<
         .clone()
         .or(settings.idle_timeout.clone())
         .unwrap_or_else(|| DEFAULT_IDLE_TIMEOUT.into());
-    let token = match (&options.token, listen.is_loopback()) {
-        (Some(token), _) => Some(token.clone()),
-        (None, false) => Some(dbsandbox_control::record::new_token()),
-        (None, true) => None,
-    };
+    dbsandbox_control::daemon::proxy_auth(listen, &options.password)
+        .map_err(|e| UsageError(e.0))?;
+    // On loopback too: any local user could otherwise stop the daemon or open runs on it.
+    let token = options
+        .token
+        .clone()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(dbsandbox_control::record::new_token);
     Ok(DaemonConfig {
         server: settings.server.clone(),
         schema: settings.schema.clone(),
@@ -96,7 +102,7 @@ fn daemon_config(settings: &Settings, options: &ServeOptions) -> anyhow::Result<
         listen,
         api_port: options.api_port.unwrap_or(0),
         proxy_port: options.proxy_port.unwrap_or(0),
-        token,
+        token: Some(token),
         password: options.password.clone(),
         idle_timeout: parse_duration(&idle)?,
     })
@@ -117,14 +123,11 @@ impl InProcess {
     ) -> anyhow::Result<InProcess> {
         let config = daemon_config(settings, options)?;
         let api_addr = SocketAddr::new(config.listen, config.api_port);
+        // Bound first: a port in use is found before the server and template are set up.
+        let listener = tokio::net::TcpListener::bind(api_addr)
+            .await
+            .map_err(|e| dbsandbox_control::daemon::bind_error("the control API", api_addr, e))?;
         let daemon = Daemon::start(config, &|line| progress.say(line)).await?;
-        let listener = match tokio::net::TcpListener::bind(api_addr).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                daemon.shutdown().await;
-                return Err(e).with_context(|| format!("binding the control API on {api_addr}"));
-            }
-        };
         let addr = listener.local_addr()?;
         let api = format!("http://{addr}");
         let api_task = tokio::spawn(dbsandbox_control::serve_api(daemon.clone(), listener));
@@ -152,16 +155,21 @@ impl InProcess {
         }
     }
 
-    /// Publishes this in-process daemon under its own id (`<project id>.run-<pid>`), so that
-    /// `status`, `reset` and `release` find a `run --no-daemon` too; `serve --detach` never
-    /// attaches to it, since it ends with its run.
-    pub fn publish(&self, settings: &Settings) -> anyhow::Result<(DaemonFiles, DaemonLock)> {
+    /// Takes the lock of an in-process daemon's own id (`<project id>.run-<pid>`) before it
+    /// starts, so that `gc` knows a daemon is starting; [`InProcess::publish`] follows.
+    pub fn claim(settings: &Settings) -> anyhow::Result<(DaemonFiles, DaemonLock)> {
         let id = format!("{}.run-{}", settings.daemon_id(), std::process::id());
         let files = DaemonFiles::new(&settings.cache_dir(), &id);
         let lock = DaemonLock::try_take(&files)?
             .with_context(|| format!("{} is locked by another process", files.lock.display()))?;
-        files.write(&self.record(&files, &settings.project_root))?;
         Ok((files, lock))
+    }
+
+    /// Publishes this in-process daemon's record under the id [`InProcess::claim`] took, so
+    /// that `status`, `gc`, `reset` and `release` find a `run --no-daemon` too; `serve --detach`
+    /// never attaches to it, since it ends with its run.
+    pub fn publish(&self, settings: &Settings, files: &DaemonFiles) -> anyhow::Result<()> {
+        files.write(&self.record(files, &settings.project_root))
     }
 
     pub async fn stop(self) {
@@ -179,7 +187,7 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> anyhow::Result<
             .read_live()
             .map(|r| format!(" (pid {}, API {})", r.pid, r.api))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "dbsandbox: a daemon already serves {}{at}; `dbsandbox stop` ends it",
             settings.project_root.display()
         );
@@ -212,7 +220,7 @@ pub async fn serve(settings: Settings, options: ServeOptions) -> anyhow::Result<
         _ = interrupt.recv() => {}
         _ = terminate.recv() => {}
     }
-    eprintln!("dbsandbox: daemon stopping");
+    errln!("dbsandbox: daemon stopping");
     in_process.stop().await;
     files.remove_record();
     Ok(0)
@@ -238,6 +246,9 @@ pub async fn attach_or_start(
     options: &ServeOptions,
     progress: &Progress,
 ) -> anyhow::Result<Attached> {
+    // Bad input is refused here, not by the daemon this would start (whose exit code and log
+    // would be all the user sees).
+    daemon_config(settings, options)?;
     let files = DaemonFiles::new(&settings.cache_dir(), &settings.daemon_id());
     if let Some(record) = answering(&files).await {
         return Ok(Attached {
@@ -247,7 +258,7 @@ pub async fn attach_or_start(
     }
     progress.say("starting the dbsandbox daemon");
     if let Some(dir) = files.log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        dbsandbox_control::record::private_dir(dir)?;
     }
     // Starters that race share the log (appending); it is started afresh once it grows large.
     let large = std::fs::metadata(&files.log).is_ok_and(|m| m.len() > LOG_LIMIT_BYTES);
@@ -259,6 +270,8 @@ pub async fn attach_or_start(
         .append(true)
         .open(&files.log)
         .with_context(|| format!("opening {}", files.log.display()))?;
+    // What this start writes comes after this offset; earlier starts' lines are not its story.
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let exe = std::env::current_exe().context("finding the dbsandbox executable")?;
     let mut command = std::process::Command::new(exe);
     command
@@ -296,11 +309,16 @@ pub async fn attach_or_start(
             if let Some(status) = child.try_wait()? {
                 child_done = true;
                 if status.code() != Some(EXIT_ALREADY_RUNNING) {
-                    anyhow::bail!(
-                        "the dbsandbox daemon failed to start ({status}); its log, {}, ends with:\n{}",
+                    let message = format!(
+                        "the dbsandbox daemon failed to start ({status}); it wrote to {}:\n{}",
                         files.log.display(),
-                        log_tail(&files.log, 15)
+                        log_since(&files.log, log_start, 15)
                     );
+                    // The daemon found bad input (a port in use): so is it for this command.
+                    if status.code() == Some(2) {
+                        return Err(UsageError(message).into());
+                    }
+                    anyhow::bail!(message);
                 }
             }
         }
@@ -328,8 +346,11 @@ async fn answering(files: &DaemonFiles) -> Option<DaemonRecord> {
     }
 }
 
-fn log_tail(path: &std::path::Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+/// The last `lines` lines written to `path` after byte `offset`.
+fn log_since(path: &std::path::Path, offset: u64, lines: usize) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = usize::try_from(offset).unwrap_or(0).min(bytes.len());
+    let text = String::from_utf8_lossy(&bytes[start..]);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -350,7 +371,7 @@ pub async fn detach(
     }
     progress.clear();
     let record = &attached.record;
-    println!(
+    outln!(
         "{}",
         json!({
             "api": record.api,
@@ -385,7 +406,7 @@ pub async fn stop(settings: Settings, all: bool) -> anyhow::Result<i32> {
         project_daemons(&settings)
     };
     if records.is_empty() {
-        println!(
+        outln!(
             "no dbsandbox daemon runs for {}",
             if all {
                 "any project".to_string()
@@ -417,7 +438,7 @@ pub async fn stop(settings: Settings, all: bool) -> anyhow::Result<i32> {
                 record.pid
             );
         }
-        println!(
+        outln!(
             "stopped the dbsandbox daemon for {} (pid {})",
             record.project.display(),
             record.pid

@@ -6,11 +6,13 @@
 
 mod admin;
 mod daemon;
+mod output;
 mod progress;
 mod run;
 mod settings;
 
 use clap::{Parser, Subcommand};
+use output::errln;
 use settings::{SchemaArgs, ServerArgs, Settings};
 
 const ABOUT: &str =
@@ -144,12 +146,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Drop every database dbsandbox made on the server (never anything else).
+    /// Drop every database dbsandbox made on the server (never anything else), except what a
+    /// live daemon uses.
     #[command(
-        after_help = "Examples:\n  dbsandbox gc                 # keeps what a running dbsandbox uses\n  dbsandbox gc --force         # drops that too\n  dbsandbox gc --server postgres://admin@ci-db/postgres"
+        after_help = "Examples:\n  dbsandbox gc                 # keeps what a running dbsandbox uses\n  dbsandbox gc --force         # also what other live processes hold, never a live daemon's\n  dbsandbox gc --server postgres://admin@ci-db/postgres\n\nThe live daemons under the cache directory are asked which databases they use (templates\nand clones): those are kept, with --force too."
     )]
     Gc {
-        /// Also drop databases a running dbsandbox is using.
+        /// Also drop databases other live dbsandbox processes hold according to their markers
+        /// (a run on another machine); what a live daemon says it uses is kept all the same.
         #[arg(long)]
         force: bool,
         /// Machine-readable output.
@@ -191,10 +195,10 @@ fn main() {
     init_logging(cli.verbose);
     let code = match cli.command {
         Command::Analyze(args) => {
-            dbsandbox_diagnose::run_analyze(&args, &mut std::io::stdout(), &mut std::io::stderr())
+            dbsandbox_diagnose::run_analyze(&args, &mut output::stdout(), &mut output::stderr())
         }
         Command::Explain(args) => {
-            dbsandbox_diagnose::run_explain(&args, &mut std::io::stdout(), &mut std::io::stderr())
+            dbsandbox_diagnose::run_explain(&args, &mut output::stdout(), &mut output::stderr())
         }
         command => match runtime() {
             Ok(runtime) => runtime
@@ -303,11 +307,14 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
 /// Prints an error chain and picks the exit code: 2 for problems the user must fix in their
 /// set-up or input, 1 for the rest.
 fn report_error(error: anyhow::Error) -> i32 {
-    eprintln!("dbsandbox: error: {error}");
+    errln!("dbsandbox: error: {error}");
     for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        errln!("  caused by: {cause}");
     }
-    if error.downcast_ref::<settings::UsageError>().is_some() {
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<settings::UsageError>() || cause.is::<dbsandbox_control::InputError>()
+    });
+    if bad_input {
         return 2;
     }
     if let Some(e) = error.downcast_ref::<dbsandbox_server::ServerError>() {

@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::daemon::{attach_or_start, InProcess, ServeOptions};
+use crate::output::errln;
 use crate::progress::Progress;
-use crate::settings::{SchemaArgs, ServerArgs, Settings};
+use crate::settings::{SchemaArgs, ServerArgs, Settings, UsageError};
 
 /// The proxy's port unless told otherwise (PgBouncer's 6432 + 111, to stay out of its way).
 const DEFAULT_PORT: u16 = 6543;
@@ -73,6 +74,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<i32>
             return Ok(128 + signal.number());
         }
     };
+    if let Some(notice) = session.template["notice"].as_str() {
+        progress.finish(notice);
+    }
     progress.finish(&format!(
         "{} · template {} ({}) · proxy {} · ready in {:.2} s",
         session.describe_host(),
@@ -91,9 +95,9 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<i32>
     let status = run_command(&options.command, &session, &mut signals).await;
     let summary = session.finish(started).await;
     match summary {
-        Ok(summary) if !options.quiet => eprintln!("{summary}"),
+        Ok(summary) if !options.quiet => errln!("{summary}"),
         Ok(_) => {}
-        Err(e) => eprintln!("dbsandbox: closing the run: {e:#}"),
+        Err(e) => errln!("dbsandbox: closing the run: {e:#}"),
     }
     status
 }
@@ -108,16 +112,16 @@ impl Session {
         if let Some(file) = &settings.config_file {
             tracing::info!("settings from {}", file.display());
         }
+        check_proxy_options(options)?;
         let (host, client) = if options.no_daemon {
+            let claimed = InProcess::claim(settings)?;
             let daemon = InProcess::start(settings, &options.serve, progress).await?;
             let client = daemon.client();
-            let published = match daemon.publish(settings) {
-                Ok(published) => published,
-                Err(e) => {
-                    daemon.stop().await;
-                    return Err(e);
-                }
-            };
+            if let Err(e) = daemon.publish(settings, &claimed.0) {
+                daemon.stop().await;
+                return Err(e);
+            }
+            let published = claimed;
             (
                 Host::InProcess {
                     daemon,
@@ -149,25 +153,33 @@ impl Session {
                 client.post("/v1/refresh", &json!({})).await,
                 "checking the template",
             )?;
-            let run = expect(
-                client
-                    .post(
-                        "/v1/runs",
-                        &json!({
-                            "owner_pid": std::process::id(),
-                            "isolation": match options.isolation {
-                                dbsandbox_proxy::Isolation::Rollback => "rollback",
-                                dbsandbox_proxy::Isolation::Database => "database",
-                            },
-                            "reset_on_close": options.reset_on_close,
-                            "listen": options.listen,
-                            "port": options.port.unwrap_or(DEFAULT_PORT),
-                            "password": options.password,
-                        }),
-                    )
-                    .await,
-                "opening the run",
-            )?;
+            let opened = client
+                .post(
+                    "/v1/runs",
+                    &json!({
+                        "owner_pid": std::process::id(),
+                        "isolation": match options.isolation {
+                            dbsandbox_proxy::Isolation::Rollback => "rollback",
+                            dbsandbox_proxy::Isolation::Database => "database",
+                        },
+                        "reset_on_close": options.reset_on_close,
+                        "listen": options.listen,
+                        "port": options.port.unwrap_or(DEFAULT_PORT),
+                        // Only the default port may move: a URL written down with an explicit
+                        // one would reach whatever holds it.
+                        "port_fallback": options.port.is_none(),
+                        "password": options.password,
+                    }),
+                )
+                .await
+                .context("opening the run")?;
+            // The daemon refused the run's options (a taken port, a bad address): bad input.
+            if opened.status == 400 || opened.status == 409 {
+                return Err(
+                    UsageError(format!("opening the run: {}", opened.error_message())).into(),
+                );
+            }
+            let run = expect(Ok(opened), "opening the run")?;
             Ok::<_, anyhow::Error>((template, run))
         }
         .await;
@@ -229,6 +241,17 @@ impl Session {
             started,
         ))
     }
+}
+
+/// The run's own proxy options, checked before any daemon is asked (exit 2 when bad).
+fn check_proxy_options(options: &RunOptions) -> anyhow::Result<()> {
+    let listen: std::net::IpAddr = options
+        .listen
+        .parse()
+        .map_err(|_| UsageError(format!("--listen {}: not an IP address", options.listen)))?;
+    dbsandbox_control::daemon::proxy_auth(listen, &options.password)
+        .map_err(|e| UsageError(e.0))?;
+    Ok(())
 }
 
 /// The reply's body when it succeeded; its error as a message otherwise.

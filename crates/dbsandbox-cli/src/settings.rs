@@ -188,7 +188,7 @@ impl Settings {
         } else {
             schema.watch.iter().map(from_cli).collect()
         };
-        Ok(Settings {
+        let settings = Settings {
             server: dbsandbox_server::ServerConfig {
                 external: server.server.clone().or(file.server),
                 pg_bin: server
@@ -236,7 +236,16 @@ impl Settings {
             },
             project_root,
             config_file,
-        })
+        };
+        let cache = settings.cache_dir();
+        if cache.exists() && !cache.is_dir() {
+            usage!(
+                "the cache directory {} is not a directory (--cache-dir, DBSANDBOX_CACHE_DIR or \
+                 cache_dir in dbsandbox.toml)",
+                cache.display()
+            );
+        }
+        Ok(settings)
     }
 
     /// The cache directory for dbsandbox's own small files (run records, measurements).

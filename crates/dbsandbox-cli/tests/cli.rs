@@ -26,14 +26,20 @@ fn dbsandbox(cache: &Path) -> Command {
     command
 }
 
-/// One control API request, blocking (for tests that are not async).
-fn api_get(base: &str, path: &str) -> serde_json::Value {
+/// One control API request to the daemon of `record`, with its token, blocking (for tests that
+/// are not async).
+fn api_get(record: &serde_json::Value, path: &str) -> serde_json::Value {
     use std::io::{Read, Write};
-    let authority = base.trim_start_matches("http://");
+    let authority = record["api"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://");
+    let token = record["token"].as_str().unwrap_or_default();
     let mut stream = std::net::TcpStream::connect(authority).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -178,7 +184,7 @@ impl BackgroundRun {
             let Some(record) = mine else {
                 continue;
             };
-            let runs = api_get(record["api"].as_str().unwrap(), "/v1/runs");
+            let runs = api_get(&record, "/v1/runs");
             if let Some(proxy) = runs["runs"][0]["proxy"].as_str() {
                 break proxy.parse::<std::net::SocketAddr>().unwrap();
             }

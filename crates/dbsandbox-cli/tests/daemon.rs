@@ -3,93 +3,14 @@
 //! `stop` leaves nothing running.
 
 mod common;
-use common::{kill_with_children, pid_alive, text};
+use common::{client, kill_with_children, pid_alive, text, Project};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dbsandbox_control::ApiClient;
 use serde_json::{json, Value};
-
-/// A temporary project (its `dbsandbox.toml` and migrations) with its own cache directory,
-/// whose daemon is stopped when the test ends, pass or fail.
-struct Project {
-    dir: tempfile::TempDir,
-    cache: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
-        std::fs::write(
-            dir.path().join("dbsandbox.toml"),
-            "migrations = \"migrations\"\n",
-        )
-        .unwrap();
-        std::fs::write(
-            dir.path().join("migrations/0001_items.sql"),
-            "create table items(id serial primary key, name text unique not null);\n\
-             insert into items(name) values ('seed');",
-        )
-        .unwrap();
-        Project {
-            dir,
-            cache: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn dbsandbox(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_dbsandbox"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("DBSANDBOX_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .current_dir(self.path())
-            .env_remove("DATABASE_URL")
-            .env("DBSANDBOX_CACHE_DIR", self.cache.path());
-        command
-    }
-
-    /// `serve --detach`: its JSON line.
-    fn detach(&self) -> Value {
-        let out = self
-            .dbsandbox()
-            .args(["serve", "--detach"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-    }
-
-    fn records(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.cache.path().join("daemons"))
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.dbsandbox().args(["stop", "--all"]).output();
-    }
-}
-
-fn client(detached: &Value) -> ApiClient {
-    ApiClient::new(detached["api"].as_str().unwrap(), None)
-}
 
 async fn count_items(url: &str) -> i64 {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)

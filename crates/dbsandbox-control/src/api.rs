@@ -72,6 +72,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/templates", get(templates))
         .route("/v1/pool", get(pool))
+        .route("/v1/databases", get(databases))
         .route("/v1/refresh", post(refresh))
         .route("/v1/shutdown", post(shutdown))
         .route("/v1/sandboxes", post(acquire).get(list_sandboxes))
@@ -114,8 +115,9 @@ async fn guard(State(daemon): Shared, request: Request, next: Next) -> Response 
             return ApiError(Refusal::new(
                 401,
                 "unauthorized",
-                "this daemon needs `Authorization: Bearer <token>` (the token is in its lock file \
-                 and in `dbsandbox serve --detach` output)",
+                "this daemon needs `Authorization: Bearer <token>`: the token is in its record \
+                 (<cache>/daemons/<project>.json, readable by its owner only), in \
+                 `dbsandbox serve --detach` output and in $DBSANDBOX_TOKEN under `dbsandbox run`",
             ))
             .into_response();
         }
@@ -175,6 +177,7 @@ async fn status(State(daemon): Shared) -> Json<Value> {
             "project": daemon.config.schema.project_root,
             "runs": daemon.runs().len(),
             "sandboxes": daemon.api_scope.registry.len(),
+            "recoveries": daemon.recoveries(),
         },
         "server": {
             "description": daemon.server_description(),
@@ -210,6 +213,11 @@ fn pool_json(daemon: &Daemon) -> Value {
 
 async fn pool(State(daemon): Shared) -> Json<Value> {
     Json(pool_json(&daemon))
+}
+
+/// What `gc` must never drop: the daemon's templates and every clone its pools hold or make.
+async fn databases(State(daemon): Shared) -> Json<Value> {
+    Json(json!({ "databases": daemon.databases_in_use() }))
 }
 
 async fn templates(State(daemon): Shared) -> ApiResult<Json<Value>> {
@@ -425,6 +433,7 @@ fn run_view(scope: &Scope) -> Value {
         "proxy": scope.proxy_addr.to_string(),
         "database_url": scope.url("default"),
         "owner_pid": scope.owner.map(|o| o.pid),
+        "lease_seconds": scope.lease.map(|l| l.as_secs()),
         "connections_total": scope.connections_total(),
         "keys": keys,
     })

@@ -19,6 +19,8 @@ use serde::Serialize;
 
 use crate::registry::{PoolHandle, Registry, UnknownKeys};
 
+mod upkeep;
+
 /// What a daemon is started with.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -49,6 +51,9 @@ pub struct TemplateInfo {
     /// True when the daemon built it (false: reused from an earlier build).
     pub built: bool,
     pub build_seconds: f64,
+    /// Why the daemon rebuilt this template, when it was not drift (it vanished).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl From<&Template> for TemplateInfo {
@@ -59,6 +64,7 @@ impl From<&Template> for TemplateInfo {
             project: t.project.clone(),
             built: t.built,
             build_seconds: t.elapsed.as_secs_f64(),
+            notice: None,
         }
     }
 }
@@ -70,6 +76,9 @@ pub struct Scope {
     pub registry: Arc<Registry>,
     pub proxy_addr: SocketAddr,
     pub owner: Option<ProcessId>,
+    /// Closed after this long with no open connection and no request naming it.
+    pub lease: Option<Duration>,
+    last_used: Mutex<Instant>,
     stats: StatsHandle,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     task: Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
@@ -82,6 +91,7 @@ impl Scope {
         addr: SocketAddr,
         config: ProxyConfig,
         owner: Option<ProcessId>,
+        lease: Option<Duration>,
     ) -> std::io::Result<Scope> {
         let proxy = Proxy::bind(addr, config, registry.clone()).await?;
         registry.attach_sandboxes(proxy.sandboxes());
@@ -96,10 +106,23 @@ impl Scope {
             registry,
             proxy_addr,
             owner,
+            lease,
+            last_used: Mutex::new(Instant::now()),
             stats,
             stop: Mutex::new(Some(stop)),
             task: Mutex::new(Some(task)),
         })
+    }
+
+    /// Restarts the lease: a request named the scope, or a client is connected.
+    pub fn renew(&self) {
+        *lock(&self.last_used) = Instant::now();
+    }
+
+    /// Whether the lease ran out (never for a scope without one).
+    pub fn lease_expired(&self) -> bool {
+        self.lease
+            .is_some_and(|lease| lock(&self.last_used).elapsed() >= lease)
     }
 
     /// Client connections accepted so far.
@@ -141,8 +164,17 @@ pub struct RunRequest {
     pub reset_on_close: Option<bool>,
     pub listen: Option<String>,
     pub port: Option<u16>,
+    /// When `port` is taken, listen on a free port instead (for a default port; an explicit
+    /// port that is taken is an error).
+    pub port_fallback: Option<bool>,
     pub password: Option<String>,
+    /// Close the run after this long with no open connection and no request naming it
+    /// [default: [`DEFAULT_RUN_LEASE`] without `owner_pid`, none with one].
+    pub lease_seconds: Option<u64>,
 }
+
+/// How long a run opened without an `owner_pid` lives with no connection and no request.
+pub const DEFAULT_RUN_LEASE: Duration = Duration::from_secs(600);
 
 /// `rollback` or `database` in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -205,20 +237,59 @@ pub struct Daemon {
     last_activity: Mutex<Instant>,
     pub started: Instant,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// What the daemon repaired behind its clients' backs (newest last), for the API to say.
+    recoveries: Mutex<Vec<String>>,
+    /// A rebuild of a vanished template is under way (on its own task).
+    rebuilding: std::sync::atomic::AtomicBool,
+    /// Leased clones found gone, said once each.
+    vanished_leased: Mutex<std::collections::HashSet<String>>,
+    /// The housekeeping's own connection (remade when user code terminates it).
+    watch_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// The embedded server's state directory, where dead runs' private clusters are reaped.
+    state_root: Option<PathBuf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn proxy_auth(listen: IpAddr, password: &Option<String>) -> anyhow::Result<ClientAuth> {
+/// Bad input in a daemon's or a run's settings: the CLI exits 2, the API answers 4xx.
+#[derive(Debug)]
+pub struct InputError(pub String);
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+/// How proxy clients on `listen` authenticate: a password off loopback, trust on loopback without
+/// one. An empty password is no password (an unset CI variable): refused off loopback.
+pub fn proxy_auth(listen: IpAddr, password: &Option<String>) -> Result<ClientAuth, InputError> {
+    let password = password.as_deref().filter(|p| !p.is_empty());
     match (password, listen.is_loopback()) {
-        (Some(password), _) => Ok(ClientAuth::Password(password.clone())),
+        (Some(password), _) => Ok(ClientAuth::Password(password.to_string())),
         (None, true) => Ok(ClientAuth::Trust),
-        (None, false) => anyhow::bail!(
+        (None, false) => Err(InputError(format!(
             "listening on {listen} is reachable from other machines: set a proxy password \
-             (--password or DBSANDBOX_PASSWORD)"
-        ),
+             (--password or DBSANDBOX_PASSWORD; an empty one is no password)"
+        ))),
+    }
+}
+
+/// A bind error, with "port N is in use" as bad input when that is what it was.
+pub fn bind_error(what: &str, addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::AddrInUse {
+        InputError(format!(
+            "{what}: port {} on {} is in use (choose another port, or 0 for any free one)",
+            addr.port(),
+            addr.ip()
+        ))
+        .into()
+    } else {
+        anyhow::Error::new(e).context(format!("binding {what} on {addr}"))
     }
 }
 
@@ -263,20 +334,10 @@ impl Daemon {
             reset_on_close: false,
             ..Default::default()
         };
-        let api_scope = Scope::open(
-            "api".into(),
-            registry,
-            SocketAddr::new(config.listen, config.proxy_port),
-            proxy_config,
-            None,
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "binding the proxy on {}:{}",
-                config.listen, config.proxy_port
-            )
-        });
+        let proxy_addr = SocketAddr::new(config.listen, config.proxy_port);
+        let api_scope = Scope::open("api".into(), registry, proxy_addr, proxy_config, None, None)
+            .await
+            .map_err(|e| bind_error("the proxy", proxy_addr, e));
         let api_scope = match api_scope {
             Ok(scope) => scope,
             Err(e) => {
@@ -287,6 +348,7 @@ impl Daemon {
             }
         };
         let (shutdown, _) = tokio::sync::watch::channel(false);
+        let state_root = server_state_root(&config.server);
         let daemon = Arc::new(Daemon {
             config,
             server: tokio::sync::Mutex::new(Some(server)),
@@ -303,6 +365,11 @@ impl Daemon {
             last_activity: Mutex::new(Instant::now()),
             started: Instant::now(),
             shutdown,
+            recoveries: Mutex::new(Vec::new()),
+            vanished_leased: Mutex::new(Default::default()),
+            rebuilding: Default::default(),
+            watch_admin: tokio::sync::Mutex::new(None),
+            state_root,
         });
         tokio::spawn(Arc::clone(&daemon).housekeeping());
         Ok(daemon)
@@ -332,24 +399,49 @@ impl Daemon {
         *lock(&self.last_activity) = Instant::now();
     }
 
-    /// Rechecks the schema's fingerprint; on drift builds the new template and swaps the pool.
+    /// Rechecks the schema's fingerprint and that the template still exists; on drift builds the
+    /// new template and swaps the pool, and a template dropped behind the daemon's back is
+    /// rebuilt (and said so, in its `notice`).
     pub async fn refresh(&self) -> anyhow::Result<TemplateInfo> {
         let _one_at_a_time = self.refresh_lock.lock().await;
-        // The common case, an unchanged project, is answered from the files alone.
+        let current = self.template();
+        // The common case, an unchanged project, is answered from the files and one catalogue
+        // query.
         let schema = self.config.schema.clone();
         let major = self.endpoint.major_version();
         let fingerprint = tokio::task::spawn_blocking(move || schema.fingerprint(major)).await;
-        if let Ok(Ok(fingerprint)) = fingerprint {
-            if fingerprint.short() == self.template().fingerprint {
-                return Ok(self.template());
+        let unchanged = matches!(&fingerprint, Ok(Ok(f)) if f.short() == current.fingerprint);
+        let vanished = unchanged
+            && !self
+                .existing(std::slice::from_ref(&current.name))
+                .await
+                .map(|found| found.contains(&current.name))
+                // Unable to check (a broken connection): do not rebuild on a hiccup.
+                .unwrap_or(true);
+        if unchanged && !vanished {
+            if self.pool().template_missing() {
+                self.pool().template_restored();
             }
+            return Ok(current);
         }
         let template = ensure_current(&self.config, &self.endpoint, &|step| {
             tracing::info!("building the template: {step}")
         })
         .await?;
-        if template.name == self.template().name {
-            return Ok(self.template());
+        if template.name == current.name {
+            let mut info = TemplateInfo::from(&template);
+            if template.built {
+                let notice = format!(
+                    "the template {} vanished (dropped behind the daemon's back): rebuilt it in {:.2} s",
+                    template.name,
+                    template.elapsed.as_secs_f64()
+                );
+                self.recovered(notice.clone());
+                info.notice = Some(notice);
+            }
+            *self.template.write().unwrap_or_else(|p| p.into_inner()) = info.clone();
+            self.pool().template_restored();
+            return Ok(info);
         }
         tracing::info!(template = %template.name, "schema changed: new template");
         let pool = start_pool(&self.config, &self.endpoint, &template).await?;
@@ -378,11 +470,14 @@ impl Daemon {
     pub fn scope(&self, run: Option<&str>) -> Result<ScopeRef<'_>, Refusal> {
         match run {
             None => Ok(ScopeRef::Api(&self.api_scope)),
-            Some(id) => lock(&self.runs)
-                .get(id)
-                .cloned()
-                .map(ScopeRef::Run)
-                .ok_or_else(|| Refusal::new(404, "not_found", format!("no run {id}"))),
+            Some(id) => {
+                let scope = lock(&self.runs)
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| Refusal::new(404, "not_found", format!("no run {id}")))?;
+                scope.renew();
+                Ok(ScopeRef::Run(scope))
+            }
         }
     }
 
@@ -407,7 +502,11 @@ impl Daemon {
             .collect();
         match runs.len() {
             0 => Err(not_found()),
-            1 => Ok(ScopeRef::Run(runs.into_iter().next().expect("one"))),
+            1 => {
+                let scope = runs.into_iter().next().expect("one");
+                scope.renew();
+                Ok(ScopeRef::Run(scope))
+            }
             _ => Err(Refusal::new(
                 409,
                 "ambiguous_key",
@@ -429,7 +528,7 @@ impl Daemon {
                 .map_err(|_| bad(format!("listen: {text} is not an IP address")))?,
             None => self.config.listen,
         };
-        let auth = proxy_auth(listen, &request.password).map_err(|e| bad(e.to_string()))?;
+        let auth = proxy_auth(listen, &request.password).map_err(|e| bad(e.0))?;
         let isolation: Isolation = request
             .isolation
             .map(Isolation::from)
@@ -437,6 +536,12 @@ impl Daemon {
         let owner = match request.owner_pid {
             Some(pid) => Some(owner_process(pid).map_err(bad)?),
             None => None,
+        };
+        let lease = match (request.lease_seconds, owner) {
+            (Some(0), _) => return Err(bad("lease_seconds: must be at least 1".into())),
+            (Some(seconds), _) => Some(Duration::from_secs(seconds)),
+            (None, None) => Some(DEFAULT_RUN_LEASE),
+            (None, Some(_)) => None,
         };
         let config = ProxyConfig {
             auth,
@@ -452,24 +557,31 @@ impl Daemon {
             isolation,
         );
         let port = request.port.unwrap_or(0);
-        let mut scope = Scope::open(
-            id.clone(),
-            registry.clone(),
-            SocketAddr::new(listen, port),
-            config.clone(),
-            owner,
-        )
-        .await;
-        if matches!(&scope, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) && port != 0 {
-            tracing::info!("port {port} is taken; the run's proxy listens on a free port instead");
-            scope = Scope::open(
+        let open = |port| {
+            Scope::open(
                 id.clone(),
-                registry,
-                SocketAddr::new(listen, 0),
-                config,
+                registry.clone(),
+                SocketAddr::new(listen, port),
+                config.clone(),
                 owner,
+                lease,
             )
-            .await;
+        };
+        let mut scope = open(port).await;
+        let taken = matches!(&scope, Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
+        if taken && port != 0 {
+            if !request.port_fallback.unwrap_or(false) {
+                return Err(Refusal::new(
+                    409,
+                    "port_in_use",
+                    format!(
+                        "port {port} on {listen} is in use: choose another port, or 0 for any \
+                         free one"
+                    ),
+                ));
+            }
+            tracing::info!("port {port} is taken; the run's proxy listens on a free port instead");
+            scope = open(0).await;
         }
         let scope = Arc::new(scope.map_err(|e| {
             Refusal::new(
@@ -532,59 +644,11 @@ impl Daemon {
     }
 
     /// Nothing is leased, no run is open, no client is connected.
-    fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         let runs = lock(&self.runs);
         runs.is_empty()
             && self.api_scope.registry.is_empty()
             && self.api_scope.registry.connections_open() == 0
-    }
-
-    /// Once a second: releases what dead processes held, closes dead runs, retires old pools,
-    /// and ends an idle daemon.
-    async fn housekeeping(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if *self.shutdown.borrow() {
-                return;
-            }
-            self.restart_a_dead_server().await;
-            self.api_scope.registry.release_orphans();
-            let dead: Vec<String> = lock(&self.runs)
-                .iter()
-                .filter(|(_, s)| s.owner.is_some_and(|o| !o.is_alive()))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in dead {
-                tracing::info!(run = %id, "the run's process is gone: closing its scope");
-                let _ = self.close_run(&id).await;
-            }
-            for run in self.runs() {
-                run.registry.release_orphans();
-            }
-            let idle_old: Vec<ClonePool> = {
-                let mut retired = lock(&self.retired);
-                let (done, keep): (Vec<_>, Vec<_>) =
-                    retired.drain(..).partition(|p| p.stats().leased == 0);
-                *retired = keep;
-                done
-            };
-            for pool in idle_old {
-                if let Err(e) = pool.shutdown(false).await {
-                    tracing::warn!("cleaning up an old template's clones: {e}");
-                }
-            }
-            if !self.is_idle() {
-                self.touch();
-            }
-            if let Some(limit) = self.config.idle_timeout {
-                if lock(&self.last_activity).elapsed() >= limit {
-                    tracing::info!("idle for {} s: stopping", limit.as_secs());
-                    self.request_shutdown();
-                    return;
-                }
-            }
-        }
     }
 }
 
@@ -667,4 +731,20 @@ async fn start_pool(
         pool_config.size = size;
     }
     Ok(ClonePool::start(endpoint, template, pool_config).await?)
+}
+
+/// How many repairs `GET /v1/status` lists.
+const MAX_RECOVERIES_SHOWN: usize = 20;
+
+/// The embedded server's state root (where private clusters live), or `None` for an external
+/// server.
+fn server_state_root(config: &ServerConfig) -> Option<PathBuf> {
+    if config.external.is_some() {
+        return None;
+    }
+    let account = dbsandbox_server::ServerAccount::choose(config.run_as.as_deref()).ok()?;
+    Some(dbsandbox_server::state_root(
+        config.cache_dir.as_deref(),
+        &account,
+    ))
 }

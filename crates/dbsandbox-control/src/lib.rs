@@ -13,8 +13,8 @@ pub mod record;
 pub mod registry;
 
 pub use client::{ApiClient, Reply};
-pub use daemon::{Daemon, DaemonConfig};
-pub use record::{live_daemons, DaemonFiles, DaemonLock, DaemonRecord};
+pub use daemon::{Daemon, DaemonConfig, InputError};
+pub use record::{live_daemons, starting_daemons, DaemonFiles, DaemonLock, DaemonRecord};
 
 /// Serves the API on `listener` until the daemon is asked to stop.
 pub async fn serve_api(

@@ -1,8 +1,13 @@
 //! Where a project's daemon is found: `<cache>/daemons/<id>.json` (its address, pid and token),
 //! guarded by `<id>.lock`, which the daemon holds locked for as long as it runs. Whoever takes
 //! the lock is the one daemon of the project; a record whose lock is free is stale.
+//!
+//! The record holds the API token, so the directory is the owner's only (0700) and the record
+//! readable by the owner only (0600).
 
 use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -53,12 +58,21 @@ impl DaemonFiles {
         Some(record)
     }
 
-    /// Publishes the record atomically (readers never see half of it).
+    /// Publishes the record atomically (readers never see half of it), readable by the owner only.
     pub fn write(&self, record: &DaemonRecord) -> anyhow::Result<()> {
+        if let Some(dir) = self.record.parent() {
+            private_dir(dir)?;
+        }
         let tmp = self
             .record
             .with_extension(format!("json.{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(record)?)
+        let _ = std::fs::remove_file(&tmp);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut file| file.write_all(&serde_json::to_vec_pretty(record)?))
             .with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &self.record)
             .with_context(|| format!("writing {}", self.record.display()))?;
@@ -79,7 +93,7 @@ impl DaemonLock {
     /// Takes the project's lock, or returns `None` when another daemon holds it.
     pub fn try_take(files: &DaemonFiles) -> anyhow::Result<Option<DaemonLock>> {
         if let Some(dir) = files.lock.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            private_dir(dir)?;
         }
         let file = OpenOptions::new()
             .create(true)
@@ -93,6 +107,24 @@ impl DaemonLock {
             Err((_, e)) => Err(e).with_context(|| format!("locking {}", files.lock.display())),
         }
     }
+}
+
+/// Creates `dir` (and its parents) if needed and makes it the owner's only: it holds tokens.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn lock_is_free(path: &Path) -> bool {
@@ -122,7 +154,61 @@ pub fn live_daemons(cache_dir: &Path) -> Vec<DaemonRecord> {
     records
 }
 
-/// A random token for a daemon that listens beyond loopback.
+/// The ids of daemons that hold their lock but have published no record yet: they are starting.
+pub fn starting_daemons(cache_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(cache_dir.join("daemons")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let id = name.strip_suffix(".lock")?.to_string();
+            let files = DaemonFiles::new(cache_dir, &id);
+            (!lock_is_free(&files.lock) && files.read_live().is_none()).then_some(id)
+        })
+        .collect()
+}
+
+/// Removes the files of `run --no-daemon` processes that died (`<project>.run-<pid>.*`): their
+/// lock is free, and no other process ever takes a dead pid's id. Returns the ids removed.
+pub fn reap_dead_run_records(cache_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(cache_dir.join("daemons")) else {
+        return Vec::new();
+    };
+    // A run that failed to start leaves a lock without a record: its files go too.
+    let ids: std::collections::BTreeSet<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let id = name
+                .strip_suffix(".json")
+                .or_else(|| name.strip_suffix(".lock"))?;
+            Some(id.to_string())
+        })
+        .collect();
+    let mut reaped = Vec::new();
+    for id in &ids {
+        let Some((_, pid)) = id.rsplit_once(".run-") else {
+            continue;
+        };
+        if pid.parse::<u32>().is_err() {
+            continue;
+        }
+        let files = DaemonFiles::new(cache_dir, id);
+        // Holding the lock while removing: a run that is only starting up is not reaped.
+        let Ok(Some(_held)) = DaemonLock::try_take(&files) else {
+            continue;
+        };
+        files.remove_record();
+        let _ = std::fs::remove_file(&files.log);
+        let _ = std::fs::remove_file(&files.lock);
+        reaped.push(id.clone());
+    }
+    reaped
+}
+
+/// A random token for a daemon's API.
 pub fn new_token() -> String {
     let mut bytes = [0u8; 24];
     if let Ok(mut f) = File::open("/dev/urandom") {
@@ -166,5 +252,64 @@ mod tests {
         );
         assert!(DaemonLock::try_take(&files).unwrap().is_some());
         assert_ne!(new_token(), new_token());
+    }
+
+    fn record_of(files: &DaemonFiles, dir: &Path) -> DaemonRecord {
+        DaemonRecord {
+            id: files.id.clone(),
+            pid: 1,
+            api: "http://127.0.0.1:1".into(),
+            proxy: "127.0.0.1:2".into(),
+            token: Some(new_token()),
+            project: dir.to_path_buf(),
+            version: "0".into(),
+            log: files.log.clone(),
+        }
+    }
+
+    #[test]
+    fn only_dead_runs_records_are_reaped_and_records_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = DaemonFiles::new(dir.path(), "p1.run-4242");
+        let live = DaemonFiles::new(dir.path(), "p1.run-4343");
+        let project = DaemonFiles::new(dir.path(), "p1");
+        let _held = DaemonLock::try_take(&live).unwrap().unwrap();
+        let failed = DaemonFiles::new(dir.path(), "p1.run-4444");
+        drop(DaemonLock::try_take(&failed).unwrap().unwrap()); // a lock, never a record
+        for files in [&dead, &live, &project] {
+            files.write(&record_of(files, dir.path())).unwrap();
+        }
+        let mode = std::fs::metadata(&dead.record)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        let mode = std::fs::metadata(dir.path().join("daemons"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+
+        assert_eq!(
+            reap_dead_run_records(dir.path()),
+            ["p1.run-4242", "p1.run-4444"]
+        );
+        assert!(!dead.record.exists() && !dead.lock.exists() && !failed.lock.exists());
+        assert!(live.record.exists(), "a live run keeps its record");
+        assert!(
+            project.record.exists(),
+            "a project daemon's record is its next daemon's"
+        );
+    }
+
+    #[test]
+    fn a_held_lock_without_a_record_is_a_starting_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = DaemonFiles::new(dir.path(), "p2");
+        assert!(starting_daemons(dir.path()).is_empty());
+        let _held = DaemonLock::try_take(&files).unwrap().unwrap();
+        assert_eq!(starting_daemons(dir.path()), ["p2"]);
+        files.write(&record_of(&files, dir.path())).unwrap();
+        assert!(starting_daemons(dir.path()).is_empty());
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
 
-use crate::template::drop_database;
+use crate::template::{build_in_progress, drop_database};
 use crate::PoolError;
 
 /// One of our databases.
@@ -190,19 +190,40 @@ pub async fn collect_old_templates(
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct GcReport {
     pub dropped: Vec<String>,
-    /// In use by a live process; dropped only with `force`.
+    /// In use by a live process that no daemon claims; dropped only with `force`.
     pub skipped_in_use: Vec<String>,
+    /// Used by a live daemon (its templates, pooled and leased clones) or being built by one
+    /// (its builder holds the build lock): never dropped.
+    pub kept_for_daemons: Vec<String>,
     pub freed_bytes: i64,
 }
 
-/// Drops everything dbsandbox made on this server, except what a live process is using (unless
-/// `force`). Databases without our marker are never touched.
-pub async fn gc(admin: &tokio_postgres::Client, force: bool) -> Result<GcReport, PoolError> {
+/// Drops everything dbsandbox made on this server, except what a live daemon uses (`daemons_use`,
+/// never dropped) and what a live process holds (unless `force`). Databases without our marker
+/// are never touched.
+///
+/// `daemons_use` is awaited after the listing, so a database a daemon makes later is not listed,
+/// and one it used by then is in its answer.
+pub async fn gc(
+    admin: &tokio_postgres::Client,
+    force: bool,
+    daemons_use: impl std::future::Future<
+        Output = Result<std::collections::BTreeSet<String>, PoolError>,
+    >,
+) -> Result<GcReport, PoolError> {
     let mut report = GcReport::default();
     // Clones first: a template cannot be dropped while a clone is being made from it.
     let mut all = list(admin).await?;
     all.sort_by_key(|db| db.marker.kind == DbKind::Template);
+    let daemons_use = daemons_use.await?;
     for db in all {
+        let being_built = db.marker.kind == DbKind::Template
+            && db.marker.state == DbState::Building
+            && build_in_progress(admin, &db.name).await?;
+        if being_built || daemons_use.contains(&db.name) {
+            report.kept_for_daemons.push(db.name);
+            continue;
+        }
         if db.in_use() && !force {
             report.skipped_in_use.push(db.name);
             continue;

@@ -36,6 +36,9 @@ pub enum PoolError {
     MigrateCommand { command: String, status: String },
     #[error("{context}: {message}")]
     Database { context: String, message: String },
+    /// The template a pool clones no longer exists (someone dropped it).
+    #[error("the template {0} does not exist (it was dropped)")]
+    TemplateMissing(String),
 }
 
 impl PoolError {

@@ -82,7 +82,12 @@ struct Shared {
     config: PoolConfig,
     ready: Mutex<VecDeque<String>>,
     leased: Mutex<HashSet<String>>,
+    /// Clones being made now (named before `CREATE DATABASE`), so that `gc` can be told of them.
+    creating: Mutex<HashSet<String>>,
     in_flight: AtomicUsize,
+    /// The template is gone (dropped behind our back): the refill waits for it to be rebuilt
+    /// instead of failing every acquisition.
+    template_missing: std::sync::atomic::AtomicBool,
     /// Set at shutdown: refill workers finish the clone they are making and exit.
     stopping: std::sync::atomic::AtomicBool,
     wake_refill: Notify,
@@ -96,6 +101,10 @@ struct Shared {
     refill_error: Mutex<Option<String>>,
     /// One connection for background marking and dropping, made on first use and remade when it breaks.
     background_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// The connection acquisitions check a clone's existence on (made and remade like the above).
+    check_admin: tokio::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Ready clones found gone at acquisition, said once each.
+    vanished_notes: Mutex<Vec<String>>,
 }
 
 /// A pool of clones of one template. Cheap to clone (shared).
@@ -145,9 +154,21 @@ impl ClonePool {
         loop {
             // Register interest before checking, so a clone that lands in between is not missed.
             let notified = self.shared.clone_ready.notified();
-            if let Some(name) = lock(&self.shared.ready).pop_front() {
+            let popped = lock(&self.shared.ready).pop_front();
+            if let Some(name) = popped {
                 lock(&self.shared.leased).insert(name.clone());
                 self.shared.wake_refill.notify_waiters();
+                // Someone may have dropped it (a clean-up script): never hand out a ghost.
+                if !self.shared.still_exists(&name).await {
+                    lock(&self.shared.leased).remove(&name);
+                    let note = format!(
+                        "the pooled clone {name} vanished (dropped behind the pool's back): \
+                         handed out another"
+                    );
+                    tracing::warn!("{note}");
+                    lock(&self.shared.vanished_notes).push(note);
+                    continue;
+                }
                 self.mark_leased(&name);
                 return Ok(name);
             }
@@ -209,6 +230,58 @@ impl ClonePool {
                 }
             }
         });
+    }
+
+    /// Every database this pool holds or is making: ready, leased and being created.
+    pub fn databases(&self) -> Vec<String> {
+        let s = &self.shared;
+        let mut names: Vec<String> = lock(&s.ready).iter().cloned().collect();
+        names.extend(lock(&s.leased).iter().cloned());
+        names.extend(lock(&s.creating).iter().cloned());
+        names
+    }
+
+    /// The clones handed out and not yet returned.
+    pub fn leased_names(&self) -> Vec<String> {
+        lock(&self.shared.leased).iter().cloned().collect()
+    }
+
+    /// The ready clones, in hand-out order.
+    pub fn ready_names(&self) -> Vec<String> {
+        lock(&self.shared.ready).iter().cloned().collect()
+    }
+
+    /// Forgets ready clones that no longer exist on the server (someone dropped them), so they
+    /// are never handed out; wakes the refill to replace them. Returns those it forgot.
+    pub fn forget_vanished(&self, vanished: &[String]) -> Vec<String> {
+        let mut ready = lock(&self.shared.ready);
+        let before: Vec<String> = ready.iter().cloned().collect();
+        ready.retain(|name| !vanished.contains(name));
+        drop(ready);
+        let forgotten: Vec<String> = before
+            .into_iter()
+            .filter(|name| vanished.contains(name))
+            .collect();
+        if !forgotten.is_empty() {
+            self.shared.wake_refill.notify_waiters();
+        }
+        forgotten
+    }
+
+    /// What the pool found vanished since the last call (for the daemon to report).
+    pub fn take_vanished_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.shared.vanished_notes))
+    }
+
+    /// True once the refill found the template gone; [`ClonePool::template_restored`] clears it.
+    pub fn template_missing(&self) -> bool {
+        self.shared.template_missing.load(Ordering::SeqCst)
+    }
+
+    /// The template exists again (rebuilt under the same name): the refill resumes.
+    pub fn template_restored(&self) {
+        self.shared.template_missing.store(false, Ordering::SeqCst);
+        self.shared.wake_refill.notify_waiters();
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -317,28 +390,47 @@ async fn create_clone(
     admin: &tokio_postgres::Client,
 ) -> Result<String, PoolError> {
     let name = new_clone_name(&shared.template);
+    lock(&shared.creating).insert(name.clone());
+    let made = make_clone(shared, admin, &name).await;
+    if made.is_err() {
+        lock(&shared.creating).remove(&name);
+    }
+    made.map(|()| name)
+}
+
+async fn make_clone(
+    shared: &Shared,
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), PoolError> {
     let started = Instant::now();
-    roles::create_clone_role(&shared.endpoint, admin, &name).await?;
+    roles::create_clone_role(&shared.endpoint, admin, name).await?;
     admin
         .batch_execute(&format!(
             "create database {} template {}{}{}",
-            quote_ident(&name),
+            quote_ident(name),
             quote_ident(&shared.template.name),
-            roles::owner_clause(&shared.endpoint, &name),
+            roles::owner_clause(&shared.endpoint, name),
             shared.config.strategy.clause()
         ))
         .await
-        .map_err(|e| PoolError::db(format!("cloning {}", shared.template.name), &e))?;
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_DATABASE) {
+                PoolError::TemplateMissing(shared.template.name.clone())
+            } else {
+                PoolError::db(format!("cloning {}", shared.template.name), &e)
+            }
+        })?;
     shared
         .clone_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     admin
-        .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(&name))
+        .batch_execute(&clone_marker(shared, DbState::Pooled).comment_sql(name))
         .await
         .map_err(|e| PoolError::db("marking a clone", &e))?;
-    warm_up(&shared.endpoint, &name).await;
+    warm_up(&shared.endpoint, name).await;
     shared.created.fetch_add(1, Ordering::Relaxed);
-    Ok(name)
+    Ok(())
 }
 
 /// Connects to a new clone once. The first connection to a database builds its relation cache
@@ -356,7 +448,11 @@ async fn warm_up(endpoint: &Endpoint, name: &str) {
 }
 
 async fn refill_worker(shared: Arc<Shared>) {
-    let mut admin = None;
+    let mut admin: Option<tokio_postgres::Client> = None;
+    // A connection that was fine a moment ago may have been ended by user code (terminating
+    // every backend on the server): a failure is retried once on a new connection before
+    // acquirers hear of it.
+    let mut retried_broken_connection = false;
     loop {
         let notified = shared.wake_refill.notified();
         // Checked between clones only: a CREATE DATABASE already sent finishes on the server even
@@ -371,7 +467,7 @@ async fn refill_worker(shared: Arc<Shared>) {
             continue;
         }
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
-        if admin.is_none() {
+        if admin.as_ref().is_none_or(|c| c.is_closed()) {
             admin = shared.endpoint.admin().await.ok();
         }
         let result = match &admin {
@@ -384,10 +480,31 @@ async fn refill_worker(shared: Arc<Shared>) {
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
         match result {
             Ok(name) => {
-                lock(&shared.ready).push_back(name);
+                retried_broken_connection = false;
+                lock(&shared.ready).push_back(name.clone());
+                lock(&shared.creating).remove(&name);
                 shared.clone_ready.notify_waiters();
             }
+            Err(PoolError::TemplateMissing(template)) => {
+                if !shared.template_missing.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        template,
+                        "the template vanished (dropped by someone else): waiting for it to be rebuilt"
+                    );
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shared.wake_refill.notified() => {}
+                }
+            }
+            Err(e) if !retried_broken_connection => {
+                // The error may arrive before the client notices its connection is closed.
+                tracing::info!("cloning failed ({e}); retrying once on a new connection");
+                retried_broken_connection = true;
+                admin = None;
+            }
             Err(e) => {
+                retried_broken_connection = false;
                 tracing::warn!("pool refill failed: {e}");
                 *lock(&shared.refill_error) = Some(e.to_string());
                 admin = None;
@@ -417,7 +534,9 @@ impl Shared {
             config,
             ready: Mutex::new(VecDeque::new()),
             leased: Mutex::new(HashSet::new()),
+            creating: Mutex::new(HashSet::new()),
             in_flight: AtomicUsize::new(0),
+            template_missing: std::sync::atomic::AtomicBool::new(false),
             stopping: std::sync::atomic::AtomicBool::new(false),
             wake_refill: Notify::new(),
             clone_ready: Notify::new(),
@@ -429,7 +548,40 @@ impl Shared {
             clone_micros: AtomicU64::new(0),
             refill_error: Mutex::new(None),
             background_admin: tokio::sync::Mutex::new(None),
+            check_admin: tokio::sync::Mutex::new(None),
+            vanished_notes: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether the database `name` is still on the server (one round trip); true when that
+    /// cannot be checked, since an acquisition must not fail over the check itself.
+    async fn still_exists(&self, name: &str) -> bool {
+        let sql = format!(
+            "select 1 from pg_database where datname = {}",
+            crate::quote_literal(name)
+        );
+        let mut check = self.check_admin.lock().await;
+        for _ in 0..2 {
+            if check.as_ref().is_none_or(|c| c.is_closed()) {
+                match self.endpoint.admin().await {
+                    Ok(client) => *check = Some(client),
+                    Err(_) => return true,
+                }
+            }
+            let client = check.as_ref().expect("connected above");
+            match client.simple_query(&sql).await {
+                Ok(messages) => {
+                    return messages
+                        .iter()
+                        .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                }
+                Err(e) => {
+                    tracing::debug!("checking {name}: {e}; reconnecting");
+                    *check = None;
+                }
+            }
+        }
+        true
     }
 
     /// Runs `sql` on the background admin connection, reconnecting once if it broke.

@@ -84,6 +84,25 @@ pub async fn ensure_template(
     result.map(template)
 }
 
+/// Whether a builder (in any process, on any machine using this server) holds the build lock of
+/// template `name` now: then the template is being built and must be left alone.
+pub(crate) async fn build_in_progress(
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<bool, PoolError> {
+    // A two-key advisory lock shows its keys as oids (the int4 bits, unsigned).
+    let row = admin
+        .query_one(
+            "select exists (select 1 from pg_locks where locktype = 'advisory' and granted \
+               and objsubid = 2 and classid::bigint = ($1::int4)::bigint \
+               and objid::bigint = (hashtext($2)::bigint + 4294967296) % 4294967296)",
+            &[&LOCK_CLASS, &name],
+        )
+        .await
+        .map_err(|e| PoolError::db("reading the template build locks", &e))?;
+    Ok(row.get(0))
+}
+
 /// `None`: no such database; `Some(None)`: exists without our marker; `Some(Some(state))`: ours.
 async fn current_state(
     admin: &tokio_postgres::Client,

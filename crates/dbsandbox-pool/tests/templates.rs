@@ -279,13 +279,27 @@ async fn gc_drops_only_marked_databases() {
     let pool = pool_of(endpoint, &template, 1).await;
     let leased = pool.acquire().await.unwrap();
 
-    let report = gc(&admin, false).await.unwrap();
+    // What the daemon reports: its template and every clone its pool holds or makes.
+    let mut daemons_use: std::collections::BTreeSet<String> =
+        pool.databases().into_iter().collect();
+    daemons_use.insert(template.name.clone());
+    let report = gc(&admin, true, async { Ok(daemons_use) }).await.unwrap();
+    assert!(
+        report.kept_for_daemons.contains(&template.name)
+            && report.kept_for_daemons.contains(&leased),
+        "what a live daemon uses is kept even with force: {report:?}"
+    );
+    let second = pool.acquire().await.unwrap();
+    assert_eq!(count(endpoint, &second, "select count(*) from t").await, 0);
+
+    let none = || async { Ok(std::collections::BTreeSet::new()) };
+    let report = gc(&admin, false, none()).await.unwrap();
     assert!(
         report.skipped_in_use.contains(&leased),
         "a clone leased by a live process is kept"
     );
     assert!(report.dropped.contains(&template.name));
-    let report = gc(&admin, true).await.unwrap();
+    let report = gc(&admin, true, none()).await.unwrap();
     assert!(report.dropped.contains(&leased));
     let names = database_names(endpoint).await;
     assert!(
@@ -459,5 +473,74 @@ async fn each_clone_belongs_to_an_unprivileged_role_of_its_own() {
         .unwrap()
         .get(0);
     assert_eq!(roles, 0, "a dropped clone's role goes with it");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pooled_clone_dropped_behind_the_pools_back_is_never_handed_out() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let pool = pool_of(endpoint, &template, 2).await;
+    assert!(pool.wait_ready(2, Duration::from_secs(60)).await);
+    let ghost = pool.ready_names()[0].clone();
+    endpoint
+        .admin()
+        .await
+        .unwrap()
+        .batch_execute(&format!("drop database \"{ghost}\""))
+        .await
+        .unwrap();
+
+    let taken = pool.acquire().await.unwrap();
+    assert_ne!(taken, ghost, "a dropped clone is never handed out");
+    assert_eq!(count(endpoint, &taken, "select count(*) from t").await, 0);
+    let notes = pool.take_vanished_notes();
+    assert!(notes.iter().any(|n| n.contains(&ghost)), "{notes:?}");
+    assert!(!pool.databases().contains(&ghost));
+    pool.shutdown(false).await.unwrap();
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn gc_leaves_a_template_alone_while_its_builder_holds_the_build_lock() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let admin = endpoint.admin().await.unwrap();
+    let name = "dbsandbox_t_p_0123456789abcdef";
+    admin
+        .batch_execute(&format!("create database {name}"))
+        .await
+        .unwrap();
+    let marker = dbsandbox_pool::Marker::new(DbKind::Template, DbState::Building, "p", "f", "");
+    admin
+        .batch_execute(&marker.comment_sql(name))
+        .await
+        .unwrap();
+    let builder = endpoint.admin().await.unwrap();
+    builder
+        .execute(
+            "select pg_advisory_lock($1, hashtext($2))",
+            &[&0x6462_7362_i32, &name],
+        )
+        .await
+        .unwrap();
+    let none = || async { Ok(std::collections::BTreeSet::new()) };
+    let report = gc(&admin, true, none()).await.unwrap();
+    assert_eq!(report.kept_for_daemons, [name], "{report:?}");
+    drop(builder); // the builder died: its lock is gone
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = gc(&admin, true, none()).await.unwrap();
+        if report.dropped == [name] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{report:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     server.stop().await.unwrap();
 }

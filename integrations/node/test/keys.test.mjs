@@ -59,7 +59,7 @@ test('setup() with Jest/Vitest-style globals: one reset hook, one release hook, 
   }
   await after[0]() // the release hook
   const d = esm.daemon()
-  const res = await fetch(`${d.api}/v1/sandboxes`)
+  const res = await fetch(`${d.api}/v1/sandboxes`, { headers: { Authorization: `Bearer ${d.token}` } })
   const keys = (await res.json()).sandboxes.map((s) => s.key)
   assert.ok(!keys.includes(key), `${key} released`)
 })

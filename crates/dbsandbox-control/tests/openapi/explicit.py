@@ -1,6 +1,6 @@
 """Explicit request/response checks of the control API against openapi.json (run by run.sh).
 
-Usage: python3 explicit.py OPENAPI_JSON API_URL
+Usage: python3 explicit.py OPENAPI_JSON API_URL TOKEN
 
 Walks the happy paths the fuzzer rarely reaches (a key that wrote rows, its reset and release, a
 run with keys of both isolations) and the documented errors, and checks for each response that its
@@ -18,21 +18,24 @@ import time
 import requests
 import schemathesis
 
-spec_path, api = sys.argv[1], sys.argv[2].rstrip("/")
+spec_path, api, token = sys.argv[1], sys.argv[2].rstrip("/"), sys.argv[3]
 schema = schemathesis.from_path(spec_path, base_url=api)
 spec = json.load(open(spec_path))
 passed, failed = 0, 0
 
 
-def check(label, method, path, template, *, expect, code=None, body=None, raw=None, params=None):
-    """One request; `template` is the documented path ("/v1/sandboxes/{key}") or None for an
-    undocumented route. Returns the parsed JSON body (or None)."""
+def check(label, method, path, template, *, expect, code=None, body=None, raw=None, params=None,
+          authorized=True):
+    """One request (with the daemon's token unless not `authorized`); `template` is the documented
+    path ("/v1/sandboxes/{key}") or None for an undocumented route. Returns the parsed JSON body
+    (or None)."""
     global passed, failed
     problems = []
-    kwargs = {"params": params, "timeout": 60}
+    headers = {"Authorization": f"Bearer {token}"} if authorized else {}
+    kwargs = {"params": params, "timeout": 60, "headers": headers}
     if raw is not None:
         kwargs["data"] = raw
-        kwargs["headers"] = {"Content-Type": "application/json"}
+        headers["Content-Type"] = "application/json"
     elif body is not None:
         kwargs["json"] = body
     response = requests.request(method, api + path, **kwargs)
@@ -112,12 +115,20 @@ check("unknown run", "GET", "/v1/runs/r999999", "/v1/runs/{id}", expect=404, cod
 check("no such owner", "POST", "/v1/runs", "/v1/runs", body={"owner_pid": 4294967295}, expect=400, code="bad_request")
 check("unknown route", "GET", "/v1/nothing-here", None, expect=404, code="not_found")
 check("wrong method", "PUT", "/v1/health", None, expect=405, code="method_not_allowed")
+check("no token", "GET", "/v1/status", "/v1/status", expect=401, code="unauthorized", authorized=False)
+check("no token, shutdown", "POST", "/v1/shutdown", "/v1/shutdown", expect=401, code="unauthorized", authorized=False)
+check("health needs no token", "GET", "/v1/health", "/v1/health", expect=200, authorized=False)
+check("empty password off loopback", "POST", "/v1/runs", "/v1/runs", body={"listen": "0.0.0.0", "password": ""},
+      expect=400, code="bad_request")
 
 # Daemon.
 check("health", "GET", "/v1/health", "/v1/health", expect=200)
 status = check("status", "GET", "/v1/status", "/v1/status", expect=200)
 check("templates", "GET", "/v1/templates", "/v1/templates", expect=200)
 check("pool", "GET", "/v1/pool", "/v1/pool", expect=200)
+used = check("databases", "GET", "/v1/databases", "/v1/databases", expect=200)
+expect_true("the daemon uses its template",
+            isinstance(used, dict) and isinstance(status, dict) and status["template"]["name"] in used["databases"])
 check("refresh", "POST", "/v1/refresh", "/v1/refresh", expect=200)
 
 # API leases: a rollback key and a database key that wrote rows, reset, release.
@@ -170,6 +181,16 @@ if isinstance(run, dict):
     check("list runs", "GET", "/v1/runs", "/v1/runs", expect=200)
     check("close run", "DELETE", f"/v1/runs/{rid}", "/v1/runs/{id}", expect=200)
     check("close run again", "DELETE", f"/v1/runs/{rid}", "/v1/runs/{id}", expect=404, code="not_found")
+    second = check("open run, lease", "POST", "/v1/runs", "/v1/runs", body={"lease_seconds": 60}, expect=201)
+    if isinstance(second, dict):
+        port = int(second["proxy"].rsplit(":", 1)[1])
+        check("open run on a taken port", "POST", "/v1/runs", "/v1/runs", body={"port": port}, expect=409,
+              code="port_in_use")
+        moved = check("open run on a taken port, fallback", "POST", "/v1/runs", "/v1/runs",
+                      body={"port": port, "port_fallback": True}, expect=201)
+        for opened in (second, moved):
+            if isinstance(opened, dict):
+                check("close run", "DELETE", f"/v1/runs/{opened['id']}", "/v1/runs/{id}", expect=200)
 
 print(f"explicit: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

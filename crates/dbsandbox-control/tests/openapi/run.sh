@@ -71,6 +71,8 @@ trap 'exit 130' INT TERM
 cd "$project"
 detach="$("$bin" serve --detach --pool-size 4 --idle-timeout 10m)"
 api="$(printf '%s' "$detach" | python3 -c 'import json, sys; print(json.load(sys.stdin)["api"])')"
+token="$(printf '%s' "$detach" | python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])')"
+auth="Authorization: Bearer $token"
 echo "openapi: daemon at $api ($bin)"
 
 failures=0
@@ -93,7 +95,7 @@ curl_check() {
   local label="$1" want_status="$2" want_code="$3"
   shift 3
   local out="$work/curl.out" headers="$work/curl.headers" got
-  got="$(curl -sS -o "$out" -D "$headers" -w '%{http_code}' "$@")"
+  got="$(curl -sS -o "$out" -D "$headers" -w '%{http_code}' -H "$auth" "$@")"
   if [ "$got" != "$want_status" ]; then
     fail "$label: status $got, expected $want_status: $(head -c 300 "$out")"
   elif ! grep -qi '^content-type: application/json' "$headers"; then
@@ -111,10 +113,11 @@ curl_check "unknown route" 404 not_found "$api/v1/no-such-route"
 curl_check "invalid key" 400 invalid_key "$api/v1/sandboxes/not%20a%20key"
 curl_check "invalid key (reset)" 400 invalid_key -X POST "$api/v1/sandboxes/$(printf 'k%.0s' {1..49})/reset"
 
-"$st_python" "$here/explicit.py" "$spec" "$api" || failures=$((failures + 1))
+"$st_python" "$here/explicit.py" "$spec" "$api" "$token" || failures=$((failures + 1))
 
-# Fuzzing. Security parameters are not generated: the daemon has no token on loopback, and
-# negative tests would put bytes in headers that the HTTP parser rejects before the API sees them.
+# Fuzzing, with the daemon's token. Security parameters are not generated: negative tests would
+# put bytes in headers that the HTTP parser rejects before the API sees them (explicit.py checks
+# the 401 answers).
 # hooks.py drops negative path parameters that schemathesis would not URL-quote.
 examples="${OPENAPI_MAX_EXAMPLES:-50}"
 seed="${OPENAPI_SEED:-1}"
@@ -123,6 +126,7 @@ started=$SECONDS
 if ! (cd "$work" && PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=hooks \
   "$st_python" -m schemathesis.cli run "$spec" \
   --base-url "$api" \
+  --header "$auth" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --exclude-path /v1/shutdown \
   --data-generation-method all \
@@ -141,7 +145,7 @@ echo "openapi: schemathesis took $((SECONDS - started)) s"
 # The daemon survived the fuzzing, then shuts down on request.
 curl_ok() { curl -sS --fail -o /dev/null "$@"; }
 curl_ok "$api/v1/health" || fail "the daemon does not answer /v1/health after fuzzing"
-body="$(curl -sS -X POST -w ' %{http_code}' "$api/v1/shutdown")"
+body="$(curl -sS -X POST -w ' %{http_code}' -H "$auth" "$api/v1/shutdown")"
 if [ "$body" = '{"stopping":true} 202' ]; then
   echo "ok   POST /v1/shutdown -> 202"
 else
