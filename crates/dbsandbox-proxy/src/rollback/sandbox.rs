@@ -23,6 +23,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::broken::BrokenFlag;
 use super::messages::{back, front};
 use crate::backend::BackendAddr;
 use crate::classify::{quote_ident, Kind};
@@ -33,6 +34,11 @@ pub type ClientId = u32;
 pub const GUARD: &str = "dbsb_g";
 const GUARD_SET: &str = "dbsb_sp";
 const GUARD_RELEASE: &str = "dbsb_rel";
+
+/// Longest wait for the answer to SQL the proxy made up (savepoint work, recovery, reset): they
+/// take milliseconds, so a server that does not answer is treated as lost (the key is marked
+/// broken with this reason) rather than waited on for ever.
+const INTERNAL_REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A client's transaction status as the client sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +208,10 @@ pub struct Backend {
     pub clients: HashMap<ClientId, ClientState>,
     stack: Vec<Savepoint>,
     pending_ops: Vec<String>,
+    /// Prepared statements (backend names) to close before the next batch. Close, unlike
+    /// DEALLOCATE, is no error for a statement that does not exist (its Parse failed), so this
+    /// clean-up cannot fail.
+    pending_closes: Vec<String>,
     /// Session settings currently on the backend; `None` when unknown (after a rollback).
     applied: Option<BTreeMap<String, String>>,
     /// Whose Parse the backend's unnamed statement holds.
@@ -212,8 +222,12 @@ pub struct Backend {
     /// The guard savepoint of the last batch is still open: it is released at the start of the
     /// next batch (or before any internal SQL), so a batch needs no extra Sync of its own.
     pub guard_left_open: bool,
-    /// Set when the backend failed; every later cycle gets this error.
-    pub broken: Option<String>,
+    /// Set when the backend failed; shared with the [`Sandbox`] and watched by its sessions.
+    pub broken: Arc<BrokenFlag>,
+    /// The key, for logs.
+    pub key: String,
+    /// The last FATAL error the server sent (code, message): why it is about to close.
+    last_fatal: Option<(String, String)>,
     next_savepoint: u64,
     /// Per table oid, the backend's uncommitted write counters at the last reset: the backend
     /// never leaves its transaction, so PostgreSQL never flushes them, and the sandbox's own
@@ -270,12 +284,15 @@ impl Backend {
             clients: HashMap::new(),
             stack: Vec::new(),
             pending_ops: Vec::new(),
+            pending_closes: Vec::new(),
             applied: Some(BTreeMap::new()),
             unnamed_owner: None,
             restore_sequences: None,
             needs_reset: false,
             guard_left_open: false,
-            broken: None,
+            broken: Arc::new(BrokenFlag::default()),
+            key: String::new(),
+            last_fatal: None,
             next_savepoint: 0,
             write_baseline: HashMap::new(),
             user_tables: "{}".into(),
@@ -283,8 +300,84 @@ impl Backend {
     }
 
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BackendFailure> {
-        self.writer.write_all(bytes).await?;
+        if let Err(e) = self.writer.write_all(bytes).await {
+            return Err(self.failure(e).await);
+        }
         Ok(())
+    }
+
+    /// Marks the sandbox broken. A server that terminated the session (57P01) is reported with
+    /// that SQLSTATE, as PostgreSQL reports it to a terminated session's client.
+    pub fn break_with(&self, reason: &str) {
+        let sqlstate = match &self.last_fatal {
+            Some((code, _)) if code == "57P01" => "57P01",
+            _ => "08006",
+        };
+        self.broken.set(&self.key, sqlstate, reason);
+    }
+
+    fn note_fatal(&mut self, raw: &[u8]) {
+        if raw.first() == Some(&b'E') && raw.len() > 5 && super::messages::is_fatal(&raw[5..]) {
+            let (code, message) = super::messages::error_fields(&raw[5..]);
+            self.last_fatal = Some((code, message));
+        }
+    }
+
+    /// Notes the FATAL errors among the whole messages buffered, without consuming them.
+    fn note_buffered_fatals(&mut self) {
+        let buffered = self.rbuf.clone();
+        let mut rest = &buffered[..];
+        while rest.len() >= 5 {
+            let len = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]).max(4) as usize + 1;
+            if rest.len() < len {
+                break;
+            }
+            self.note_fatal(&rest[..len]);
+            rest = &rest[len..];
+        }
+    }
+
+    /// Why the server connection is gone, in the words of the server's last FATAL when it sent one.
+    fn closed(&mut self) -> BackendFailure {
+        self.note_buffered_fatals();
+        BackendFailure(match &self.last_fatal {
+            Some((code, message)) => {
+                format!("the sandbox's server ended its session: {message} ({code})")
+            }
+            None => "the sandbox's server closed the connection".into(),
+        })
+    }
+
+    /// After a failed write: the server usually said why before it closed (a FATAL waiting in
+    /// the socket), which is a better reason than "broken pipe".
+    async fn failure(&mut self, error: std::io::Error) -> BackendFailure {
+        let drained = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+            while matches!(self.reader.read_buf(&mut self.rbuf).await, Ok(n) if n > 0) {}
+        })
+        .await;
+        self.note_buffered_fatals();
+        if drained.is_ok() || self.last_fatal.is_some() {
+            return self.closed();
+        }
+        BackendFailure::from(error)
+    }
+
+    /// Notices a server connection that died while no cycle ran (a terminated backend, a server
+    /// timeout): reads what the server sent meanwhile, without waiting for more.
+    pub async fn probe(&mut self) -> Result<(), BackendFailure> {
+        loop {
+            let read = tokio::time::timeout(
+                std::time::Duration::ZERO,
+                self.reader.read_buf(&mut self.rbuf),
+            )
+            .await;
+            match read {
+                Err(_) => return Ok(()),
+                Ok(Ok(0)) => return Err(self.closed()),
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => return Err(self.failure(e).await),
+            }
+        }
     }
 
     /// Reads the next whole message.
@@ -301,16 +394,48 @@ impl Backend {
                 let total = len as usize + 1;
                 if self.rbuf.len() >= total {
                     let raw = self.rbuf.split_to(total).freeze();
+                    self.note_fatal(&raw);
                     return Ok(BackendMsg { tag: raw[0], raw });
                 }
                 self.rbuf.reserve(total - self.rbuf.len());
             }
-            if self.reader.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendFailure(
-                    "the sandbox's server closed the connection".into(),
-                ));
+            match self.reader.read_buf(&mut self.rbuf).await {
+                Ok(0) => return Err(self.closed()),
+                Ok(_) => {}
+                Err(e) => return Err(self.failure(e).await),
             }
         }
+    }
+
+    /// Reads the replies to SQL the proxy made up until ReadyForQuery, within
+    /// [`INTERNAL_REPLY_TIMEOUT`].
+    async fn read_internal(
+        &mut self,
+        what: &str,
+    ) -> Result<(Vec<Vec<Option<String>>>, Option<String>), BackendFailure> {
+        let replies = tokio::time::timeout(INTERNAL_REPLY_TIMEOUT, async {
+            let mut rows = Vec::new();
+            let mut error = None;
+            loop {
+                let msg = self.read().await?;
+                match msg.tag {
+                    b'D' => rows.push(data_row_texts(msg.body())),
+                    b'E' => {
+                        let (code, message) = super::messages::error_fields(msg.body());
+                        error.get_or_insert(format!("{message} ({code})"));
+                    }
+                    b'Z' => return Ok((rows, error)),
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        replies.unwrap_or_else(|_| {
+            Err(BackendFailure(format!(
+                "the sandbox's server did not answer dbsandbox's own statement within {} s                  ({what}); the connection to it was given up",
+                INTERNAL_REPLY_TIMEOUT.as_secs()
+            )))
+        })
     }
 
     /// Runs SQL we made up (one simple Query) and returns its rows as text, or the server's error.
@@ -326,20 +451,7 @@ impl Backend {
         }
         self.write(&out).await?;
         self.unnamed_owner = None; // a simple Query drops the unnamed statement
-        let mut rows = Vec::new();
-        let mut error = None;
-        loop {
-            let msg = self.read().await?;
-            match msg.tag {
-                b'D' => rows.push(data_row_texts(msg.body())),
-                b'E' => {
-                    let (code, message) = super::messages::error_fields(msg.body());
-                    error.get_or_insert(format!("{message} ({code})"));
-                }
-                b'Z' => break,
-                _ => {}
-            }
-        }
+        let (rows, error) = self.read_internal(sql).await?;
         Ok(match error {
             Some(e) => Err(e),
             None => Ok(rows),
@@ -352,7 +464,7 @@ impl Backend {
             Ok(_) => Ok(()),
             Err(e) => {
                 let failure = format!("internal statement failed: {e} (statement: {sql})");
-                self.broken = Some(failure.clone());
+                self.break_with(&failure);
                 Err(BackendFailure(failure))
             }
         }
@@ -429,7 +541,7 @@ impl Backend {
             Ok(rows) => rows,
             Err(e) => {
                 let failure = format!("resetting the sandbox failed: {e}");
-                self.broken = Some(failure.clone());
+                self.break_with(&failure);
                 return Err(BackendFailure(failure));
             }
         };
@@ -519,13 +631,33 @@ impl Backend {
                 parts.extend(target.values().cloned());
             }
         }
-        self.applied = Some(target.clone());
+        // The client's own idle-in-transaction timeout is set back to 0 before each of its
+        // batches ends, so it is set again for each (see session::VIRTUAL_SETTING).
+        let mut applied = target.clone();
+        applied.remove(super::session::VIRTUAL_SETTING);
+        self.applied = Some(applied);
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Queues SQL to run before the next batch.
     pub fn queue(&mut self, ops: Vec<String>) {
         self.pending_ops.extend(ops);
+    }
+
+    /// Queues the Close of a client's prepared statement (by its client name).
+    pub fn queue_close(&mut self, id: ClientId, name: &str) {
+        if !name.is_empty() {
+            self.pending_closes.push(statement_name(id, name));
+        }
+    }
+
+    /// Appends the queued Closes to a batch; returns how many (each answers CloseComplete).
+    pub fn take_closes(&mut self, out: &mut BytesMut) -> usize {
+        let closes = std::mem::take(&mut self.pending_closes);
+        for name in &closes {
+            front::close(out, false, name);
+        }
+        closes.len()
     }
 
     /// Forgets what the backend's settings are (after a rollback undid some of them).
@@ -544,6 +676,9 @@ impl Backend {
         };
         if client.status != TxStatus::Idle {
             client.tx_touched_settings = true;
+        }
+        if name == super::session::VIRTUAL_SETTING {
+            return;
         }
         if let Some(applied) = &mut self.applied {
             match set {
@@ -867,22 +1002,15 @@ impl Backend {
         }
         // Savepoints it released under someone else's stay until they collapse; nothing to do.
         if let Some(client) = self.clients.remove(&id) {
-            for name in client
+            for (name, _) in client
                 .statements
                 .iter()
-                .filter(|(n, p)| !n.is_empty() && matches!(p, Prepared::Real { .. }))
-                .map(|(n, _)| n)
+                .filter(|(_, p)| matches!(p, Prepared::Real { .. }))
             {
-                self.pending_ops.push(format!(
-                    "DEALLOCATE {}",
-                    quote_ident(&statement_name(id, name))
-                ));
+                self.queue_close(id, name);
             }
             for name in &client.sql_prepared {
-                self.pending_ops.push(format!(
-                    "DEALLOCATE {}",
-                    quote_ident(&statement_name(id, name))
-                ));
+                self.queue_close(id, name);
             }
         }
         if self.unnamed_owner == Some(id) {
@@ -892,11 +1020,21 @@ impl Backend {
 
     /// Runs queued savepoint work now (used when no client batch follows soon).
     pub async fn flush_pending(&mut self) -> Result<(), BackendFailure> {
-        if self.pending_ops.is_empty() {
-            return Ok(());
+        if !self.pending_ops.is_empty() {
+            let sql = std::mem::take(&mut self.pending_ops).join("; ");
+            self.run_required(&sql).await?;
         }
-        let sql = std::mem::take(&mut self.pending_ops).join("; ");
-        self.run_required(&sql).await
+        let mut out = BytesMut::new();
+        if self.take_closes(&mut out) > 0 {
+            front::sync(&mut out);
+            self.write(&out).await?;
+            if let (_, Some(e)) = self.read_internal("Close of prepared statements").await? {
+                let failure = format!("closing a client's prepared statements failed: {e}");
+                self.break_with(&failure);
+                return Err(BackendFailure(failure));
+            }
+        }
+        Ok(())
     }
 
     /// Appends the guard savepoint (prepared once, run through the unnamed portal: the client's
@@ -979,7 +1117,11 @@ fn data_row_texts(mut body: &[u8]) -> Vec<Option<String>> {
 pub struct Sandbox {
     pub key: String,
     pub backend: tokio::sync::Mutex<Backend>,
-    pub counters: SandboxCounters,
+    /// Shared with the sandbox that replaces this one after a reset of a broken key, so a
+    /// run's counters go on.
+    pub counters: Arc<SandboxCounters>,
+    /// Set when the backend is lost; the key then says so until it is reset or released.
+    pub broken: Arc<BrokenFlag>,
     /// ParameterStatus values the backend reported at startup.
     pub parameters: Vec<(String, String)>,
     pub addr: BackendAddr,
@@ -995,15 +1137,19 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(
         key: String,
-        backend: Backend,
+        mut backend: Backend,
         parameters: Vec<(String, String)>,
         addr: BackendAddr,
         backend_key: Option<(i32, i32)>,
+        counters: Arc<SandboxCounters>,
     ) -> Sandbox {
+        backend.key = key.clone();
+        let broken = Arc::clone(&backend.broken);
         Sandbox {
             key,
             backend: tokio::sync::Mutex::new(backend),
-            counters: SandboxCounters::default(),
+            counters,
+            broken,
             parameters,
             addr,
             backend_key,

@@ -28,12 +28,17 @@ use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
 /// How a session ended.
 pub enum SessionEnd {
-    /// The client said goodbye or went away.
+    /// The client said goodbye or went away (or was told why already).
     Closed,
     /// The client broke the protocol; the message is for its FATAL error.
     Protocol(String),
-    /// The sandbox's backend failed; the message is for the client's FATAL error.
+    /// The sandbox's backend failed, for the reason given: the key is now broken.
     Backend(String),
+    /// The proxy ends the session with this FATAL error.
+    Fatal {
+        sqlstate: &'static str,
+        message: String,
+    },
 }
 
 impl From<BackendFailure> for SessionEnd {
@@ -207,6 +212,47 @@ pub struct ClientSession<'a> {
     pub startup: BTreeMap<String, String>,
     /// Reset the sandbox when the key's last connection closes.
     pub reset_on_close: bool,
+    /// Most bytes of complete messages buffered without a unit end (`ProxyConfig::max_pending_bytes`).
+    pub max_pending_bytes: usize,
+    /// The client's socket closed: its replies are dropped and its running query is cancelled,
+    /// but the cycle goes on until the backend is back at a boundary.
+    pub gone: bool,
+    /// How the session ends once the current cycle is over (the client left, or broke the
+    /// protocol, in the middle of a COPY).
+    pub deferred_end: Option<SessionEnd>,
+    /// A FATAL error from the server reached the client, which needs no second one.
+    pub fatal_forwarded: bool,
+    /// An error in the client's extended-protocol sequence: its messages are ignored until its
+    /// Sync, as PostgreSQL does, across cycles.
+    pub skipping: bool,
+}
+
+impl<'a> ClientSession<'a> {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        id: ClientId,
+        (reader, writer): (ReadHalf<'a>, WriteHalf<'a>),
+        buf: BytesMut,
+        pid: i32,
+        startup: BTreeMap<String, String>,
+    ) -> ClientSession<'a> {
+        ClientSession {
+            sandbox,
+            id,
+            reader,
+            writer,
+            buf,
+            max_message_bytes: 64 * 1024 * 1024,
+            pid,
+            startup,
+            reset_on_close: true,
+            max_pending_bytes: 64 * 1024 * 1024,
+            gone: false,
+            deferred_end: None,
+            fatal_forwarded: false,
+            skipping: false,
+        }
+    }
 }
 
 impl ClientSession<'_> {
@@ -214,6 +260,7 @@ impl ClientSession<'_> {
     pub async fn run(&mut self) -> SessionEnd {
         let (outbox, mut inbox) = mpsc::unbounded_channel::<BytesMut>();
         let mut outbox = Some(outbox);
+        let mut broken = self.sandbox.broken.subscribe();
         let end = loop {
             let unit = match self.take_unit() {
                 Ok(Some(unit)) => unit,
@@ -222,6 +269,12 @@ impl ClientSession<'_> {
                         read = self.reader.read_buf(&mut self.buf) => match read {
                             Ok(0) | Err(_) => break SessionEnd::Closed,
                             Ok(_) => continue,
+                        },
+                        // The key broke while this connection was idle: it is told at once, as
+                        // PostgreSQL tells an idle session that is terminated.
+                        Ok(()) = broken.changed() => match self.broken_end() {
+                            Some(end) => break end,
+                            None => continue,
                         },
                         Some(message) = inbox.recv() => {
                             let mut out = message;
@@ -249,18 +302,34 @@ impl ClientSession<'_> {
             let result = self.cycle(&mut backend, unit).await;
             sandbox.cycle_owner.store(0, Relaxed);
             match result {
+                Ok(true) if self.deferred_end.is_some() => {
+                    break self.deferred_end.take().unwrap_or(SessionEnd::Closed)
+                }
+                Ok(true) if self.gone => break SessionEnd::Closed,
                 Ok(true) => {}
                 Ok(false) => break SessionEnd::Closed,
-                Err(end) => {
-                    if let SessionEnd::Backend(reason) = &end {
-                        backend.broken.get_or_insert(reason.clone());
-                    }
-                    break end;
+                Err(SessionEnd::Backend(reason)) => {
+                    backend.break_with(&reason);
+                    break self.broken_end().unwrap_or(SessionEnd::Closed);
                 }
+                Err(end) => break end,
             }
         };
         self.leave().await;
         end
+    }
+
+    /// How a connection of a broken key ends: told the reason (unless the server's own FATAL
+    /// already told it, as for the connection that terminated the session).
+    fn broken_end(&self) -> Option<SessionEnd> {
+        let breakage = self.sandbox.broken.get()?;
+        if self.fatal_forwarded || self.gone {
+            return Some(SessionEnd::Closed);
+        }
+        Some(SessionEnd::Fatal {
+            sqlstate: breakage.sqlstate,
+            message: super::broken::message(&self.sandbox.key, &breakage.reason),
+        })
     }
 
     /// Removes the client from the sandbox; the last one out resets it.
@@ -269,7 +338,7 @@ impl ClientSession<'_> {
         let mut backend = sandbox.backend.lock().await;
         backend.forget_client(self.id);
         let last = sandbox.counters.connections_open.fetch_sub(1, Relaxed) == 1;
-        if backend.broken.is_some() {
+        if backend.broken.is_set() {
             return;
         }
         let cleaned = if last && self.reset_on_close {
@@ -280,7 +349,7 @@ impl ClientSession<'_> {
         };
         if let Err(e) = cleaned {
             tracing::warn!(key = %sandbox.key, "cleaning up after a client failed: {}", e.0);
-            backend.broken.get_or_insert(e.0);
+            backend.break_with(&e.0);
         }
     }
 
@@ -313,6 +382,15 @@ impl ClientSession<'_> {
             }
         }
         let Some(end) = ends else {
+            if offset > self.max_pending_bytes {
+                return Err(SessionEnd::Fatal {
+                    sqlstate: "54000",
+                    message: format!(
+                        "the client sent more than {} bytes of messages without a Sync, Flush or                          Query; a dbsandbox rollback sandbox holds at most that much per                          connection until the unit of work is complete (ProxyConfig::max_pending_bytes)",
+                        self.max_pending_bytes
+                    ),
+                });
+            }
             return Ok(None);
         };
         let mut raw = self.buf.split_to(end).freeze();
@@ -352,16 +430,43 @@ impl ClientSession<'_> {
         backend: &mut Backend,
         first: Vec<FrontMsg>,
     ) -> Result<bool, SessionEnd> {
-        if let Some(reason) = &backend.broken {
-            return Err(SessionEnd::Backend(format!(
-                "the dbsandbox sandbox for key {} is broken: {reason}",
-                self.sandbox.key
-            )));
+        if !backend.broken.is_set() {
+            backend.probe().await?;
+        }
+        if let Some(end) = self.broken_end() {
+            return Err(end);
         }
         if backend.needs_reset {
             backend.reset().await?;
         }
         let mut unit = Unit::new(self.id);
+        unit.skipping = std::mem::take(&mut self.skipping);
+        let result = self.run_unit(backend, &mut unit, first).await;
+        self.skipping = unit.skipping;
+        match result {
+            Err(SessionEnd::Backend(reason)) => {
+                // What the server said before it went (a terminated session's FATAL 57P01) is
+                // the client's to see.
+                let _ = self.write_out(&mut unit.out).await;
+                Err(SessionEnd::Backend(reason))
+            }
+            Err(end) => {
+                // The client broke the protocol mid-unit: what is on its way to the server is
+                // finished first, so the key's next cycle finds the server at a boundary.
+                self.gone = true;
+                unit.finish(self, backend).await?;
+                Err(end)
+            }
+            ok => ok,
+        }
+    }
+
+    async fn run_unit(
+        &mut self,
+        backend: &mut Backend,
+        unit: &mut Unit,
+        first: Vec<FrontMsg>,
+    ) -> Result<bool, SessionEnd> {
         let mut messages = first;
         loop {
             let mut mid_sequence = false;
@@ -373,7 +478,10 @@ impl ClientSession<'_> {
                     }
                     FrontMsg::Flush => {
                         unit.flush(self, backend).await?;
-                        mid_sequence = true;
+                        // The key's turn stays with this client only while its sequence is open
+                        // on the server (a Flush right after a Sync, as psycopg's executemany
+                        // sends, opens nothing).
+                        mid_sequence = unit.guard;
                     }
                     // A Sync sent before the client's COPY data arrived while the server was in
                     // COPY IN, where PostgreSQL ignores it; the client sends another after CopyDone.
@@ -404,14 +512,6 @@ impl ClientSession<'_> {
             };
         }
     }
-
-    async fn write_out(&mut self, out: &mut BytesMut) -> Result<(), SessionEnd> {
-        if !out.is_empty() {
-            self.writer.write_all(out).await?;
-            out.clear();
-        }
-        Ok(())
-    }
 }
 
 /// The state of one unit of work while it is planned and run.
@@ -429,6 +529,23 @@ struct Unit {
     /// An extended-protocol COPY FROM STDIN just ended: a Sync the client sent before its data
     /// was ignored by the server.
     copy_in_done: bool,
+    /// The unit's SQL mentions `idle_in_transaction_session_timeout`: the backend gets it back
+    /// at 0 before its batch ends (see [`VIRTUAL_SETTING`]).
+    touches_virtual: bool,
+}
+
+/// A setting the shared backend must never keep between batches: it is idle in its transaction
+/// after every batch, so a client's timeout (or a server-wide one) would end the session of every
+/// connection of the key. A client's value holds inside its own batches (SHOW answers it) and is
+/// set back to 0, the sandbox's startup value, before each batch ends.
+pub const VIRTUAL_SETTING: &str = "idle_in_transaction_session_timeout";
+
+fn mentions_virtual_setting(sql: &str) -> bool {
+    sql.len() >= VIRTUAL_SETTING.len()
+        && sql
+            .as_bytes()
+            .windows(VIRTUAL_SETTING.len())
+            .any(|w| w.eq_ignore_ascii_case(VIRTUAL_SETTING.as_bytes()))
 }
 
 /// How a batch sent to the backend ends.
@@ -447,6 +564,9 @@ enum BatchEnd {
 struct Walked {
     client_error: bool,
     internal_error: Option<String>,
+    /// An extended-protocol error left the server ignoring messages until a Sync, and no Sync
+    /// was in the batch.
+    awaiting_sync: bool,
     /// Status byte of the last ReadyForQuery the backend sent.
     backend_status: u8,
     /// A COPY FROM STDIN ran.
@@ -463,6 +583,7 @@ impl Unit {
             guard: false,
             skipping: false,
             copy_in_done: false,
+            touches_virtual: false,
         }
     }
 
@@ -514,6 +635,9 @@ impl Unit {
             front::query(&mut self.batch, &work);
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
+        }
+        for _ in 0..backend.take_closes(&mut self.batch) {
+            self.steps.push(Step::Swallow(Expect::One));
         }
         backend.guard_open(&mut self.batch);
         self.steps.push(Step::Swallow(Expect::One));
@@ -582,6 +706,7 @@ impl Unit {
                     _ => sql,
                 };
                 self.prepare_forward(backend);
+                self.touches_virtual |= mentions_virtual_setting(&sql);
                 front::parse(
                     &mut self.batch,
                     &statement_name(id, &name),
@@ -702,9 +827,6 @@ impl Unit {
                                 front::flush(&mut self.batch);
                                 let walked = self.send(session, backend, BatchEnd::Open).await?;
                                 self.copy_in_done = walked.copied_in;
-                                if walked.client_error {
-                                    self.close_failed_sequence(session, backend).await?;
-                                }
                                 self.after_walk(session, backend, &walked).await?;
                             }
                             Some(Prepared::Real {
@@ -793,6 +915,7 @@ impl Unit {
         end: BatchEnd,
     ) -> Result<Walked, SessionEnd> {
         if end != BatchEnd::Open {
+            self.zero_virtual_setting(backend);
             front::sync(&mut self.batch);
             self.steps.push(if end == BatchEnd::ClientSync {
                 Step::Forward(Expect::Ready)
@@ -804,11 +927,42 @@ impl Unit {
         backend.write(&self.batch).await?;
         self.batch.clear();
         let steps = std::mem::take(&mut self.steps);
-        let walked = self.walk(session, backend, steps).await?;
+        let mut walked = self.walk(session, backend, steps).await?;
+        if walked.awaiting_sync {
+            // The server now ignores everything until a Sync and answers nothing else: ours goes
+            // first, whatever failed (the client's statement or one of ours), and the batch is
+            // then undone back to its guard.
+            let mut sync = BytesMut::new();
+            front::sync(&mut sync);
+            backend.write(&sync).await?;
+            let synced = self
+                .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+                .await?;
+            walked.backend_status = synced.backend_status;
+            walked.awaiting_sync = false;
+            self.guard = false;
+        }
         if end != BatchEnd::Open {
             self.leave_guard_open(backend, &walked);
         }
         Ok(walked)
+    }
+
+    /// Before a batch's end: the backend gets [`VIRTUAL_SETTING`] back at 0 when this client has
+    /// a value of its own or the batch may have set one.
+    fn zero_virtual_setting(&mut self, backend: &mut Backend) {
+        let has_own = backend
+            .clients
+            .get(&self.id)
+            .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
+        if self.guard && (std::mem::take(&mut self.touches_virtual) || has_own) {
+            front::query(
+                &mut self.batch,
+                &format!("SET {VIRTUAL_SETTING} TO DEFAULT"),
+            );
+            self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
+            backend.unnamed_owner = None;
+        }
     }
 
     /// The batch's guard stays open for the next batch to release, unless the batch failed (then
@@ -817,25 +971,6 @@ impl Unit {
         if std::mem::take(&mut self.guard) && walked.backend_status != b'E' {
             backend.guard_left_open = true;
         }
-    }
-
-    /// After a client's error in a batch sent without Sync: the server now ignores everything
-    /// until a Sync, so end the sequence with our own, and undo the batch.
-    async fn close_failed_sequence(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        let mut sync = BytesMut::new();
-        front::sync(&mut sync);
-        backend.write(&sync).await?;
-        let walked = self
-            .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
-            .await?;
-        self.guard = false;
-        self.after_walk(session, backend, &walked).await?;
-        self.skipping = true;
-        Ok(())
     }
 
     /// After a batch: undo a failed one (back to its guard), note the client's error.
@@ -856,16 +991,6 @@ impl Unit {
         }
         if walked.client_error {
             self.skipping = true;
-        }
-        if walked.internal_error.is_some() && !walked.client_error {
-            let error = ClientError::new(
-                "XX000",
-                format!(
-                    "dbsandbox could not apply its own bookkeeping statements: {}",
-                    walked.internal_error.clone().unwrap_or_default()
-                ),
-            );
-            self.fail(backend, &error);
         }
         Ok(())
     }
@@ -903,10 +1028,7 @@ impl Unit {
         }
         front::flush(&mut self.batch);
         let walked = self.send(session, backend, BatchEnd::Open).await?;
-        if walked.client_error {
-            self.close_failed_sequence(session, backend).await?;
-        }
-        Ok(())
+        self.after_walk(session, backend, &walked).await
     }
 
     /// The client left in the middle of a sequence: close what is open on the backend.
@@ -957,11 +1079,17 @@ impl Unit {
                 Step::Swallow(expect) => (false, expect),
             };
             if ignoring && expect != Expect::Ready {
+                // Skipped by the server: a simple Query among them still owes its client a
+                // ReadyForQuery (the error it gets in its place is already out).
+                if forward && expect == Expect::UntilReady {
+                    let status = self.status(backend).byte();
+                    back::ready_for_query(&mut self.out, status);
+                }
                 continue;
             }
             let mut described = false;
             loop {
-                let message = backend.read().await?;
+                let message = session.next_reply(backend).await?;
                 tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
                 match message.tag {
                     // Asynchronous messages: notices and parameter changes belong to whoever's
@@ -974,16 +1102,35 @@ impl Unit {
                     }
                     b'A' => continue,
                     b'E' => {
-                        if forward {
+                        if super::messages::is_fatal(message.body()) {
+                            // The server ends the session (terminated): the client sees why, as
+                            // in PostgreSQL, whoever's statement ran.
+                            self.out.extend_from_slice(&message.raw);
+                            session.fatal_forwarded = true;
+                        } else if forward && walked.internal_error.is_none() {
                             self.out.extend_from_slice(&message.raw);
                             walked.client_error = true;
                             backend.client_failed(self.id);
                         } else if !walked.client_error {
-                            // After a client's error our guard release fails too (25P02): expected.
+                            // One of our statements failed (after a client's error our guard
+                            // release fails too, 25P02: expected). The client's statements after
+                            // it do not run; the client gets the reason in their place, and the
+                            // batch is undone like a failed one.
                             let (code, text) = super::messages::error_fields(message.body());
-                            walked
-                                .internal_error
-                                .get_or_insert(format!("{text} ({code})"));
+                            tracing::warn!(key = %session.sandbox.key, "internal statement failed: {text} ({code})");
+                            let error = ClientError::new(
+                                "XX000",
+                                format!(
+                                    "dbsandbox could not run its own bookkeeping statement for \
+                                     this connection of key {}: {text} ({code}); the statement was \
+                                     not run",
+                                    session.sandbox.key
+                                ),
+                            );
+                            back::error(&mut self.out, error.sqlstate, &error.message);
+                            walked.internal_error = Some(format!("{text} ({code})"));
+                            walked.client_error = true;
+                            backend.client_failed(self.id);
                         }
                         match expect {
                             Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => {
@@ -1050,6 +1197,7 @@ impl Unit {
                 }
             }
         }
+        walked.awaiting_sync = ignoring;
         Ok(walked)
     }
 
@@ -1061,7 +1209,21 @@ impl Unit {
     ) -> Result<(), SessionEnd> {
         let mut pending = BytesMut::new();
         loop {
-            let message = session.next_message().await?;
+            let message = match session.next_message().await {
+                Ok(message) => message,
+                Err(end) => {
+                    // The client left (or broke the protocol) mid-COPY: the server reads only
+                    // COPY messages now, so the COPY is failed first; the walk then goes on to
+                    // a boundary, and the session ends after the cycle.
+                    let mut fail = BytesMut::new();
+                    front::copy_fail(&mut fail, "the client's connection ended during COPY");
+                    front::flush(&mut fail);
+                    backend.write(&fail).await?;
+                    session.gone = true;
+                    session.deferred_end = Some(end);
+                    return Ok(());
+                }
+            };
             let tag = message[0];
             tracing::trace!(tag = %(tag as char), len = message.len(), "copy data from the client");
             pending.extend_from_slice(&message);
@@ -1152,14 +1314,10 @@ impl Unit {
                 }
             }
             Kind::Deallocate(None) => {
-                let id = self.id;
                 let names = std::mem::take(&mut self.client(backend).sql_prepared);
-                backend.queue(
-                    names
-                        .iter()
-                        .map(|n| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n))))
-                        .collect(),
-                );
+                for name in &names {
+                    backend.queue_close(self.id, name);
+                }
                 Ok("DEALLOCATE ALL".into())
             }
             Kind::SandboxReset => {
@@ -1184,25 +1342,22 @@ impl Unit {
     fn discard_all(&mut self, backend: &mut Backend) {
         let id = self.id;
         let client = self.client(backend);
-        let mut sql: Vec<String> = client
+        let mut names: Vec<String> = client
             .statements
             .iter()
-            .filter(|(n, p)| !n.is_empty() && matches!(p, Prepared::Real { .. }))
-            .map(|(n, _)| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n))))
+            .filter(|(_, p)| matches!(p, Prepared::Real { .. }))
+            .map(|(n, _)| n.clone())
             .collect();
-        sql.extend(
-            client
-                .sql_prepared
-                .iter()
-                .map(|n| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n)))),
-        );
+        names.extend(client.sql_prepared.iter().cloned());
         client.statements.clear();
         client.portals.clear();
         client.sql_prepared.clear();
         client.listens.clear();
         client.last_unnamed_parse = None;
         backend.record_reset_all(id);
-        backend.queue(sql);
+        for name in &names {
+            backend.queue_close(id, name);
+        }
     }
 
     /// A simple Query: one batch when every statement is forwarded as is, else one statement at
@@ -1230,8 +1385,10 @@ impl Unit {
         {
             let text = self.renamed(backend, sql, &statements);
             self.prepare_forward(backend);
+            self.touches_virtual |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
             self.steps.push(Step::Forward(Expect::UntilReady));
+            self.zero_virtual_setting(backend);
             session
                 .sandbox
                 .counters
@@ -1263,6 +1420,7 @@ impl Unit {
             } else {
                 let renamed = self.renamed(backend, text, &classify::classify(text));
                 self.prepare_forward(backend);
+                self.touches_virtual |= mentions_virtual_setting(&renamed);
                 front::query(&mut self.batch, &renamed);
                 self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
                 session.sandbox.counters.statements.fetch_add(1, Relaxed);
@@ -1273,7 +1431,7 @@ impl Unit {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
                 }
             }
-            if self.skipping {
+            if self.skipping || session.gone {
                 break;
             }
         }
