@@ -221,7 +221,29 @@ impl Sandboxes {
 }
 
 /// Opens the sandbox's backend connection and transaction.
+/// Longest wait for a sandbox's backend to connect, authenticate and open its transaction: every
+/// connection of the key waits for it, so a server that accepts and never answers must not hold
+/// them for ever.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn create(
+    key: &str,
+    target: &BackendTarget,
+    counters: Arc<SandboxCounters>,
+) -> Result<Arc<Sandbox>, String> {
+    tokio::time::timeout(OPEN_TIMEOUT, open(key, target, counters))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "dbsandbox could not open the sandbox for key {key}: the server at {} did not \
+                 answer within {} s",
+                BackendAddr::of(target),
+                OPEN_TIMEOUT.as_secs()
+            ))
+        })
+}
+
+async fn open(
     key: &str,
     target: &BackendTarget,
     counters: Arc<SandboxCounters>,
