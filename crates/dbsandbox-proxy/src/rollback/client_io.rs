@@ -14,19 +14,28 @@ impl ClientSession<'_> {
     /// Writes replies to the client; a client that left only has them dropped.
     pub(super) async fn write_out(&mut self, out: &mut BytesMut) -> Result<(), SessionEnd> {
         if !out.is_empty() && !self.gone && self.writer.write_all(out).await.is_err() {
-            self.client_left().await;
+            self.gone = true;
         }
         out.clear();
         Ok(())
     }
 
     /// The next message from the server, watching the client meanwhile: what it pipelines is
-    /// kept for its next units, and if it leaves, its running query is cancelled.
+    /// kept for its next units, and if it leaves, its running statement is cancelled.
+    /// `clients_pending`: the batch's client statements are not all answered yet; only then is
+    /// a cancel sent, so our own statements after them (and in later batches) are never hit.
+    /// The one window left is a client that leaves while the server runs our savepoint work in
+    /// front of its statements (microseconds): the key then breaks with the reason, never hangs.
     pub(super) async fn next_reply(
         &mut self,
         backend: &mut Backend,
+        clients_pending: bool,
     ) -> Result<BackendMsg, SessionEnd> {
         loop {
+            if clients_pending && self.gone && !self.cancel_sent {
+                self.cancel_sent = true;
+                self.cancel_running().await;
+            }
             // Past the bound the client is not read (the check in take_unit then ends it).
             let watch = !self.gone && self.buf.len() <= self.max_pending_bytes;
             tokio::select! {
@@ -34,20 +43,17 @@ impl ClientSession<'_> {
                 message = backend.read() => return Ok(message?),
                 read = self.reader.read_buf(&mut self.buf), if watch => {
                     if matches!(read, Ok(0) | Err(_)) {
-                        self.client_left().await;
+                        self.gone = true;
                     }
                 }
             }
         }
     }
 
-    /// The client's socket is gone: drop its replies from now on and cancel what runs for it.
-    /// The cancel is awaited (the server has the signal when it returns), so it cannot hit a
-    /// statement sent after this one: PostgreSQL drops a cancel that arrives between commands.
-    async fn client_left(&mut self) {
-        if std::mem::replace(&mut self.gone, true) {
-            return;
-        }
+    /// Cancels the client's running statement. The cancel is awaited (the server has the signal
+    /// when it returns), so it cannot hit a statement sent after this one: PostgreSQL drops a
+    /// cancel that arrives between commands.
+    async fn cancel_running(&mut self) {
         let sandbox = std::sync::Arc::clone(&self.sandbox);
         if let Some((process_id, secret_key)) = sandbox.backend_key {
             tracing::debug!(key = %sandbox.key, "client left during its cycle: cancelling its query");

@@ -8,7 +8,9 @@
 //! transactions. Savepoint work is *lazy*: it is queued in `pending_ops` and sent in front of the
 //! next batch that reaches the backend, so BEGIN and COMMIT cost no round trip of their own. Every
 //! batch of client messages runs under a guard savepoint (prepared once as `dbsb_sp`/`dbsb_rel`),
-//! so an error only undoes that batch and never aborts the sandbox.
+//! so an error only undoes that batch and never aborts the sandbox. A departed client's prepared
+//! statements are closed with protocol Close, which cannot fail (DEALLOCATE of a statement whose
+//! Parse failed would abort the sandbox's transaction).
 //!
 //! Rule for interleaved transactions (documented in the README): request cycles are serialised per
 //! key, transactions are not. A COMMIT whose savepoint has another client's savepoint above it is

@@ -9,6 +9,15 @@
 //! before the next unit reaches the backend, or it would run in an aborted transaction. Within a
 //! unit everything is pipelined; it is split only where a virtual statement needs the state the
 //! preceding messages produced (an error before a COMMIT means the COMMIT never happened).
+//!
+//! The rule that keeps a key from freezing: a cycle always leaves the server at a protocol
+//! boundary, whatever happened in it. Every reply the plan expects is one the server will send:
+//! after an extended-protocol error (the client's or one of ours) the server skips everything
+//! until a Sync, so one is sent before anything else; one of our statements that fails answers
+//! the client in place of its statements and the batch is undone; a client that leaves or breaks
+//! the protocol mid-cycle has its query cancelled or its COPY failed and the cycle runs on to the
+//! boundary; and a server that is gone breaks the key for everyone with the reason
+//! ([`super::broken`]) instead of being waited on.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -222,6 +231,9 @@ pub struct ClientSession<'a> {
     pub deferred_end: Option<SessionEnd>,
     /// A FATAL error from the server reached the client, which needs no second one.
     pub fatal_forwarded: bool,
+    /// The departed client's running statement was cancelled (once is enough: the session ends
+    /// with the cycle).
+    pub cancel_sent: bool,
     /// An error in the client's extended-protocol sequence: its messages are ignored until its
     /// Sync, as PostgreSQL does, across cycles.
     pub skipping: bool,
@@ -250,6 +262,7 @@ impl<'a> ClientSession<'a> {
             gone: false,
             deferred_end: None,
             fatal_forwarded: false,
+            cancel_sent: false,
             skipping: false,
         }
     }
@@ -1067,7 +1080,11 @@ impl Unit {
             ..Walked::default()
         };
         let mut ignoring = false; // the server skips messages after an error until Sync
-        for step in steps {
+                                  // Until this step, replies are awaited for the client's statements too (the server
+                                  // flushes the replies to our own extended-protocol steps only with the client's).
+        let last_forward = steps.iter().rposition(|s| matches!(s, Step::Forward(_)));
+        for (index, step) in steps.into_iter().enumerate() {
+            let clients_pending = last_forward.is_some_and(|last| index <= last);
             let (forward, expect) = match step {
                 Step::Synthetic(bytes) => {
                     if !ignoring {
@@ -1089,7 +1106,7 @@ impl Unit {
             }
             let mut described = false;
             loop {
-                let message = session.next_reply(backend).await?;
+                let message = session.next_reply(backend, clients_pending).await?;
                 tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
                 match message.tag {
                     // Asynchronous messages: notices and parameter changes belong to whoever's
