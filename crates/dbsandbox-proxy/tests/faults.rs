@@ -517,3 +517,49 @@ async fn a_client_that_never_syncs_is_stopped_at_the_pending_bound() {
     assert!(message.contains("Sync"), "{message}");
     assert_eq!(count_items(&stays).await, 0, "the key goes on");
 }
+
+/// The class of bug 1: one of the proxy's own statements fails (here the re-applied `SET ROLE`
+/// of a connection whose role was dropped meanwhile). That connection is told why, in place of
+/// its statement; the key's other connections go on.
+#[tokio::test]
+async fn a_failing_internal_statement_answers_its_client_and_the_key_goes_on() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    admin
+        .batch_execute("create role dbsb_doomed_role")
+        .await
+        .unwrap();
+    let doomed = proxy.connect("k").await.unwrap();
+    let other = proxy.connect("k").await.unwrap();
+    doomed
+        .batch_execute("SET ROLE dbsb_doomed_role")
+        .await
+        .unwrap();
+    // The backend switches to the other connection (its role reset), then the role goes.
+    assert_eq!(count_items(&other).await, 0);
+    admin
+        .batch_execute("drop role dbsb_doomed_role")
+        .await
+        .unwrap();
+    // A statement that takes a lock makes the shared backend see the drop.
+    assert_eq!(count_items(&other).await, 0);
+    for _ in 0..2 {
+        let error = answered(&doomed, "select 1::int8").await.unwrap_err();
+        let message = describe(&error);
+        assert!(
+            message.contains("bookkeeping") && message.contains("dbsb_doomed_role"),
+            "{message}"
+        );
+        assert_eq!(
+            count_items(&other).await,
+            0,
+            "the other connection is served"
+        );
+    }
+    other
+        .batch_execute("insert into items(name) values ('fine')")
+        .await
+        .unwrap();
+    assert_eq!(count_items(&other).await, 1);
+}

@@ -368,16 +368,26 @@ impl Backend {
     /// timeout): reads what the server sent meanwhile, without waiting for more.
     pub async fn probe(&mut self) -> Result<(), BackendFailure> {
         loop {
-            let read = tokio::time::timeout(
-                std::time::Duration::ZERO,
-                self.reader.read_buf(&mut self.rbuf),
-            )
-            .await;
+            // Polled once, never waited on (a timer, even of zero, would yield for a tick).
+            let read = {
+                let mut read = std::pin::pin!(self.reader.read_buf(&mut self.rbuf));
+                std::future::poll_fn(|cx| {
+                    std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))
+                })
+                .await
+            };
             match read {
-                Err(_) => return Ok(()),
-                Ok(Ok(0)) => return Err(self.closed()),
-                Ok(Ok(_)) => continue,
-                Ok(Err(e)) => return Err(self.failure(e).await),
+                // The server closes right after a FATAL (its socket may not be closed yet).
+                std::task::Poll::Pending => {
+                    self.note_buffered_fatals();
+                    return match self.last_fatal {
+                        Some(_) => Err(self.closed()),
+                        None => Ok(()),
+                    };
+                }
+                std::task::Poll::Ready(Ok(0)) => return Err(self.closed()),
+                std::task::Poll::Ready(Ok(_)) => continue,
+                std::task::Poll::Ready(Err(e)) => return Err(self.failure(e).await),
             }
         }
     }

@@ -314,21 +314,24 @@ impl ClientSession<'_> {
             }
             let result = self.cycle(&mut backend, unit).await;
             sandbox.cycle_owner.store(0, Relaxed);
-            match result {
-                Ok(true) if self.deferred_end.is_some() => {
-                    break self.deferred_end.take().unwrap_or(SessionEnd::Closed)
-                }
-                Ok(true) if self.gone => break SessionEnd::Closed,
-                Ok(true) => {}
-                Ok(false) => break SessionEnd::Closed,
+            let end = match result {
+                Ok(true) if self.deferred_end.is_none() && !self.gone => continue,
+                Ok(true) => self.deferred_end.take().unwrap_or(SessionEnd::Closed),
+                Ok(false) => SessionEnd::Closed,
                 Err(SessionEnd::Backend(reason)) => {
                     backend.break_with(&reason);
-                    break self.broken_end().unwrap_or(SessionEnd::Closed);
+                    self.broken_end().unwrap_or(SessionEnd::Closed)
                 }
-                Err(end) => break end,
-            }
+                Err(end) => end,
+            };
+            // Under the same hold of the backend, so a connection arriving just after this one
+            // left (a test's next connection) finds the reset done.
+            self.leave(&mut backend).await;
+            return end;
         };
-        self.leave().await;
+        let sandbox = Arc::clone(&self.sandbox);
+        let mut backend = sandbox.backend.lock().await;
+        self.leave(&mut backend).await;
         end
     }
 
@@ -346,9 +349,8 @@ impl ClientSession<'_> {
     }
 
     /// Removes the client from the sandbox; the last one out resets it.
-    async fn leave(&mut self) {
+    async fn leave(&mut self, backend: &mut Backend) {
         let sandbox = Arc::clone(&self.sandbox);
-        let mut backend = sandbox.backend.lock().await;
         backend.forget_client(self.id);
         let last = sandbox.counters.connections_open.fetch_sub(1, Relaxed) == 1;
         if backend.broken.is_set() {
