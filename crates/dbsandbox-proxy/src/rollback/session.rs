@@ -403,7 +403,10 @@ impl ClientSession<'_> {
                 return Err(SessionEnd::Fatal {
                     sqlstate: "54000",
                     message: format!(
-                        "the client sent more than {} bytes of messages without a Sync, Flush or                          Query; a dbsandbox rollback sandbox holds at most that much per                          connection until the unit of work is complete (ProxyConfig::max_pending_bytes)",
+                        "the client sent more than {} bytes of messages without a Sync, Flush or \
+                         Query; a dbsandbox rollback sandbox holds at most that much per \
+                         connection until the unit of work is complete \
+                         (ProxyConfig::max_pending_bytes)",
                         self.max_pending_bytes
                     ),
                 });

@@ -161,7 +161,8 @@ impl Backend {
         .await;
         replies.unwrap_or_else(|_| {
             Err(BackendFailure(format!(
-                "the sandbox's server did not answer dbsandbox's own statement within {} s                  ({what}); the connection to it was given up",
+                "the sandbox's server did not answer dbsandbox's own statement within {} s \
+                 ({what}); the connection to it was given up",
                 INTERNAL_REPLY_TIMEOUT.as_secs()
             )))
         })
