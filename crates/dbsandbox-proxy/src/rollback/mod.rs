@@ -147,7 +147,7 @@ impl Sandboxes {
             );
             return Ok(true);
         }
-        let mut backend = sandbox.backend.lock().await;
+        let mut backend = turn(&sandbox).await?;
         backend.reset().await.map_err(|e| e.0)?;
         sandbox
             .counters
@@ -166,7 +166,7 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let mut backend = sandbox.backend.lock().await;
+        let mut backend = turn(&sandbox).await?;
         if let Some(breakage) = backend.broken.get() {
             return Err(broken::message(key, &breakage.reason));
         }
@@ -192,7 +192,7 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let backend = sandbox.backend.lock().await;
+        let backend = turn(&sandbox).await?;
         Ok(Some(backend.written_since_reset(now)))
     }
 
@@ -221,6 +221,25 @@ impl Sandboxes {
 }
 
 /// Opens the sandbox's backend connection and transaction.
+/// Longest wait of a control request (reset, stats) for the key's turn: a connection holds it for
+/// its statement, its unfinished extended-protocol sequence or its COPY, which a stuck client may
+/// never finish; the request then fails with a clear error instead of hanging.
+const TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn turn(sandbox: &Sandbox) -> Result<tokio::sync::MutexGuard<'_, sandbox::Backend>, String> {
+    tokio::time::timeout(TURN_TIMEOUT, sandbox.backend.lock())
+        .await
+        .map_err(|_| {
+            format!(
+                "the sandbox of key {} is busy: one of its connections has held it for more than \
+                 {} s (a long statement, or an extended-protocol sequence or COPY it has not \
+                 finished); try again when it is done",
+                sandbox.key,
+                TURN_TIMEOUT.as_secs()
+            )
+        })
+}
+
 /// Longest wait for a sandbox's backend to connect, authenticate and open its transaction: every
 /// connection of the key waits for it, so a server that accepts and never answers must not hold
 /// them for ever.
