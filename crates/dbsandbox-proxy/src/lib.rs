@@ -1,14 +1,16 @@
 //! The dbsandbox wire-protocol proxy: a PostgreSQL endpoint on loopback whose database name is a
 //! sandbox key. Each client connection is authenticated by the proxy, routed by its key to a
 //! backend database (the [`Router`] decides where, the CLI implements it over the clone pool), and
-//! then relayed message by message in both directions. This is the pass-through part; rollback
-//! virtualisation is added later on top of the same message framing.
+//! then relayed message by message in both directions (database isolation), or joined to the
+//! key's rollback sandbox, one never-committed backend transaction shared by every connection of
+//! the key ([`rollback`]).
 //!
 //! Module map: [`key`] (sandbox key rules and routing errors), `wire` (the few server-side
 //! messages postgres-protocol does not write), `framing` (buffered message framing), `startup`
 //! (client startup packets and client authentication), `backend` (connecting and authenticating
 //! to PostgreSQL), `cancel` (proxy-issued cancel keys), `relay` (the steady-state pump),
-//! `stats` and `server` (listener, per-connection driver, shutdown).
+//! [`classify`] (statement classification), [`rollback`] (rollback sandboxes), `stats` and
+//! `server` (listener, per-connection driver, shutdown).
 
 mod backend;
 mod cancel;

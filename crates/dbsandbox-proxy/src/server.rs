@@ -107,6 +107,11 @@ pub struct ProxyConfig {
     /// state lasts until an explicit reset, so code under test may close its own connection
     /// before the test looks at what it committed.
     pub reset_on_close: bool,
+    /// Most bytes of complete messages a rollback client may send without ending a unit of work
+    /// (Sync, Flush, Query, FunctionCall, Terminate). The proxy holds them until the unit is
+    /// complete, so a client that never syncs would otherwise make it buffer without end; past
+    /// the bound the connection ends with FATAL 54000. Default 64 MiB.
+    pub max_pending_bytes: usize,
 }
 
 impl Default for ProxyConfig {
@@ -117,6 +122,7 @@ impl Default for ProxyConfig {
             startup_timeout: Duration::from_secs(30),
             default_isolation: Isolation::Database,
             reset_on_close: true,
+            max_pending_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -329,10 +335,15 @@ async fn handle_connection(
         }
         Farewell::Relay(bytes) => bytes,
     };
-    // Best effort: the client may already be gone.
+    // Best effort: the client may already be gone. What the client still sends is read and
+    // dropped until it closes (up to the second), so the kernel does not answer it with a reset
+    // that could destroy the error before the client reads it.
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         client.write_all(&bytes).await?;
-        client.shutdown().await
+        client.shutdown().await?;
+        let mut sink = vec![0u8; 64 * 1024];
+        while tokio::io::AsyncReadExt::read(&mut client, &mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
     })
     .await;
 }
@@ -442,12 +453,7 @@ async fn serve_rollback(
 ) -> Ending {
     let sandbox = match shared.sandboxes.get_or_create(&request.key, target).await {
         Ok(sandbox) => sandbox,
-        Err(message) => {
-            return Ending::Refused(Farewell::Refuse {
-                sqlstate: "08006",
-                message,
-            })
-        }
+        Err((sqlstate, message)) => return Ending::Refused(Farewell::Refuse { sqlstate, message }),
     };
     let id = sandbox.next_client_id();
     let cancel_key = sandbox.backend_key.map(|(process_id, secret_key)| {
@@ -473,20 +479,19 @@ async fn serve_rollback(
     sandbox.counters.connections_open.fetch_add(1, Relaxed);
     sandbox.counters.connections_total.fetch_add(1, Relaxed);
     info!(user = %request.user, database = %target.database, "rollback session established");
-    let (reader, writer) = client.split();
-    let mut session = rollback::session::ClientSession {
+    let mut session = rollback::session::ClientSession::new(
         sandbox,
         id,
-        reader,
-        writer,
-        buf: client_buf,
-        max_message_bytes: shared.config.max_message_bytes,
+        client.split(),
+        client_buf,
         pid,
-        startup: rollback::session::startup_settings(&request.params),
-        reset_on_close: target
-            .reset_on_close
-            .unwrap_or(shared.config.reset_on_close),
-    };
+        rollback::session::startup_settings(&request.params),
+    );
+    session.max_message_bytes = shared.config.max_message_bytes;
+    session.max_pending_bytes = shared.config.max_pending_bytes;
+    session.reset_on_close = target
+        .reset_on_close
+        .unwrap_or(shared.config.reset_on_close);
     let end = session.run().await;
     drop(cancel_key);
     match end {
@@ -499,6 +504,9 @@ async fn serve_rollback(
             sqlstate: "08006",
             message,
         }),
+        rollback::session::SessionEnd::Fatal { sqlstate, message } => {
+            Ending::Ended(Farewell::Refuse { sqlstate, message })
+        }
     }
 }
 

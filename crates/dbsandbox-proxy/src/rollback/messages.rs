@@ -206,6 +206,10 @@ pub mod front {
         frontend::sync(buf);
     }
 
+    pub fn copy_fail(buf: &mut BytesMut, reason: &str) {
+        framed(buf, b'f', |b| put_cstr(b, reason));
+    }
+
     pub fn flush(buf: &mut BytesMut) {
         frontend::flush(buf);
     }
@@ -340,6 +344,23 @@ pub fn error_fields(body: &[u8]) -> (String, String) {
         rest = tail.get(end + 1..).unwrap_or(&[]);
     }
     (code, message)
+}
+
+/// Whether an ErrorResponse body (after tag and length) is FATAL or PANIC: the server closes
+/// the connection after it.
+pub fn is_fatal(body: &[u8]) -> bool {
+    let mut rest = body;
+    while let Some((&field, tail)) = rest.split_first() {
+        if field == 0 {
+            break;
+        }
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        if field == b'V' || field == b'S' {
+            return matches!(&tail[..end], b"FATAL" | b"PANIC");
+        }
+        rest = tail.get(end + 1..).unwrap_or(&[]);
+    }
+    false
 }
 
 /// Quotes a string literal for SQL.

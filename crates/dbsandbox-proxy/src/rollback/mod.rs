@@ -2,8 +2,11 @@
 //! never committed, and sees a private session (its own transaction status, statement names,
 //! settings and LISTENs) on top of it. [`sandbox`] holds the shared state and the savepoint
 //! bookkeeping, [`session`] drives one client connection, [`messages`] reads and writes the
-//! messages involved. This module keeps the sandboxes of a proxy, one per key.
+//! messages involved, [`broken`] what a key whose backend was lost tells its connections. This
+//! module keeps the sandboxes of a proxy, one per key.
 
+pub mod broken;
+mod client_io;
 pub mod messages;
 pub mod sandbox;
 pub mod session;
@@ -16,6 +19,7 @@ use postgres_protocol::message::backend::Message;
 
 use crate::backend::{self, BackendAddr, BackendError, BackendStream};
 use crate::server::BackendTarget;
+use sandbox::SandboxCounters;
 pub use sandbox::{Sandbox, SandboxStats};
 
 /// How a key's connections are isolated.
@@ -53,9 +57,13 @@ impl Isolation {
 #[derive(Default)]
 pub struct Sandboxes {
     by_key: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Sandbox>>>>>,
-    /// Which database each sandbox runs in (a released key gets a new database and sandbox).
-    databases: Mutex<HashMap<String, String>>,
+    /// Where each sandbox runs (a released key gets a new database and sandbox; a reset broken
+    /// one a new sandbox in the same database).
+    targets: Mutex<HashMap<String, BackendTarget>>,
 }
+
+/// Why a connection could not join its key's sandbox: SQLSTATE and message.
+pub type JoinError = (&'static str, String);
 
 impl Sandboxes {
     fn slots(
@@ -64,35 +72,49 @@ impl Sandboxes {
         self.by_key.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key's sandbox in `target`'s database, created on first use.
+    fn targets(&self) -> std::sync::MutexGuard<'_, HashMap<String, BackendTarget>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The key's sandbox in `target`'s database, created on first use. A broken sandbox is not
+    /// replaced: the connection is refused with the reason, until the key is reset or released.
     pub async fn get_or_create(
         &self,
         key: &str,
         target: &BackendTarget,
-    ) -> Result<Arc<Sandbox>, String> {
-        {
-            let slot = {
-                let mut slots = self.slots();
-                let mut databases = self.databases.lock().unwrap_or_else(|p| p.into_inner());
-                let stale = databases.get(key).is_some_and(|db| db != &target.database);
-                let broken = slots
-                    .get(key)
-                    .and_then(|s| s.get())
-                    .is_some_and(|s| s.backend.try_lock().is_ok_and(|b| b.broken.is_some()));
-                if stale || broken {
-                    slots.remove(key);
-                }
-                databases.insert(key.to_string(), target.database.clone());
-                Arc::clone(slots.entry(key.to_string()).or_default())
-            };
-            let created = slot.get_or_try_init(|| create(key, target)).await;
-            match created {
-                Ok(sandbox) => Ok(Arc::clone(sandbox)),
-                Err(e) => {
-                    self.slots().remove(key);
-                    Err(e)
-                }
+    ) -> Result<Arc<Sandbox>, JoinError> {
+        let slot = {
+            let mut slots = self.slots();
+            let mut targets = self.targets();
+            let stale = targets
+                .get(key)
+                .is_some_and(|t| t.database != target.database);
+            if stale {
+                slots.remove(key);
             }
+            targets.insert(key.to_string(), target.clone());
+            Arc::clone(slots.entry(key.to_string()).or_default())
+        };
+        let created = slot
+            .get_or_try_init(|| create(key, target, Arc::default()))
+            .await;
+        let sandbox = match created {
+            Ok(sandbox) => Arc::clone(sandbox),
+            Err(e) => {
+                self.slots().remove(key);
+                return Err(("08006", e));
+            }
+        };
+        // A backend that died while the key was idle is noticed now, not by this connection's
+        // first statement (which would fail with a broken pipe).
+        if let Ok(mut backend) = sandbox.backend.try_lock() {
+            if let Err(failure) = backend.probe().await {
+                backend.break_with(&failure.0);
+            }
+        }
+        match sandbox.broken.get() {
+            Some(breakage) => Err((breakage.sqlstate, broken::message(key, &breakage.reason))),
+            None => Ok(sandbox),
         }
     }
 
@@ -100,12 +122,32 @@ impl Sandboxes {
         self.slots().get(key).and_then(|s| s.get().cloned())
     }
 
-    /// Rolls the key's sandbox back to its template state. False when the key has none.
+    /// Rolls the key's sandbox back to its template state. False when the key has none. A broken
+    /// sandbox is replaced by a fresh one in the same database, which keeps its counters.
     pub async fn reset(&self, key: &str) -> Result<bool, String> {
         let Some(sandbox) = self.existing(key) else {
             return Ok(false);
         };
-        let mut backend = sandbox.backend.lock().await;
+        if sandbox.broken.is_set() {
+            let Some(target) = self.targets().get(key).cloned() else {
+                return Ok(false);
+            };
+            let fresh = create(key, &target, Arc::clone(&sandbox.counters)).await?;
+            fresh
+                .counters
+                .resets
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                key,
+                "broken rollback sandbox reset: a fresh one replaces it"
+            );
+            self.slots().insert(
+                key.to_string(),
+                Arc::new(tokio::sync::OnceCell::from(fresh)),
+            );
+            return Ok(true);
+        }
+        let mut backend = turn(&sandbox).await?;
         backend.reset().await.map_err(|e| e.0)?;
         sandbox
             .counters
@@ -124,9 +166,9 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let mut backend = sandbox.backend.lock().await;
-        if let Some(broken) = &backend.broken {
-            return Err(broken.clone());
+        let mut backend = turn(&sandbox).await?;
+        if let Some(breakage) = backend.broken.get() {
+            return Err(broken::message(key, &breakage.reason));
         }
         // Inside a savepoint, so that a failing query cannot abort the sandbox's transaction.
         let wrapped = format!("SAVEPOINT dbsb_query; {sql}; RELEASE SAVEPOINT dbsb_query");
@@ -150,17 +192,14 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let backend = sandbox.backend.lock().await;
+        let backend = turn(&sandbox).await?;
         Ok(Some(backend.written_since_reset(now)))
     }
 
     /// Forgets the key's sandbox (its database is about to be dropped).
     pub fn remove(&self, key: &str) {
         self.slots().remove(key);
-        self.databases
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.targets().remove(key);
     }
 
     /// One key's counters (`None` when the key has no sandbox).
@@ -182,7 +221,52 @@ impl Sandboxes {
 }
 
 /// Opens the sandbox's backend connection and transaction.
-async fn create(key: &str, target: &BackendTarget) -> Result<Arc<Sandbox>, String> {
+/// Longest wait of a control request (reset, stats) for the key's turn: a connection holds it for
+/// its statement, its unfinished extended-protocol sequence or its COPY, which a stuck client may
+/// never finish; the request then fails with a clear error instead of hanging.
+const TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn turn(sandbox: &Sandbox) -> Result<tokio::sync::MutexGuard<'_, sandbox::Backend>, String> {
+    tokio::time::timeout(TURN_TIMEOUT, sandbox.backend.lock())
+        .await
+        .map_err(|_| {
+            format!(
+                "the sandbox of key {} is busy: one of its connections has held it for more than \
+                 {} s (a long statement, or an extended-protocol sequence or COPY it has not \
+                 finished); try again when it is done",
+                sandbox.key,
+                TURN_TIMEOUT.as_secs()
+            )
+        })
+}
+
+/// Longest wait for a sandbox's backend to connect, authenticate and open its transaction: every
+/// connection of the key waits for it, so a server that accepts and never answers must not hold
+/// them for ever.
+const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn create(
+    key: &str,
+    target: &BackendTarget,
+    counters: Arc<SandboxCounters>,
+) -> Result<Arc<Sandbox>, String> {
+    tokio::time::timeout(OPEN_TIMEOUT, open(key, target, counters))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "dbsandbox could not open the sandbox for key {key}: the server at {} did not \
+                 answer within {} s",
+                BackendAddr::of(target),
+                OPEN_TIMEOUT.as_secs()
+            ))
+        })
+}
+
+async fn open(
+    key: &str,
+    target: &BackendTarget,
+    counters: Arc<SandboxCounters>,
+) -> Result<Arc<Sandbox>, String> {
     let addr = BackendAddr::of(target);
     let stream = backend::connect(&addr).await.map_err(|e| {
         format!("dbsandbox could not connect to the sandbox's server at {addr}: {e}")
@@ -193,6 +277,13 @@ async fn create(key: &str, target: &BackendTarget) -> Result<Arc<Sandbox>, Strin
             format!("dbsandbox sandbox {key}"),
         ),
         ("client_encoding".to_string(), "UTF8".to_string()),
+        // The sandbox's backend is idle in its transaction between any two statements: a server
+        // (or database, or role) setting would end it. A startup value survives RESET ALL.
+        // Clients' own values are kept per client and not applied (see session.rs).
+        (
+            "idle_in_transaction_session_timeout".to_string(),
+            "0".to_string(),
+        ),
     ];
     let (established, reader, writer): (
         _,
@@ -228,6 +319,7 @@ async fn create(key: &str, target: &BackendTarget) -> Result<Arc<Sandbox>, Strin
         parameters,
         addr,
         established.key_data,
+        counters,
     )))
 }
 

@@ -8,7 +8,9 @@
 //! transactions. Savepoint work is *lazy*: it is queued in `pending_ops` and sent in front of the
 //! next batch that reaches the backend, so BEGIN and COMMIT cost no round trip of their own. Every
 //! batch of client messages runs under a guard savepoint (prepared once as `dbsb_sp`/`dbsb_rel`),
-//! so an error only undoes that batch and never aborts the sandbox.
+//! so an error only undoes that batch and never aborts the sandbox. A departed client's prepared
+//! statements are closed with protocol Close, which cannot fail (DEALLOCATE of a statement whose
+//! Parse failed would abort the sandbox's transaction).
 //!
 //! Rule for interleaved transactions (documented in the README): request cycles are serialised per
 //! key, transactions are not. A COMMIT whose savepoint has another client's savepoint above it is
@@ -20,9 +22,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod wire;
+
+use super::broken::BrokenFlag;
 use super::messages::{back, front};
 use crate::backend::BackendAddr;
 use crate::classify::{quote_ident, Kind};
@@ -202,6 +207,10 @@ pub struct Backend {
     pub clients: HashMap<ClientId, ClientState>,
     stack: Vec<Savepoint>,
     pending_ops: Vec<String>,
+    /// Prepared statements (backend names) to close before the next batch. Close, unlike
+    /// DEALLOCATE, is no error for a statement that does not exist (its Parse failed), so this
+    /// clean-up cannot fail.
+    pending_closes: Vec<String>,
     /// Session settings currently on the backend; `None` when unknown (after a rollback).
     applied: Option<BTreeMap<String, String>>,
     /// Whose Parse the backend's unnamed statement holds.
@@ -212,8 +221,12 @@ pub struct Backend {
     /// The guard savepoint of the last batch is still open: it is released at the start of the
     /// next batch (or before any internal SQL), so a batch needs no extra Sync of its own.
     pub guard_left_open: bool,
-    /// Set when the backend failed; every later cycle gets this error.
-    pub broken: Option<String>,
+    /// Set when the backend failed; shared with the [`Sandbox`] and watched by its sessions.
+    pub broken: Arc<BrokenFlag>,
+    /// The key, for logs.
+    pub key: String,
+    /// The last FATAL error the server sent (code, message): why it is about to close.
+    last_fatal: Option<(String, String)>,
     next_savepoint: u64,
     /// Per table oid, the backend's uncommitted write counters at the last reset: the backend
     /// never leaves its transaction, so PostgreSQL never flushes them, and the sandbox's own
@@ -270,91 +283,18 @@ impl Backend {
             clients: HashMap::new(),
             stack: Vec::new(),
             pending_ops: Vec::new(),
+            pending_closes: Vec::new(),
             applied: Some(BTreeMap::new()),
             unnamed_owner: None,
             restore_sequences: None,
             needs_reset: false,
             guard_left_open: false,
-            broken: None,
+            broken: Arc::new(BrokenFlag::default()),
+            key: String::new(),
+            last_fatal: None,
             next_savepoint: 0,
             write_baseline: HashMap::new(),
             user_tables: "{}".into(),
-        }
-    }
-
-    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BackendFailure> {
-        self.writer.write_all(bytes).await?;
-        Ok(())
-    }
-
-    /// Reads the next whole message.
-    pub async fn read(&mut self) -> Result<BackendMsg, BackendFailure> {
-        loop {
-            if self.rbuf.len() >= 5 {
-                let len =
-                    i32::from_be_bytes([self.rbuf[1], self.rbuf[2], self.rbuf[3], self.rbuf[4]]);
-                if len < 4 {
-                    return Err(BackendFailure(format!(
-                        "the server sent a message with length {len}"
-                    )));
-                }
-                let total = len as usize + 1;
-                if self.rbuf.len() >= total {
-                    let raw = self.rbuf.split_to(total).freeze();
-                    return Ok(BackendMsg { tag: raw[0], raw });
-                }
-                self.rbuf.reserve(total - self.rbuf.len());
-            }
-            if self.reader.read_buf(&mut self.rbuf).await? == 0 {
-                return Err(BackendFailure(
-                    "the sandbox's server closed the connection".into(),
-                ));
-            }
-        }
-    }
-
-    /// Runs SQL we made up (one simple Query) and returns its rows as text, or the server's error.
-    pub async fn run_internal(
-        &mut self,
-        sql: &str,
-    ) -> Result<Result<Vec<Vec<Option<String>>>, String>, BackendFailure> {
-        let mut out = BytesMut::new();
-        if std::mem::take(&mut self.guard_left_open) {
-            front::query(&mut out, &format!("RELEASE SAVEPOINT {GUARD}; {sql}"));
-        } else {
-            front::query(&mut out, sql);
-        }
-        self.write(&out).await?;
-        self.unnamed_owner = None; // a simple Query drops the unnamed statement
-        let mut rows = Vec::new();
-        let mut error = None;
-        loop {
-            let msg = self.read().await?;
-            match msg.tag {
-                b'D' => rows.push(data_row_texts(msg.body())),
-                b'E' => {
-                    let (code, message) = super::messages::error_fields(msg.body());
-                    error.get_or_insert(format!("{message} ({code})"));
-                }
-                b'Z' => break,
-                _ => {}
-            }
-        }
-        Ok(match error {
-            Some(e) => Err(e),
-            None => Ok(rows),
-        })
-    }
-
-    /// Runs internal SQL that must succeed; a failure breaks the sandbox.
-    pub async fn run_required(&mut self, sql: &str) -> Result<(), BackendFailure> {
-        match self.run_internal(sql).await? {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let failure = format!("internal statement failed: {e} (statement: {sql})");
-                self.broken = Some(failure.clone());
-                Err(BackendFailure(failure))
-            }
         }
     }
 
@@ -429,7 +369,7 @@ impl Backend {
             Ok(rows) => rows,
             Err(e) => {
                 let failure = format!("resetting the sandbox failed: {e}");
-                self.broken = Some(failure.clone());
+                self.break_with(&failure);
                 return Err(BackendFailure(failure));
             }
         };
@@ -519,13 +459,33 @@ impl Backend {
                 parts.extend(target.values().cloned());
             }
         }
-        self.applied = Some(target.clone());
+        // The client's own idle-in-transaction timeout is set back to 0 before each of its
+        // batches ends, so it is set again for each (see session::VIRTUAL_SETTING).
+        let mut applied = target.clone();
+        applied.remove(super::session::VIRTUAL_SETTING);
+        self.applied = Some(applied);
         (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Queues SQL to run before the next batch.
     pub fn queue(&mut self, ops: Vec<String>) {
         self.pending_ops.extend(ops);
+    }
+
+    /// Queues the Close of a client's prepared statement (by its client name).
+    pub fn queue_close(&mut self, id: ClientId, name: &str) {
+        if !name.is_empty() {
+            self.pending_closes.push(statement_name(id, name));
+        }
+    }
+
+    /// Appends the queued Closes to a batch; returns how many (each answers CloseComplete).
+    pub fn take_closes(&mut self, out: &mut BytesMut) -> usize {
+        let closes = std::mem::take(&mut self.pending_closes);
+        for name in &closes {
+            front::close(out, false, name);
+        }
+        closes.len()
     }
 
     /// Forgets what the backend's settings are (after a rollback undid some of them).
@@ -544,6 +504,9 @@ impl Backend {
         };
         if client.status != TxStatus::Idle {
             client.tx_touched_settings = true;
+        }
+        if name == super::session::VIRTUAL_SETTING {
+            return;
         }
         if let Some(applied) = &mut self.applied {
             match set {
@@ -867,22 +830,15 @@ impl Backend {
         }
         // Savepoints it released under someone else's stay until they collapse; nothing to do.
         if let Some(client) = self.clients.remove(&id) {
-            for name in client
+            for (name, _) in client
                 .statements
                 .iter()
-                .filter(|(n, p)| !n.is_empty() && matches!(p, Prepared::Real { .. }))
-                .map(|(n, _)| n)
+                .filter(|(_, p)| matches!(p, Prepared::Real { .. }))
             {
-                self.pending_ops.push(format!(
-                    "DEALLOCATE {}",
-                    quote_ident(&statement_name(id, name))
-                ));
+                self.queue_close(id, name);
             }
             for name in &client.sql_prepared {
-                self.pending_ops.push(format!(
-                    "DEALLOCATE {}",
-                    quote_ident(&statement_name(id, name))
-                ));
+                self.queue_close(id, name);
             }
         }
         if self.unnamed_owner == Some(id) {
@@ -892,11 +848,21 @@ impl Backend {
 
     /// Runs queued savepoint work now (used when no client batch follows soon).
     pub async fn flush_pending(&mut self) -> Result<(), BackendFailure> {
-        if self.pending_ops.is_empty() {
-            return Ok(());
+        if !self.pending_ops.is_empty() {
+            let sql = std::mem::take(&mut self.pending_ops).join("; ");
+            self.run_required(&sql).await?;
         }
-        let sql = std::mem::take(&mut self.pending_ops).join("; ");
-        self.run_required(&sql).await
+        let mut out = BytesMut::new();
+        if self.take_closes(&mut out) > 0 {
+            front::sync(&mut out);
+            self.write(&out).await?;
+            if let (_, Some(e)) = self.read_internal("Close of prepared statements").await? {
+                let failure = format!("closing a client's prepared statements failed: {e}");
+                self.break_with(&failure);
+                return Err(BackendFailure(failure));
+            }
+        }
+        Ok(())
     }
 
     /// Appends the guard savepoint (prepared once, run through the unnamed portal: the client's
@@ -979,7 +945,11 @@ fn data_row_texts(mut body: &[u8]) -> Vec<Option<String>> {
 pub struct Sandbox {
     pub key: String,
     pub backend: tokio::sync::Mutex<Backend>,
-    pub counters: SandboxCounters,
+    /// Shared with the sandbox that replaces this one after a reset of a broken key, so a
+    /// run's counters go on.
+    pub counters: Arc<SandboxCounters>,
+    /// Set when the backend is lost; the key then says so until it is reset or released.
+    pub broken: Arc<BrokenFlag>,
     /// ParameterStatus values the backend reported at startup.
     pub parameters: Vec<(String, String)>,
     pub addr: BackendAddr,
@@ -995,15 +965,19 @@ pub struct Sandbox {
 impl Sandbox {
     pub fn new(
         key: String,
-        backend: Backend,
+        mut backend: Backend,
         parameters: Vec<(String, String)>,
         addr: BackendAddr,
         backend_key: Option<(i32, i32)>,
+        counters: Arc<SandboxCounters>,
     ) -> Sandbox {
+        backend.key = key.clone();
+        let broken = Arc::clone(&backend.broken);
         Sandbox {
             key,
             backend: tokio::sync::Mutex::new(backend),
-            counters: SandboxCounters::default(),
+            counters,
+            broken,
             parameters,
             addr,
             backend_key,
@@ -1019,179 +993,4 @@ impl Sandbox {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A backend with no connection behind it: the bookkeeping needs none.
-    fn backend(clients: &[ClientId]) -> Backend {
-        let mut backend = Backend::new(
-            Box::new(tokio::io::empty()),
-            Box::new(tokio::io::sink()),
-            BytesMut::new(),
-        );
-        for &id in clients {
-            let (outbox, _) = tokio::sync::mpsc::unbounded_channel();
-            backend
-                .clients
-                .insert(id, ClientState::new(id as i32, outbox, BTreeMap::new()));
-        }
-        backend
-    }
-
-    fn run(backend: &mut Backend, id: ClientId, kind: Kind) -> Result<&'static str, ClientError> {
-        backend
-            .transaction_control(id, &kind, &SandboxCounters::default())
-            .map(|(tag, _)| tag)
-    }
-
-    /// What the next batch of `id` would send before its guard.
-    fn work(backend: &mut Backend, id: ClientId) -> String {
-        backend.take_savepoint_work(id).unwrap_or_default()
-    }
-
-    #[test]
-    fn begin_costs_nothing_until_a_statement_and_commit_releases() {
-        let mut b = backend(&[1]);
-        assert_eq!(run(&mut b, 1, Kind::Begin).unwrap(), "BEGIN");
-        assert_eq!(b.pending_ops, Vec::<String>::new(), "BEGIN is lazy");
-        assert_eq!(work(&mut b, 1), "SAVEPOINT dbsb_c1_1");
-        assert_eq!(
-            run(&mut b, 1, Kind::Commit { chain: false }).unwrap(),
-            "COMMIT"
-        );
-        assert_eq!(work(&mut b, 1), "RELEASE SAVEPOINT dbsb_c1_1");
-        // An empty transaction never reaches the server.
-        run(&mut b, 1, Kind::Begin).unwrap();
-        run(&mut b, 1, Kind::Commit { chain: false }).unwrap();
-        assert_eq!(work(&mut b, 1), "");
-    }
-
-    #[test]
-    fn a_commit_under_another_clients_savepoint_waits_for_it() {
-        let mut b = backend(&[1, 2]);
-        run(&mut b, 1, Kind::Begin).unwrap();
-        assert_eq!(work(&mut b, 1), "SAVEPOINT dbsb_c1_1");
-        run(&mut b, 2, Kind::Begin).unwrap();
-        assert_eq!(work(&mut b, 2), "SAVEPOINT dbsb_c2_2");
-        run(&mut b, 1, Kind::Commit { chain: false }).unwrap();
-        assert_eq!(
-            work(&mut b, 1),
-            "",
-            "releasing 1 now would destroy 2's savepoint"
-        );
-        run(&mut b, 2, Kind::Commit { chain: false }).unwrap();
-        assert_eq!(
-            work(&mut b, 2),
-            "RELEASE SAVEPOINT dbsb_c1_1",
-            "both go at once"
-        );
-        assert!(b.stack.is_empty());
-    }
-
-    #[test]
-    fn a_rollback_recreates_the_savepoints_of_other_clients_above_it() {
-        let mut b = backend(&[1, 2]);
-        run(&mut b, 1, Kind::Begin).unwrap();
-        work(&mut b, 1);
-        run(&mut b, 2, Kind::Begin).unwrap();
-        work(&mut b, 2);
-        assert_eq!(
-            run(&mut b, 1, Kind::Rollback { chain: false }).unwrap(),
-            "ROLLBACK"
-        );
-        assert_eq!(
-            work(&mut b, 2),
-            "ROLLBACK TO SAVEPOINT dbsb_c1_1; RELEASE SAVEPOINT dbsb_c1_1; SAVEPOINT dbsb_c2_2"
-        );
-        assert_eq!(
-            b.clients[&2].status,
-            TxStatus::InTx,
-            "2's transaction goes on"
-        );
-        run(&mut b, 2, Kind::Commit { chain: false }).unwrap();
-        assert_eq!(work(&mut b, 2), "RELEASE SAVEPOINT dbsb_c2_2");
-    }
-
-    #[test]
-    fn client_savepoints_follow_postgres_rules() {
-        let mut b = backend(&[1]);
-        assert_eq!(
-            run(&mut b, 1, Kind::Savepoint("a".into()))
-                .unwrap_err()
-                .sqlstate,
-            "25P01"
-        );
-        run(&mut b, 1, Kind::Begin).unwrap();
-        assert_eq!(
-            run(&mut b, 1, Kind::Savepoint("a".into())).unwrap(),
-            "SAVEPOINT"
-        );
-        assert_eq!(work(&mut b, 1), "SAVEPOINT dbsb_c1_1; SAVEPOINT dbsb_c1_2");
-        run(&mut b, 1, Kind::Savepoint("b".into())).unwrap();
-        assert_eq!(
-            run(&mut b, 1, Kind::RollbackTo("a".into())).unwrap(),
-            "ROLLBACK"
-        );
-        assert_eq!(
-            work(&mut b, 1),
-            "SAVEPOINT dbsb_c1_3; ROLLBACK TO SAVEPOINT dbsb_c1_2"
-        );
-        assert_eq!(
-            run(&mut b, 1, Kind::Release("b".into()))
-                .unwrap_err()
-                .sqlstate,
-            "3B001",
-            "b went with the rollback to a"
-        );
-        assert_eq!(
-            run(&mut b, 1, Kind::Release("a".into())).unwrap(),
-            "RELEASE"
-        );
-        assert_eq!(work(&mut b, 1), "RELEASE SAVEPOINT dbsb_c1_2");
-        // A failed transaction ends with ROLLBACK whatever the client says.
-        b.client_failed(1);
-        assert_eq!(
-            run(&mut b, 1, Kind::Savepoint("c".into()))
-                .unwrap_err()
-                .sqlstate,
-            "25P02"
-        );
-        assert_eq!(
-            run(&mut b, 1, Kind::Commit { chain: false }).unwrap(),
-            "ROLLBACK"
-        );
-        assert_eq!(
-            work(&mut b, 1),
-            "ROLLBACK TO SAVEPOINT dbsb_c1_1; RELEASE SAVEPOINT dbsb_c1_1"
-        );
-        assert_eq!(b.clients[&1].status, TxStatus::Idle);
-    }
-
-    #[test]
-    fn notify_waits_for_commit_and_is_dropped_by_rollback() {
-        let mut b = backend(&[1, 2]);
-        let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
-        b.clients
-            .insert(2, ClientState::new(2, outbox, BTreeMap::new()));
-        b.clients.get_mut(&2).unwrap().listens.insert("ch".into());
-        run(&mut b, 1, Kind::Begin).unwrap();
-        b.notify(1, "ch", "one");
-        b.notify(1, "ch", "one");
-        assert!(inbox.try_recv().is_err(), "nothing before COMMIT");
-        run(&mut b, 1, Kind::Commit { chain: false }).unwrap();
-        assert!(inbox.try_recv().is_ok());
-        assert!(
-            inbox.try_recv().is_err(),
-            "duplicates in one transaction fold into one"
-        );
-        run(&mut b, 1, Kind::Begin).unwrap();
-        b.notify(1, "ch", "two");
-        run(&mut b, 1, Kind::Rollback { chain: false }).unwrap();
-        assert!(inbox.try_recv().is_err(), "a rollback drops it");
-        b.notify(1, "ch", "three");
-        assert!(
-            inbox.try_recv().is_ok(),
-            "outside a transaction it goes at once"
-        );
-    }
-}
+mod tests;

@@ -9,6 +9,15 @@
 //! before the next unit reaches the backend, or it would run in an aborted transaction. Within a
 //! unit everything is pipelined; it is split only where a virtual statement needs the state the
 //! preceding messages produced (an error before a COMMIT means the COMMIT never happened).
+//!
+//! The rule that keeps a key from freezing: a cycle always leaves the server at a protocol
+//! boundary, whatever happened in it. Every reply the plan expects is one the server will send:
+//! after an extended-protocol error (the client's or one of ours) the server skips everything
+//! until a Sync, so one is sent before anything else; one of our statements that fails answers
+//! the client in place of its statements and the batch is undone; a client that leaves or breaks
+//! the protocol mid-cycle has its query cancelled or its COPY failed and the cycle runs on to the
+//! boundary; and a server that is gone breaks the key for everyone with the reason
+//! ([`super::broken`]) instead of being waited on.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -26,14 +35,21 @@ use super::sandbox::{
 };
 use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
+mod replies;
+
 /// How a session ended.
 pub enum SessionEnd {
-    /// The client said goodbye or went away.
+    /// The client said goodbye or went away (or was told why already).
     Closed,
     /// The client broke the protocol; the message is for its FATAL error.
     Protocol(String),
-    /// The sandbox's backend failed; the message is for the client's FATAL error.
+    /// The sandbox's backend failed, for the reason given: the key is now broken.
     Backend(String),
+    /// The proxy ends the session with this FATAL error.
+    Fatal {
+        sqlstate: &'static str,
+        message: String,
+    },
 }
 
 impl From<BackendFailure> for SessionEnd {
@@ -207,6 +223,51 @@ pub struct ClientSession<'a> {
     pub startup: BTreeMap<String, String>,
     /// Reset the sandbox when the key's last connection closes.
     pub reset_on_close: bool,
+    /// Most bytes of complete messages buffered without a unit end (`ProxyConfig::max_pending_bytes`).
+    pub max_pending_bytes: usize,
+    /// The client's socket closed: its replies are dropped and its running query is cancelled,
+    /// but the cycle goes on until the backend is back at a boundary.
+    pub gone: bool,
+    /// How the session ends once the current cycle is over (the client left, or broke the
+    /// protocol, in the middle of a COPY).
+    pub deferred_end: Option<SessionEnd>,
+    /// A FATAL error from the server reached the client, which needs no second one.
+    pub fatal_forwarded: bool,
+    /// The departed client's running statement was cancelled (once is enough: the session ends
+    /// with the cycle).
+    pub cancel_sent: bool,
+    /// An error in the client's extended-protocol sequence: its messages are ignored until its
+    /// Sync, as PostgreSQL does, across cycles.
+    pub skipping: bool,
+}
+
+impl<'a> ClientSession<'a> {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        id: ClientId,
+        (reader, writer): (ReadHalf<'a>, WriteHalf<'a>),
+        buf: BytesMut,
+        pid: i32,
+        startup: BTreeMap<String, String>,
+    ) -> ClientSession<'a> {
+        ClientSession {
+            sandbox,
+            id,
+            reader,
+            writer,
+            buf,
+            max_message_bytes: 64 * 1024 * 1024,
+            pid,
+            startup,
+            reset_on_close: true,
+            max_pending_bytes: 64 * 1024 * 1024,
+            gone: false,
+            deferred_end: None,
+            fatal_forwarded: false,
+            cancel_sent: false,
+            skipping: false,
+        }
+    }
 }
 
 impl ClientSession<'_> {
@@ -214,6 +275,7 @@ impl ClientSession<'_> {
     pub async fn run(&mut self) -> SessionEnd {
         let (outbox, mut inbox) = mpsc::unbounded_channel::<BytesMut>();
         let mut outbox = Some(outbox);
+        let mut broken = self.sandbox.broken.subscribe();
         let end = loop {
             let unit = match self.take_unit() {
                 Ok(Some(unit)) => unit,
@@ -222,6 +284,12 @@ impl ClientSession<'_> {
                         read = self.reader.read_buf(&mut self.buf) => match read {
                             Ok(0) | Err(_) => break SessionEnd::Closed,
                             Ok(_) => continue,
+                        },
+                        // The key broke while this connection was idle: it is told at once, as
+                        // PostgreSQL tells an idle session that is terminated.
+                        Ok(()) = broken.changed() => match self.broken_end() {
+                            Some(end) => break end,
+                            None => continue,
                         },
                         Some(message) = inbox.recv() => {
                             let mut out = message;
@@ -248,28 +316,46 @@ impl ClientSession<'_> {
             }
             let result = self.cycle(&mut backend, unit).await;
             sandbox.cycle_owner.store(0, Relaxed);
-            match result {
-                Ok(true) => {}
-                Ok(false) => break SessionEnd::Closed,
-                Err(end) => {
-                    if let SessionEnd::Backend(reason) = &end {
-                        backend.broken.get_or_insert(reason.clone());
-                    }
-                    break end;
+            let end = match result {
+                Ok(true) if self.deferred_end.is_none() && !self.gone => continue,
+                Ok(true) => self.deferred_end.take().unwrap_or(SessionEnd::Closed),
+                Ok(false) => SessionEnd::Closed,
+                Err(SessionEnd::Backend(reason)) => {
+                    backend.break_with(&reason);
+                    self.broken_end().unwrap_or(SessionEnd::Closed)
                 }
-            }
+                Err(end) => end,
+            };
+            // Under the same hold of the backend, so a connection arriving just after this one
+            // left (a test's next connection) finds the reset done.
+            self.leave(&mut backend).await;
+            return end;
         };
-        self.leave().await;
+        let sandbox = Arc::clone(&self.sandbox);
+        let mut backend = sandbox.backend.lock().await;
+        self.leave(&mut backend).await;
         end
     }
 
+    /// How a connection of a broken key ends: told the reason (unless the server's own FATAL
+    /// already told it, as for the connection that terminated the session).
+    fn broken_end(&self) -> Option<SessionEnd> {
+        let breakage = self.sandbox.broken.get()?;
+        if self.fatal_forwarded || self.gone {
+            return Some(SessionEnd::Closed);
+        }
+        Some(SessionEnd::Fatal {
+            sqlstate: breakage.sqlstate,
+            message: super::broken::message(&self.sandbox.key, &breakage.reason),
+        })
+    }
+
     /// Removes the client from the sandbox; the last one out resets it.
-    async fn leave(&mut self) {
+    async fn leave(&mut self, backend: &mut Backend) {
         let sandbox = Arc::clone(&self.sandbox);
-        let mut backend = sandbox.backend.lock().await;
         backend.forget_client(self.id);
         let last = sandbox.counters.connections_open.fetch_sub(1, Relaxed) == 1;
-        if backend.broken.is_some() {
+        if backend.broken.is_set() {
             return;
         }
         let cleaned = if last && self.reset_on_close {
@@ -280,7 +366,7 @@ impl ClientSession<'_> {
         };
         if let Err(e) = cleaned {
             tracing::warn!(key = %sandbox.key, "cleaning up after a client failed: {}", e.0);
-            backend.broken.get_or_insert(e.0);
+            backend.break_with(&e.0);
         }
     }
 
@@ -313,6 +399,18 @@ impl ClientSession<'_> {
             }
         }
         let Some(end) = ends else {
+            if offset > self.max_pending_bytes {
+                return Err(SessionEnd::Fatal {
+                    sqlstate: "54000",
+                    message: format!(
+                        "the client sent more than {} bytes of messages without a Sync, Flush or \
+                         Query; a dbsandbox rollback sandbox holds at most that much per \
+                         connection until the unit of work is complete \
+                         (ProxyConfig::max_pending_bytes)",
+                        self.max_pending_bytes
+                    ),
+                });
+            }
             return Ok(None);
         };
         let mut raw = self.buf.split_to(end).freeze();
@@ -352,16 +450,43 @@ impl ClientSession<'_> {
         backend: &mut Backend,
         first: Vec<FrontMsg>,
     ) -> Result<bool, SessionEnd> {
-        if let Some(reason) = &backend.broken {
-            return Err(SessionEnd::Backend(format!(
-                "the dbsandbox sandbox for key {} is broken: {reason}",
-                self.sandbox.key
-            )));
+        if !backend.broken.is_set() {
+            backend.probe().await?;
+        }
+        if let Some(end) = self.broken_end() {
+            return Err(end);
         }
         if backend.needs_reset {
             backend.reset().await?;
         }
         let mut unit = Unit::new(self.id);
+        unit.skipping = std::mem::take(&mut self.skipping);
+        let result = self.run_unit(backend, &mut unit, first).await;
+        self.skipping = unit.skipping;
+        match result {
+            Err(SessionEnd::Backend(reason)) => {
+                // What the server said before it went (a terminated session's FATAL 57P01) is
+                // the client's to see.
+                let _ = self.write_out(&mut unit.out).await;
+                Err(SessionEnd::Backend(reason))
+            }
+            Err(end) => {
+                // The client broke the protocol mid-unit: what is on its way to the server is
+                // finished first, so the key's next cycle finds the server at a boundary.
+                self.gone = true;
+                unit.finish(self, backend).await?;
+                Err(end)
+            }
+            ok => ok,
+        }
+    }
+
+    async fn run_unit(
+        &mut self,
+        backend: &mut Backend,
+        unit: &mut Unit,
+        first: Vec<FrontMsg>,
+    ) -> Result<bool, SessionEnd> {
         let mut messages = first;
         loop {
             let mut mid_sequence = false;
@@ -373,7 +498,10 @@ impl ClientSession<'_> {
                     }
                     FrontMsg::Flush => {
                         unit.flush(self, backend).await?;
-                        mid_sequence = true;
+                        // The key's turn stays with this client only while its sequence is open
+                        // on the server (a Flush right after a Sync, as psycopg's executemany
+                        // sends, opens nothing).
+                        mid_sequence = unit.guard;
                     }
                     // A Sync sent before the client's COPY data arrived while the server was in
                     // COPY IN, where PostgreSQL ignores it; the client sends another after CopyDone.
@@ -404,14 +532,6 @@ impl ClientSession<'_> {
             };
         }
     }
-
-    async fn write_out(&mut self, out: &mut BytesMut) -> Result<(), SessionEnd> {
-        if !out.is_empty() {
-            self.writer.write_all(out).await?;
-            out.clear();
-        }
-        Ok(())
-    }
 }
 
 /// The state of one unit of work while it is planned and run.
@@ -429,6 +549,23 @@ struct Unit {
     /// An extended-protocol COPY FROM STDIN just ended: a Sync the client sent before its data
     /// was ignored by the server.
     copy_in_done: bool,
+    /// The unit's SQL mentions `idle_in_transaction_session_timeout`: the backend gets it back
+    /// at 0 before its batch ends (see [`VIRTUAL_SETTING`]).
+    touches_virtual: bool,
+}
+
+/// A setting the shared backend must never keep between batches: it is idle in its transaction
+/// after every batch, so a client's timeout (or a server-wide one) would end the session of every
+/// connection of the key. A client's value holds inside its own batches (SHOW answers it) and is
+/// set back to 0, the sandbox's startup value, before each batch ends.
+pub const VIRTUAL_SETTING: &str = "idle_in_transaction_session_timeout";
+
+fn mentions_virtual_setting(sql: &str) -> bool {
+    sql.len() >= VIRTUAL_SETTING.len()
+        && sql
+            .as_bytes()
+            .windows(VIRTUAL_SETTING.len())
+            .any(|w| w.eq_ignore_ascii_case(VIRTUAL_SETTING.as_bytes()))
 }
 
 /// How a batch sent to the backend ends.
@@ -447,6 +584,9 @@ enum BatchEnd {
 struct Walked {
     client_error: bool,
     internal_error: Option<String>,
+    /// An extended-protocol error left the server ignoring messages until a Sync, and no Sync
+    /// was in the batch.
+    awaiting_sync: bool,
     /// Status byte of the last ReadyForQuery the backend sent.
     backend_status: u8,
     /// A COPY FROM STDIN ran.
@@ -463,6 +603,7 @@ impl Unit {
             guard: false,
             skipping: false,
             copy_in_done: false,
+            touches_virtual: false,
         }
     }
 
@@ -514,6 +655,9 @@ impl Unit {
             front::query(&mut self.batch, &work);
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
+        }
+        for _ in 0..backend.take_closes(&mut self.batch) {
+            self.steps.push(Step::Swallow(Expect::One));
         }
         backend.guard_open(&mut self.batch);
         self.steps.push(Step::Swallow(Expect::One));
@@ -582,6 +726,7 @@ impl Unit {
                     _ => sql,
                 };
                 self.prepare_forward(backend);
+                self.touches_virtual |= mentions_virtual_setting(&sql);
                 front::parse(
                     &mut self.batch,
                     &statement_name(id, &name),
@@ -702,9 +847,6 @@ impl Unit {
                                 front::flush(&mut self.batch);
                                 let walked = self.send(session, backend, BatchEnd::Open).await?;
                                 self.copy_in_done = walked.copied_in;
-                                if walked.client_error {
-                                    self.close_failed_sequence(session, backend).await?;
-                                }
                                 self.after_walk(session, backend, &walked).await?;
                             }
                             Some(Prepared::Real {
@@ -768,316 +910,6 @@ impl Unit {
             }
         }
         Ok(())
-    }
-
-    /// Sends what is pending with an internal Sync (closing the guard), walks the replies and
-    /// recovers from an error, so that what follows sees the real state.
-    async fn send_pending(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        if self.batch.is_empty() && self.steps.is_empty() {
-            return Ok(());
-        }
-        let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
-        self.after_walk(session, backend, &walked).await
-    }
-
-    /// Writes the batch and walks the replies. A batch that ends with a Sync (ours or the
-    /// client's) first releases the guard.
-    async fn send(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-        end: BatchEnd,
-    ) -> Result<Walked, SessionEnd> {
-        if end != BatchEnd::Open {
-            front::sync(&mut self.batch);
-            self.steps.push(if end == BatchEnd::ClientSync {
-                Step::Forward(Expect::Ready)
-            } else {
-                Step::Swallow(Expect::Ready)
-            });
-        }
-        tracing::trace!(steps = ?self.steps, "sending a batch");
-        backend.write(&self.batch).await?;
-        self.batch.clear();
-        let steps = std::mem::take(&mut self.steps);
-        let walked = self.walk(session, backend, steps).await?;
-        if end != BatchEnd::Open {
-            self.leave_guard_open(backend, &walked);
-        }
-        Ok(walked)
-    }
-
-    /// The batch's guard stays open for the next batch to release, unless the batch failed (then
-    /// recovery rolls back to it and releases it).
-    fn leave_guard_open(&mut self, backend: &mut Backend, walked: &Walked) {
-        if std::mem::take(&mut self.guard) && walked.backend_status != b'E' {
-            backend.guard_left_open = true;
-        }
-    }
-
-    /// After a client's error in a batch sent without Sync: the server now ignores everything
-    /// until a Sync, so end the sequence with our own, and undo the batch.
-    async fn close_failed_sequence(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        let mut sync = BytesMut::new();
-        front::sync(&mut sync);
-        backend.write(&sync).await?;
-        let walked = self
-            .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
-            .await?;
-        self.guard = false;
-        self.after_walk(session, backend, &walked).await?;
-        self.skipping = true;
-        Ok(())
-    }
-
-    /// After a batch: undo a failed one (back to its guard), note the client's error.
-    async fn after_walk(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-        walked: &Walked,
-    ) -> Result<(), SessionEnd> {
-        if let Some(internal) = &walked.internal_error {
-            tracing::warn!(key = %session.sandbox.key, "internal statement failed: {internal}");
-        }
-        if walked.backend_status == b'E' {
-            self.guard = false;
-            backend.recover(&session.sandbox.counters).await?;
-            // A rollback to the guard also undid settings made in the batch.
-            backend.invalidate_settings();
-        }
-        if walked.client_error {
-            self.skipping = true;
-        }
-        if walked.internal_error.is_some() && !walked.client_error {
-            let error = ClientError::new(
-                "XX000",
-                format!(
-                    "dbsandbox could not apply its own bookkeeping statements: {}",
-                    walked.internal_error.clone().unwrap_or_default()
-                ),
-            );
-            self.fail(backend, &error);
-        }
-        Ok(())
-    }
-
-    /// Client Sync: the end of an extended-protocol sequence.
-    async fn sync(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        // Answer it ourselves only when the server has nothing of this sequence (after a Flush
-        // the guard is open there and the server waits for this Sync).
-        if self.skipping || (self.batch.is_empty() && self.steps.is_empty() && !self.guard) {
-            self.skipping = false;
-            let status = self.status(backend).byte();
-            self.synthetic(|b| back::ready_for_query(b, status));
-            self.flush_synthetic();
-            return Ok(());
-        }
-        let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
-        self.after_walk(session, backend, &walked).await?;
-        self.skipping = false;
-        Ok(())
-    }
-
-    /// Client Flush: send what we have and forward the replies it produces.
-    async fn flush(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        if self.batch.is_empty() {
-            self.flush_synthetic();
-            return Ok(());
-        }
-        front::flush(&mut self.batch);
-        let walked = self.send(session, backend, BatchEnd::Open).await?;
-        if walked.client_error {
-            self.close_failed_sequence(session, backend).await?;
-        }
-        Ok(())
-    }
-
-    /// The client left in the middle of a sequence: close what is open on the backend.
-    async fn finish(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        if !self.batch.is_empty() || self.guard {
-            let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
-            self.after_walk(session, backend, &walked).await?;
-        }
-        Ok(())
-    }
-
-    /// Moves trailing synthetic steps (no backend replies pending) to the output.
-    fn flush_synthetic(&mut self) {
-        if self.steps.iter().all(|s| matches!(s, Step::Synthetic(_))) {
-            for step in std::mem::take(&mut self.steps) {
-                if let Step::Synthetic(bytes) = step {
-                    self.out.extend_from_slice(&bytes);
-                }
-            }
-        }
-    }
-
-    /// Reads the backend's replies for `steps`, forwarding, swallowing and synthesising.
-    async fn walk(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-        steps: Vec<Step>,
-    ) -> Result<Walked, SessionEnd> {
-        let mut walked = Walked {
-            backend_status: b'I',
-            ..Walked::default()
-        };
-        let mut ignoring = false; // the server skips messages after an error until Sync
-        for step in steps {
-            let (forward, expect) = match step {
-                Step::Synthetic(bytes) => {
-                    if !ignoring {
-                        self.out.extend_from_slice(&bytes);
-                    }
-                    continue;
-                }
-                Step::Forward(expect) => (true, expect),
-                Step::Swallow(expect) => (false, expect),
-            };
-            if ignoring && expect != Expect::Ready {
-                continue;
-            }
-            let mut described = false;
-            loop {
-                let message = backend.read().await?;
-                tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
-                match message.tag {
-                    // Asynchronous messages: notices and parameter changes belong to whoever's
-                    // statement caused them; notifications never come (LISTEN is emulated).
-                    b'N' | b'S' => {
-                        if forward {
-                            self.out.extend_from_slice(&message.raw);
-                        }
-                        continue;
-                    }
-                    b'A' => continue,
-                    b'E' => {
-                        if forward {
-                            self.out.extend_from_slice(&message.raw);
-                            walked.client_error = true;
-                            backend.client_failed(self.id);
-                        } else if !walked.client_error {
-                            // After a client's error our guard release fails too (25P02): expected.
-                            let (code, text) = super::messages::error_fields(message.body());
-                            walked
-                                .internal_error
-                                .get_or_insert(format!("{text} ({code})"));
-                        }
-                        match expect {
-                            Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => {
-                                continue
-                            }
-                            _ => {
-                                ignoring = true;
-                                break;
-                            }
-                        }
-                    }
-                    b'Z' => {
-                        walked.backend_status = message.raw[5];
-                        if forward && expect != Expect::UntilReadyNoReady {
-                            let status = self.status(backend).byte();
-                            back::ready_for_query(&mut self.out, status);
-                        }
-                        if matches!(
-                            expect,
-                            Expect::Ready | Expect::UntilReady | Expect::UntilReadyNoReady
-                        ) {
-                            ignoring = false;
-                            break;
-                        }
-                        return Err(SessionEnd::Backend(format!(
-                            "the server sent ReadyForQuery while the proxy expected {expect:?}"
-                        )));
-                    }
-                    b'G' | b'W' => {
-                        // COPY FROM STDIN: the client sends the data now.
-                        if forward {
-                            self.out.extend_from_slice(&message.raw);
-                            session.write_out(&mut self.out).await?;
-                            self.relay_copy_in(session, backend).await?;
-                            walked.copied_in = true;
-                        }
-                        continue;
-                    }
-                    tag => {
-                        if forward {
-                            self.out.extend_from_slice(&message.raw);
-                            if self.out.len() > 256 * 1024 {
-                                session.write_out(&mut self.out).await?;
-                            }
-                        }
-                        let done = match expect {
-                            Expect::One => true,
-                            Expect::DescribeStatement => {
-                                if tag == b't' && !described {
-                                    described = true;
-                                    false
-                                } else {
-                                    true
-                                }
-                            }
-                            Expect::DescribePortal => true,
-                            Expect::Execute => matches!(tag, b'C' | b'I' | b's'),
-                            Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => false,
-                        };
-                        if done {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        Ok(walked)
-    }
-
-    /// Forwards the client's COPY data until CopyDone or CopyFail.
-    async fn relay_copy_in(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        let mut pending = BytesMut::new();
-        loop {
-            let message = session.next_message().await?;
-            let tag = message[0];
-            tracing::trace!(tag = %(tag as char), len = message.len(), "copy data from the client");
-            pending.extend_from_slice(&message);
-            if matches!(tag, b'c' | b'f') {
-                // In the extended protocol the server keeps CommandComplete in its buffer until a
-                // Sync or Flush; the client's Sync is held back (see `copy_in_done`), so flush.
-                front::flush(&mut pending);
-            }
-            if pending.len() > 64 * 1024 || matches!(tag, b'c' | b'f') {
-                backend.write(&pending).await?;
-                pending.clear();
-            }
-            if matches!(tag, b'c' | b'f') {
-                return Ok(());
-            }
-        }
     }
 
     /// A statement the engine answers itself. `simple`: part of a simple Query (the caller
@@ -1152,14 +984,10 @@ impl Unit {
                 }
             }
             Kind::Deallocate(None) => {
-                let id = self.id;
                 let names = std::mem::take(&mut self.client(backend).sql_prepared);
-                backend.queue(
-                    names
-                        .iter()
-                        .map(|n| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n))))
-                        .collect(),
-                );
+                for name in &names {
+                    backend.queue_close(self.id, name);
+                }
                 Ok("DEALLOCATE ALL".into())
             }
             Kind::SandboxReset => {
@@ -1184,25 +1012,22 @@ impl Unit {
     fn discard_all(&mut self, backend: &mut Backend) {
         let id = self.id;
         let client = self.client(backend);
-        let mut sql: Vec<String> = client
+        let mut names: Vec<String> = client
             .statements
             .iter()
-            .filter(|(n, p)| !n.is_empty() && matches!(p, Prepared::Real { .. }))
-            .map(|(n, _)| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n))))
+            .filter(|(_, p)| matches!(p, Prepared::Real { .. }))
+            .map(|(n, _)| n.clone())
             .collect();
-        sql.extend(
-            client
-                .sql_prepared
-                .iter()
-                .map(|n| format!("DEALLOCATE {}", quote_ident(&statement_name(id, n)))),
-        );
+        names.extend(client.sql_prepared.iter().cloned());
         client.statements.clear();
         client.portals.clear();
         client.sql_prepared.clear();
         client.listens.clear();
         client.last_unnamed_parse = None;
         backend.record_reset_all(id);
-        backend.queue(sql);
+        for name in &names {
+            backend.queue_close(id, name);
+        }
     }
 
     /// A simple Query: one batch when every statement is forwarded as is, else one statement at
@@ -1230,8 +1055,10 @@ impl Unit {
         {
             let text = self.renamed(backend, sql, &statements);
             self.prepare_forward(backend);
+            self.touches_virtual |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
             self.steps.push(Step::Forward(Expect::UntilReady));
+            self.zero_virtual_setting(backend);
             session
                 .sandbox
                 .counters
@@ -1263,6 +1090,7 @@ impl Unit {
             } else {
                 let renamed = self.renamed(backend, text, &classify::classify(text));
                 self.prepare_forward(backend);
+                self.touches_virtual |= mentions_virtual_setting(&renamed);
                 front::query(&mut self.batch, &renamed);
                 self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
                 session.sandbox.counters.statements.fetch_add(1, Relaxed);
@@ -1273,7 +1101,7 @@ impl Unit {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
                 }
             }
-            if self.skipping {
+            if self.skipping || session.gone {
                 break;
             }
         }

@@ -10,7 +10,7 @@
 
 use bytes::BytesMut;
 use dbsandbox_proxy::{
-    BackendTarget, ClientAuth, Proxy, ProxyConfig, RouteError, Router, StatsHandle,
+    BackendTarget, ClientAuth, Proxy, ProxyConfig, RouteError, Router, Sandboxes, StatsHandle,
 };
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::{Header, Message};
@@ -342,6 +342,8 @@ impl Router for MapRouter {
 pub struct TestProxy {
     pub addr: SocketAddr,
     pub stats: StatsHandle,
+    /// The proxy's rollback sandboxes (reset, remove, stats), as the daemon holds them.
+    pub sandboxes: Arc<Sandboxes>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -353,6 +355,7 @@ impl TestProxy {
             .unwrap();
         let addr = proxy.local_addr();
         let stats = proxy.stats_handle();
+        let sandboxes = proxy.sandboxes();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(proxy.serve(async move {
             let _ = stopped.await;
@@ -360,6 +363,7 @@ impl TestProxy {
         TestProxy {
             addr,
             stats,
+            sandboxes,
             stop: Some(stop),
             task: Some(task),
         }
@@ -456,8 +460,13 @@ fn decode(raw: &mut BytesMut) -> Reply {
 /// Waits until the proxy has no open client connection (connection tasks finish
 /// asynchronously after the client's socket closes).
 pub async fn wait_until_no_open_connections(proxy: &TestProxy) {
+    wait_until_open_connections(proxy, 0).await;
+}
+
+/// Waits until the proxy has `open` client connections open.
+pub async fn wait_until_open_connections(proxy: &TestProxy, open: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while proxy.stats.snapshot().connections_open != 0 {
+    while proxy.stats.snapshot().connections_open != open {
         assert!(Instant::now() < deadline, "{:?}", proxy.stats.snapshot());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -1,0 +1,66 @@
+//! The client side of a rollback session while its cycle holds the key's backend: replies are
+//! written to a client that may have left (then they are dropped and its running query is
+//! cancelled, but the cycle runs to a protocol boundary so the key's next cycle finds the server
+//! ready), and the client's socket is watched while the server works, so a client that leaves
+//! mid-query does not keep the key's other connections waiting.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::sandbox::{Backend, BackendMsg};
+use super::session::{ClientSession, SessionEnd};
+use bytes::BytesMut;
+
+impl ClientSession<'_> {
+    /// Writes replies to the client; a client that left only has them dropped.
+    pub(super) async fn write_out(&mut self, out: &mut BytesMut) -> Result<(), SessionEnd> {
+        if !out.is_empty() && !self.gone && self.writer.write_all(out).await.is_err() {
+            self.gone = true;
+        }
+        out.clear();
+        Ok(())
+    }
+
+    /// The next message from the server, watching the client meanwhile: what it pipelines is
+    /// kept for its next units, and if it leaves, its running statement is cancelled.
+    /// `clients_pending`: the batch's client statements are not all answered yet; only then is
+    /// a cancel sent, so our own statements after them (and in later batches) are never hit.
+    /// The one window left is a client that leaves while the server runs our savepoint work in
+    /// front of its statements (microseconds): the key then breaks with the reason, never hangs.
+    pub(super) async fn next_reply(
+        &mut self,
+        backend: &mut Backend,
+        clients_pending: bool,
+    ) -> Result<BackendMsg, SessionEnd> {
+        loop {
+            if clients_pending && self.gone && !self.cancel_sent {
+                self.cancel_sent = true;
+                self.cancel_running().await;
+            }
+            // Past the bound the client is not read (the check in take_unit then ends it).
+            let watch = !self.gone && self.buf.len() <= self.max_pending_bytes;
+            tokio::select! {
+                biased;
+                message = backend.read() => return Ok(message?),
+                read = self.reader.read_buf(&mut self.buf), if watch => {
+                    if matches!(read, Ok(0) | Err(_)) {
+                        self.gone = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels the client's running statement. The cancel is awaited (the server has the signal
+    /// when it returns), so it cannot hit a statement sent after this one: PostgreSQL drops a
+    /// cancel that arrives between commands.
+    async fn cancel_running(&mut self) {
+        let sandbox = std::sync::Arc::clone(&self.sandbox);
+        if let Some((process_id, secret_key)) = sandbox.backend_key {
+            tracing::debug!(key = %sandbox.key, "client left during its cycle: cancelling its query");
+            if let Err(e) = crate::backend::send_cancel(&sandbox.addr, process_id, secret_key).await
+            {
+                tracing::warn!(key = %sandbox.key, "cancelling a departed client's query failed: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Sending a unit's batch and walking the server's replies against its plan: forwarding the
+//! client's, swallowing ours, answering the ones the engine owes, and always ending at a
+//! protocol boundary (our own Sync after an extended-protocol error, the COPY failed when its
+//! client left), so the key's next cycle finds the server ready.
+
+use super::*;
+
+impl Unit {
+    /// Sends what is pending with an internal Sync (closing the guard), walks the replies and
+    /// recovers from an error, so that what follows sees the real state.
+    pub(super) async fn send_pending(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if self.batch.is_empty() && self.steps.is_empty() {
+            return Ok(());
+        }
+        let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
+        self.after_walk(session, backend, &walked).await
+    }
+
+    /// Writes the batch and walks the replies. A batch that ends with a Sync (ours or the
+    /// client's) first releases the guard.
+    pub(super) async fn send(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        end: BatchEnd,
+    ) -> Result<Walked, SessionEnd> {
+        if end != BatchEnd::Open {
+            self.zero_virtual_setting(backend);
+            front::sync(&mut self.batch);
+            self.steps.push(if end == BatchEnd::ClientSync {
+                Step::Forward(Expect::Ready)
+            } else {
+                Step::Swallow(Expect::Ready)
+            });
+        }
+        tracing::trace!(steps = ?self.steps, "sending a batch");
+        backend.write(&self.batch).await?;
+        self.batch.clear();
+        let steps = std::mem::take(&mut self.steps);
+        let mut walked = self.walk(session, backend, steps).await?;
+        if walked.awaiting_sync {
+            // The server now ignores everything until a Sync and answers nothing else: ours goes
+            // first, whatever failed (the client's statement or one of ours), and the batch is
+            // then undone back to its guard.
+            let mut sync = BytesMut::new();
+            front::sync(&mut sync);
+            backend.write(&sync).await?;
+            let synced = self
+                .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+                .await?;
+            walked.backend_status = synced.backend_status;
+            walked.awaiting_sync = false;
+            self.guard = false;
+        }
+        if end != BatchEnd::Open {
+            self.leave_guard_open(backend, &walked);
+        }
+        Ok(walked)
+    }
+
+    /// Before a batch's end: the backend gets [`VIRTUAL_SETTING`] back at 0 when this client has
+    /// a value of its own or the batch may have set one.
+    pub(super) fn zero_virtual_setting(&mut self, backend: &mut Backend) {
+        let has_own = backend
+            .clients
+            .get(&self.id)
+            .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
+        if self.guard && (std::mem::take(&mut self.touches_virtual) || has_own) {
+            front::query(
+                &mut self.batch,
+                &format!("SET {VIRTUAL_SETTING} TO DEFAULT"),
+            );
+            self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
+            backend.unnamed_owner = None;
+        }
+    }
+
+    /// The batch's guard stays open for the next batch to release, unless the batch failed (then
+    /// recovery rolls back to it and releases it).
+    pub(super) fn leave_guard_open(&mut self, backend: &mut Backend, walked: &Walked) {
+        if std::mem::take(&mut self.guard) && walked.backend_status != b'E' {
+            backend.guard_left_open = true;
+        }
+    }
+
+    /// After a batch: undo a failed one (back to its guard), note the client's error.
+    pub(super) async fn after_walk(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        walked: &Walked,
+    ) -> Result<(), SessionEnd> {
+        if let Some(internal) = &walked.internal_error {
+            tracing::warn!(key = %session.sandbox.key, "internal statement failed: {internal}");
+        }
+        if walked.backend_status == b'E' {
+            self.guard = false;
+            backend.recover(&session.sandbox.counters).await?;
+            // A rollback to the guard also undid settings made in the batch.
+            backend.invalidate_settings();
+        }
+        if walked.client_error {
+            self.skipping = true;
+        }
+        Ok(())
+    }
+
+    /// Client Sync: the end of an extended-protocol sequence.
+    pub(super) async fn sync(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        // Answer it ourselves only when the server has nothing of this sequence (after a Flush
+        // the guard is open there and the server waits for this Sync).
+        if self.skipping || (self.batch.is_empty() && self.steps.is_empty() && !self.guard) {
+            self.skipping = false;
+            let status = self.status(backend).byte();
+            self.synthetic(|b| back::ready_for_query(b, status));
+            self.flush_synthetic();
+            return Ok(());
+        }
+        let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
+        self.after_walk(session, backend, &walked).await?;
+        self.skipping = false;
+        Ok(())
+    }
+
+    /// Client Flush: send what we have and forward the replies it produces.
+    pub(super) async fn flush(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if self.batch.is_empty() {
+            self.flush_synthetic();
+            return Ok(());
+        }
+        front::flush(&mut self.batch);
+        let walked = self.send(session, backend, BatchEnd::Open).await?;
+        self.after_walk(session, backend, &walked).await
+    }
+
+    /// The client left in the middle of a sequence: close what is open on the backend.
+    pub(super) async fn finish(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        if !self.batch.is_empty() || self.guard {
+            let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
+            self.after_walk(session, backend, &walked).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves trailing synthetic steps (no backend replies pending) to the output.
+    pub(super) fn flush_synthetic(&mut self) {
+        if self.steps.iter().all(|s| matches!(s, Step::Synthetic(_))) {
+            for step in std::mem::take(&mut self.steps) {
+                if let Step::Synthetic(bytes) = step {
+                    self.out.extend_from_slice(&bytes);
+                }
+            }
+        }
+    }
+
+    /// Reads the backend's replies for `steps`, forwarding, swallowing and synthesising.
+    pub(super) async fn walk(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+        steps: Vec<Step>,
+    ) -> Result<Walked, SessionEnd> {
+        let mut walked = Walked {
+            backend_status: b'I',
+            ..Walked::default()
+        };
+        let mut ignoring = false; // the server skips messages after an error until Sync
+                                  // Until this step, replies are awaited for the client's statements too (the server
+                                  // flushes the replies to our own extended-protocol steps only with the client's).
+        let last_forward = steps.iter().rposition(|s| matches!(s, Step::Forward(_)));
+        for (index, step) in steps.into_iter().enumerate() {
+            let clients_pending = last_forward.is_some_and(|last| index <= last);
+            let (forward, expect) = match step {
+                Step::Synthetic(bytes) => {
+                    if !ignoring {
+                        self.out.extend_from_slice(&bytes);
+                    }
+                    continue;
+                }
+                Step::Forward(expect) => (true, expect),
+                Step::Swallow(expect) => (false, expect),
+            };
+            if ignoring && expect != Expect::Ready {
+                // Skipped by the server: a simple Query among them still owes its client a
+                // ReadyForQuery (the error it gets in its place is already out).
+                if forward && expect == Expect::UntilReady {
+                    let status = self.status(backend).byte();
+                    back::ready_for_query(&mut self.out, status);
+                }
+                continue;
+            }
+            let mut described = false;
+            loop {
+                let message = session.next_reply(backend, clients_pending).await?;
+                tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
+                match message.tag {
+                    // Asynchronous messages: notices and parameter changes belong to whoever's
+                    // statement caused them; notifications never come (LISTEN is emulated).
+                    b'N' | b'S' => {
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                        }
+                        continue;
+                    }
+                    b'A' => continue,
+                    b'E' => {
+                        if crate::rollback::messages::is_fatal(message.body()) {
+                            // The server ends the session (terminated): the client sees why, as
+                            // in PostgreSQL, whoever's statement ran.
+                            self.out.extend_from_slice(&message.raw);
+                            session.fatal_forwarded = true;
+                        } else if forward && walked.internal_error.is_none() {
+                            self.out.extend_from_slice(&message.raw);
+                            walked.client_error = true;
+                            backend.client_failed(self.id);
+                        } else if !walked.client_error {
+                            // One of our statements failed (after a client's error our guard
+                            // release fails too, 25P02: expected). The client's statements after
+                            // it do not run; the client gets the reason in their place, and the
+                            // batch is undone like a failed one.
+                            let (code, text) =
+                                crate::rollback::messages::error_fields(message.body());
+                            tracing::warn!(key = %session.sandbox.key, "internal statement failed: {text} ({code})");
+                            let error = ClientError::new(
+                                "XX000",
+                                format!(
+                                    "dbsandbox could not run its own bookkeeping statement for \
+                                     this connection of key {}: {text} ({code}); the statement was \
+                                     not run",
+                                    session.sandbox.key
+                                ),
+                            );
+                            back::error(&mut self.out, error.sqlstate, &error.message);
+                            walked.internal_error = Some(format!("{text} ({code})"));
+                            walked.client_error = true;
+                            backend.client_failed(self.id);
+                        }
+                        match expect {
+                            Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => {
+                                continue
+                            }
+                            _ => {
+                                ignoring = true;
+                                break;
+                            }
+                        }
+                    }
+                    b'Z' => {
+                        walked.backend_status = message.raw[5];
+                        if forward && expect != Expect::UntilReadyNoReady {
+                            let status = self.status(backend).byte();
+                            back::ready_for_query(&mut self.out, status);
+                        }
+                        if matches!(
+                            expect,
+                            Expect::Ready | Expect::UntilReady | Expect::UntilReadyNoReady
+                        ) {
+                            ignoring = false;
+                            break;
+                        }
+                        return Err(SessionEnd::Backend(format!(
+                            "the server sent ReadyForQuery while the proxy expected {expect:?}"
+                        )));
+                    }
+                    b'G' | b'W' => {
+                        // COPY FROM STDIN: the client sends the data now.
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                            session.write_out(&mut self.out).await?;
+                            self.relay_copy_in(session, backend).await?;
+                            walked.copied_in = true;
+                        }
+                        continue;
+                    }
+                    tag => {
+                        if forward {
+                            self.out.extend_from_slice(&message.raw);
+                            if self.out.len() > 256 * 1024 {
+                                session.write_out(&mut self.out).await?;
+                            }
+                        }
+                        let done = match expect {
+                            Expect::One => true,
+                            Expect::DescribeStatement => {
+                                if tag == b't' && !described {
+                                    described = true;
+                                    false
+                                } else {
+                                    true
+                                }
+                            }
+                            Expect::DescribePortal => true,
+                            Expect::Execute => matches!(tag, b'C' | b'I' | b's'),
+                            Expect::UntilReady | Expect::UntilReadyNoReady | Expect::Ready => false,
+                        };
+                        if done {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        walked.awaiting_sync = ignoring;
+        Ok(walked)
+    }
+
+    /// Forwards the client's COPY data until CopyDone or CopyFail.
+    pub(super) async fn relay_copy_in(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        let mut pending = BytesMut::new();
+        loop {
+            let message = match session.next_message().await {
+                Ok(message) => message,
+                Err(end) => {
+                    // The client left (or broke the protocol) mid-COPY: the server reads only
+                    // COPY messages now, so the COPY is failed first; the walk then goes on to
+                    // a boundary, and the session ends after the cycle.
+                    let mut fail = BytesMut::new();
+                    front::copy_fail(&mut fail, "the client's connection ended during COPY");
+                    front::flush(&mut fail);
+                    backend.write(&fail).await?;
+                    session.gone = true;
+                    session.deferred_end = Some(end);
+                    return Ok(());
+                }
+            };
+            let tag = message[0];
+            tracing::trace!(tag = %(tag as char), len = message.len(), "copy data from the client");
+            pending.extend_from_slice(&message);
+            if matches!(tag, b'c' | b'f') {
+                // In the extended protocol the server keeps CommandComplete in its buffer until a
+                // Sync or Flush; the client's Sync is held back (see `copy_in_done`), so flush.
+                front::flush(&mut pending);
+            }
+            if pending.len() > 64 * 1024 || matches!(tag, b'c' | b'f') {
+                backend.write(&pending).await?;
+                pending.clear();
+            }
+            if matches!(tag, b'c' | b'f') {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Rollback sandboxes under faults (issue 11): clients that fail, leave, terminate or abuse the
+//! protocol must never leave a key waiting on a reply that cannot come, nor break it for the
+//! other connections; a key that does break says so, with the reason, until it is reset. Each
+//! test reproduces one reported bug against a real PostgreSQL, with psycopg (through Python),
+//! tokio-postgres or raw protocol messages.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use dbsandbox_proxy::{Isolation, ProxyConfig};
+use postgres_protocol::message::frontend;
+use support::{MapRouter, PgServer, RawConnection, Reply, TestProxy};
+
+/// Long enough that a test waiting on it fails instead of passing by luck, short enough that a
+/// hang is reported in reasonable time.
+const ANSWER_WITHIN: Duration = Duration::from_secs(30);
+
+async fn admin_of(server: &PgServer, database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host={} port={} user=postgres dbname={database}",
+            server.socket_dir.display(),
+            server.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn rollback_proxy(server: &PgServer, config: ProxyConfig) -> (TestProxy, Arc<MapRouter>) {
+    server.create_database("sandboxdb").await;
+    admin_of(server, "sandboxdb")
+        .await
+        .batch_execute("create table items(id serial primary key, name text unique not null)")
+        .await
+        .unwrap();
+    let router = MapRouter::with([("k", server.unix_target("sandboxdb"))]);
+    let config = ProxyConfig {
+        default_isolation: Isolation::Rollback,
+        ..config
+    };
+    (TestProxy::start(config, router.clone()).await, router)
+}
+
+async fn default_proxy(server: &PgServer) -> TestProxy {
+    rollback_proxy(server, ProxyConfig::default()).await.0
+}
+
+/// A query that must be answered: a hang fails the test.
+async fn answered(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = tokio::time::timeout(ANSWER_WITHIN, client.query_one(sql, &[]))
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {sql:?} within {ANSWER_WITHIN:?}"))?;
+    Ok(row.get(0))
+}
+
+async fn count_items(client: &tokio_postgres::Client) -> i64 {
+    answered(client, "select count(*) from items")
+        .await
+        .unwrap()
+}
+
+/// The pid of the key's shared backend, and whether it is running `query_like` now.
+async fn sandbox_backend(admin: &tokio_postgres::Client) -> Option<(i32, String, String)> {
+    admin
+        .query_opt(
+            "select pid, state, query from pg_stat_activity \
+             where application_name = 'dbsandbox sandbox k'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get::<_, Option<String>>(1).unwrap_or_default(),
+                r.get(2),
+            )
+        })
+}
+
+/// Polls until `done` holds (a condition, not a timing: the deadline only bounds a failure).
+async fn wait_for<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    while !done().await {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Terminates the key's backend from outside and waits until it is gone.
+async fn kill_sandbox_backend(admin: &tokio_postgres::Client) {
+    let (pid, _, _) = sandbox_backend(admin).await.expect("the key has a backend");
+    admin
+        .execute("select pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    wait_for("the sandbox backend to exit", || async {
+        sandbox_backend(admin).await.is_none()
+    })
+    .await;
+}
+
+fn python(script: &str, url: &str) -> std::process::Output {
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with psycopg 3");
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "the psycopg script hung: stdout {:?} stderr {:?}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A driver error as a user reads it: the server's message when there is one.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn url(proxy: &TestProxy) -> String {
+    format!("postgresql://tester@127.0.0.1:{}/k", proxy.addr.port())
+}
+
+async fn raw_session(proxy: &TestProxy) -> RawConnection {
+    let mut raw = RawConnection::open(proxy.addr).await;
+    raw.send_startup("k").await;
+    raw.until_ready().await;
+    raw
+}
+
+fn query(sql: &str) -> BytesMut {
+    let mut buf = BytesMut::new();
+    frontend::query(sql, &mut buf).unwrap();
+    buf
+}
+
+/// Bug 1: a failed `execute(..., prepare=True)`, then DISCARD ALL, froze the key for good.
+#[tokio::test]
+async fn a_failed_prepared_query_then_discard_all_leaves_the_key_answering() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let output = tokio::task::spawn_blocking({
+        let url = url(&proxy);
+        move || {
+            python(
+                r#"
+import sys, psycopg
+url = sys.argv[1]
+conn = psycopg.connect(url, autocommit=True)
+for bad in ("select * from no_such_table", "selec 1"):
+    try:
+        conn.execute(bad, prepare=True)
+        raise SystemExit("the bad query succeeded")
+    except psycopg.errors.Error as e:
+        print(type(e).__name__)
+conn.execute("DISCARD ALL")
+print(conn.execute("select 1").fetchone()[0])
+other = psycopg.connect(url, autocommit=True)
+print(other.execute("select 2").fetchone()[0])
+conn.close()
+print(other.execute("select 3").fetchone()[0])
+"#,
+                &url,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout, "UndefinedTable\nSyntaxError\n1\n2\n3\n");
+    // The key still answers a new client, and an API-style reset works.
+    let client = proxy.connect("k").await.unwrap();
+    assert_eq!(answered(&client, "select 4::int8").await.unwrap(), 4);
+    assert!(
+        tokio::time::timeout(ANSWER_WITHIN, proxy.sandboxes.reset("k"))
+            .await
+            .expect("reset answers")
+            .unwrap()
+    );
+}
+
+/// Bug 2: a batch ending `Sync, Flush` (psycopg's executemany) kept the key's turn.
+#[tokio::test]
+async fn a_sync_followed_by_flush_does_not_keep_the_keys_turn() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let other = proxy.connect("k").await.unwrap();
+    let mut raw = raw_session(&proxy).await;
+    let mut batch = BytesMut::new();
+    frontend::parse("", "insert into items(name) values ('one')", [], &mut batch).unwrap();
+    // Bind of the unnamed portal to the unnamed statement: no formats, values or result formats.
+    batch.extend_from_slice(&[b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+    frontend::execute("", 0, &mut batch).unwrap();
+    frontend::sync(&mut batch);
+    frontend::flush(&mut batch);
+    raw.send(&batch).await;
+    assert_eq!(
+        raw.until_ready().await,
+        [b'1', b'2', b'C', b'Z'],
+        "parse, bind, command complete, ready"
+    );
+    assert_eq!(
+        count_items(&other).await,
+        1,
+        "the other connection is served"
+    );
+    // And with psycopg's own executemany.
+    let output = tokio::task::spawn_blocking({
+        let url = url(&proxy);
+        move || {
+            python(
+                r#"
+import sys, psycopg
+url = sys.argv[1]
+first = psycopg.connect(url, autocommit=True)
+second = psycopg.connect(url, autocommit=True)
+first.cursor().executemany("insert into items(name) values (%s)", [("a",), ("b",)])
+print(second.execute("select count(*) from items").fetchone()[0])
+"#,
+                &url,
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "3\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Bug 3 and its risk: `idle_in_transaction_session_timeout`, from a client or server-wide,
+/// killed the shared backend (always idle in a transaction between statements).
+#[tokio::test]
+async fn idle_in_transaction_timeouts_do_not_kill_the_shared_backend() {
+    let server = PgServer::start().await;
+    server.create_database("sandboxdb").await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    admin
+        .batch_execute(
+            "create table items(id serial primary key, name text unique not null); \
+             alter database sandboxdb set idle_in_transaction_session_timeout = '200ms'",
+        )
+        .await
+        .unwrap();
+    let router = MapRouter::with([("k", server.unix_target("sandboxdb"))]);
+    let config = ProxyConfig {
+        default_isolation: Isolation::Rollback,
+        ..ProxyConfig::default()
+    };
+    let proxy = TestProxy::start(config, router).await;
+    let mut with_option = proxy.config("k");
+    with_option.options("-c idle_in_transaction_session_timeout=300");
+    let one = support::connect_with(&with_option).await.unwrap();
+    let two = proxy.connect("k").await.unwrap();
+    one.batch_execute("insert into items(name) values ('kept')")
+        .await
+        .unwrap();
+    two.batch_execute("SET idle_in_transaction_session_timeout = '100ms'")
+        .await
+        .unwrap();
+    let shown: String = two
+        .query_one("SHOW idle_in_transaction_session_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "100ms", "the client sees its own value");
+    let shown: String = one
+        .query_one("SHOW idle_in_transaction_session_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "300ms");
+    // Longer than every timeout above: the backend must still be there.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(count_items(&one).await, 1);
+    assert_eq!(count_items(&two).await, 1);
+    two.batch_execute("RESET ALL").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(count_items(&two).await, 1);
+}
+
+/// Bug 4: a named Parse that failed was remembered; the DEALLOCATE at disconnect failed and
+/// broke the key.
+#[tokio::test]
+async fn a_failed_named_parse_does_not_break_the_key_at_disconnect() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let stays = proxy.connect("k").await.unwrap();
+    stays
+        .batch_execute("insert into items(name) values ('kept')")
+        .await
+        .unwrap();
+    let leaves = proxy.connect("k").await.unwrap();
+    assert!(leaves.prepare("select * from no_such_table").await.is_err());
+    leaves
+        .batch_execute("PREPARE never AS selec 1")
+        .await
+        .unwrap_err();
+    drop(leaves);
+    support::wait_until_open_connections(&proxy, 1).await;
+    assert_eq!(
+        count_items(&stays).await,
+        1,
+        "the key works and kept its row"
+    );
+    assert!(proxy.connect("k").await.is_ok());
+}
+
+/// Bug 5: a client that left during COPY FROM STDIN made the proxy send SQL into the COPY.
+#[tokio::test]
+async fn a_client_gone_during_copy_in_leaves_the_key_working() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let stays = proxy.connect("k").await.unwrap();
+    stays
+        .batch_execute("insert into items(name) values ('kept')")
+        .await
+        .unwrap();
+    let mut raw = raw_session(&proxy).await;
+    raw.send(&query("COPY items(name) FROM STDIN")).await;
+    assert_eq!(raw.recv().await, Some(Reply::Other(b'G')));
+    let mut data = BytesMut::new();
+    frontend::CopyData::new(&b"half\n"[..])
+        .unwrap()
+        .write(&mut data);
+    raw.send(&data).await;
+    drop(raw);
+    assert_eq!(
+        count_items(&stays).await,
+        1,
+        "the half-done COPY left nothing"
+    );
+    stays
+        .batch_execute("insert into items(name) values ('after')")
+        .await
+        .unwrap();
+    assert_eq!(count_items(&stays).await, 2);
+}
+
+/// Bug 6: a broken key was silently replaced by an empty sandbox; it must say so until reset.
+#[tokio::test]
+async fn a_broken_key_says_so_until_it_is_reset_and_keeps_its_counters() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    let client = proxy.connect("k").await.unwrap();
+    client
+        .batch_execute("insert into items(name) values ('written')")
+        .await
+        .unwrap();
+    let statements = proxy.sandboxes.stats_of("k").unwrap().statements;
+    kill_sandbox_backend(&admin).await;
+    for _ in 0..2 {
+        let error = match proxy.connect("k").await {
+            Err(e) => describe(&e),
+            Ok(fresh) => match answered(&fresh, "select count(*) from items").await {
+                Err(e) => describe(&e),
+                Ok(n) => panic!("a broken key quietly answered (count {n})"),
+            },
+        };
+        assert!(
+            error.contains("key k is broken") && error.contains("dbsandbox reset k"),
+            "{error}"
+        );
+        assert!(
+            error.contains("administrator command"),
+            "names the reason: {error}"
+        );
+    }
+    assert!(proxy.sandboxes.reset("k").await.unwrap());
+    let fresh = proxy.connect("k").await.unwrap();
+    assert_eq!(
+        count_items(&fresh).await,
+        0,
+        "a reset key is in the template's state"
+    );
+    let stats = proxy.sandboxes.stats_of("k").unwrap();
+    assert!(stats.statements > statements, "counters go on: {stats:?}");
+    assert!(stats.resets >= 1);
+}
+
+/// Bug 7: a client that left while its query ran left it running; the key waited for it.
+#[tokio::test]
+async fn a_client_gone_mid_query_gets_its_query_cancelled() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    let stays = proxy.connect("k").await.unwrap();
+    let mut raw = raw_session(&proxy).await;
+    raw.send(&query("select pg_sleep(600)")).await;
+    wait_for("the sleep to run", || async {
+        sandbox_backend(&admin)
+            .await
+            .is_some_and(|(_, state, query)| state == "active" && query.contains("pg_sleep"))
+    })
+    .await;
+    drop(raw);
+    assert_eq!(
+        count_items(&stays).await,
+        0,
+        "answered long before the sleep ends"
+    );
+}
+
+/// Bug 8: `pg_terminate_backend(pg_backend_pid())` ends the terminating connection with 57P01,
+/// as in PostgreSQL, and the key's other connections are told at once.
+#[tokio::test]
+async fn terminating_the_sandbox_session_ends_it_and_tells_the_other_connections() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let mut idle = raw_session(&proxy).await;
+    let mut terminating = raw_session(&proxy).await;
+    terminating
+        .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+        .await;
+    let fatal = loop {
+        match terminating.recv().await {
+            Some(Reply::Other(_)) => continue,
+            other => break other,
+        }
+    };
+    let Some(Reply::Error(severity, code, _)) = fatal else {
+        panic!("expected FATAL 57P01, got {fatal:?}");
+    };
+    assert_eq!((severity.as_str(), code.as_str()), ("FATAL", "57P01"));
+    assert_eq!(terminating.recv().await, None, "the connection is closed");
+    let (code, message) = idle.expect_fatal().await;
+    assert_eq!(code, "57P01", "{message}");
+    assert!(message.contains("key k"), "{message}");
+}
+
+/// Bug 10: after the backend died with a connection of the key open, the first fresh
+/// connection failed with a broken pipe.
+#[tokio::test]
+async fn the_first_connection_after_a_backend_death_gets_a_clear_answer() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    let _open = proxy.connect("k").await.unwrap();
+    kill_sandbox_backend(&admin).await;
+    let outcome = match proxy.connect("k").await {
+        Err(e) => Err(describe(&e)),
+        Ok(fresh) => answered(&fresh, "select 1::int8")
+            .await
+            .map_err(|e| describe(&e)),
+    };
+    if let Err(message) = outcome {
+        assert!(
+            message.contains("key k is broken") && !message.contains("Broken pipe"),
+            "{message}"
+        );
+    }
+}
+
+/// Risk: a client that never sends Sync made the proxy buffer everything it sent.
+#[tokio::test]
+async fn a_client_that_never_syncs_is_stopped_at_the_pending_bound() {
+    let server = PgServer::start().await;
+    let config = ProxyConfig {
+        max_pending_bytes: 1 << 20,
+        ..ProxyConfig::default()
+    };
+    let (proxy, _) = rollback_proxy(&server, config).await;
+    let stays = proxy.connect("k").await.unwrap();
+    let mut raw = raw_session(&proxy).await;
+    let mut chunk = BytesMut::new();
+    for _ in 0..1000 {
+        frontend::parse("", "select 1", [], &mut chunk).unwrap();
+    }
+    // 1.5 MiB of Parse messages, none of which ends a unit of work.
+    for _ in 0..(3 << 19) / chunk.len() + 1 {
+        if tokio::io::AsyncWriteExt::write_all(&mut raw.stream, &chunk)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (code, message) = raw.expect_fatal().await;
+    assert_eq!(code, "54000", "{message}");
+    assert!(message.contains("Sync"), "{message}");
+    assert_eq!(count_items(&stays).await, 0, "the key goes on");
+}
+
+/// The class of bug 1: one of the proxy's own statements fails (here the re-applied `SET ROLE`
+/// of a connection whose role was dropped meanwhile). That connection is told why, in place of
+/// its statement; the key's other connections go on.
+#[tokio::test]
+async fn a_failing_internal_statement_answers_its_client_and_the_key_goes_on() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    admin
+        .batch_execute("create role dbsb_doomed_role")
+        .await
+        .unwrap();
+    let doomed = proxy.connect("k").await.unwrap();
+    let other = proxy.connect("k").await.unwrap();
+    doomed
+        .batch_execute("SET ROLE dbsb_doomed_role")
+        .await
+        .unwrap();
+    // The backend switches to the other connection (its role reset), then the role goes.
+    assert_eq!(count_items(&other).await, 0);
+    admin
+        .batch_execute("drop role dbsb_doomed_role")
+        .await
+        .unwrap();
+    // A statement that takes a lock makes the shared backend see the drop.
+    assert_eq!(count_items(&other).await, 0);
+    for _ in 0..2 {
+        let error = answered(&doomed, "select 1::int8").await.unwrap_err();
+        let message = describe(&error);
+        assert!(
+            message.contains("bookkeeping") && message.contains("dbsb_doomed_role"),
+            "{message}"
+        );
+        assert_eq!(
+            count_items(&other).await,
+            0,
+            "the other connection is served"
+        );
+    }
+    other
+        .batch_execute("insert into items(name) values ('fine')")
+        .await
+        .unwrap();
+    assert_eq!(count_items(&other).await, 1);
+}
