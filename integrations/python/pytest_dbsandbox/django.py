@@ -343,11 +343,20 @@ def _databases(test_class) -> List[str]:
     return list(test_class._databases_names(include_mirrors=True))
 
 
-def _transactional_pre_setup(cls):
+def _use_database_keys(test_class) -> None:
     sandboxes = _active
-    if sandboxes is not None and not issubclass(cls, TestCase):
-        sandboxes.point(DATABASE, _databases(cls))
+    if sandboxes is not None and not issubclass(test_class, TestCase):
+        sandboxes.point(DATABASE, _databases(test_class))
+
+
+def _transactional_pre_setup_class(cls):  # Django >= 5.1: a classmethod, run by setUpClass
+    _use_database_keys(cls)
     return _originals["_pre_setup"].__func__(cls)
+
+
+def _transactional_pre_setup(self):  # Django < 5.1: per test
+    _use_database_keys(type(self))
+    return _originals["_pre_setup"](self)
 
 
 def _enter_atomics(cls):
@@ -384,7 +393,10 @@ def install_test_case_hooks() -> None:
     _originals["_pre_setup"] = TransactionTestCase.__dict__["_pre_setup"]
     _originals["_fixture_teardown"] = TransactionTestCase.__dict__["_fixture_teardown"]
     _originals["_enter_atomics"] = TestCase.__dict__["_enter_atomics"]
-    TransactionTestCase._pre_setup = classmethod(_transactional_pre_setup)
+    if isinstance(_originals["_pre_setup"], classmethod):
+        TransactionTestCase._pre_setup = classmethod(_transactional_pre_setup_class)
+    else:
+        TransactionTestCase._pre_setup = _transactional_pre_setup
     TransactionTestCase._fixture_teardown = _transactional_fixture_teardown
     TestCase._enter_atomics = classmethod(_enter_atomics)
 
