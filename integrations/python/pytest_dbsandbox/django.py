@@ -22,7 +22,9 @@ Keys are ``dj<pid>-<alias number>-<rb|db>-<worker>``, owned by the process that 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 from typing import Any, Dict, List, Optional
 
 from django.core.management import call_command
@@ -260,6 +262,12 @@ def setup_databases(
     global _active
     if _active is not None:
         raise DbsandboxError("dbsandbox: test databases are already set up in this process")
+    if parallel > 1 and multiprocessing.get_start_method() != "fork":
+        raise DbsandboxError(
+            f"dbsandbox: --parallel needs the fork start method of multiprocessing (Linux's "
+            f"default); here it is {multiprocessing.get_start_method()!r}. Run without --parallel "
+            "or use pytest-django with pytest-xdist (-n N), whose workers take their own keys."
+        )
     aliases = set(connections) if aliases is None else set(aliases)
     groups, others, mirrors = group_aliases(aliases)
     directory = project_dir or os.environ.get(PROJECT_DIR_VARIABLE) or os.getcwd()
@@ -419,6 +427,13 @@ class DbsandboxTestRunner(DiscoverRunner):
     def setup_databases(self, **kwargs):
         if self.keepdb and self.verbosity >= 2:
             print("dbsandbox: --keepdb has no effect: sandboxes come from the template")
+        try:
+            return self._setup_sandboxes(kwargs)
+        except DbsandboxError as error:  # a message for the user, not a traceback
+            sys.stderr.write(f"{error}\n")
+            raise SystemExit(2) from None
+
+    def _setup_sandboxes(self, kwargs):
         return setup_databases(
             aliases=kwargs.get("aliases"),
             parallel=self.parallel,
