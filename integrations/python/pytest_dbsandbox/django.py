@@ -25,7 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from django.core.management import call_command
 from django.db import connections
@@ -57,11 +57,27 @@ class AliasGroup:
     def __init__(self, number: int, aliases: List[str]) -> None:
         self.number = number
         self.aliases = aliases
-        self.settings = connections[aliases[0]].settings_dict
-        self.original = {name: self.settings.get(name) for name in RESTORED_SETTINGS}
+        self.originals = {
+            alias: {name: connections[alias].settings_dict.get(name) for name in RESTORED_SETTINGS}
+            for alias in aliases
+        }
         #: Server-side cursors (QuerySet.iterator()) fail in this group's rollback keys.
         self.rollback_without_server_side_cursors = False
         self.current: Optional[str] = None  # the key the aliases point at
+
+    def update(self, isolation: str, url: str) -> None:
+        """Point every alias of the group at ``url`` (in place: new threads see it too)."""
+        for alias in self.aliases:
+            settings = connections[alias].settings_dict
+            settings.update(url_settings(url))
+            settings["DISABLE_SERVER_SIDE_CURSORS"] = bool(
+                self.originals[alias]["DISABLE_SERVER_SIDE_CURSORS"]
+            ) or (isolation == ROLLBACK and self.rollback_without_server_side_cursors)
+
+    def restore(self) -> None:
+        for alias in self.aliases:
+            connections[alias].settings_dict.update(self.originals[alias])
+        self.current = None
 
 
 class Sandboxes:
@@ -106,10 +122,7 @@ class Sandboxes:
             if group.current == sandbox.key:
                 continue
             close_connections(group.aliases)
-            group.settings.update(url_settings(sandbox.url))
-            group.settings["DISABLE_SERVER_SIDE_CURSORS"] = bool(
-                group.original.get("DISABLE_SERVER_SIDE_CURSORS")
-            ) or (isolation == ROLLBACK and group.rollback_without_server_side_cursors)
+            group.update(isolation, sandbox.url)
             group.current = sandbox.key
 
     def reset(self, isolation: str, aliases: List[str]) -> None:
@@ -145,8 +158,7 @@ class Sandboxes:
                             problems.append(error)
                     except DbsandboxError as error:
                         problems.append(error)
-            group.settings.update(group.original)
-            group.current = None
+            group.restore()
         self.leases = {}
         return problems
 
@@ -205,11 +217,7 @@ def close_connections(aliases: List[str]) -> None:
 _active: Optional[Sandboxes] = None
 
 
-def active() -> Optional[Sandboxes]:
-    return _active
-
-
-def group_aliases(aliases) -> (List[List[str]], List[str], Dict[str, str]):
+def group_aliases(aliases) -> Tuple[List[List[str]], List[str], Dict[str, str]]:
     """PostgreSQL aliases grouped by test database, the other aliases, and the mirrors."""
     groups: Dict[Any, List[str]] = {}
     others: List[str] = []
@@ -287,7 +295,7 @@ def setup_databases(
         for group in sandboxes.groups:
             if not server_side_cursors_work(group.aliases[0]):
                 group.rollback_without_server_side_cursors = True
-                group.settings["DISABLE_SERVER_SIDE_CURSORS"] = True
+                group.update(ROLLBACK, sandboxes.lease(group, ROLLBACK).url)
                 if verbosity >= 1:
                     print(
                         "dbsandbox: server-side cursors fail in rollback sandboxes of this "

@@ -135,3 +135,24 @@ def test_a_template_without_the_latest_migration_is_reported(project):
     assert "lacks migrations shop.0003_order_total_trigger. " in done.stderr, done.stderr
     assert 'migrate_cmd = "python manage.py migrate --noinput"' in done.stderr
     assert records == []
+
+
+def test_database_from_url_reads_every_part():
+    from pytest_dbsandbox.django_settings import database_from_url
+
+    entry = database_from_url(
+        "postgresql://app%40corp:s%3Acret@db.example:6543/shop?sslmode=require&options=-c%20search_path%3Dx"
+    )
+    assert entry == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "shop",
+        "USER": "app@corp",
+        "PASSWORD": "s:cret",
+        "HOST": "db.example",
+        "PORT": "6543",
+        "OPTIONS": {"sslmode": "require", "options": "-c search_path=x"},
+    }
+    socket = database_from_url("postgres:///shop?host=/var/run/postgresql", CONN_MAX_AGE=0)
+    assert (socket["HOST"], socket["PORT"], socket["CONN_MAX_AGE"]) == ("/var/run/postgresql", "", 0)
+    with pytest.raises(api.DbsandboxError, match="not a postgres:// URL"):
+        database_from_url("mysql://x/y")
