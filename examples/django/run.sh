@@ -7,9 +7,9 @@
 #
 #   DBSANDBOX_BIN=/path/to/dbsandbox bash examples/django/run.sh
 #
-# 1. python manage.py test --parallel 2           must pass (16 tests)
+# 1. python manage.py test --parallel 2           must pass (18 tests)
 # 2. python manage.py test --keepdb               must pass (--keepdb is harmless)
-# 3. pytest -n 2 -p randomly (pytest-django)      must pass (21 tests), seeds 1 and 2
+# 3. pytest -n 2 -p randomly (pytest-django)      must pass (23 tests), seeds 1 and 2
 # 4. control: Django's own DiscoverRunner on a plain database of the same server (test database
 #    created by Django, TestCase in one transaction, flush after TransactionTestCase): must FAIL
 #    with a duplicate key, because a second connection's commit leaks out of a TestCase and
@@ -58,10 +58,10 @@ expect_ok() {  # expect_ok LABEL 'Ran N tests|N passed' COMMAND...
   rm -f "$out"
 }
 
-expect_ok "manage.py test --parallel 2" "Ran 16 tests" "$PYTHON" manage.py test --parallel 2
-expect_ok "manage.py test --keepdb" "Ran 16 tests" "$PYTHON" manage.py test --keepdb
+expect_ok "manage.py test --parallel 2" "Ran 18 tests" "$PYTHON" manage.py test --parallel 2
+expect_ok "manage.py test --keepdb" "Ran 18 tests" "$PYTHON" manage.py test --keepdb
 for seed in 1 2; do
-  expect_ok "pytest -n 2 seed $seed" "21 passed" \
+  expect_ok "pytest -n 2 seed $seed" "23 passed" \
     "$PYTHON" -m pytest -n 2 -q -p no:cacheprovider -p randomly --randomly-seed="$seed"
 done
 

@@ -24,6 +24,9 @@ DATABASES = {
         os.environ.get("DATABASE_URL", "postgres://postgres@localhost:5432/shop")
     ),
 }
+ROOT_URLCONF = "shopsite.urls"
+STATIC_URL = "/static/"
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The one line: Django's test databases become dbsandbox sandboxes.
 TEST_RUNNER = os.environ.get("SHOP_TEST_RUNNER", "pytest_dbsandbox.django.DbsandboxTestRunner")
