@@ -278,6 +278,12 @@ def setup_databases(
         )
     aliases = set(connections) if aliases is None else set(aliases)
     groups, others, mirrors = group_aliases(aliases)
+    if not groups:  # no PostgreSQL alias: nothing for dbsandbox, and no daemon to start
+        return {
+            "sandboxes": None,
+            "others": django_setup_databases(verbosity, aliases=others, parallel=parallel, **django_kwargs),
+            "parallel": parallel,
+        }
     directory = project_dir or os.environ.get(PROJECT_DIR_VARIABLE) or os.getcwd()
     client = api.connect(directory)
     sandboxes = Sandboxes(
@@ -327,10 +333,12 @@ def setup_databases(
 def teardown_databases(state: Dict[str, Any], verbosity: int = 1, **django_kwargs: Any) -> None:
     """Release the run's sandboxes and restore the aliases' settings."""
     global _active
-    uninstall_test_case_hooks()
-    sandboxes: Sandboxes = state["sandboxes"]
-    problems = sandboxes.release_all()
-    _active = None
+    problems: List[Exception] = []
+    sandboxes: Optional[Sandboxes] = state["sandboxes"]
+    if sandboxes is not None:
+        uninstall_test_case_hooks()
+        problems = sandboxes.release_all()
+        _active = None
     if state.get("others"):
         django_teardown_databases(
             state["others"], verbosity, parallel=state.get("parallel", 0), **django_kwargs
