@@ -37,6 +37,7 @@ step "examples through the integrations"
 # Shares compiled dependencies (sqlx, tokio-postgres) with the conformance suite's Rust crate.
 CARGO_TARGET_DIR="$root/conformance/rust/target" bash examples/rust-sqlx/run.sh
 bash examples/pytest-plugin/run.sh
+bash examples/django/run.sh
 bash examples/node-test/run.sh
 
 step "control API against openapi.json"

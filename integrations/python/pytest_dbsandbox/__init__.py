@@ -2,8 +2,10 @@
 
 The fixtures live in :mod:`pytest_dbsandbox.plugin`, which pytest loads through the ``pytest11``
 entry point; :mod:`pytest_dbsandbox.client` finds or starts the dbsandbox daemon and speaks its
-HTTP API (standard library only). The names below are re-exported for type hints and for helpers
-outside fixtures.
+HTTP API (standard library only). For Django, :mod:`pytest_dbsandbox.django` has the test runner
+(``TEST_RUNNER = "pytest_dbsandbox.django.DbsandboxTestRunner"``) and
+:mod:`pytest_dbsandbox.django_pytest` the pytest-django integration. The names below are
+re-exported for type hints and for helpers outside fixtures.
 """
 
 from pytest_dbsandbox.client import ApiError, Client, DbsandboxError, StartError, connect

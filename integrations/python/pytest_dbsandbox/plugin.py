@@ -283,9 +283,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    parser.addini(
+        "dbsandbox_django",
+        "with pytest-django: its test databases are dbsandbox sandboxes (db: a rollback key, "
+        "transactional_db: a database key), see pytest_dbsandbox.django_pytest",
+        type="bool",
+        default=True,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("django") and config.getini("dbsandbox_django"):
+        from pytest_dbsandbox import django_pytest
+
+        config.pluginmanager.register(django_pytest, "dbsandbox-django")
     config.addinivalue_line(
         "markers",
         "dbsandbox(isolation='database'): give the test the worker's sandbox of that isolation "
