@@ -25,7 +25,20 @@ fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 #[test]
 fn a_killed_no_daemon_runs_cluster_and_record_are_reaped_by_a_live_daemon() {
     let project = Project::new();
-    project.detach(); // holds the shared cluster, so the run below gets a private one
+    // Runs beside a daemon share its server; a run gets a private cluster only when a dbsandbox
+    // from before shared servers holds the shared cluster alone. That holder is played here by
+    // an exclusive lock, so the daemon and the run below each get a private cluster.
+    let status = project.dbsandbox().arg("status").output().unwrap();
+    assert!(status.status.success(), "{}", text(&status));
+    let shared = std::fs::read_dir(project.cache.path().join("servers"))
+        .unwrap()
+        .flatten()
+        .next()
+        .expect("the shared cluster")
+        .path();
+    let lock = std::fs::File::create(shared.join("server.lock")).unwrap();
+    let _older = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    project.detach();
     let mut run = project
         .dbsandbox()
         .args([
@@ -51,11 +64,15 @@ fn a_killed_no_daemon_runs_cluster_and_record_are_reaped_by_a_live_daemon() {
     eventually("the run did not publish its record", || {
         record(pid).is_some()
     });
+    // private/<pid>-…: the run's own, not the daemon's
     let cluster: PathBuf = std::fs::read_dir(&private_root)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .next()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{pid}-")))
+        })
         .expect("the run has a private cluster");
     let postmaster: i32 = std::fs::read_to_string(cluster.join("data/postmaster.pid"))
         .unwrap()

@@ -149,6 +149,23 @@ fn read(path: &Path) -> Result<Vec<u8>, PoolError> {
         .map_err(|e| PoolError::Input(format!("cannot read {}: {e}", path.display())))
 }
 
+/// Names inside a watched directory that are caches written by running the project (Python's
+/// bytecode, editors' and VCS state), not inputs of the schema: counting them would rebuild the
+/// template whenever a test run writes them.
+fn is_generated(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    matches!(
+        name.as_ref(),
+        "__pycache__" | ".pytest_cache" | ".mypy_cache" | ".git" | "node_modules" | ".DS_Store"
+    ) || name.ends_with(".pyc")
+        || name.ends_with(".pyo")
+        || name.ends_with(".swp")
+        || name.ends_with('~')
+}
+
 fn walk_files(path: &Path) -> Result<Vec<PathBuf>, PoolError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| PoolError::Input(format!("cannot read {}: {e}", path.display())))?;
@@ -160,6 +177,7 @@ fn walk_files(path: &Path) -> Result<Vec<PathBuf>, PoolError> {
         .map_err(|e| PoolError::Input(format!("cannot list {}: {e}", path.display())))?
         .flatten()
         .map(|e| e.path())
+        .filter(|p| !is_generated(p))
         .collect();
     entries.sort();
     for entry in entries {
@@ -272,6 +290,29 @@ mod tests {
         for name in names {
             std::fs::write(dir.join(name), format!("-- {name}")).unwrap();
         }
+    }
+
+    #[test]
+    fn watched_directories_skip_caches_that_running_the_project_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app/migrations");
+        std::fs::create_dir_all(app.join("__pycache__")).unwrap();
+        touch(&app, &["0001_initial.py", "0002_data.py"]);
+        touch(&app.join("__pycache__"), &["0001_initial.cpython-311.pyc"]);
+        touch(dir.path(), &["models.pyc", "models.py"]);
+        let found: Vec<String> = walk_files(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "app/migrations/0001_initial.py",
+                "app/migrations/0002_data.py",
+                "models.py"
+            ]
+        );
     }
 
     #[test]
