@@ -22,9 +22,10 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use dbsandbox_proxy::{Isolation, ProxyConfig};
+use fuzz::checks::{check_key, key_databases, resident_kib};
 use fuzz::scenarios::{session, Tally, Target};
-use fuzz::Rng;
-use support::{MapRouter, PgServer, TestProxy};
+use fuzz::{corpus, Rng};
+use support::{PgServer, TestProxy};
 
 /// Every panic message of this process (proxy tasks included: the hook runs before tokio
 /// catches the unwind).
@@ -79,80 +80,6 @@ impl Budget {
             rss_mib: env_u64("DBSANDBOX_FUZZ_RSS_MIB", 256),
         }
     }
-}
-
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
-/// One database per key, with the table the scripts write.
-async fn key_databases(server: &PgServer, keys: &[String]) -> Arc<MapRouter> {
-    let router = Arc::new(MapRouter::default());
-    for key in keys {
-        let database = format!("fuzz_{key}");
-        server.create_database(&database).await;
-        let (client, connection) = tokio_postgres::Config::new()
-            .host_path(&server.socket_dir)
-            .port(server.port)
-            .user("postgres")
-            .dbname(&database)
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute(
-                "create table items(id serial primary key, name text unique not null, n int);\
-                 insert into items(name) values ('dup')",
-            )
-            .await
-            .unwrap();
-        router
-            .routes
-            .lock()
-            .unwrap()
-            .insert(key.clone(), server.unix_target(&database));
-    }
-    router
-}
-
-const ANSWER_WITHIN: Duration = Duration::from_secs(5);
-
-/// A fresh tokio-postgres connection of `key` that has answered SELECT 1.
-async fn answering(proxy: &TestProxy, key: &str) -> Result<tokio_postgres::Client, String> {
-    let client = match tokio::time::timeout(ANSWER_WITHIN, proxy.connect(key)).await {
-        Err(_) => return Err("the connection did not get through startup within 5 s".into()),
-        Ok(Err(e)) => return Err(format!("the connection was refused: {e:?}")),
-        Ok(Ok(client)) => client,
-    };
-    select_one(&client).await?;
-    Ok(client)
-}
-
-async fn select_one(client: &tokio_postgres::Client) -> Result<(), String> {
-    match tokio::time::timeout(ANSWER_WITHIN, client.simple_query("SELECT 1")).await {
-        Err(_) => Err("SELECT 1 got no answer within 5 s (the key is frozen)".into()),
-        Ok(Err(e)) => Err(format!("SELECT 1 failed: {e:?}")),
-        Ok(Ok(_)) => Ok(()),
-    }
-}
-
-/// Two fresh connections of the key, the second while the first is open, then the first again.
-async fn check_key(proxy: &TestProxy, key: &str) -> Result<(), String> {
-    let first = answering(proxy, key)
-        .await
-        .map_err(|e| format!("first fresh connection: {e}"))?;
-    answering(proxy, key)
-        .await
-        .map_err(|e| format!("second fresh connection (the first open): {e}"))?;
-    select_one(&first)
-        .await
-        .map_err(|e| format!("first connection after the second: {e}"))
 }
 
 /// Longest a key may take to answer a probe while the fuzzer runs: a fuzz client may hold a
@@ -383,6 +310,64 @@ async fn fuzz(isolation: Isolation) {
         failures.len(),
         failures.join("\n\n")
     );
+}
+
+/// Every sequence of the corpus on a key of its own, all at once.
+async fn replay_corpus(isolation: Isolation) {
+    capture_panics();
+    let sequences = corpus::sequences();
+    let keys: Vec<String> = (0..sequences.len()).map(|i| format!("c{i}")).collect();
+    let server = PgServer::start().await;
+    let router = key_databases(&server, &keys).await;
+    let config = ProxyConfig {
+        default_isolation: isolation,
+        ..ProxyConfig::default()
+    };
+    let proxy = TestProxy::start(config, router).await;
+    let runs = sequences
+        .iter()
+        .zip(&keys)
+        .map(|(sequence, key)| corpus::run(&proxy, key, sequence));
+    let outcomes = futures_util::future::join_all(runs).await;
+    let mut failures: Vec<String> = sequences
+        .iter()
+        .zip(&keys)
+        .zip(outcomes)
+        .filter(|(_, problems)| !problems.is_empty())
+        .map(|((sequence, key), problems)| {
+            let bug = if sequence.bug.is_empty() {
+                String::new()
+            } else {
+                format!(" (issue 11, {})", sequence.bug)
+            };
+            format!(
+                "{:?}{bug}, key {key}:\n    {}",
+                sequence.name,
+                problems.join("\n    ")
+            )
+        })
+        .collect();
+    let panics = PANICS.lock().unwrap().clone();
+    if !panics.is_empty() {
+        failures.push(format!("{} panics: {panics:#?}", panics.len()));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} corpus sequences broke their key ({isolation:?} isolation):\n\n{}",
+        failures.len(),
+        sequences.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_rollback_sandboxes() {
+    replay_corpus(Isolation::Rollback).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_pass_through_databases() {
+    replay_corpus(Isolation::Database).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod checks;
+pub mod corpus;
 pub mod scenarios;
 
 use bytes::{Buf, BytesMut};
