@@ -194,6 +194,137 @@ pub fn sequences() -> Vec<Sequence> {
             ],
         ),
         seq(
+            "named statement, then DEALLOCATE ALL through the extended protocol, then disconnect",
+            "",
+            vec![
+                Send(vec![parse("keep", "select 1", &[]), sync()]),
+                Ready(1),
+                Send(vec![
+                    parse("", "DEALLOCATE ALL", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                ]),
+                Ready(1),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "named statement, then DISCARD ALL through the extended protocol, then disconnect",
+            "",
+            vec![
+                Send(vec![parse("keep", "select 1", &[]), sync()]),
+                Ready(1),
+                Send(vec![
+                    parse("", "DISCARD ALL", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                ]),
+                Ready(1),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "named statement, then SQL DEALLOCATE of its name, then disconnect",
+            "",
+            vec![
+                Send(vec![parse("keep", "select 1", &[]), sync()]),
+                Ready(1),
+                Send(vec![query("DEALLOCATE keep")]),
+                Ready(1),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        // PostgreSQL answers the next two with FATAL 08P01 and ends that session only.
+        seq(
+            "PasswordMessage after startup",
+            "",
+            vec![
+                Send(vec![password("hunter2"), sync()]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "unknown message type 'z'",
+            "",
+            vec![
+                Send(vec![frame(b'z', b"??"), sync()]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        // PostgreSQL: ERROR 08P01 "invalid string in message", and the session goes on.
+        seq(
+            "Query without its string terminator",
+            "",
+            vec![
+                Send(vec![frame(b'Q', b"select 1"), sync()]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "COPY FROM STDIN (simple), then a Query inside the COPY",
+            "",
+            vec![
+                Send(vec![query("COPY items(name) FROM STDIN")]),
+                CopyIn,
+                // PostgreSQL ends this session (FATAL 08P01, protocol synchronization lost);
+                // only this one.
+                Send(vec![copy_data(b"inside\n"), query("select 1")]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "COPY FROM STDIN (extended), Sync sent before the data, then CopyDone",
+            "",
+            vec![
+                Send(vec![
+                    parse("", "COPY items(name) FROM STDIN", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                ]),
+                CopyIn,
+                Send(vec![copy_data(b"extended\n"), copy_done(), sync()]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
+        seq(
+            "COPY FROM STDIN (extended), then Parse/Bind inside the COPY",
+            "",
+            vec![
+                Send(vec![
+                    parse("", "COPY items(name) FROM STDIN", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                ]),
+                CopyIn,
+                Send(vec![
+                    copy_data(b"x\n"),
+                    parse("", "select 1", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                ]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
             "message longer than the proxy's limit",
             "",
             vec![

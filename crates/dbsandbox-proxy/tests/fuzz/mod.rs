@@ -8,6 +8,7 @@
 pub mod checks;
 pub mod corpus;
 pub mod scenarios;
+pub mod sql;
 
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;

@@ -5,6 +5,7 @@
 //! sequences, SQL that is hostile to a rollback sandbox, lying lengths and garbage, and ends by
 //! Terminate, an abrupt close (mid-message, mid-query, mid-COPY) or garbage.
 
+use super::sql::*;
 use super::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +19,10 @@ pub struct Target {
     pub read_timeout: Duration,
     /// Start of the run; session logs say when they began, relative to it.
     pub started: std::time::Instant,
+    /// Leave out what triggers issue 11's known bugs (named Parse failures, Sync+Flush, COPY
+    /// or query abandoned by a hang-up, idle_in_transaction_session_timeout, self-termination),
+    /// to explore past them while they are not fixed yet.
+    pub skip_known: bool,
 }
 
 /// What the sessions saw, shared by all clients.
@@ -71,122 +76,6 @@ impl Tally {
         *self.sqlstates.lock().unwrap().entry(code).or_default() += 1;
     }
 }
-
-/// SQL for simple queries in either isolation: transaction control and savepoint nests,
-/// prepared-statement and session-state resets, LISTEN/NOTIFY, timeouts, self-termination,
-/// errors, big results and COPY.
-const SIMPLE_SQL: &[&str] = &[
-    "select 1",
-    "select 1; select 2",
-    "select 1/0",
-    "selec 1",
-    "",
-    ";",
-    "select * from nosuch",
-    "insert into items(name) values ('dup')",
-    "insert into items(name) values (md5(random()::text)) returning id",
-    "update items set n = coalesce(n, 0) + 1 where id % 3 = 0",
-    "delete from items where id % 7 = 0",
-    "BEGIN",
-    "COMMIT",
-    "ROLLBACK",
-    "END",
-    "BEGIN; SAVEPOINT a; insert into items(name) values (md5(random()::text)); ROLLBACK TO a; COMMIT",
-    "SAVEPOINT s1",
-    "RELEASE SAVEPOINT s1",
-    "ROLLBACK TO SAVEPOINT s1",
-    "BEGIN; select 1/0; COMMIT",
-    "BEGIN; BEGIN; COMMIT; COMMIT",
-    "BEGIN; SAVEPOINT x; SAVEPOINT y; RELEASE x; ROLLBACK TO y",
-    "COMMIT AND CHAIN",
-    "ROLLBACK AND CHAIN",
-    "START TRANSACTION ISOLATION LEVEL SERIALIZABLE READ ONLY",
-    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-    "PREPARE TRANSACTION 'fuzz'",
-    "DISCARD ALL",
-    "DISCARD PLANS",
-    "DISCARD TEMP",
-    "DEALLOCATE ALL",
-    "DEALLOCATE nosuch",
-    "PREPARE q1 AS select $1::int",
-    "EXECUTE q1(1)",
-    "PREPARE broken AS select * from nosuch",
-    "EXECUTE broken",
-    "LISTEN fuzz",
-    "NOTIFY fuzz, 'hello'",
-    "select pg_notify('fuzz', 'x')",
-    "UNLISTEN *",
-    "SET idle_in_transaction_session_timeout = '1s'",
-    "select set_config('idle_in_transaction_session_timeout', '500ms', false)",
-    "SET idle_in_transaction_session_timeout = 0",
-    "SET statement_timeout = '50ms'",
-    "RESET statement_timeout",
-    "RESET ALL",
-    "SET search_path TO nowhere",
-    "SET client_encoding = 'LATIN1'",
-    "SET application_name = 'fuzz'",
-    "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
-    "select pg_sleep(0.05)",
-    "select pg_terminate_backend(pg_backend_pid())",
-    "select pg_cancel_backend(pg_backend_pid())",
-    "select dbsandbox_reset()",
-    "DECLARE c CURSOR WITH HOLD FOR select generate_series(1, 100)",
-    "FETCH 10 FROM c",
-    "CLOSE ALL",
-    "LOCK TABLE items IN SHARE MODE",
-    "select pg_try_advisory_lock(1)",
-    "select pg_advisory_unlock_all()",
-    "select repeat('x', 1000000)",
-    "select generate_series(1, 5000)",
-    "create temp table if not exists tmp(x int)",
-    "create table if not exists extra(x int)",
-    "drop table if exists extra",
-    "VACUUM items",
-    "SHOW ALL",
-    "select txid_current()",
-    "COPY items(name) FROM STDIN",
-    "COPY (select generate_series(1, 1000)) TO STDOUT",
-    "COPY items TO STDOUT (FORMAT binary)",
-];
-
-/// Only where they are refused (a rollback sandbox): in database isolation they would change
-/// the server for the other keys.
-const ROLLBACK_ONLY_SQL: &[&str] = &[
-    "CREATE DATABASE fuzz_never",
-    "ALTER SYSTEM SET work_mem = '4MB'",
-    "CREATE INDEX CONCURRENTLY ON items(n)",
-];
-
-/// Statements for Parse, with their parameter types.
-const EXTENDED_SQL: &[(&str, &[u32])] = &[
-    ("select $1::int + 1", &[23]),
-    ("select $1::text", &[]),
-    ("select 1", &[]),
-    ("select * from nosuch", &[]),
-    ("selec", &[]),
-    ("insert into items(name) values ($1)", &[25]),
-    ("select generate_series(1, 50)", &[]),
-    ("select pg_sleep(0.05)", &[]),
-    ("BEGIN", &[]),
-    ("COMMIT", &[]),
-    ("ROLLBACK", &[]),
-    ("SAVEPOINT x", &[]),
-    ("DISCARD ALL", &[]),
-    ("DEALLOCATE ALL", &[]),
-    ("select 1; select 2", &[]),
-    ("COPY items(name) FROM STDIN", &[]),
-    ("SET idle_in_transaction_session_timeout = '1s'", &[]),
-    ("select pg_terminate_backend(pg_backend_pid())", &[]),
-    ("LISTEN fuzz", &[]),
-];
-
-const PARAMS: &[Option<&[u8]>] = &[
-    Some(b"1"),
-    Some(b"41"),
-    Some(b"abc"),
-    Some(b"\xff\xfe"),
-    None,
-];
 
 /// One session's script and what happened, as a line of the failure report.
 struct Log {
@@ -425,9 +314,13 @@ async fn step(
     log: &mut Log,
 ) -> bool {
     let weights = [30, 25, 4, 3, 3, 3, 4, 4, 3, 3, 3, 2, 2, 2];
-    match rng.weighted(&weights) {
+    let mut choice = rng.weighted(&weights);
+    if target.skip_known && (2..=4).contains(&choice) {
+        choice = 0;
+    }
+    match choice {
         0 => simple(wire, target, tally, rng, log).await,
-        1 => extended(wire, tally, rng, log).await,
+        1 => extended(wire, target.skip_known, tally, rng, log).await,
         2 => failed_prepare_then_reset(wire, tally, rng, log).await,
         3 => {
             log.step("COPY FROM STDIN then hang up");
@@ -504,27 +397,38 @@ async fn simple(
     rng: &mut Rng,
     log: &mut Log,
 ) -> bool {
-    let sql = if target.rollback && rng.percent(3) {
+    let mut sql = if target.rollback && rng.percent(3) {
         *rng.pick(ROLLBACK_ONLY_SQL)
     } else {
         *rng.pick(SIMPLE_SQL)
     };
+    while target.skip_known && known_trigger(sql) {
+        sql = *rng.pick(SIMPLE_SQL);
+    }
     log.step(format!("Q {sql:?}"));
     wire.send(&[query(sql)]).await;
     match until_ready(wire, tally, log).await {
         Cycle::Ready => true,
-        Cycle::CopyIn => copy_in(wire, tally, rng, log).await,
+        Cycle::CopyIn => copy_in(wire, target.skip_known, tally, rng, log).await,
         _ => false,
     }
 }
 
 /// Inside COPY FROM STDIN: rows, then CopyDone, CopyFail, a stray message or a hang-up.
-async fn copy_in(wire: &mut Wire, tally: &Tally, rng: &mut Rng, log: &mut Log) -> bool {
+async fn copy_in(
+    wire: &mut Wire,
+    skip_known: bool,
+    tally: &Tally,
+    rng: &mut Rng,
+    log: &mut Log,
+) -> bool {
     let rows = rng.below(4);
     let mut messages: Vec<Vec<u8>> = (0..rows)
         .map(|i| copy_data(format!("copied-{}-{i}\n", rng.next_u64()).as_bytes()))
         .collect();
-    let end = rng.below(5);
+    // Without Sync, "Query" and "hang-up" end the COPY in ways that break a rollback key today
+    // (a Sync inside a simple-query COPY is ignored, so it ends in a hang-up too).
+    let end = rng.below(if skip_known { 2 } else { 5 });
     log.step(format!(
         "{rows} CopyData then {}",
         ["CopyDone", "CopyFail", "Query", "Sync", "hang-up"][end]
@@ -545,14 +449,23 @@ async fn copy_in(wire: &mut Wire, tally: &Tally, rng: &mut Rng, log: &mut Log) -
 
 /// A pipeline of Parse/Bind/Describe/Execute units with names that may not exist, row limits,
 /// and a Sync, a Flush, both, or nothing at the end.
-async fn extended(wire: &mut Wire, tally: &Tally, rng: &mut Rng, log: &mut Log) -> bool {
+async fn extended(
+    wire: &mut Wire,
+    skip_known: bool,
+    tally: &Tally,
+    rng: &mut Rng,
+    log: &mut Log,
+) -> bool {
     let units = 1 + rng.below(4);
     let mut messages = Vec::new();
     let mut syncs = 0;
     let mut shape = Vec::new();
     for _ in 0..units {
-        let (sql, types) = *rng.pick(EXTENDED_SQL);
-        let statement = if rng.percent(60) {
+        let (mut sql, mut types) = *rng.pick(EXTENDED_SQL);
+        while skip_known && (known_trigger(sql) || sql.starts_with("COPY")) {
+            (sql, types) = *rng.pick(EXTENDED_SQL);
+        }
+        let statement = if rng.percent(60) || (skip_known && parse_fails(sql)) {
             String::new()
         } else {
             format!("s{}", rng.below(3))
@@ -609,7 +522,8 @@ async fn extended(wire: &mut Wire, tally: &Tally, rng: &mut Rng, log: &mut Log) 
             syncs += 1;
         }
     }
-    let end = rng.weighted(&[60, 12, 14, 14]);
+    let sync_then_flush = if skip_known { 0 } else { 14 };
+    let end = rng.weighted(&[60, 12, sync_then_flush, 14]);
     match end {
         0 => {
             messages.push(sync());
@@ -634,7 +548,7 @@ async fn extended(wire: &mut Wire, tally: &Tally, rng: &mut Rng, log: &mut Log) 
     for _ in 0..syncs {
         match until_ready(wire, tally, log).await {
             Cycle::Ready => {}
-            Cycle::CopyIn => return copy_in(wire, tally, rng, log).await,
+            Cycle::CopyIn => return copy_in(wire, skip_known, tally, rng, log).await,
             _ => return false,
         }
     }
