@@ -98,8 +98,8 @@ impl Log {
             self.number
         );
         line.push_str(&self.steps.join("; "));
-        if line.len() > 600 {
-            line.truncate(600);
+        if line.len() > 2000 {
+            line.truncate(line.floor_char_boundary(2000));
             line.push('…');
         }
         line
