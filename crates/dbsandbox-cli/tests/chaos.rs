@@ -205,14 +205,19 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Er
     Ok(client)
 }
 
-/// A superuser connection to the embedded server, over its Unix socket.
+/// dbsandbox's own (superuser) connection to the embedded server, over its Unix socket.
 async fn admin(project: &Project, database: &str) -> tokio_postgres::Client {
     let endpoint = &project.server_record()["endpoint"];
-    let (client, connection) = tokio_postgres::Config::new()
+    let mut config = tokio_postgres::Config::new();
+    config
         .host_path(endpoint["socket_dir"].as_str().unwrap())
         .port(endpoint["port"].as_u64().unwrap() as u16)
         .user(endpoint["user"].as_str().unwrap())
-        .dbname(database)
+        .dbname(database);
+    if let Some(password) = endpoint["password"].as_str() {
+        config.password(password);
+    }
+    let (client, connection) = config
         .connect(tokio_postgres::NoTls)
         .await
         .expect("admin connection to the embedded server");
