@@ -22,7 +22,7 @@
 mod fuzz;
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,7 @@ async fn watch(
     proxy: Arc<TestProxy>,
     tally: Arc<Tally>,
     running: Arc<AtomicBool>,
+    frozen: Arc<AtomicUsize>,
     key: String,
     started: Instant,
 ) -> Option<String> {
@@ -126,6 +127,7 @@ async fn watch(
                     Ok(Err(e)) => e,
                     Ok(Ok(_)) => unreachable!(),
                 };
+                frozen.fetch_add(1, Ordering::Relaxed);
                 return Some(format!(
                     "during the run, key {key} stopped answering a probe (fresh connection, \
                      SELECT 1) between t={:.2}s (last answer) and t={:.2}s: {why}\n  \
@@ -205,22 +207,29 @@ async fn fuzz(isolation: Isolation) {
     let deadline = started + Duration::from_secs(budget.seconds);
     let proxy = Arc::new(proxy);
     let running = Arc::new(AtomicBool::new(true));
+    // Keys whose watchdog fired; once every key has, the run stops early (nothing is left to
+    // explore, and CI need not wait for the budget).
+    let frozen = Arc::new(AtomicUsize::new(0));
     let watchdogs: Vec<_> = keys
         .iter()
         .map(|key| {
-            let (proxy, tally, running) = (proxy.clone(), tally.clone(), running.clone());
-            tokio::spawn(watch(proxy, tally, running, key.clone(), started))
+            let (proxy, tally) = (proxy.clone(), tally.clone());
+            let (running, frozen) = (running.clone(), frozen.clone());
+            tokio::spawn(watch(proxy, tally, running, frozen, key.clone(), started))
         })
         .collect();
 
     let clients: Vec<_> = (0..budget.clients)
         .map(|client| {
-            let (target, tally) = (target.clone(), tally.clone());
-            let (limit, seed) = (budget.messages, budget.seed);
+            let (target, tally, frozen) = (target.clone(), tally.clone(), frozen.clone());
+            let (limit, seed, key_count) = (budget.messages, budget.seed, keys.len());
             tokio::spawn(async move {
                 let mut rng = Rng::new(seed ^ (client as u64).wrapping_mul(0x2545_F491_4F6C_DD1D));
                 let mut number = 0;
-                while Instant::now() < deadline && tally.messages.load(Ordering::Relaxed) < limit {
+                while Instant::now() < deadline
+                    && tally.messages.load(Ordering::Relaxed) < limit
+                    && frozen.load(Ordering::Relaxed) < key_count
+                {
                     session(&target, &tally, &mut rng, client, number).await;
                     number += 1;
                 }
@@ -256,7 +265,8 @@ async fn fuzz(isolation: Isolation) {
     eprintln!(
         "fuzz {name}: {messages} messages in {} sessions ({} reached ReadyForQuery) over {:.1} s \
          ({:.0} messages/s); {} read timeouts, {} connections closed by the proxy; \
-         VmRSS {} KiB before, {} KiB peak; SQLSTATEs seen: {sqlstates:?}",
+         VmRSS {} KiB before, {} KiB peak; {} of {} keys stopped answering during the run; \
+         SQLSTATEs seen: {sqlstates:?}",
         tally.sessions.load(Ordering::Relaxed),
         tally.ready_sessions.load(Ordering::Relaxed),
         elapsed.as_secs_f64(),
@@ -265,6 +275,8 @@ async fn fuzz(isolation: Isolation) {
         tally.closed_by_proxy.load(Ordering::Relaxed),
         rss_before,
         rss_peak,
+        frozen.load(Ordering::Relaxed),
+        keys.len(),
     );
 
     let mut failures = freezes;
