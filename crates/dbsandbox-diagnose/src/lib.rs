@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod catalogue;
 pub mod cli;
+pub mod errcodes;
 mod junit;
 pub mod matcher;
 pub mod reader;

@@ -33,6 +33,13 @@ const SHARED_TRIGGERS: &[&str] = &[
     "PSQLException",
     "PG::",
     "psycopg",
+    "asyncpg",
+    // Evidence of which tables the migrations create, and of Django's per-worker clones.
+    "Applying ",
+    "CREATE TABLE",
+    "create_table(",
+    "clone for alias",
+    "Cloning test database",
     // DETAIL lines with the offending key, and the statement or fields printed with an error.
     "Key (",
     "Schl\u{fc}ssel ",
@@ -66,7 +73,20 @@ const HEADER_TRIGGERS: &[&str] = &[
     "FAIL: test",
     "Results:",
     " \u{bb} ",
+    "FAIL  ",
 ];
+
+/// What a line says about the schema the migrations create (for telling a never-migrated
+/// database from schema drift).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationFact {
+    /// Django `Applying billing.0001_initial... OK`: tables `billing_*` are created by migrations.
+    App(String),
+    /// `CREATE TABLE "orders"` / Rails `create_table(:orders)` printed by a migration run.
+    Table(String),
+    /// Django's `--parallel` runner cloned (or reused) per-worker databases.
+    WorkerClones,
+}
 
 /// What a matched line says about the test it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +186,9 @@ pub struct LineFacts {
     pub detail: Option<Fields>,
     /// The line reports some database error, catalogued or not (a candidate cascade root).
     pub is_database_error: bool,
+    /// The test runner whose header rule matched (`pytest`, `jest`, `go`, ...).
+    pub runner: Option<&'static str>,
+    pub migration: Option<MigrationFact>,
 }
 
 struct CompiledPattern {
@@ -173,6 +196,12 @@ struct CompiledPattern {
     regex: Regex,
     code: Option<String>,
     stack: Option<String>,
+}
+
+/// Where a printed code comes from: the code itself, or a driver exception named after it.
+enum CodeSource {
+    Code,
+    ExceptionName,
 }
 
 enum TestRule {
@@ -206,7 +235,16 @@ pub struct Matcher {
     detail_base: usize,
     class_patterns: Vec<CompiledPattern>,
     code_to_playbook: HashMap<String, usize>,
-    code_extractors: Vec<Regex>,
+    /// Every playbook that claims a code, in catalogue order (55006 is claimed by two).
+    claimants: HashMap<String, Vec<usize>>,
+    code_extractors: Vec<(CodeSource, Regex)>,
+    /// The runner each test rule belongs to, by rule index.
+    test_rule_runners: Vec<&'static str>,
+    migration_base: usize,
+    migration_rules: Vec<Regex>,
+    pub unclassified: Option<usize>,
+    pub schema_drift: Option<usize>,
+    pub unmigrated: Option<usize>,
     mysql_code: Regex,
     database_error: Regex,
     test_rules: Vec<TestRule>,
@@ -237,10 +275,16 @@ impl Matcher {
         let mut triggers: Vec<String> = SHARED_TRIGGERS.iter().map(|s| s.to_string()).collect();
         let mut class_patterns = Vec::new();
         let mut code_to_playbook = HashMap::new();
+        let mut claimants: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, playbook) in playbooks.iter().enumerate() {
             triggers.extend(playbook.triggers.iter().cloned());
             for code in &playbook.codes {
+                if playbook.id == crate::catalogue::UNMIGRATED {
+                    // Reached only by reclassifying schema-drift, never by the code alone.
+                    continue;
+                }
                 code_to_playbook.entry(code.clone()).or_insert(index);
+                claimants.entry(code.clone()).or_default().push(index);
             }
             for pattern in &playbook.patterns {
                 let regex = Regex::new(&pattern.regex).map_err(|e| {
@@ -267,7 +311,26 @@ impl Matcher {
         triggers.sort();
         triggers.dedup();
         let prefilter = Prefilter::new(&triggers)?;
+        let index_of = |id: &str| playbooks.iter().position(|p| p.id == id);
+        let unclassified = index_of(crate::catalogue::UNCLASSIFIED);
+        let schema_drift = index_of(crate::catalogue::SCHEMA_DRIFT);
+        let unmigrated = index_of(crate::catalogue::UNMIGRATED);
         let matcher = Matcher {
+            unclassified,
+            schema_drift,
+            unmigrated,
+            claimants,
+            migration_base: 0,
+            migration_rules: vec![
+                compile(r"^\s*Applying (?P<app>\w+)\.\d{4}_\w+"),
+                compile(r#"CREATE TABLE (?:IF NOT EXISTS )?(?:"?\w+"?\.)?"?(?P<table>\w+)"?\s*\("#),
+                compile(r#"create_table\(:?"?(?P<table>\w+)"#),
+                compile(r"Cloning test database for alias|Using existing clone for alias"),
+            ],
+            test_rule_runners: vec![
+                "pytest", "surefire", "surefire", "pytest", "pytest", "go", "go", "cargo", "jest",
+                "surefire", "unittest", "gradle", "rspec", "vitest",
+            ],
             playbooks,
             triggers,
             prefilter,
@@ -281,15 +344,20 @@ impl Matcher {
             code_to_playbook,
             code_extractors: vec![
                 // (SQLSTATE 23505), SQLSTATE[23505], SQLSTATE: 23505, SQLState: 23505, sqlstate='23505'
-                compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#),
+                (CodeSource::Code, compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#)),
                 // node-postgres / TypeORM / Prisma dumps: code: '23505', "code":"P2002"
-                compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#),
+                (CodeSource::Code, compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#)),
+                // tokio-postgres / sqlx Debug output: `code: SqlState(E34000)`.
+                (CodeSource::Code, compile(r"SqlState\(E([0-9A-Z]{5})\)")),
+                // Exceptions named after the condition: psycopg `errors.InvalidCursorName`,
+                // ruby-pg `PG::InvalidCursorName`, asyncpg `exceptions.InvalidCursorNameError`.
+                (CodeSource::ExceptionName, compile(r"(?:psycopg2?\.errors\.|\bPG::|asyncpg\.exceptions\.)([A-Z][A-Za-z0-9_]*)")),
             ],
             // go-sql-driver `Error 1062 (23000):`, mysql CLI `ERROR 1062 (23000)`,
             // Connector/J `Error Code: 1062`, node mysql2 `errno: 1062`.
             mysql_code: compile(r"\b(?:Error|ERROR|Error Code|errno):? ?(1\d{3}|2\d{3}|3\d{3})\b"),
             database_error: compile(
-                r#"(?:^|[\s:(\]])(?:ERROR|FEHLER|ERREUR|FATAL|SCHWER) ?:\s+\S|SQLSTATE|(?i:sql ?state)|psycopg2?\.errors\.\w+|\bPG::[A-Z]\w+|PSQLException|\bpq: |(?:Integrity|Operational|Programming|Data|Internal)Error\b"#,
+                r#"(?:^|[\s:(\]])(?:ERROR|FEHLER|ERREUR|FATAL|SCHWER) ?:\s+\S|SQLSTATE|(?i:sql ?state)|psycopg2?\.errors\.\w+|\bPG::[A-Z]\w+|asyncpg\.exceptions\.\w+|PSQLException|\bpq: |\bdb error: |error returned from database|(?:Integrity|Operational|Programming|Data|Internal)Error\b"#,
             ),
             test_rules: vec![
                 TestRule::End(compile(
@@ -316,6 +384,10 @@ impl Matcher {
                     trigger: compile(r"^\s*Failure/Error:"),
                     name: compile(r"^\s*\d+\) (?P<test>\S.*?)\s*$"),
                 },
+                // Vitest: ` FAIL  tests/orders.test.ts > orders > lists the seeded orders`.
+                TestRule::Begin(compile(
+                    r"^\s*FAIL  (?:\|\S+\| )?(?P<test>\S+\.(?:test|spec)\.[cm]?[jt]sx? > .+?)\s*$",
+                )),
             ],
             detail_rules: vec![
                 compile(
@@ -354,7 +426,11 @@ impl Matcher {
             .map(|p| p.regex.as_str().to_string())
             .collect();
         self.code_base = sources.len();
-        sources.extend(self.code_extractors.iter().map(|r| r.as_str().to_string()));
+        sources.extend(
+            self.code_extractors
+                .iter()
+                .map(|(_, r)| r.as_str().to_string()),
+        );
         sources.push(self.mysql_code.as_str().to_string());
         sources.push(self.database_error.as_str().to_string());
         self.test_base = sources.len();
@@ -369,6 +445,8 @@ impl Matcher {
             .map_err(|e| MatcherError(format!("building the test-rule set: {e}")))?;
         self.detail_base = sources.len();
         sources.extend(self.detail_rules.iter().map(|r| r.as_str().to_string()));
+        self.migration_base = sources.len();
+        sources.extend(self.migration_rules.iter().map(|r| r.as_str().to_string()));
         self.line_set = RegexSet::new(&sources)
             .map_err(|e| MatcherError(format!("building the pattern set: {e}")))?;
         Ok(())
@@ -439,7 +517,8 @@ impl Matcher {
             // Only a test-name header can be on this line: skip the class patterns.
             let matched = self.test_set.matches(line);
             if matched.matched_any() {
-                facts.test = self.test_marker(line, before, &|i| matched.matched(i));
+                (facts.test, facts.runner) =
+                    self.test_marker(line, before, &|i| matched.matched(i));
             }
             return facts;
         }
@@ -478,37 +557,80 @@ impl Matcher {
                 fields,
             });
         }
-        let prints_code = (self.code_base..self.code_base + 3).any(|i| matched.matched(i));
+        let extractors = self.code_extractors.len() + 1;
+        let prints_code = (self.code_base..self.code_base + extractors).any(|i| matched.matched(i));
         let codes = if prints_code {
             self.codes_printed(line)
         } else {
             Vec::new()
         };
+        let table = crate::errcodes::table();
         for code in codes {
-            match self.code_to_playbook.get(&code) {
-                Some(&playbook) => {
-                    match facts.classes.iter_mut().find(|h| h.playbook == playbook) {
-                        // The printed code is more exact than the one implied by the wording.
-                        Some(hit) => hit.code = Some(code),
-                        None => facts.classes.push(ClassHit {
-                            playbook,
-                            pattern: None,
-                            code: Some(code),
-                            stack: None,
-                            fields: Fields::default(),
-                        }),
-                    }
-                }
-                None => {
-                    // An SQLSTATE we have no playbook for is still a database error.
-                    if code.starts_with("sqlstate:") {
-                        facts.is_database_error = true;
-                    }
+            let claims = |hit: &ClassHit| {
+                hit.code.as_deref() == Some(code.as_str())
+                    || self.playbooks[hit.playbook].codes.contains(&code)
+            };
+            if let Some(hit) = facts.classes.iter_mut().find(|h| claims(h)) {
+                // The printed code is more exact than the one implied by the wording; a message
+                // pattern (55006 `pending trigger events`) beats the code's first claimant.
+                hit.code = Some(code);
+                continue;
+            }
+            if let Some(&playbook) = self.code_to_playbook.get(&code) {
+                facts.classes.push(ClassHit {
+                    playbook,
+                    pattern: None,
+                    code: Some(code),
+                    stack: None,
+                    fields: Fields::default(),
+                });
+                continue;
+            }
+            let Some(bare) = code.strip_prefix("sqlstate:") else {
+                continue;
+            };
+            if !table.is_error_code(bare) {
+                continue;
+            }
+            // An SQLSTATE no playbook claims is still a database error: never silent about it.
+            facts.is_database_error = true;
+            let already = facts
+                .classes
+                .iter()
+                .any(|h| Some(h.playbook) == self.unclassified && h.code.is_some());
+            if let (Some(unclassified), false) = (self.unclassified, already) {
+                match facts
+                    .classes
+                    .iter_mut()
+                    .find(|h| h.playbook == unclassified)
+                {
+                    Some(hit) => hit.code = Some(code),
+                    None => facts.classes.push(ClassHit {
+                        playbook: unclassified,
+                        pattern: None,
+                        code: Some(code),
+                        stack: None,
+                        fields: Fields::default(),
+                    }),
                 }
             }
         }
-        facts.is_database_error |= !facts.classes.is_empty() || matched.matched(self.code_base + 3);
-        facts.test = self.test_marker(line, before, &|i| matched.matched(self.test_base + i));
+        // A line a catalogued class explains is not also an unclassified error.
+        if let Some(unclassified) = self.unclassified {
+            if facts.classes.iter().any(|h| {
+                h.playbook != unclassified && self.playbooks[h.playbook].kind != Kind::Assertion
+            }) {
+                facts.classes.retain(|h| h.playbook != unclassified);
+            }
+        }
+        facts.is_database_error |= facts
+            .classes
+            .iter()
+            .any(|h| self.playbooks[h.playbook].kind != Kind::Assertion)
+            || matched.matched(self.code_base + extractors);
+        facts.migration = self.migration_fact(line, &matched);
+        (facts.test, facts.runner) =
+            self.test_marker(line, before, &|i| matched.matched(self.test_base + i));
         facts.detail = self.detail(line, &matched);
         facts
     }
@@ -516,9 +638,15 @@ impl Matcher {
     /// Codes the line prints explicitly, normalised to `namespace:code`.
     fn codes_printed(&self, line: &[u8]) -> Vec<String> {
         let mut codes = Vec::new();
-        for extractor in &self.code_extractors {
+        for (source, extractor) in &self.code_extractors {
             for caps in extractor.captures_iter(line) {
-                let raw = String::from_utf8_lossy(&caps[1]).into_owned();
+                let mut raw = String::from_utf8_lossy(&caps[1]).into_owned();
+                if let CodeSource::ExceptionName = source {
+                    match crate::errcodes::table().by_exception_name(&raw) {
+                        Some(state) => raw = state.code.to_string(),
+                        None => continue,
+                    }
+                }
                 let is_prisma = raw.len() == 5
                     && raw.starts_with('P')
                     && raw[1..].bytes().all(|b| b.is_ascii_digit());
@@ -548,42 +676,86 @@ impl Matcher {
         line: &[u8],
         before: &[u8],
         candidate: &dyn Fn(usize) -> bool,
-    ) -> Option<TestMarker> {
+    ) -> (Option<TestMarker>, Option<&'static str>) {
         for (index, rule) in self.test_rules.iter().enumerate() {
             if !candidate(index) {
                 continue;
             }
-            match rule {
-                TestRule::End(regex) => {
-                    if regex.is_match(line) {
-                        return Some(TestMarker::End);
-                    }
+            let runner = self.test_rule_runners.get(index).copied();
+            let marker = self.test_rule_marker(index, rule, line, before);
+            if marker.is_some() {
+                return (marker, runner);
+            }
+        }
+        (None, None)
+    }
+
+    fn test_rule_marker(
+        &self,
+        index: usize,
+        rule: &TestRule,
+        line: &[u8],
+        before: &[u8],
+    ) -> Option<TestMarker> {
+        match rule {
+            TestRule::End(regex) => {
+                if regex.is_match(line) {
+                    return Some(TestMarker::End);
                 }
-                TestRule::Begin(regex) => {
-                    if regex.is_match(line) {
-                        return Some(TestMarker::BeginAt(index));
-                    }
+            }
+            TestRule::Begin(regex) => {
+                if regex.is_match(line) {
+                    return Some(TestMarker::BeginAt(index));
                 }
-                TestRule::ThisLine(regex) => {
-                    if let Some(caps) = regex.captures(line) {
-                        return test_name(&caps).map(TestMarker::ThisLine);
-                    }
+            }
+            TestRule::ThisLine(regex) => {
+                if let Some(caps) = regex.captures(line) {
+                    return test_name(&caps).map(TestMarker::ThisLine);
                 }
-                TestRule::BeginFromLinesBefore { trigger, name } => {
-                    if trigger.is_match(line) {
-                        // The block still has its colours; RSpec paints the `1) name` line.
-                        let found = last_lines(before, 3).into_iter().find_map(|previous| {
-                            let previous = crate::reader::strip_ansi(previous);
-                            name.captures(&previous).and_then(|c| test_name(&c))
-                        });
-                        if let Some(found) = found {
-                            return Some(TestMarker::Begin(found));
-                        }
+            }
+            TestRule::BeginFromLinesBefore { trigger, name } => {
+                if trigger.is_match(line) {
+                    // The block still has its colours; RSpec paints the `1) name` line.
+                    let found = last_lines(before, 3).into_iter().find_map(|previous| {
+                        let previous = crate::reader::strip_ansi(previous);
+                        name.captures(&previous).and_then(|c| test_name(&c))
+                    });
+                    if let Some(found) = found {
+                        return Some(TestMarker::Begin(found));
                     }
                 }
             }
         }
         None
+    }
+
+    /// Which tables the migrations create, from a migration run's output.
+    fn migration_fact(&self, line: &[u8], matched: &SetMatches) -> Option<MigrationFact> {
+        let text = |caps: &Captures<'_>, name: &str| {
+            caps.name(name)
+                .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+        };
+        for (index, rule) in self.migration_rules.iter().enumerate() {
+            if !matched.matched(self.migration_base + index) {
+                continue;
+            }
+            let Some(caps) = rule.captures(line) else {
+                continue;
+            };
+            if let Some(app) = text(&caps, "app") {
+                return Some(MigrationFact::App(app));
+            }
+            if let Some(table) = text(&caps, "table") {
+                return Some(MigrationFact::Table(table));
+            }
+            return Some(MigrationFact::WorkerClones);
+        }
+        None
+    }
+
+    /// Every playbook that claims `code`, in catalogue order.
+    pub fn claimants(&self, code: &str) -> &[usize] {
+        self.claimants.get(code).map_or(&[], Vec::as_slice)
     }
 
     /// The test named by a header line that [`TestMarker::BeginAt`] reported for `rule`.

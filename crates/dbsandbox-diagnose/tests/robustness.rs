@@ -414,10 +414,13 @@ fn explain_prints_a_playbook_by_id_or_code_and_lists_all() {
             "lock-timeout",
             "connection-exhaustion",
             "schema-drift",
+            "unmigrated-database",
             "database-in-use",
+            "pending-trigger-events",
             "statement-timeout",
             "aborted-transaction",
-            "leaked-rows-assertion"
+            "leaked-rows-assertion",
+            "unclassified-database-error",
         ]
     );
     let (code, out, _) = run(ExplainArgs {
