@@ -104,6 +104,8 @@ pub struct Tally {
     pub keys: BoundedSet,
     /// Aborted-transaction errors (25P02) that point back to a failure of this class.
     pub consequences: u64,
+    /// Distinct failures with a test name (including ones a later echo named).
+    pub attributed: u64,
     /// Distinct failures per code (at most [`DISTINCT_LIMIT`] codes).
     pub code_counts: Vec<(String, u64)>,
     /// Why occurrences were recorded under this class rather than the one their wording names
@@ -442,6 +444,9 @@ impl<'m> Collector<'m> {
                 (None, Some(new)) => Some((None, new.clone())),
                 _ => None,
             };
+            if previous.test.is_none() && occurrence.test.is_some() {
+                tally.attributed += 1;
+            }
             if let Some((old, new)) = &better_name {
                 match old {
                     Some(old) => tally.tests.replace(old, new),
@@ -483,6 +488,7 @@ impl<'m> Collector<'m> {
         tally.lines += 1;
         if let Some(test) = &occurrence.test {
             tally.tests.insert(test);
+            tally.attributed += 1;
         }
         if let Some(code) = &occurrence.code {
             tally.codes.insert(code);

@@ -7,6 +7,7 @@
 //! The CLI binary flattens [`cli::AnalyzeArgs`] and [`cli::ExplainArgs`] into its subcommands and
 //! calls [`run_analyze`] / [`run_explain`]. See `README.md` and `SCHEMA.md` in this crate.
 
+pub mod advice;
 pub mod analysis;
 pub mod catalogue;
 pub mod cli;
