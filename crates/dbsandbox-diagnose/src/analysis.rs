@@ -238,6 +238,12 @@ impl<'m> Collector<'m> {
                 None => {}
             }
         }
+        if let Some(full) = &line_test {
+            // pytest's summary (`FAILED path::test - ...`) qualifies the name its section header
+            // gave; failures whose summary line matched no class (an unclassified error's
+            // wrapper message) take the qualified name here.
+            self.qualify_test_names(full);
+        }
         if facts.classes.is_empty() && facts.detail.is_none() && !facts.is_database_error {
             // A header or other non-failure line: nothing else to record.
             return;
@@ -410,6 +416,26 @@ impl<'m> Collector<'m> {
             ));
         }
         None
+    }
+
+    fn qualify_test_names(&mut self, full: &str) {
+        for tally in &mut self.tallies {
+            let shorter: Vec<String> = tally
+                .tests
+                .values
+                .iter()
+                .filter(|t| t.len() < full.len() && same_test(Some(t), Some(full)))
+                .cloned()
+                .collect();
+            for short in shorter {
+                tally.tests.replace(&short, full);
+                for example in &mut tally.examples {
+                    if example.test.as_deref() == Some(short.as_str()) {
+                        example.test = Some(full.to_string());
+                    }
+                }
+            }
+        }
     }
 
     /// The test the output of `input` currently belongs to, parsing a pending header first.
