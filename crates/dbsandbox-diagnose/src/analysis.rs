@@ -197,10 +197,7 @@ impl<'m> Collector<'m> {
     ) {
         let mut line_test: Option<String> = None;
         if let Some(runner) = facts.runner {
-            if self.runners.len() <= input {
-                self.runners.resize(input + 1, None);
-            }
-            self.runners[input].get_or_insert(runner);
+            self.note_runner(input, runner);
         }
         if let Some(fact) = &facts.migration {
             let state = self.state(input);
@@ -281,6 +278,13 @@ impl<'m> Collector<'m> {
                     self.tallies[unmigrated].evidence.insert(&evidence);
                 }
             }
+            if Some(hit.playbook) == self.matcher.unclassified
+                && hit.code.is_none()
+                && self.follows_database_error(input, line, test.as_deref())
+            {
+                // A driver's code-less wrapper or stack frame of the error just printed.
+                continue;
+            }
             let kind = self.matcher.kind_of(hit.playbook);
             let occurrence = Occurrence {
                 input,
@@ -325,6 +329,23 @@ impl<'m> Collector<'m> {
                 });
             }
         }
+    }
+
+    /// Records the test runner of `input` (the first one seen wins).
+    pub fn note_runner(&mut self, input: usize, runner: &'static str) {
+        if self.runners.len() <= input {
+            self.runners.resize(input + 1, None);
+        }
+        self.runners[input].get_or_insert(runner);
+    }
+
+    /// Whether a database error was printed just before this line, in the same test.
+    fn follows_database_error(&mut self, input: usize, line: u64, test: Option<&str>) -> bool {
+        let state = self.state(input);
+        state.root.as_ref().is_some_and(|root| {
+            line.saturating_sub(root.line) <= ECHO_WINDOW_LINES
+                && same_test(root.test.as_deref(), test)
+        })
     }
 
     /// A code printed on its own (no wording) that several classes claim (55006: database in
@@ -489,6 +510,12 @@ impl<'m> Collector<'m> {
                     example.code.clone_from(&occurrence.code);
                 }
             }
+            if let (None, Some(code)) = (&previous.code, &occurrence.code) {
+                // The code printed after the message (node-postgres' error dump) counts for
+                // the failure the message started.
+                bump_code(tally, code);
+                merged.code = Some(code.clone());
+            }
             note_fields(tally, &merged.fields);
             if let Some(code) = &occurrence.code {
                 tally.codes.insert(code);
@@ -527,12 +554,7 @@ impl<'m> Collector<'m> {
             None
         };
         if let Some(code) = &occurrence.code {
-            let known = tally.code_counts.len();
-            match tally.code_counts.iter_mut().find(|(c, _)| c == code) {
-                Some((_, count)) => *count += 1,
-                None if known < DISTINCT_LIMIT => tally.code_counts.push((code.clone(), 1)),
-                None => {}
-            }
+            bump_code(tally, code);
         }
         let recent = Recent {
             playbook,
@@ -598,6 +620,15 @@ impl<'m> Collector<'m> {
     /// Whether anything at all was found.
     pub fn has_findings(&self) -> bool {
         self.tallies.iter().any(|t| t.count > 0)
+    }
+}
+
+fn bump_code(tally: &mut Tally, code: &str) {
+    let known = tally.code_counts.len();
+    match tally.code_counts.iter_mut().find(|(c, _)| c == code) {
+        Some((_, count)) => *count += 1,
+        None if known < DISTINCT_LIMIT => tally.code_counts.push((code.to_string(), 1)),
+        None => {}
     }
 }
 

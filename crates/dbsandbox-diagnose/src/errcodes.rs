@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 const ERRCODES_TSV: &str = include_str!("../data/errcodes.tsv");
 const CLASS_NOTES_TSV: &str = include_str!("../data/sqlstate-classes.tsv");
+const SERVER_MESSAGES_TSV: &str = include_str!("../data/server-messages.tsv");
 
 /// Whether a code reports success, a warning or an error (errcodes.txt's `S`, `W`, `E`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,4 +151,25 @@ impl Table {
             }
         }
     }
+}
+
+/// The SQLSTATE a server message implies, for drivers that print the message without its code
+/// (`data/server-messages.tsv`). Only messages whose code is certain are listed; the last listed
+/// match wins, so a more specific row placed after a general one takes precedence.
+pub fn code_from_message(line: &[u8]) -> Option<&'static str> {
+    static MESSAGES: OnceLock<(regex::bytes::RegexSet, Vec<&'static str>)> = OnceLock::new();
+    let (set, codes) = MESSAGES.get_or_init(|| {
+        let mut patterns = Vec::new();
+        let mut codes = Vec::new();
+        for row in data_rows(SERVER_MESSAGES_TSV) {
+            if let [code, pattern] = row[..] {
+                codes.push(code);
+                patterns.push(pattern);
+            }
+        }
+        let set = regex::bytes::RegexSet::new(&patterns)
+            .unwrap_or_else(|e| panic!("data/server-messages.tsv: {e}"));
+        (set, codes)
+    });
+    set.matches(line).iter().last().map(|i| codes[i])
 }

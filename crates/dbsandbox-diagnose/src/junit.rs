@@ -113,6 +113,13 @@ pub fn scan<R: Read>(
                 if name == b"testcase" {
                     testcases += 1;
                     current_test = test_name(&element);
+                } else if name == b"testsuites" {
+                    // jest-junit and Vitest's reporter name the root after the runner.
+                    match attribute(&element, b"name").as_deref() {
+                        Some("jest tests") => collector.note_runner(input, "jest"),
+                        Some("vitest tests") => collector.note_runner(input, "vitest"),
+                        _ => {}
+                    }
                 } else if is_output_element(&name) {
                     output_depth += 1;
                     scan_message_attribute(

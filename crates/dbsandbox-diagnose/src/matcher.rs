@@ -622,6 +622,15 @@ impl Matcher {
             }) {
                 facts.classes.retain(|h| h.playbook != unclassified);
             }
+            if let Some(hit) = facts
+                .classes
+                .iter_mut()
+                .find(|h| h.playbook == unclassified && h.code.is_none())
+            {
+                // The driver printed the message only: the server's wording names the code.
+                hit.code = crate::errcodes::code_from_message(line)
+                    .map(|code| format!("sqlstate:{code}"));
+            }
         }
         facts.is_database_error |= facts
             .classes
