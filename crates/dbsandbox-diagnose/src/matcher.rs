@@ -615,6 +615,21 @@ impl Matcher {
                 }
             }
         }
+        if facts.classes.is_empty() && matched.matched(self.code_base + extractors) {
+            // A server error line without a code (`psql: ERROR:  value too long ...`, an ORM's
+            // wrapper): still a finding when the server's wording says which SQLSTATE it is.
+            if let (Some(unclassified), Some(code)) =
+                (self.unclassified, crate::errcodes::code_from_message(line))
+            {
+                facts.classes.push(ClassHit {
+                    playbook: unclassified,
+                    pattern: None,
+                    code: Some(format!("sqlstate:{code}")),
+                    stack: None,
+                    fields: Fields::default(),
+                });
+            }
+        }
         // A line a catalogued class explains is not also an unclassified error.
         if let Some(unclassified) = self.unclassified {
             if facts.classes.iter().any(|h| {
@@ -628,8 +643,8 @@ impl Matcher {
                 .find(|h| h.playbook == unclassified && h.code.is_none())
             {
                 // The driver printed the message only: the server's wording names the code.
-                hit.code = crate::errcodes::code_from_message(line)
-                    .map(|code| format!("sqlstate:{code}"));
+                hit.code =
+                    crate::errcodes::code_from_message(line).map(|code| format!("sqlstate:{code}"));
             }
         }
         facts.is_database_error |= facts
@@ -656,8 +671,10 @@ impl Matcher {
                         None => continue,
                     }
                 }
+                // Prisma's codes are P1000-P6999; P0000-P0004 are PL/pgSQL's SQLSTATEs.
                 let is_prisma = raw.len() == 5
                     && raw.starts_with('P')
+                    && !raw.starts_with("P0")
                     && raw[1..].bytes().all(|b| b.is_ascii_digit());
                 let code = if is_prisma {
                     format!("prisma:{raw}")

@@ -349,9 +349,13 @@ pub fn build(
     let attributed: u64 = primaries().map(|t| t.attributed).sum();
     let note = (database_errors > attributed).then(|| {
         if attributed == 0 {
+            let which = if database_errors == 1 {
+                "The database error is not".to_string()
+            } else {
+                format!("None of the {database_errors} database errors is")
+            };
             format!(
-                "None of the {} attributed to a test: the log has no test-name line this analyzer knows (pytest, unittest, Jest, Vitest, RSpec, go test, cargo test, Surefire, Gradle, JUnit XML) near them, so they happened outside tests (set-up, migrations, a fixture, the app's own log) or the runner was quiet; rerun verbosely (`-v`, `--verbose`) or give `analyze` the JUnit XML.",
-                plural(database_errors, "database error is", "database errors are")
+                "{which} attributed to a test: the log has no test-name line this analyzer knows (pytest, unittest, Jest, Vitest, RSpec, go test, cargo test, Surefire, Gradle, JUnit XML) near them, so they happened outside tests (set-up, migrations, a fixture, the app's own log) or the runner was quiet; rerun verbosely (`-v`, `--verbose`) or give `analyze` the JUnit XML."
             )
         } else {
             format!(
