@@ -171,5 +171,5 @@ pub fn code_from_message(line: &[u8]) -> Option<&'static str> {
             .unwrap_or_else(|e| panic!("data/server-messages.tsv: {e}"));
         (set, codes)
     });
-    set.matches(line).iter().last().map(|i| codes[i])
+    set.matches(line).iter().next_back().map(|i| codes[i])
 }

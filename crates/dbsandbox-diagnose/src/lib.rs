@@ -14,7 +14,9 @@ pub mod cli;
 pub mod errcodes;
 mod junit;
 pub mod matcher;
+mod prefilter;
 pub mod reader;
 pub mod report;
+mod rules;
 
 pub use cli::{analyze_bytes, run_analyze, run_explain, AnalyzeArgs, ExplainArgs, OutputFormat};

@@ -8,73 +8,11 @@
 //! DETAIL rules decide what the line says.
 
 use crate::catalogue::{Kind, Playbook};
-use aho_corasick::packed;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+pub use crate::prefilter::{Prefilter, PrefilterCursor};
+use crate::rules::{compile, TestRule, HEADER_TRIGGERS, SHARED_TRIGGERS};
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::bytes::{Captures, Regex, RegexSet, SetMatches};
 use std::collections::HashMap;
-
-/// Literals that are not tied to one class: where codes, test names and DETAIL lines are
-/// printed. Kept short and distinctive because every one of them is searched for in every byte.
-const SHARED_TRIGGERS: &[&str] = &[
-    // SQLSTATE and vendor codes, however the driver labels them (`SqlState` is in `qlState`).
-    "QLSTATE",
-    "QLState",
-    "qlState",
-    "qlstate",
-    "QL state",
-    // Error objects that print the code alone: `code: '23505'`, `code: "23505"`, `"code":"P2002"`.
-    "code: '",
-    "code: \"",
-    "\"code\":",
-    // Server-side error lines (roots of aborted-transaction cascades), in several locales.
-    "ERROR:",
-    "FEHLER:",
-    "ERREUR",
-    "PSQLException",
-    "PG::",
-    "psycopg",
-    "asyncpg",
-    // Evidence of which tables the migrations create, and of Django's per-worker clones.
-    "Applying ",
-    "CREATE TABLE",
-    "create_table(",
-    "clone for alias",
-    "Cloning test database",
-    // DETAIL lines with the offending key, and the statement or fields printed with an error.
-    "Key (",
-    "Schl\u{fc}ssel ",
-    "cl\u{e9} \u{ab} (",
-    "constraint: '",
-    "table: '",
-    ": INSERT INTO",
-    "[SQL: ",
-    "[insert into",
-    "[INSERT INTO",
-    "constraint [",
-    "in relation",
-    "table: Some(",
-];
-
-/// Literals of test-name headers (`=== RUN`, pytest `___ t ___`, Jest `●`, ...). They are
-/// frequent in verbose logs, so a line whose only triggers are these runs only the test-name
-/// rules, never the class patterns.
-const HEADER_TRIGGERS: &[&str] = &[
-    "___ ",
-    "FAILED",
-    "ERROR ",
-    "short test summary",
-    "--- FAIL",
-    "=== RUN",
-    "=== CONT",
-    " stdout ----",
-    "\u{25cf} ",
-    "Failure/Error",
-    "<<< ",
-    "FAIL: test",
-    "Results:",
-    " \u{bb} ",
-    "FAIL  ",
-];
 
 /// What a line says about the schema the migrations create (for telling a never-migrated
 /// database from schema drift).
@@ -204,17 +142,6 @@ enum CodeSource {
     ExceptionName,
 }
 
-enum TestRule {
-    Begin(Regex),
-    ThisLine(Regex),
-    End(Regex),
-    /// RSpec: the test name is on a `  1) Name` line up to a few lines before `Failure/Error:`.
-    BeginFromLinesBefore {
-        trigger: Regex,
-        name: Regex,
-    },
-}
-
 /// The catalogue compiled for matching. Build once per run; matching never allocates for lines
 /// that do not hit.
 pub struct Matcher {
@@ -264,12 +191,6 @@ impl std::fmt::Display for MatcherError {
 
 impl std::error::Error for MatcherError {}
 
-fn compile(source: &str) -> Regex {
-    // Only used for the fixed expressions below, which the test suite compiles; a typo there is a
-    // programming error caught by every test, not an input-dependent failure.
-    Regex::new(source).unwrap_or_else(|e| panic!("built-in regex {source:?}: {e}"))
-}
-
 impl Matcher {
     pub fn new(playbooks: Vec<Playbook>) -> Result<Matcher, MatcherError> {
         let mut triggers: Vec<String> = SHARED_TRIGGERS.iter().map(|s| s.to_string()).collect();
@@ -315,22 +236,15 @@ impl Matcher {
         let unclassified = index_of(crate::catalogue::UNCLASSIFIED);
         let schema_drift = index_of(crate::catalogue::SCHEMA_DRIFT);
         let unmigrated = index_of(crate::catalogue::UNMIGRATED);
+        let (test_rules, test_rule_runners) = crate::rules::test_rules();
         let matcher = Matcher {
             unclassified,
             schema_drift,
             unmigrated,
             claimants,
             migration_base: 0,
-            migration_rules: vec![
-                compile(r"^\s*Applying (?P<app>\w+)\.\d{4}_\w+"),
-                compile(r#"CREATE TABLE (?:IF NOT EXISTS )?(?:"?\w+"?\.)?"?(?P<table>\w+)"?\s*\("#),
-                compile(r#"create_table\(:?"?(?P<table>\w+)"#),
-                compile(r"Cloning test database for alias|Using existing clone for alias"),
-            ],
-            test_rule_runners: vec![
-                "pytest", "surefire", "surefire", "pytest", "pytest", "go", "go", "cargo", "jest",
-                "surefire", "unittest", "gradle", "rspec", "vitest",
-            ],
+            migration_rules: crate::rules::migration_rules(),
+            test_rule_runners,
             playbooks,
             triggers,
             prefilter,
@@ -344,14 +258,25 @@ impl Matcher {
             code_to_playbook,
             code_extractors: vec![
                 // (SQLSTATE 23505), SQLSTATE[23505], SQLSTATE: 23505, SQLState: 23505, sqlstate='23505'
-                (CodeSource::Code, compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#)),
+                (
+                    CodeSource::Code,
+                    compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#),
+                ),
                 // node-postgres / TypeORM / Prisma dumps: code: '23505', "code":"P2002"
-                (CodeSource::Code, compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#)),
+                (
+                    CodeSource::Code,
+                    compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#),
+                ),
                 // tokio-postgres / sqlx Debug output: `code: SqlState(E34000)`.
                 (CodeSource::Code, compile(r"SqlState\(E([0-9A-Z]{5})\)")),
                 // Exceptions named after the condition: psycopg `errors.InvalidCursorName`,
                 // ruby-pg `PG::InvalidCursorName`, asyncpg `exceptions.InvalidCursorNameError`.
-                (CodeSource::ExceptionName, compile(r"(?:psycopg2?\.errors\.|\bPG::|asyncpg\.exceptions\.)([A-Z][A-Za-z0-9_]*)")),
+                (
+                    CodeSource::ExceptionName,
+                    compile(
+                        r"(?:psycopg2?\.errors\.|\bPG::|asyncpg\.exceptions\.)([A-Z][A-Za-z0-9_]*)",
+                    ),
+                ),
             ],
             // go-sql-driver `Error 1062 (23000):`, mysql CLI `ERROR 1062 (23000)`,
             // Connector/J `Error Code: 1062`, node mysql2 `errno: 1062`.
@@ -359,59 +284,8 @@ impl Matcher {
             database_error: compile(
                 r#"(?:^|[\s:(\]])(?:ERROR|FEHLER|ERREUR|FATAL|SCHWER) ?:\s+\S|SQLSTATE|(?i:sql ?state)|psycopg2?\.errors\.\w+|\bPG::[A-Z]\w+|asyncpg\.exceptions\.\w+|PSQLException|\bpq: |\bdb error: |error returned from database|(?:Integrity|Operational|Programming|Data|Internal)Error\b"#,
             ),
-            test_rules: vec![
-                TestRule::End(compile(
-                    r"^=+ (?:short test summary info|warnings summary|FAILURES|ERRORS) =+\s*$",
-                )),
-                // Maven Surefire's summary: `[INFO] Results:` ends the per-test sections, and
-                // each summary line names its test: `[ERROR]   UserTest.saves:38 » ...`.
-                TestRule::End(compile(r"^\[INFO\] Results:\s*$")),
-                TestRule::ThisLine(compile(
-                    "^\\[(?:ERROR|WARNING)\\]\\s+(?P<test>[\\w$]+\\.[\\w$]+)(?::\\d+)? \u{bb} ",
-                )),
-                TestRule::Begin(compile(r"^_{3,} (?P<test>.+?) _{3,}\s*$")),
-                TestRule::ThisLine(compile(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+)(?: - .*)?$")),
-                TestRule::Begin(compile(r"^\s*--- FAIL: (?P<test>\S+)")),
-                TestRule::Begin(compile(r"^=== (?:RUN|CONT)\s+(?P<test>\S+)")),
-                TestRule::Begin(compile(r"^---- (?P<test>\S+) stdout ----")),
-                TestRule::Begin(compile("^\\s*\u{25cf} (?P<test>.+?)\\s*$")),
-                TestRule::Begin(compile(
-                    r"^(?:\[ERROR\] )?(?:(?P<method>\w+)\((?P<class>[\w.$]+)\)|(?P<test>[\w.$]+))\s+(?:--? )?Time elapsed:.*<<< (?:ERROR|FAILURE)!",
-                )),
-                TestRule::Begin(compile(r"^(?:ERROR|FAIL): (?P<method>\w+) \((?P<class>[\w.]+)\)")),
-                TestRule::Begin(compile(r"^(?P<class>[\w.$]+) > (?P<method>.+?) FAILED\s*$")),
-                TestRule::BeginFromLinesBefore {
-                    trigger: compile(r"^\s*Failure/Error:"),
-                    name: compile(r"^\s*\d+\) (?P<test>\S.*?)\s*$"),
-                },
-                // Vitest: ` FAIL  tests/orders.test.ts > orders > lists the seeded orders`.
-                TestRule::Begin(compile(
-                    r"^\s*FAIL  (?:\|\S+\| )?(?P<test>\S+\.(?:test|spec)\.[cm]?[jt]sx? > .+?)\s*$",
-                )),
-            ],
-            detail_rules: vec![
-                compile(
-                    r#"Key \((?P<columns>.*?)\)=\((?P<value>.*)\) (?:already exists|is not present in table "(?P<ref_table>[^"]+)"|is still referenced from table "(?P<ref_table2>[^"]+)")"#,
-                ),
-                compile(
-                    "Schl\u{fc}ssel \u{bb}?\\((?P<columns>.*?)\\)=\\((?P<value>.*)\\)\u{ab}? (?:existiert bereits|ist nicht in Tabelle \u{bb}(?P<ref_table>[^\u{ab}]+)\u{ab} vorhanden|wird noch von Tabelle \u{bb}(?P<ref_table2>[^\u{ab}]+)\u{ab} verwiesen)",
-                ),
-                compile(
-                    "La cl\u{e9} \u{ab} \\((?P<columns>.*?)\\)=\\((?P<value>.*)\\) \u{bb} (?:existe d\u{e9}j\u{e0}|n'est pas pr\u{e9}sente dans la table \u{ab} (?P<ref_table>[^\u{bb}]+) \u{bb}|est toujours r\u{e9}f\u{e9}renc\u{e9}e \u{e0} partir de la table \u{ab} (?P<ref_table2>[^\u{bb}]+) \u{bb})",
-                ),
-                // node-postgres error objects print one field per line.
-                compile(r"^\s*constraint: '(?P<constraint>[^']+)'"),
-                compile(r"^\s*table: '(?P<table>[^']+)'"),
-                // sqlx / tokio-postgres print the error struct with Debug: `table: Some("users")`.
-                compile(r#"\btable: Some\("(?P<table>[^"]+)"\)"#),
-                // The statement an ORM prints under the error: SQLAlchemy `[SQL: INSERT INTO users`,
-                // Rails `: INSERT INTO "users"`, Hibernate `[insert into users`.
-                compile(r#"^\s*(?:E\s+)?(?::|\[SQL:|SQL \[|\[)\s*(?i:insert into|update|delete from)\s+[`"]?(?P<table>[\w.]+)"#),
-                // Spring: `could not execute statement; SQL [n/a]; constraint [users_email_key]`.
-                compile(r"constraint \[(?P<constraint>[^\]\s]+)\]"),
-                // Deadlock and lock waits: `CONTEXT: while updating tuple (0,1) in relation "accounts"`.
-                compile(r#"while (?:updating|locking|inserting|deleting) (?:index )?tuple \([^)]*\) in relation \\?"(?P<table>[^"\\]+)\\?""#),
-            ],
+            test_rules,
+            detail_rules: crate::rules::detail_rules(),
         };
         let mut matcher = matcher;
         matcher.build_line_set()?;
@@ -856,118 +730,4 @@ fn last_lines(before: &[u8], count: usize) -> Vec<&[u8]> {
 
 pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Literals per Teddy searcher. Teddy refuses more than 64; every group scans every byte, so
-/// fewer groups are better, but a group's speed drops as it fills (one group, measured here:
-/// 16 literals 10 GB/s, 48 5 GB/s, 64 2.9 GB/s). Over the built-in ~100 triggers on the benchmark
-/// log, groups of 26/32/34/42/50 gave 1.14/1.07/1.46/1.25/1.21 GB/s; 34 (three groups) won.
-const TEDDY_GROUP: usize = 34;
-
-/// Stage one: finds the next line that contains any trigger.
-///
-/// The triggers are split into groups of at most [`TEDDY_GROUP`] literals, each searched with
-/// Teddy (SIMD), which is several times faster than one Aho-Corasick automaton over all of them
-/// (about 670 MB/s here with 150 literals). Where Teddy is unavailable (no SSSE3/NEON), one
-/// Aho-Corasick DFA is used instead.
-pub struct Prefilter {
-    groups: Vec<packed::Searcher>,
-    fallback: Option<AhoCorasick>,
-}
-
-impl Prefilter {
-    fn new(triggers: &[String]) -> Result<Prefilter, MatcherError> {
-        let mut groups = Vec::new();
-        for chunk in triggers.chunks(TEDDY_GROUP) {
-            let mut builder = packed::Config::new()
-                .match_kind(packed::MatchKind::LeftmostFirst)
-                .builder();
-            builder.extend(chunk);
-            match builder.build() {
-                Some(searcher) => groups.push(searcher),
-                None => {
-                    groups.clear();
-                    break;
-                }
-            }
-        }
-        let fallback = if groups.is_empty() {
-            Some(
-                AhoCorasick::builder()
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(triggers)
-                    .map_err(|e| MatcherError(format!("building the trigger automaton: {e}")))?,
-            )
-        } else {
-            None
-        };
-        Ok(Prefilter { groups, fallback })
-    }
-
-    /// Whether `haystack` contains any trigger.
-    pub fn is_match(&self, haystack: &[u8]) -> bool {
-        self.cursor().next(haystack, 0).is_some()
-    }
-
-    /// A search over one buffer that remembers each group's next match, so that a frequent
-    /// trigger in one group does not make the other groups rescan the same bytes.
-    pub fn cursor(&self) -> PrefilterCursor<'_> {
-        PrefilterCursor {
-            prefilter: self,
-            next: vec![Pending::Unknown; self.groups.len().max(1)],
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Pending {
-    Unknown,
-    /// Searched from `from`; the next match starts at `start` (or there is none).
-    Found {
-        from: usize,
-        start: Option<usize>,
-    },
-}
-
-/// See [`Prefilter::cursor`]. Use one cursor per buffer, with non-decreasing positions.
-pub struct PrefilterCursor<'p> {
-    prefilter: &'p Prefilter,
-    next: Vec<Pending>,
-}
-
-impl PrefilterCursor<'_> {
-    /// Start of the first trigger at or after `position`.
-    pub fn next(&mut self, haystack: &[u8], position: usize) -> Option<usize> {
-        if let Some(automaton) = &self.prefilter.fallback {
-            return automaton
-                .find(Input::new(haystack).span(position..haystack.len()))
-                .map(|m| m.start());
-        }
-        let mut best: Option<usize> = None;
-        for (group, pending) in self.prefilter.groups.iter().zip(self.next.iter_mut()) {
-            let still_valid = match *pending {
-                Pending::Found { from, start } => {
-                    from <= position && !matches!(start, Some(s) if s < position)
-                }
-                Pending::Unknown => false,
-            };
-            if !still_valid {
-                let start = group
-                    .find(&haystack[position..])
-                    .map(|m| position + m.start());
-                *pending = Pending::Found {
-                    from: position,
-                    start,
-                };
-            }
-            if let Pending::Found {
-                start: Some(start), ..
-            } = *pending
-            {
-                best = Some(best.map_or(start, |b| b.min(start)));
-            }
-        }
-        best
-    }
 }
