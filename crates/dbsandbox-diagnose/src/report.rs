@@ -768,6 +768,17 @@ pub fn write_playbook(playbook: &Playbook, out: &mut dyn Write) -> io::Result<()
             writeln!(out, "    - {}", one_paragraph(step))?;
         }
     }
+    if playbook.isolation {
+        writeln!(out, "  dbsandbox, the one line per test runner:")?;
+        for integration in crate::advice::all_integrations() {
+            writeln!(
+                out,
+                "    - {} ({}): {}",
+                integration.runner, integration.name, integration.line
+            )?;
+        }
+        writeln!(out, "    {}", crate::advice::shared_key_warning())?;
+    }
     writeln!(out)?;
     writeln!(out, "Validate the fix")?;
     writeln!(out, "  {}", one_paragraph(&playbook.validate))?;

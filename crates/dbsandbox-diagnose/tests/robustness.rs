@@ -467,7 +467,9 @@ fn explain_prints_a_playbook_by_id_or_code_and_lists_all() {
         ..ExplainArgs::default()
     });
     assert_eq!(code, 0);
-    assert!(out.starts_with("deadlock \u{2014} Deadlock between concurrent transactions\nCodes: sqlstate:40P01, mysql:1213\n"), "{out}");
+    // An SQLSTATE is introduced by what PostgreSQL's table says of it, then its class's playbook.
+    assert!(out.starts_with("SQLSTATE 40P01 deadlock_detected \u{2014} class 40 \u{201c}Transaction Rollback\u{201d}\n"), "{out}");
+    assert!(out.contains("\ndeadlock \u{2014} Deadlock between concurrent transactions\nCodes: sqlstate:40P01, mysql:1213\n"), "{out}");
     assert!(out.contains("\nFix\n  dbsandbox:\n"), "{out}");
     assert!(out.contains("\nValidate the fix\n"), "{out}");
     let (code, out, _) = run(ExplainArgs {

@@ -143,3 +143,35 @@ fn an_unknown_code_in_a_known_class_is_reported_with_its_class() {
     let (exit, report, _) = analyze_json(&[("x.log", b"  code: 'EPIPE',\n")]);
     assert_eq!(exit, 0, "{report}");
 }
+
+#[test]
+fn explain_names_any_sqlstate_with_its_class_and_every_class_for_a_shared_code() {
+    use dbsandbox_diagnose::{run_explain, ExplainArgs};
+    let explain = |id: &str| {
+        let args = ExplainArgs {
+            id: Some(id.to_string()),
+            ..ExplainArgs::default()
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run_explain(&args, &mut out, &mut err);
+        (code, String::from_utf8(out).unwrap())
+    };
+    let (code, out) = explain("34000");
+    assert_eq!(code, 0);
+    assert!(out.starts_with("SQLSTATE 34000 invalid_cursor_name \u{2014} class 34 \u{201c}Invalid Cursor Name\u{201d}\n"), "{out}");
+    assert!(out.contains("psycopg `errors.InvalidCursorName`"), "{out}");
+    assert!(
+        out.contains("unclassified-database-error \u{2014}"),
+        "{out}"
+    );
+    let (_, out) = explain("55006");
+    assert!(
+        out.contains("database-in-use, pending-trigger-events"),
+        "{out}"
+    );
+    // An isolation class lists the integration line of every runner.
+    let (_, out) = explain("unique-violation");
+    assert!(out.contains("- pytest (pytest-dbsandbox):"), "{out}");
+    assert!(out.contains("- cargo (#[dbsandbox::test]):"), "{out}");
+    assert!(out.contains("- jest (@dbsandbox/node):"), "{out}");
+}
