@@ -45,7 +45,7 @@ pub enum OutputFormat {
     /// A report for people.
     #[default]
     Human,
-    /// One JSON document (schema `dbsandbox.analyze/v1`, see the crate's SCHEMA.md).
+    /// One JSON document (schema `dbsandbox.analyze/v1.1`, see the crate's SCHEMA.md).
     Json,
 }
 
