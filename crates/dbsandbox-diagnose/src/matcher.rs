@@ -20,7 +20,7 @@ use std::collections::HashMap;
 pub enum MigrationFact {
     /// Django `Applying billing.0001_initial... OK`: tables `billing_*` are created by migrations.
     App(String),
-    /// `CREATE TABLE "orders"` / Rails `create_table(:orders)` printed by a migration run.
+    /// `CREATE TABLE "orders"` printed by a migration run.
     Table(String),
     /// Django's `--parallel` runner cloned (or reused) per-worker databases.
     WorkerClones,

@@ -28,9 +28,7 @@ pub(crate) const SHARED_TRIGGERS: &[&str] = &[
     // Evidence of which tables the migrations create, and of Django's per-worker clones.
     "Applying ",
     "CREATE TABLE",
-    "create_table(",
-    "clone for alias",
-    "Cloning test database",
+    " for alias '",
     // DETAIL lines with the offending key, and the statement or fields printed with an error.
     "Key (",
     "Schl\u{fc}ssel ",
@@ -157,7 +155,6 @@ pub(crate) fn migration_rules() -> Vec<Regex> {
     vec![
         compile(r"^\s*Applying (?P<app>\w+)\.\d{4}_\w+"),
         compile(r#"CREATE TABLE (?:IF NOT EXISTS )?(?:"?\w+"?\.)?"?(?P<table>\w+)"?\s*\("#),
-        compile(r#"create_table\(:?"?(?P<table>\w+)"#),
         compile(r"Cloning test database for alias|Using existing clone for alias"),
     ]
 }
