@@ -156,6 +156,8 @@ pub struct Collector<'m> {
     pub unexplained_consequence_count: u64,
     /// Per input: the test runner its test-name lines belong to, first one seen.
     pub runners: Vec<Option<&'static str>>,
+    /// Per input: distinct database errors (primary classes) and how many a test is named for.
+    pub input_errors: Vec<(u64, u64)>,
     states: Vec<InputState>,
 }
 
@@ -167,6 +169,7 @@ impl<'m> Collector<'m> {
             tallies: vec![Tally::default(); matcher.playbooks.len()],
             unexplained_consequence_count: 0,
             runners: Vec::new(),
+            input_errors: Vec::new(),
             states: Vec::new(),
         }
     }
@@ -331,6 +334,13 @@ impl<'m> Collector<'m> {
         }
     }
 
+    fn input_errors_mut(&mut self, input: usize) -> &mut (u64, u64) {
+        if self.input_errors.len() <= input {
+            self.input_errors.resize(input + 1, (0, 0));
+        }
+        &mut self.input_errors[input]
+    }
+
     /// Records the test runner of `input` (the first one seen wins).
     pub fn note_runner(&mut self, input: usize, runner: &'static str) {
         if self.runners.len() <= input {
@@ -493,7 +503,11 @@ impl<'m> Collector<'m> {
             };
             if previous.test.is_none() && occurrence.test.is_some() {
                 tally.attributed += 1;
+                if kind == Kind::Primary {
+                    self.input_errors_mut(input).1 += 1;
+                }
             }
+            let tally = &mut self.tallies[playbook];
             if let Some((old, new)) = &better_name {
                 match old {
                     Some(old) => tally.tests.replace(old, new),
@@ -535,6 +549,11 @@ impl<'m> Collector<'m> {
             occurrence.caused_by = root;
         }
 
+        if kind == Kind::Primary {
+            let counts = self.input_errors_mut(input);
+            counts.0 += 1;
+            counts.1 += u64::from(occurrence.test.is_some());
+        }
         let max_examples = self.max_examples;
         let tally = &mut self.tallies[playbook];
         tally.count += 1;

@@ -69,6 +69,9 @@ pub struct InputReport {
     pub warnings: Vec<String>,
     /// Why the input could not be analysed (empty, binary, unreadable); null if it was.
     pub error: Option<String>,
+    /// v1.1: distinct database errors in this input, and how many of them a test is named for.
+    pub database_errors: u64,
+    pub attributed_to_tests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -331,7 +334,10 @@ pub fn build(
     let inputs = names_of_inputs
         .iter()
         .zip(outcomes)
-        .map(|(name, outcome)| InputReport {
+        .enumerate()
+        .map(|(index, (name, outcome))| InputReport {
+            database_errors: collector.input_errors.get(index).map_or(0, |c| c.0),
+            attributed_to_tests: collector.input_errors.get(index).map_or(0, |c| c.1),
             name: name.clone(),
             format: outcome.format.map(|f| f.name()),
             bytes: outcome.bytes,
@@ -347,7 +353,20 @@ pub fn build(
     };
     let database_errors: u64 = primaries().map(|t| t.count).sum();
     let attributed: u64 = primaries().map(|t| t.attributed).sum();
+    let silent_inputs: Vec<String> = names_of_inputs
+        .iter()
+        .zip(&collector.input_errors)
+        .filter(|(_, (errors, attributed))| *errors > 0 && *attributed == 0)
+        .map(|(name, _)| name.clone())
+        .collect();
     let note = (database_errors > attributed).then(|| {
+        if attributed > 0 && !silent_inputs.is_empty() {
+            return format!(
+                "{} of {database_errors} database errors are not attributed to a test; in {} none is (printed outside any test's output: set-up, migrations, the app's own log, or a runner that prints no test names).",
+                database_errors - attributed,
+                silent_inputs.join(", ")
+            );
+        }
         if attributed == 0 {
             let which = if database_errors == 1 {
                 "The database error is not".to_string()

@@ -480,6 +480,26 @@ fn database_errors_outside_any_test_are_said_to_be_unattributed() {
     );
 }
 
+#[test]
+fn an_input_whose_database_errors_no_test_is_named_for_is_named() {
+    let tested = common::corpus("go_pgx_sqlstate_classes.log");
+    let untested = common::corpus("ci_migrate_step_no_tests.log");
+    let (code, report, _) =
+        common::analyze_json(&[("go.log", &tested), ("migrate.log", &untested)]);
+    assert_eq!(code, 1);
+    assert_eq!(report["inputs"][0]["database_errors"], 13);
+    assert_eq!(report["inputs"][0]["attributed_to_tests"], 13);
+    assert_eq!(report["inputs"][1]["database_errors"], 2);
+    assert_eq!(report["inputs"][1]["attributed_to_tests"], 0);
+    let note = report["attribution"]["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(
+            "2 of 15 database errors are not attributed to a test; in migrate.log none is"
+        ),
+        "{note}"
+    );
+}
+
 /// Which driver printed the errors of each class log, and the codes it printed them with.
 #[test]
 fn every_sqlstate_class_tests_meet_is_recognised_through_at_least_three_drivers() {

@@ -169,7 +169,16 @@ fn json_report_has_the_documented_shape() {
     assert_eq!(report["attribution"]["attributed_to_tests"], 2);
     assert_eq!(
         keys(&report["inputs"][0]),
-        ["bytes", "error", "format", "lines", "name", "warnings"]
+        [
+            "attributed_to_tests",
+            "bytes",
+            "database_errors",
+            "error",
+            "format",
+            "lines",
+            "name",
+            "warnings"
+        ]
     );
     assert_eq!(report["inputs"][0]["lines"], 80);
     assert_eq!(report["inputs"][0]["format"], "text");
