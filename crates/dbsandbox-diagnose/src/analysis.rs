@@ -143,8 +143,6 @@ struct InputState {
     /// line that showed it.
     migrated_apps: Vec<(String, u64)>,
     created_tables: Vec<(String, u64)>,
-    /// The line where Django said it cloned (or reused) per-worker databases.
-    worker_clones: Option<u64>,
 }
 
 /// Collects findings from all inputs of one run.
@@ -212,9 +210,6 @@ impl<'m> Collector<'m> {
             match fact {
                 MigrationFact::App(app) => remember(&mut state.migrated_apps, app),
                 MigrationFact::Table(table) => remember(&mut state.created_tables, table),
-                MigrationFact::WorkerClones => {
-                    state.worker_clones.get_or_insert(line);
-                }
             }
         }
         {
@@ -401,13 +396,9 @@ impl<'m> Collector<'m> {
         let table = fields.table.as_deref()?;
         let bare = table.rsplit('.').next().unwrap_or(table);
         let state = self.state(input);
-        let clones = state
-            .worker_clones
-            .map(|line| format!("; the runner cloned per-worker databases (line {line})"))
-            .unwrap_or_default();
         if let Some((_, line)) = state.created_tables.iter().find(|(t, _)| t == bare) {
             return Some(format!(
-                "the migrations create {bare} (CREATE TABLE at line {line}){clones}"
+                "the migrations create {bare} (CREATE TABLE at line {line})"
             ));
         }
         if let Some((app, line)) = state.migrated_apps.iter().find(|(app, _)| {
@@ -415,7 +406,7 @@ impl<'m> Collector<'m> {
                 .is_some_and(|rest| rest.starts_with('_'))
         }) {
             return Some(format!(
-                "the migrations create {bare} (Django app {app}, migrated at line {line}){clones}"
+                "the migrations create {bare} (Django app {app}, migrated at line {line})"
             ));
         }
         const MIGRATION_MADE: &[&str] = &[
@@ -442,9 +433,7 @@ impl<'m> Collector<'m> {
             || bare.starts_with("auth_user_")
             || bare.starts_with("auth_group_")
         {
-            return Some(format!(
-                "{bare} is created by the framework's migrations{clones}"
-            ));
+            return Some(format!("{bare} is created by the framework's migrations"));
         }
         None
     }
@@ -633,7 +622,6 @@ impl<'m> Collector<'m> {
         state.root = None;
         state.migrated_apps.clear();
         state.created_tables.clear();
-        state.worker_clones = None;
     }
 
     /// Whether anything at all was found.
