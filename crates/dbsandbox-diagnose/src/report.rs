@@ -267,7 +267,9 @@ pub fn build(
             let ecosystem = runner
                 .and_then(crate::advice::ecosystem_of_runner)
                 .or_else(|| guess_ecosystem_of(playbooks, tally));
-            let integration = playbook.isolation.then(|| {
+            let integration = (playbook.isolation
+                && (playbook.id != crate::catalogue::UNCLASSIFIED || shared_state_classes(tally)))
+            .then(|| {
                 let chosen = crate::advice::integration_for(runner, ecosystem);
                 IntegrationReport {
                     runner: chosen.runner.clone(),
@@ -422,6 +424,18 @@ fn guess_ecosystem_of(playbooks: &[Playbook], tally: &Tally) -> Option<&'static 
             .iter()
             .find(|(key, _)| stack.contains(key))
             .map(|(_, ecosystem)| *ecosystem)
+    })
+}
+
+/// Whether an unclassified finding has a code of a class that state shared between tests can
+/// cause (data left by another test, a session or transaction another test left open); disk
+/// full, a server shutdown or an internal error are not cured by per-test isolation.
+fn shared_state_classes(tally: &Tally) -> bool {
+    const SHARED_STATE: &[&str] = &["21", "23", "24", "25", "26", "34", "3B", "40", "55"];
+    tally.code_counts.iter().any(|(code, _)| {
+        code.strip_prefix("sqlstate:")
+            .and_then(|c| c.get(..2))
+            .is_some_and(|class| SHARED_STATE.contains(&class))
     })
 }
 

@@ -464,6 +464,12 @@ fn database_errors_outside_any_test_are_said_to_be_unattributed() {
     );
     assert_eq!(report["attribution"]["database_errors"], 2);
     assert_eq!(report["attribution"]["attributed_to_tests"], 0);
+    // A privilege error and a too-long value are not cured by per-test isolation: no
+    // integration line is offered for them.
+    assert_eq!(
+        class(&report, UNCLASSIFIED).unwrap()["integration"],
+        Value::Null
+    );
     let note = report["attribution"]["note"].as_str().unwrap();
     assert!(
         note.starts_with("None of the 2 database errors is attributed to a test"),
