@@ -7,7 +7,7 @@
 //! occurrences and bounded sets of the tests, constraints, tables and keys involved.
 
 use crate::catalogue::Kind;
-use crate::matcher::{Fields, LineFacts, Matcher, TestMarker};
+use crate::matcher::{Fields, LineFacts, Matcher, MigrationFact, TestMarker};
 use std::collections::VecDeque;
 
 /// Distinct values kept per class and kind (tests, constraints, ...); further ones are only counted.
@@ -104,12 +104,20 @@ pub struct Tally {
     pub keys: BoundedSet,
     /// Aborted-transaction errors (25P02) that point back to a failure of this class.
     pub consequences: u64,
+    /// Distinct failures with a test name (including ones a later echo named).
+    pub attributed: u64,
+    /// Distinct failures per code (at most [`DISTINCT_LIMIT`] codes).
+    pub code_counts: Vec<(String, u64)>,
+    /// Why occurrences were recorded under this class rather than the one their wording names
+    /// (unmigrated-database: the line showing the migrations create the table).
+    pub evidence: BoundedSet,
 }
 
 #[derive(Debug, Clone)]
 struct Recent {
     playbook: usize,
     pattern: Option<usize>,
+    code: Option<String>,
     line: u64,
     test: Option<String>,
     fields: Fields,
@@ -131,6 +139,10 @@ struct InputState {
     recent: Option<Recent>,
     /// The last database error that was not itself a consequence: what a 25P02 points to.
     root: Option<Cause>,
+    /// Tables the migrations in this input create, by Django app label or by name, with the
+    /// line that showed it.
+    migrated_apps: Vec<(String, u64)>,
+    created_tables: Vec<(String, u64)>,
 }
 
 /// Collects findings from all inputs of one run.
@@ -140,6 +152,10 @@ pub struct Collector<'m> {
     pub tallies: Vec<Tally>,
     /// 25P02 whose cause is an uncatalogued error, or that has no error before it at all.
     pub unexplained_consequence_count: u64,
+    /// Per input: the test runner its test-name lines belong to, first one seen.
+    pub runners: Vec<Option<&'static str>>,
+    /// Per input: distinct database errors (primary classes) and how many a test is named for.
+    pub input_errors: Vec<(u64, u64)>,
     states: Vec<InputState>,
 }
 
@@ -150,6 +166,8 @@ impl<'m> Collector<'m> {
             max_examples,
             tallies: vec![Tally::default(); matcher.playbooks.len()],
             unexplained_consequence_count: 0,
+            runners: Vec::new(),
+            input_errors: Vec::new(),
             states: Vec::new(),
         }
     }
@@ -179,6 +197,21 @@ impl<'m> Collector<'m> {
         forced_test: Option<&str>,
     ) {
         let mut line_test: Option<String> = None;
+        if let Some(runner) = facts.runner {
+            self.note_runner(input, runner);
+        }
+        if let Some(fact) = &facts.migration {
+            let state = self.state(input);
+            let remember = |list: &mut Vec<(String, u64)>, name: &str| {
+                if list.len() < DISTINCT_LIMIT && !list.iter().any(|(n, _)| n == name) {
+                    list.push((name.to_string(), line));
+                }
+            };
+            match fact {
+                MigrationFact::App(app) => remember(&mut state.migrated_apps, app),
+                MigrationFact::Table(table) => remember(&mut state.created_tables, table),
+            }
+        }
         {
             let state = self.state(input);
             match facts.test {
@@ -200,6 +233,12 @@ impl<'m> Collector<'m> {
                 None => {}
             }
         }
+        if let Some(full) = &line_test {
+            // pytest's summary (`FAILED path::test - ...`) qualifies the name its section header
+            // gave; failures whose summary line matched no class (an unclassified error's
+            // wrapper message) take the qualified name here.
+            self.qualify_test_names(full);
+        }
         if facts.classes.is_empty() && facts.detail.is_none() && !facts.is_database_error {
             // A header or other non-failure line: nothing else to record.
             return;
@@ -218,12 +257,33 @@ impl<'m> Collector<'m> {
 
         let had_classes = !facts.classes.is_empty();
         let mut recorded_root = false;
-        for hit in facts.classes {
-            let kind = self.matcher.kind_of(hit.playbook);
+        for mut hit in facts.classes {
             let mut fields = hit.fields;
             if let Some(detail) = &facts.detail {
                 fields.merge_missing(detail);
             }
+            self.choose_claimant(
+                input,
+                line,
+                test.as_deref(),
+                &mut hit.playbook,
+                &hit.code,
+                hit.pattern,
+            );
+            if let Some(evidence) = self.migrated_evidence(input, hit.playbook, &fields) {
+                if let Some(unmigrated) = self.matcher.unmigrated {
+                    hit.playbook = unmigrated;
+                    self.tallies[unmigrated].evidence.insert(&evidence);
+                }
+            }
+            if Some(hit.playbook) == self.matcher.unclassified
+                && hit.code.is_none()
+                && self.follows_database_error(input, line, test.as_deref())
+            {
+                // A driver's code-less wrapper or stack frame of the error just printed.
+                continue;
+            }
+            let kind = self.matcher.kind_of(hit.playbook);
             let occurrence = Occurrence {
                 input,
                 pattern: hit.pattern,
@@ -269,6 +329,135 @@ impl<'m> Collector<'m> {
         }
     }
 
+    fn input_errors_mut(&mut self, input: usize) -> &mut (u64, u64) {
+        if self.input_errors.len() <= input {
+            self.input_errors.resize(input + 1, (0, 0));
+        }
+        &mut self.input_errors[input]
+    }
+
+    /// Records the test runner of `input` (the first one seen wins).
+    pub fn note_runner(&mut self, input: usize, runner: &'static str) {
+        if self.runners.len() <= input {
+            self.runners.resize(input + 1, None);
+        }
+        self.runners[input].get_or_insert(runner);
+    }
+
+    /// Whether a database error was printed just before this line, in the same test.
+    fn follows_database_error(&mut self, input: usize, line: u64, test: Option<&str>) -> bool {
+        let state = self.state(input);
+        state.root.as_ref().is_some_and(|root| {
+            line.saturating_sub(root.line) <= ECHO_WINDOW_LINES
+                && same_test(root.test.as_deref(), test)
+        })
+    }
+
+    /// A code printed on its own (no wording) that several classes claim (55006: database in
+    /// use, pending trigger events) belongs to the failure just printed if that is one of them.
+    fn choose_claimant(
+        &mut self,
+        input: usize,
+        line: u64,
+        test: Option<&str>,
+        playbook: &mut usize,
+        code: &Option<String>,
+        pattern: Option<usize>,
+    ) {
+        let (Some(code), None) = (code, pattern) else {
+            return;
+        };
+        let claimants = self.matcher.claimants(code);
+        if claimants.len() < 2 {
+            return;
+        }
+        let state = self.state(input);
+        if let Some(recent) = &state.recent {
+            if claimants.contains(&recent.playbook)
+                && line.saturating_sub(recent.line) <= ECHO_WINDOW_LINES
+                && same_test(recent.test.as_deref(), test)
+            {
+                *playbook = recent.playbook;
+            }
+        }
+    }
+
+    /// For a missing relation (schema-drift 42P01): the line of this input that shows the
+    /// migrations create it, if any; then the database was never migrated, not drifted.
+    fn migrated_evidence(
+        &mut self,
+        input: usize,
+        playbook: usize,
+        fields: &Fields,
+    ) -> Option<String> {
+        if Some(playbook) != self.matcher.schema_drift || fields.column.is_some() {
+            return None;
+        }
+        let table = fields.table.as_deref()?;
+        let bare = table.rsplit('.').next().unwrap_or(table);
+        let state = self.state(input);
+        if let Some((_, line)) = state.created_tables.iter().find(|(t, _)| t == bare) {
+            return Some(format!(
+                "the migrations create {bare} (CREATE TABLE at line {line})"
+            ));
+        }
+        if let Some((app, line)) = state.migrated_apps.iter().find(|(app, _)| {
+            bare.strip_prefix(app.as_str())
+                .is_some_and(|rest| rest.starts_with('_'))
+        }) {
+            return Some(format!(
+                "the migrations create {bare} (Django app {app}, migrated at line {line})"
+            ));
+        }
+        const MIGRATION_MADE: &[&str] = &[
+            "django_migrations",
+            "django_content_type",
+            "django_session",
+            "django_admin_log",
+            "django_site",
+            "auth_user",
+            "auth_group",
+            "auth_permission",
+            "schema_migrations",
+            "ar_internal_metadata",
+            "knex_migrations",
+            "knex_migrations_lock",
+            "_prisma_migrations",
+            "flyway_schema_history",
+            "databasechangelog",
+            "_sqlx_migrations",
+            "goose_db_version",
+            "alembic_version",
+        ];
+        if MIGRATION_MADE.contains(&bare)
+            || bare.starts_with("auth_user_")
+            || bare.starts_with("auth_group_")
+        {
+            return Some(format!("{bare} is created by the framework's migrations"));
+        }
+        None
+    }
+
+    fn qualify_test_names(&mut self, full: &str) {
+        for tally in &mut self.tallies {
+            let shorter: Vec<String> = tally
+                .tests
+                .values
+                .iter()
+                .filter(|t| t.len() < full.len() && same_test(Some(t), Some(full)))
+                .cloned()
+                .collect();
+            for short in shorter {
+                tally.tests.replace(&short, full);
+                for example in &mut tally.examples {
+                    if example.test.as_deref() == Some(short.as_str()) {
+                        example.test = Some(full.to_string());
+                    }
+                }
+            }
+        }
+    }
+
     /// The test the output of `input` currently belongs to, parsing a pending header first.
     fn current_test(&mut self, input: usize) -> Option<String> {
         let matcher = self.matcher;
@@ -283,9 +472,10 @@ impl<'m> Collector<'m> {
     fn record(&mut self, playbook: usize, kind: Kind, mut occurrence: Occurrence) -> bool {
         let input = occurrence.input;
         let line = occurrence.line;
+        let unclassified = Some(playbook) == self.matcher.unclassified;
         let echo_of = self.state(input).last_of_class[playbook]
             .iter()
-            .rposition(|previous| is_echo(previous, &occurrence));
+            .rposition(|previous| is_echo(previous, &occurrence, unclassified));
         if let Some(position) = echo_of {
             let previous = self.state(input).last_of_class[playbook][position].clone();
             let tally = &mut self.tallies[playbook];
@@ -300,6 +490,13 @@ impl<'m> Collector<'m> {
                 (None, Some(new)) => Some((None, new.clone())),
                 _ => None,
             };
+            if previous.test.is_none() && occurrence.test.is_some() {
+                tally.attributed += 1;
+                if kind == Kind::Primary {
+                    self.input_errors_mut(input).1 += 1;
+                }
+            }
+            let tally = &mut self.tallies[playbook];
             if let Some((old, new)) = &better_name {
                 match old {
                     Some(old) => tally.tests.replace(old, new),
@@ -315,6 +512,12 @@ impl<'m> Collector<'m> {
                 if example.code.is_none() {
                     example.code.clone_from(&occurrence.code);
                 }
+            }
+            if let (None, Some(code)) = (&previous.code, &occurrence.code) {
+                // The code printed after the message (node-postgres' error dump) counts for
+                // the failure the message started.
+                bump_code(tally, code);
+                merged.code = Some(code.clone());
             }
             note_fields(tally, &merged.fields);
             if let Some(code) = &occurrence.code {
@@ -335,12 +538,18 @@ impl<'m> Collector<'m> {
             occurrence.caused_by = root;
         }
 
+        if kind == Kind::Primary {
+            let counts = self.input_errors_mut(input);
+            counts.0 += 1;
+            counts.1 += u64::from(occurrence.test.is_some());
+        }
         let max_examples = self.max_examples;
         let tally = &mut self.tallies[playbook];
         tally.count += 1;
         tally.lines += 1;
         if let Some(test) = &occurrence.test {
             tally.tests.insert(test);
+            tally.attributed += 1;
         }
         if let Some(code) = &occurrence.code {
             tally.codes.insert(code);
@@ -352,9 +561,13 @@ impl<'m> Collector<'m> {
         } else {
             None
         };
+        if let Some(code) = &occurrence.code {
+            bump_code(tally, code);
+        }
         let recent = Recent {
             playbook,
             pattern: occurrence.pattern,
+            code: occurrence.code.clone(),
             line,
             test: occurrence.test.clone(),
             fields: occurrence.fields.clone(),
@@ -407,11 +620,22 @@ impl<'m> Collector<'m> {
         state.pending_header = None;
         state.recent = None;
         state.root = None;
+        state.migrated_apps.clear();
+        state.created_tables.clear();
     }
 
     /// Whether anything at all was found.
     pub fn has_findings(&self) -> bool {
         self.tallies.iter().any(|t| t.count > 0)
+    }
+}
+
+fn bump_code(tally: &mut Tally, code: &str) {
+    let known = tally.code_counts.len();
+    match tally.code_counts.iter_mut().find(|(c, _)| c == code) {
+        Some((_, count)) => *count += 1,
+        None if known < DISTINCT_LIMIT => tally.code_counts.push((code.to_string(), 1)),
+        None => {}
     }
 }
 
@@ -430,7 +654,7 @@ fn note_fields(tally: &mut Tally, fields: &Fields) {
     }
 }
 
-fn is_echo(previous: &Recent, next: &Occurrence) -> bool {
+fn is_echo(previous: &Recent, next: &Occurrence, unclassified: bool) -> bool {
     let near = next.line.saturating_sub(previous.line) <= ECHO_WINDOW_LINES;
     // Application logs (Hibernate's SqlExceptionHelper, a server log) often print the error just
     // before the runner's header names the test: a nearby unattributed line is the same failure.
@@ -457,6 +681,10 @@ fn is_echo(previous: &Recent, next: &Occurrence) -> bool {
     }
     let conflicts =
         |a: &Option<String>, b: &Option<String>| matches!((a, b), (Some(x), Some(y)) if x != y);
+    // Within the unclassified class, two codes are two different errors.
+    if unclassified && conflicts(&previous.code, &next.code) {
+        return false;
+    }
     let (a, b) = (&previous.fields, &next.fields);
     !(conflicts(&a.constraint, &b.constraint)
         || conflicts(&a.key_value, &b.key_value)

@@ -38,8 +38,16 @@ const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
         include_str!("../playbooks/schema-drift.toml"),
     ),
     (
+        "unmigrated-database.toml",
+        include_str!("../playbooks/unmigrated-database.toml"),
+    ),
+    (
         "database-in-use.toml",
         include_str!("../playbooks/database-in-use.toml"),
+    ),
+    (
+        "pending-trigger-events.toml",
+        include_str!("../playbooks/pending-trigger-events.toml"),
     ),
     (
         "statement-timeout.toml",
@@ -53,7 +61,18 @@ const BUILTIN_PLAYBOOKS: &[(&str, &str)] = &[
         "leaked-rows-assertion.toml",
         include_str!("../playbooks/leaked-rows-assertion.toml"),
     ),
+    (
+        "unclassified-database-error.toml",
+        include_str!("../playbooks/unclassified-database-error.toml"),
+    ),
 ];
+
+/// The class every database error with no playbook of its own is reported under.
+pub const UNCLASSIFIED: &str = "unclassified-database-error";
+/// The class a schema-drift 42P01 becomes when the missing table is one the migrations create.
+pub const UNMIGRATED: &str = "unmigrated-database";
+/// The class that 42P01 comes from before that reclassification.
+pub const SCHEMA_DRIFT: &str = "schema-drift";
 
 /// How a class takes part in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -95,6 +114,11 @@ pub struct Playbook {
     pub fix: Vec<Fix>,
     /// How to check that the fix worked.
     pub validate: String,
+    /// Whether giving every test its own database state removes this class (leaked rows,
+    /// locks held across tests): the report then names the dbsandbox integration line for the
+    /// stack the log comes from, since `dbsandbox run` alone shares one sandbox key.
+    #[serde(default)]
+    pub isolation: bool,
     /// Lines that look close but must not match this class (checked by the test suite and by
     /// playbook validation).
     #[serde(default)]

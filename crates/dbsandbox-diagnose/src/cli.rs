@@ -45,7 +45,7 @@ pub enum OutputFormat {
     /// A report for people.
     #[default]
     Human,
-    /// One JSON document (schema `dbsandbox.analyze/v1`, see the crate's SCHEMA.md).
+    /// One JSON document (schema `dbsandbox.analyze/v1.1`, see the crate's SCHEMA.md).
     Json,
 }
 
@@ -256,7 +256,35 @@ pub fn run_explain(args: &ExplainArgs, stdout: &mut dyn Write, stderr: &mut dyn 
         }
     } else {
         let wanted = args.id.as_deref().unwrap_or_default();
-        let Some(playbook) = find_playbook(&playbooks, wanted) else {
+        let sqlstate = sqlstate_of(wanted);
+        let playbook = find_playbook(&playbooks, wanted).or_else(|| {
+            // Any SQLSTATE of PostgreSQL's table is known: the catch-all class covers it.
+            sqlstate.and_then(|_| {
+                playbooks
+                    .iter()
+                    .find(|p| p.id == crate::catalogue::UNCLASSIFIED)
+            })
+        });
+        if let (Some(code), OutputFormat::Human) = (sqlstate, args.format) {
+            let wanted_code = format!("sqlstate:{}", code.code);
+            let claimants: Vec<&str> = playbooks
+                .iter()
+                .filter(|p| p.codes.contains(&wanted_code) && p.id != crate::catalogue::UNMIGRATED)
+                .map(|p| p.id.as_str())
+                .collect();
+            if claimants.len() > 1 {
+                let _ = writeln!(
+                    stdout,
+                    "Classes for this code, told apart by the message: {} (the first is shown)",
+                    claimants.join(", ")
+                );
+            }
+            if let Err(e) = write_sqlstate(code, stdout) {
+                let _ = writeln!(stderr, "dbsandbox explain: cannot write: {e}");
+                return EXIT_BAD_INPUT;
+            }
+        }
+        let Some(playbook) = playbook else {
             let _ = writeln!(
                 stderr,
                 "dbsandbox explain: no failure class {wanted:?}; `dbsandbox explain --list` shows them all"
@@ -277,6 +305,35 @@ pub fn run_explain(args: &ExplainArgs, stdout: &mut dyn Write, stderr: &mut dyn 
             EXIT_BAD_INPUT
         }
     }
+}
+
+/// The SQLSTATE `wanted` names (`34000`, `sqlstate:34000`), if it is in PostgreSQL's table.
+fn sqlstate_of(wanted: &str) -> Option<&'static crate::errcodes::SqlState> {
+    let bare = wanted.strip_prefix("sqlstate:").unwrap_or(wanted);
+    crate::errcodes::table().lookup(&bare.to_ascii_uppercase())
+}
+
+fn write_sqlstate(state: &crate::errcodes::SqlState, out: &mut dyn Write) -> std::io::Result<()> {
+    let table = crate::errcodes::table();
+    writeln!(
+        out,
+        "SQLSTATE {} {} \u{2014} class {} \u{201c}{}\u{201d}",
+        state.code, state.condition, state.class, state.class_title
+    )?;
+    writeln!(
+        out,
+        "Driver names: psycopg `errors.{}`, ruby-pg `PG::{}`, asyncpg `{}Error`",
+        state.python_name,
+        state.python_name.trim_end_matches('_'),
+        state
+            .python_name
+            .trim_end_matches('_')
+            .trim_end_matches("Error")
+    )?;
+    if let Some(note) = table.class_note(state.class) {
+        writeln!(out, "In a test suite: {note}")?;
+    }
+    writeln!(out)
 }
 
 /// Finds a class by id, or by a code with or without its namespace (`23505`, `mysql:1062`).

@@ -70,6 +70,10 @@ fn test_name(element: &BytesStart<'_>) -> Option<String> {
     let name = attribute(element, b"name").filter(|n| !n.is_empty());
     let class = attribute(element, b"classname").filter(|c| !c.is_empty());
     match (class, name) {
+        // jest-junit writes `classname="users starts with x" name="users starts with x"` (its
+        // default classname template includes the title): never join a name to itself.
+        (Some(class), Some(name)) if class.contains(name.as_str()) => Some(class),
+        (Some(class), Some(name)) if name.starts_with(class.as_str()) => Some(name),
         (Some(class), Some(name)) => Some(format!("{class}.{name}")),
         (None, Some(name)) => Some(name),
         (Some(class), None) => Some(class),
@@ -109,6 +113,13 @@ pub fn scan<R: Read>(
                 if name == b"testcase" {
                     testcases += 1;
                     current_test = test_name(&element);
+                } else if name == b"testsuites" {
+                    // jest-junit and Vitest's reporter name the root after the runner.
+                    match attribute(&element, b"name").as_deref() {
+                        Some("jest tests") => collector.note_runner(input, "jest"),
+                        Some("vitest tests") => collector.note_runner(input, "vitest"),
+                        _ => {}
+                    }
                 } else if is_output_element(&name) {
                     output_depth += 1;
                     scan_message_attribute(

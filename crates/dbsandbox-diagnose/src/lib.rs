@@ -7,12 +7,16 @@
 //! The CLI binary flattens [`cli::AnalyzeArgs`] and [`cli::ExplainArgs`] into its subcommands and
 //! calls [`run_analyze`] / [`run_explain`]. See `README.md` and `SCHEMA.md` in this crate.
 
+pub mod advice;
 pub mod analysis;
 pub mod catalogue;
 pub mod cli;
+pub mod errcodes;
 mod junit;
 pub mod matcher;
+mod prefilter;
 pub mod reader;
 pub mod report;
+mod rules;
 
 pub use cli::{analyze_bytes, run_analyze, run_explain, AnalyzeArgs, ExplainArgs, OutputFormat};

@@ -8,65 +8,21 @@
 //! DETAIL rules decide what the line says.
 
 use crate::catalogue::{Kind, Playbook};
-use aho_corasick::packed;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+pub use crate::prefilter::{Prefilter, PrefilterCursor};
+use crate::rules::{compile, TestRule, HEADER_TRIGGERS, SHARED_TRIGGERS};
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use regex::bytes::{Captures, Regex, RegexSet, SetMatches};
 use std::collections::HashMap;
 
-/// Literals that are not tied to one class: where codes, test names and DETAIL lines are
-/// printed. Kept short and distinctive because every one of them is searched for in every byte.
-const SHARED_TRIGGERS: &[&str] = &[
-    // SQLSTATE and vendor codes, however the driver labels them (`SqlState` is in `qlState`).
-    "QLSTATE",
-    "QLState",
-    "qlState",
-    "qlstate",
-    "QL state",
-    // Error objects that print the code alone: `code: '23505'`, `code: "23505"`, `"code":"P2002"`.
-    "code: '",
-    "code: \"",
-    "\"code\":",
-    // Server-side error lines (roots of aborted-transaction cascades), in several locales.
-    "ERROR:",
-    "FEHLER:",
-    "ERREUR",
-    "PSQLException",
-    "PG::",
-    "psycopg",
-    // DETAIL lines with the offending key, and the statement or fields printed with an error.
-    "Key (",
-    "Schl\u{fc}ssel ",
-    "cl\u{e9} \u{ab} (",
-    "constraint: '",
-    "table: '",
-    ": INSERT INTO",
-    "[SQL: ",
-    "[insert into",
-    "[INSERT INTO",
-    "constraint [",
-    "in relation",
-    "table: Some(",
-];
-
-/// Literals of test-name headers (`=== RUN`, pytest `___ t ___`, Jest `●`, ...). They are
-/// frequent in verbose logs, so a line whose only triggers are these runs only the test-name
-/// rules, never the class patterns.
-const HEADER_TRIGGERS: &[&str] = &[
-    "___ ",
-    "FAILED",
-    "ERROR ",
-    "short test summary",
-    "--- FAIL",
-    "=== RUN",
-    "=== CONT",
-    " stdout ----",
-    "\u{25cf} ",
-    "Failure/Error",
-    "<<< ",
-    "FAIL: test",
-    "Results:",
-    " \u{bb} ",
-];
+/// What a line says about the schema the migrations create (for telling a never-migrated
+/// database from schema drift).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrationFact {
+    /// Django `Applying billing.0001_initial... OK`: tables `billing_*` are created by migrations.
+    App(String),
+    /// `CREATE TABLE "orders"` printed by a migration run.
+    Table(String),
+}
 
 /// What a matched line says about the test it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +122,9 @@ pub struct LineFacts {
     pub detail: Option<Fields>,
     /// The line reports some database error, catalogued or not (a candidate cascade root).
     pub is_database_error: bool,
+    /// The test runner whose header rule matched (`pytest`, `jest`, `go`, ...).
+    pub runner: Option<&'static str>,
+    pub migration: Option<MigrationFact>,
 }
 
 struct CompiledPattern {
@@ -175,15 +134,10 @@ struct CompiledPattern {
     stack: Option<String>,
 }
 
-enum TestRule {
-    Begin(Regex),
-    ThisLine(Regex),
-    End(Regex),
-    /// RSpec: the test name is on a `  1) Name` line up to a few lines before `Failure/Error:`.
-    BeginFromLinesBefore {
-        trigger: Regex,
-        name: Regex,
-    },
+/// Where a printed code comes from: the code itself, or a driver exception named after it.
+enum CodeSource {
+    Code,
+    ExceptionName,
 }
 
 /// The catalogue compiled for matching. Build once per run; matching never allocates for lines
@@ -206,12 +160,24 @@ pub struct Matcher {
     detail_base: usize,
     class_patterns: Vec<CompiledPattern>,
     code_to_playbook: HashMap<String, usize>,
-    code_extractors: Vec<Regex>,
+    /// Every playbook that claims a code, in catalogue order (55006 is claimed by two).
+    claimants: HashMap<String, Vec<usize>>,
+    code_extractors: Vec<(CodeSource, Regex)>,
+    /// The runner each test rule belongs to, by rule index.
+    test_rule_runners: Vec<&'static str>,
+    migration_base: usize,
+    migration_rules: Vec<Regex>,
+    pub unclassified: Option<usize>,
+    pub schema_drift: Option<usize>,
+    pub unmigrated: Option<usize>,
     mysql_code: Regex,
     database_error: Regex,
     test_rules: Vec<TestRule>,
     detail_rules: Vec<Regex>,
 }
+
+/// Lazy-DFA cache of the line set (it grows only as far as the lines need).
+const LINE_SET_DFA_BYTES: usize = 24 << 20;
 
 /// A playbook whose regex does not compile, or whose examples do not match: reported to the user
 /// rather than silently never matching.
@@ -226,21 +192,21 @@ impl std::fmt::Display for MatcherError {
 
 impl std::error::Error for MatcherError {}
 
-fn compile(source: &str) -> Regex {
-    // Only used for the fixed expressions below, which the test suite compiles; a typo there is a
-    // programming error caught by every test, not an input-dependent failure.
-    Regex::new(source).unwrap_or_else(|e| panic!("built-in regex {source:?}: {e}"))
-}
-
 impl Matcher {
     pub fn new(playbooks: Vec<Playbook>) -> Result<Matcher, MatcherError> {
         let mut triggers: Vec<String> = SHARED_TRIGGERS.iter().map(|s| s.to_string()).collect();
         let mut class_patterns = Vec::new();
         let mut code_to_playbook = HashMap::new();
+        let mut claimants: HashMap<String, Vec<usize>> = HashMap::new();
         for (index, playbook) in playbooks.iter().enumerate() {
             triggers.extend(playbook.triggers.iter().cloned());
             for code in &playbook.codes {
+                if playbook.id == crate::catalogue::UNMIGRATED {
+                    // Reached only by reclassifying schema-drift, never by the code alone.
+                    continue;
+                }
                 code_to_playbook.entry(code.clone()).or_insert(index);
+                claimants.entry(code.clone()).or_default().push(index);
             }
             for pattern in &playbook.patterns {
                 let regex = Regex::new(&pattern.regex).map_err(|e| {
@@ -267,7 +233,19 @@ impl Matcher {
         triggers.sort();
         triggers.dedup();
         let prefilter = Prefilter::new(&triggers)?;
+        let index_of = |id: &str| playbooks.iter().position(|p| p.id == id);
+        let unclassified = index_of(crate::catalogue::UNCLASSIFIED);
+        let schema_drift = index_of(crate::catalogue::SCHEMA_DRIFT);
+        let unmigrated = index_of(crate::catalogue::UNMIGRATED);
+        let (test_rules, test_rule_runners) = crate::rules::test_rules();
         let matcher = Matcher {
+            unclassified,
+            schema_drift,
+            unmigrated,
+            claimants,
+            migration_base: 0,
+            migration_rules: crate::rules::migration_rules(),
+            test_rule_runners,
             playbooks,
             triggers,
             prefilter,
@@ -281,65 +259,34 @@ impl Matcher {
             code_to_playbook,
             code_extractors: vec![
                 // (SQLSTATE 23505), SQLSTATE[23505], SQLSTATE: 23505, SQLState: 23505, sqlstate='23505'
-                compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#),
+                (
+                    CodeSource::Code,
+                    compile(r#"(?i:sql ?state)\]?["']?\s*[:=\[(]?\s*["']?([0-9A-Z]{5})\b"#),
+                ),
                 // node-postgres / TypeORM / Prisma dumps: code: '23505', "code":"P2002"
-                compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#),
+                (
+                    CodeSource::Code,
+                    compile(r#"\b(?:code|pgcode)["']?\s*[:=]\s*["']([0-9A-Z]{5})["']"#),
+                ),
+                // tokio-postgres / sqlx Debug output: `code: SqlState(E34000)`.
+                (CodeSource::Code, compile(r"SqlState\(E([0-9A-Z]{5})\)")),
+                // Exceptions named after the condition: psycopg `errors.InvalidCursorName`,
+                // ruby-pg `PG::InvalidCursorName`, asyncpg `exceptions.InvalidCursorNameError`.
+                (
+                    CodeSource::ExceptionName,
+                    compile(
+                        r"(?:psycopg2?\.errors\.|\bPG::|asyncpg\.exceptions\.)([A-Z][A-Za-z0-9_]*)",
+                    ),
+                ),
             ],
             // go-sql-driver `Error 1062 (23000):`, mysql CLI `ERROR 1062 (23000)`,
             // Connector/J `Error Code: 1062`, node mysql2 `errno: 1062`.
             mysql_code: compile(r"\b(?:Error|ERROR|Error Code|errno):? ?(1\d{3}|2\d{3}|3\d{3})\b"),
             database_error: compile(
-                r#"(?:^|[\s:(\]])(?:ERROR|FEHLER|ERREUR|FATAL|SCHWER) ?:\s+\S|SQLSTATE|(?i:sql ?state)|psycopg2?\.errors\.\w+|\bPG::[A-Z]\w+|PSQLException|\bpq: |(?:Integrity|Operational|Programming|Data|Internal)Error\b"#,
+                r#"(?:^|[\s:(\]])(?:ERROR|FEHLER|ERREUR|FATAL|SCHWER) ?:\s+\S|SQLSTATE|(?i:sql ?state)|psycopg2?\.errors\.\w+|\bPG::[A-Z]\w+|asyncpg\.exceptions\.\w+|PSQLException|\bpq: |\bdb error: |error returned from database|(?:Integrity|Operational|Programming|Data|Internal)Error\b"#,
             ),
-            test_rules: vec![
-                TestRule::End(compile(
-                    r"^=+ (?:short test summary info|warnings summary|FAILURES|ERRORS) =+\s*$",
-                )),
-                // Maven Surefire's summary: `[INFO] Results:` ends the per-test sections, and
-                // each summary line names its test: `[ERROR]   UserTest.saves:38 » ...`.
-                TestRule::End(compile(r"^\[INFO\] Results:\s*$")),
-                TestRule::ThisLine(compile(
-                    "^\\[(?:ERROR|WARNING)\\]\\s+(?P<test>[\\w$]+\\.[\\w$]+)(?::\\d+)? \u{bb} ",
-                )),
-                TestRule::Begin(compile(r"^_{3,} (?P<test>.+?) _{3,}\s*$")),
-                TestRule::ThisLine(compile(r"^(?:FAILED|ERROR) (?P<test>\S+::\S+)(?: - .*)?$")),
-                TestRule::Begin(compile(r"^\s*--- FAIL: (?P<test>\S+)")),
-                TestRule::Begin(compile(r"^=== (?:RUN|CONT)\s+(?P<test>\S+)")),
-                TestRule::Begin(compile(r"^---- (?P<test>\S+) stdout ----")),
-                TestRule::Begin(compile("^\\s*\u{25cf} (?P<test>.+?)\\s*$")),
-                TestRule::Begin(compile(
-                    r"^(?:\[ERROR\] )?(?:(?P<method>\w+)\((?P<class>[\w.$]+)\)|(?P<test>[\w.$]+))\s+(?:--? )?Time elapsed:.*<<< (?:ERROR|FAILURE)!",
-                )),
-                TestRule::Begin(compile(r"^(?:ERROR|FAIL): (?P<method>\w+) \((?P<class>[\w.]+)\)")),
-                TestRule::Begin(compile(r"^(?P<class>[\w.$]+) > (?P<method>.+?) FAILED\s*$")),
-                TestRule::BeginFromLinesBefore {
-                    trigger: compile(r"^\s*Failure/Error:"),
-                    name: compile(r"^\s*\d+\) (?P<test>\S.*?)\s*$"),
-                },
-            ],
-            detail_rules: vec![
-                compile(
-                    r#"Key \((?P<columns>.*?)\)=\((?P<value>.*)\) (?:already exists|is not present in table "(?P<ref_table>[^"]+)"|is still referenced from table "(?P<ref_table2>[^"]+)")"#,
-                ),
-                compile(
-                    "Schl\u{fc}ssel \u{bb}?\\((?P<columns>.*?)\\)=\\((?P<value>.*)\\)\u{ab}? (?:existiert bereits|ist nicht in Tabelle \u{bb}(?P<ref_table>[^\u{ab}]+)\u{ab} vorhanden|wird noch von Tabelle \u{bb}(?P<ref_table2>[^\u{ab}]+)\u{ab} verwiesen)",
-                ),
-                compile(
-                    "La cl\u{e9} \u{ab} \\((?P<columns>.*?)\\)=\\((?P<value>.*)\\) \u{bb} (?:existe d\u{e9}j\u{e0}|n'est pas pr\u{e9}sente dans la table \u{ab} (?P<ref_table>[^\u{bb}]+) \u{bb}|est toujours r\u{e9}f\u{e9}renc\u{e9}e \u{e0} partir de la table \u{ab} (?P<ref_table2>[^\u{bb}]+) \u{bb})",
-                ),
-                // node-postgres error objects print one field per line.
-                compile(r"^\s*constraint: '(?P<constraint>[^']+)'"),
-                compile(r"^\s*table: '(?P<table>[^']+)'"),
-                // sqlx / tokio-postgres print the error struct with Debug: `table: Some("users")`.
-                compile(r#"\btable: Some\("(?P<table>[^"]+)"\)"#),
-                // The statement an ORM prints under the error: SQLAlchemy `[SQL: INSERT INTO users`,
-                // Rails `: INSERT INTO "users"`, Hibernate `[insert into users`.
-                compile(r#"^\s*(?:E\s+)?(?::|\[SQL:|SQL \[|\[)\s*(?i:insert into|update|delete from)\s+[`"]?(?P<table>[\w.]+)"#),
-                // Spring: `could not execute statement; SQL [n/a]; constraint [users_email_key]`.
-                compile(r"constraint \[(?P<constraint>[^\]\s]+)\]"),
-                // Deadlock and lock waits: `CONTEXT: while updating tuple (0,1) in relation "accounts"`.
-                compile(r#"while (?:updating|locking|inserting|deleting) (?:index )?tuple \([^)]*\) in relation \\?"(?P<table>[^"\\]+)\\?""#),
-            ],
+            test_rules,
+            detail_rules: crate::rules::detail_rules(),
         };
         let mut matcher = matcher;
         matcher.build_line_set()?;
@@ -354,7 +301,11 @@ impl Matcher {
             .map(|p| p.regex.as_str().to_string())
             .collect();
         self.code_base = sources.len();
-        sources.extend(self.code_extractors.iter().map(|r| r.as_str().to_string()));
+        sources.extend(
+            self.code_extractors
+                .iter()
+                .map(|(_, r)| r.as_str().to_string()),
+        );
         sources.push(self.mysql_code.as_str().to_string());
         sources.push(self.database_error.as_str().to_string());
         self.test_base = sources.len();
@@ -369,7 +320,13 @@ impl Matcher {
             .map_err(|e| MatcherError(format!("building the test-rule set: {e}")))?;
         self.detail_base = sources.len();
         sources.extend(self.detail_rules.iter().map(|r| r.as_str().to_string()));
-        self.line_set = RegexSet::new(&sources)
+        self.migration_base = sources.len();
+        sources.extend(self.migration_rules.iter().map(|r| r.as_str().to_string()));
+        // The set of every pattern outgrows the lazy DFA's default 2 MiB cache on the lines it
+        // sees, and a set whose cache keeps filling falls back to the PikeVM, ~20x slower.
+        self.line_set = regex::bytes::RegexSetBuilder::new(&sources)
+            .dfa_size_limit(LINE_SET_DFA_BYTES)
+            .build()
             .map_err(|e| MatcherError(format!("building the pattern set: {e}")))?;
         Ok(())
     }
@@ -439,7 +396,8 @@ impl Matcher {
             // Only a test-name header can be on this line: skip the class patterns.
             let matched = self.test_set.matches(line);
             if matched.matched_any() {
-                facts.test = self.test_marker(line, before, &|i| matched.matched(i));
+                (facts.test, facts.runner) =
+                    self.test_marker(line, before, &|i| matched.matched(i));
             }
             return facts;
         }
@@ -478,37 +436,104 @@ impl Matcher {
                 fields,
             });
         }
-        let prints_code = (self.code_base..self.code_base + 3).any(|i| matched.matched(i));
+        let extractors = self.code_extractors.len() + 1;
+        let prints_code = (self.code_base..self.code_base + extractors).any(|i| matched.matched(i));
         let codes = if prints_code {
             self.codes_printed(line)
         } else {
             Vec::new()
         };
+        let table = crate::errcodes::table();
         for code in codes {
-            match self.code_to_playbook.get(&code) {
-                Some(&playbook) => {
-                    match facts.classes.iter_mut().find(|h| h.playbook == playbook) {
-                        // The printed code is more exact than the one implied by the wording.
-                        Some(hit) => hit.code = Some(code),
-                        None => facts.classes.push(ClassHit {
-                            playbook,
-                            pattern: None,
-                            code: Some(code),
-                            stack: None,
-                            fields: Fields::default(),
-                        }),
-                    }
-                }
-                None => {
-                    // An SQLSTATE we have no playbook for is still a database error.
-                    if code.starts_with("sqlstate:") {
-                        facts.is_database_error = true;
-                    }
+            let claims = |hit: &ClassHit| {
+                hit.code.as_deref() == Some(code.as_str())
+                    || self.playbooks[hit.playbook].codes.contains(&code)
+            };
+            if let Some(hit) = facts.classes.iter_mut().find(|h| claims(h)) {
+                // The printed code is more exact than the one implied by the wording; a message
+                // pattern (55006 `pending trigger events`) beats the code's first claimant.
+                hit.code = Some(code);
+                continue;
+            }
+            if let Some(&playbook) = self.code_to_playbook.get(&code) {
+                facts.classes.push(ClassHit {
+                    playbook,
+                    pattern: None,
+                    code: Some(code),
+                    stack: None,
+                    fields: Fields::default(),
+                });
+                continue;
+            }
+            let Some(bare) = code.strip_prefix("sqlstate:") else {
+                continue;
+            };
+            if !table.is_error_code(bare) {
+                continue;
+            }
+            // An SQLSTATE no playbook claims is still a database error: never silent about it.
+            facts.is_database_error = true;
+            let already = facts
+                .classes
+                .iter()
+                .any(|h| Some(h.playbook) == self.unclassified && h.code.is_some());
+            if let (Some(unclassified), false) = (self.unclassified, already) {
+                match facts
+                    .classes
+                    .iter_mut()
+                    .find(|h| h.playbook == unclassified)
+                {
+                    Some(hit) => hit.code = Some(code),
+                    None => facts.classes.push(ClassHit {
+                        playbook: unclassified,
+                        pattern: None,
+                        code: Some(code),
+                        stack: None,
+                        fields: Fields::default(),
+                    }),
                 }
             }
         }
-        facts.is_database_error |= !facts.classes.is_empty() || matched.matched(self.code_base + 3);
-        facts.test = self.test_marker(line, before, &|i| matched.matched(self.test_base + i));
+        if facts.classes.is_empty() && matched.matched(self.code_base + extractors) {
+            // A server error line without a code (`psql: ERROR:  value too long ...`, an ORM's
+            // wrapper): still a finding when the server's wording says which SQLSTATE it is.
+            if let (Some(unclassified), Some(code)) =
+                (self.unclassified, crate::errcodes::code_from_message(line))
+            {
+                facts.classes.push(ClassHit {
+                    playbook: unclassified,
+                    pattern: None,
+                    code: Some(format!("sqlstate:{code}")),
+                    stack: None,
+                    fields: Fields::default(),
+                });
+            }
+        }
+        // A line a catalogued class explains is not also an unclassified error.
+        if let Some(unclassified) = self.unclassified {
+            if facts.classes.iter().any(|h| {
+                h.playbook != unclassified && self.playbooks[h.playbook].kind != Kind::Assertion
+            }) {
+                facts.classes.retain(|h| h.playbook != unclassified);
+            }
+            if let Some(hit) = facts
+                .classes
+                .iter_mut()
+                .find(|h| h.playbook == unclassified && h.code.is_none())
+            {
+                // The driver printed the message only: the server's wording names the code.
+                hit.code =
+                    crate::errcodes::code_from_message(line).map(|code| format!("sqlstate:{code}"));
+            }
+        }
+        facts.is_database_error |= facts
+            .classes
+            .iter()
+            .any(|h| self.playbooks[h.playbook].kind != Kind::Assertion)
+            || matched.matched(self.code_base + extractors);
+        facts.migration = self.migration_fact(line, &matched);
+        (facts.test, facts.runner) =
+            self.test_marker(line, before, &|i| matched.matched(self.test_base + i));
         facts.detail = self.detail(line, &matched);
         facts
     }
@@ -516,11 +541,19 @@ impl Matcher {
     /// Codes the line prints explicitly, normalised to `namespace:code`.
     fn codes_printed(&self, line: &[u8]) -> Vec<String> {
         let mut codes = Vec::new();
-        for extractor in &self.code_extractors {
+        for (source, extractor) in &self.code_extractors {
             for caps in extractor.captures_iter(line) {
-                let raw = String::from_utf8_lossy(&caps[1]).into_owned();
+                let mut raw = String::from_utf8_lossy(&caps[1]).into_owned();
+                if let CodeSource::ExceptionName = source {
+                    match crate::errcodes::table().by_exception_name(&raw) {
+                        Some(state) => raw = state.code.to_string(),
+                        None => continue,
+                    }
+                }
+                // Prisma's codes are P1000-P6999; P0000-P0004 are PL/pgSQL's SQLSTATEs.
                 let is_prisma = raw.len() == 5
                     && raw.starts_with('P')
+                    && !raw.starts_with("P0")
                     && raw[1..].bytes().all(|b| b.is_ascii_digit());
                 let code = if is_prisma {
                     format!("prisma:{raw}")
@@ -548,42 +581,85 @@ impl Matcher {
         line: &[u8],
         before: &[u8],
         candidate: &dyn Fn(usize) -> bool,
-    ) -> Option<TestMarker> {
+    ) -> (Option<TestMarker>, Option<&'static str>) {
         for (index, rule) in self.test_rules.iter().enumerate() {
             if !candidate(index) {
                 continue;
             }
-            match rule {
-                TestRule::End(regex) => {
-                    if regex.is_match(line) {
-                        return Some(TestMarker::End);
-                    }
+            let runner = self.test_rule_runners.get(index).copied();
+            let marker = self.test_rule_marker(index, rule, line, before);
+            if marker.is_some() {
+                return (marker, runner);
+            }
+        }
+        (None, None)
+    }
+
+    fn test_rule_marker(
+        &self,
+        index: usize,
+        rule: &TestRule,
+        line: &[u8],
+        before: &[u8],
+    ) -> Option<TestMarker> {
+        match rule {
+            TestRule::End(regex) => {
+                if regex.is_match(line) {
+                    return Some(TestMarker::End);
                 }
-                TestRule::Begin(regex) => {
-                    if regex.is_match(line) {
-                        return Some(TestMarker::BeginAt(index));
-                    }
+            }
+            TestRule::Begin(regex) => {
+                if regex.is_match(line) {
+                    return Some(TestMarker::BeginAt(index));
                 }
-                TestRule::ThisLine(regex) => {
-                    if let Some(caps) = regex.captures(line) {
-                        return test_name(&caps).map(TestMarker::ThisLine);
-                    }
+            }
+            TestRule::ThisLine(regex) => {
+                if let Some(caps) = regex.captures(line) {
+                    return test_name(&caps).map(TestMarker::ThisLine);
                 }
-                TestRule::BeginFromLinesBefore { trigger, name } => {
-                    if trigger.is_match(line) {
-                        // The block still has its colours; RSpec paints the `1) name` line.
-                        let found = last_lines(before, 3).into_iter().find_map(|previous| {
-                            let previous = crate::reader::strip_ansi(previous);
-                            name.captures(&previous).and_then(|c| test_name(&c))
-                        });
-                        if let Some(found) = found {
-                            return Some(TestMarker::Begin(found));
-                        }
+            }
+            TestRule::BeginFromLinesBefore { trigger, name } => {
+                if trigger.is_match(line) {
+                    // The block still has its colours; RSpec paints the `1) name` line.
+                    let found = last_lines(before, 3).into_iter().find_map(|previous| {
+                        let previous = crate::reader::strip_ansi(previous);
+                        name.captures(&previous).and_then(|c| test_name(&c))
+                    });
+                    if let Some(found) = found {
+                        return Some(TestMarker::Begin(found));
                     }
                 }
             }
         }
         None
+    }
+
+    /// Which tables the migrations create, from a migration run's output.
+    fn migration_fact(&self, line: &[u8], matched: &SetMatches) -> Option<MigrationFact> {
+        let text = |caps: &Captures<'_>, name: &str| {
+            caps.name(name)
+                .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+        };
+        for (index, rule) in self.migration_rules.iter().enumerate() {
+            if !matched.matched(self.migration_base + index) {
+                continue;
+            }
+            let Some(caps) = rule.captures(line) else {
+                continue;
+            };
+            if let Some(app) = text(&caps, "app") {
+                return Some(MigrationFact::App(app));
+            }
+            if let Some(table) = text(&caps, "table") {
+                return Some(MigrationFact::Table(table));
+            }
+        }
+        None
+    }
+
+    /// Every playbook that claims `code`, in catalogue order.
+    pub fn claimants(&self, code: &str) -> &[usize] {
+        self.claimants.get(code).map_or(&[], Vec::as_slice)
     }
 
     /// The test named by a header line that [`TestMarker::BeginAt`] reported for `rule`.
@@ -658,118 +734,4 @@ fn last_lines(before: &[u8], count: usize) -> Vec<&[u8]> {
 
 pub(crate) fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// Literals per Teddy searcher. Teddy refuses more than 64; every group scans every byte, so
-/// fewer groups are better, but a group's speed drops as it fills (one group, measured here:
-/// 16 literals 10 GB/s, 48 5 GB/s, 64 2.9 GB/s). Over the built-in ~100 triggers on the benchmark
-/// log, groups of 26/32/34/42/50 gave 1.14/1.07/1.46/1.25/1.21 GB/s; 34 (three groups) won.
-const TEDDY_GROUP: usize = 34;
-
-/// Stage one: finds the next line that contains any trigger.
-///
-/// The triggers are split into groups of at most [`TEDDY_GROUP`] literals, each searched with
-/// Teddy (SIMD), which is several times faster than one Aho-Corasick automaton over all of them
-/// (about 670 MB/s here with 150 literals). Where Teddy is unavailable (no SSSE3/NEON), one
-/// Aho-Corasick DFA is used instead.
-pub struct Prefilter {
-    groups: Vec<packed::Searcher>,
-    fallback: Option<AhoCorasick>,
-}
-
-impl Prefilter {
-    fn new(triggers: &[String]) -> Result<Prefilter, MatcherError> {
-        let mut groups = Vec::new();
-        for chunk in triggers.chunks(TEDDY_GROUP) {
-            let mut builder = packed::Config::new()
-                .match_kind(packed::MatchKind::LeftmostFirst)
-                .builder();
-            builder.extend(chunk);
-            match builder.build() {
-                Some(searcher) => groups.push(searcher),
-                None => {
-                    groups.clear();
-                    break;
-                }
-            }
-        }
-        let fallback = if groups.is_empty() {
-            Some(
-                AhoCorasick::builder()
-                    .kind(Some(AhoCorasickKind::DFA))
-                    .match_kind(MatchKind::LeftmostFirst)
-                    .build(triggers)
-                    .map_err(|e| MatcherError(format!("building the trigger automaton: {e}")))?,
-            )
-        } else {
-            None
-        };
-        Ok(Prefilter { groups, fallback })
-    }
-
-    /// Whether `haystack` contains any trigger.
-    pub fn is_match(&self, haystack: &[u8]) -> bool {
-        self.cursor().next(haystack, 0).is_some()
-    }
-
-    /// A search over one buffer that remembers each group's next match, so that a frequent
-    /// trigger in one group does not make the other groups rescan the same bytes.
-    pub fn cursor(&self) -> PrefilterCursor<'_> {
-        PrefilterCursor {
-            prefilter: self,
-            next: vec![Pending::Unknown; self.groups.len().max(1)],
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Pending {
-    Unknown,
-    /// Searched from `from`; the next match starts at `start` (or there is none).
-    Found {
-        from: usize,
-        start: Option<usize>,
-    },
-}
-
-/// See [`Prefilter::cursor`]. Use one cursor per buffer, with non-decreasing positions.
-pub struct PrefilterCursor<'p> {
-    prefilter: &'p Prefilter,
-    next: Vec<Pending>,
-}
-
-impl PrefilterCursor<'_> {
-    /// Start of the first trigger at or after `position`.
-    pub fn next(&mut self, haystack: &[u8], position: usize) -> Option<usize> {
-        if let Some(automaton) = &self.prefilter.fallback {
-            return automaton
-                .find(Input::new(haystack).span(position..haystack.len()))
-                .map(|m| m.start());
-        }
-        let mut best: Option<usize> = None;
-        for (group, pending) in self.prefilter.groups.iter().zip(self.next.iter_mut()) {
-            let still_valid = match *pending {
-                Pending::Found { from, start } => {
-                    from <= position && !matches!(start, Some(s) if s < position)
-                }
-                Pending::Unknown => false,
-            };
-            if !still_valid {
-                let start = group
-                    .find(&haystack[position..])
-                    .map(|m| position + m.start());
-                *pending = Pending::Found {
-                    from: position,
-                    start,
-                };
-            }
-            if let Pending::Found {
-                start: Some(start), ..
-            } = *pending
-            {
-                best = Some(best.map_or(start, |b| b.min(start)));
-            }
-        }
-        best
-    }
 }

@@ -2,14 +2,14 @@
 //! human rendering: classes ranked by how often they occurred, each with its first occurrences,
 //! the details that point at the cause, the diagnosis and the fix.
 
-use crate::analysis::{same_test, BoundedSet, Cause, Collector, Occurrence};
+use crate::analysis::{same_test, BoundedSet, Cause, Collector, Occurrence, Tally};
 use crate::catalogue::{Fix, Kind, Playbook};
 use crate::reader::ScanOutcome;
 use serde::Serialize;
 use std::io::{self, Write};
 
 /// Version tag of the JSON document; bumped on any incompatible change.
-pub const SCHEMA_ID: &str = "dbsandbox.analyze/v1";
+pub const SCHEMA_ID: &str = "dbsandbox.analyze/v1.1";
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -18,6 +18,45 @@ pub struct Report {
     pub inputs: Vec<InputReport>,
     pub findings: Vec<Finding>,
     pub consequences: Vec<Consequence>,
+    /// v1.1: how many database errors were found and how many of them a test is named for.
+    pub attribution: Attribution,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Attribution {
+    /// Distinct database errors (primary findings), all inputs.
+    pub database_errors: u64,
+    /// Of them, those with a test name.
+    pub attributed_to_tests: u64,
+    /// A sentence for people when some or all are not attributed; null when all are.
+    pub note: Option<String>,
+}
+
+/// v1.1: one SQLSTATE seen in a finding, with what PostgreSQL's table says about it.
+#[derive(Debug, Serialize)]
+pub struct SqlStateReport {
+    /// `sqlstate:34000`.
+    pub code: String,
+    /// `invalid_cursor_name`, or null for a code not in the table.
+    pub condition: Option<String>,
+    /// `34`.
+    pub class: String,
+    /// `Invalid Cursor Name`, or null for an unknown class.
+    pub class_title: Option<String>,
+    pub count: u64,
+    /// What errors of this class usually mean in a test suite.
+    pub note: Option<String>,
+}
+
+/// v1.1: the dbsandbox integration line that gives this log's runner per-test isolation.
+#[derive(Debug, Serialize)]
+pub struct IntegrationReport {
+    /// The runner it is for (`pytest`, `jest`, ..., `any`).
+    pub runner: String,
+    pub name: String,
+    pub line: String,
+    /// Why `dbsandbox run -- <cmd>` alone does not fix it.
+    pub not_enough: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -30,6 +69,9 @@ pub struct InputReport {
     pub warnings: Vec<String>,
     /// Why the input could not be analysed (empty, binary, unreadable); null if it was.
     pub error: Option<String>,
+    /// v1.1: distinct database errors in this input, and how many of them a test is named for.
+    pub database_errors: u64,
+    pub attributed_to_tests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -58,6 +100,15 @@ pub struct Finding {
     pub fix: Vec<Fix>,
     pub validate: String,
     pub explain: String,
+    /// v1.1: the test runner the log comes from (`pytest`, `unittest`, `jest`, `vitest`,
+    /// `rspec`, `go`, `cargo`, `surefire`, `gradle`), or null.
+    pub runner: Option<String>,
+    /// v1.1: for classes that per-test isolation removes, the integration line for that runner.
+    pub integration: Option<IntegrationReport>,
+    /// v1.1: every SQLSTATE of the finding with its condition name and class.
+    pub sqlstates: Vec<SqlStateReport>,
+    /// v1.1: remarks that depend on this log (no DETAIL line, no test named, why the class).
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -74,6 +125,11 @@ pub struct OccurrenceReport {
     pub referenced_table: Option<String>,
     pub database: Option<String>,
     pub excerpt: String,
+    /// v1.1: the SQLSTATE's condition name (`invalid_cursor_name`) and class (`34`,
+    /// `Invalid Cursor Name`), null without an SQLSTATE.
+    pub condition: Option<String>,
+    pub sqlstate_class: Option<String>,
+    pub sqlstate_class_title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caused_by: Option<CauseReport>,
 }
@@ -145,7 +201,15 @@ fn occurrence_report(
     collector: &Collector<'_>,
     inputs: &[String],
 ) -> OccurrenceReport {
+    let table = crate::errcodes::table();
+    let bare = o.code.as_deref().and_then(|c| c.strip_prefix("sqlstate:"));
+    let class = bare.and_then(|c| c.get(..2));
     OccurrenceReport {
+        condition: bare
+            .and_then(|c| table.lookup(c))
+            .map(|s| s.condition.to_string()),
+        sqlstate_class: class.map(str::to_string),
+        sqlstate_class_title: class.and_then(|c| table.class_title(c)).map(str::to_string),
         file: inputs.get(o.input).cloned().unwrap_or_default(),
         line: o.line,
         test: o.test.clone(),
@@ -199,7 +263,27 @@ pub fn build(
             let playbook = &playbooks[i];
             let tally = &collector.tallies[i];
             let (tests, tests_omitted) = names(&tally.tests);
+            let runner = finding_runner(collector, tally);
+            let ecosystem = runner
+                .and_then(crate::advice::ecosystem_of_runner)
+                .or_else(|| guess_ecosystem_of(playbooks, tally));
+            let integration = (playbook.isolation
+                && (playbook.id != crate::catalogue::UNCLASSIFIED || shared_state_classes(tally)))
+            .then(|| {
+                let chosen = crate::advice::integration_for(runner, ecosystem);
+                IntegrationReport {
+                    runner: chosen.runner.clone(),
+                    name: chosen.name.clone(),
+                    line: chosen.line.clone(),
+                    not_enough: crate::advice::shared_key_warning().to_string(),
+                }
+            });
+            let notes = finding_notes(playbook, tally, ecosystem);
             Finding {
+                runner: runner.map(str::to_string),
+                integration,
+                sqlstates: sqlstate_reports(tally),
+                notes,
                 rank: rank + 1,
                 class: playbook.id.clone(),
                 title: playbook.title.clone(),
@@ -252,7 +336,10 @@ pub fn build(
     let inputs = names_of_inputs
         .iter()
         .zip(outcomes)
-        .map(|(name, outcome)| InputReport {
+        .enumerate()
+        .map(|(index, (name, outcome))| InputReport {
+            database_errors: collector.input_errors.get(index).map_or(0, |c| c.0),
+            attributed_to_tests: collector.input_errors.get(index).map_or(0, |c| c.1),
             name: name.clone(),
             format: outcome.format.map(|f| f.name()),
             bytes: outcome.bytes,
@@ -261,13 +348,137 @@ pub fn build(
             error: outcome.problem.as_ref().map(|p| p.to_string()),
         })
         .collect();
+    let primaries = || {
+        (0..playbooks.len())
+            .filter(|&i| playbooks[i].kind == Kind::Primary)
+            .map(|i| &collector.tallies[i])
+    };
+    let database_errors: u64 = primaries().map(|t| t.count).sum();
+    let attributed: u64 = primaries().map(|t| t.attributed).sum();
+    let silent_inputs: Vec<String> = names_of_inputs
+        .iter()
+        .zip(&collector.input_errors)
+        .filter(|(_, (errors, attributed))| *errors > 0 && *attributed == 0)
+        .map(|(name, _)| name.clone())
+        .collect();
+    let note = (database_errors > attributed).then(|| {
+        if attributed > 0 && !silent_inputs.is_empty() {
+            return format!(
+                "{} of {database_errors} database errors are not attributed to a test; in {} none is (printed outside any test's output: set-up, migrations, the app's own log, or a runner that prints no test names).",
+                database_errors - attributed,
+                silent_inputs.join(", ")
+            );
+        }
+        if attributed == 0 {
+            let which = if database_errors == 1 {
+                "The database error is not".to_string()
+            } else {
+                format!("None of the {database_errors} database errors is")
+            };
+            format!(
+                "{which} attributed to a test: the log has no test-name line this analyzer knows (pytest, unittest, Jest, Vitest, RSpec, go test, cargo test, Surefire, Gradle, JUnit XML) near them, so they happened outside tests (set-up, migrations, a fixture, the app's own log) or the runner was quiet; rerun verbosely (`-v`, `--verbose`) or give `analyze` the JUnit XML."
+            )
+        } else {
+            format!(
+                "{} of {} database errors are not attributed to a test (printed outside a test's output: set-up, teardown, the app's own log).",
+                database_errors - attributed,
+                database_errors
+            )
+        }
+    });
     Report {
         schema: SCHEMA_ID,
         exit_code: 0,
         inputs,
         findings,
         consequences,
+        attribution: Attribution {
+            database_errors,
+            attributed_to_tests: attributed,
+            note,
+        },
     }
+}
+
+/// The runner of the inputs a finding's occurrences come from, else the one its test names
+/// suggest.
+fn finding_runner(collector: &Collector<'_>, tally: &Tally) -> Option<&'static str> {
+    tally
+        .examples
+        .iter()
+        .find_map(|o| collector.runners.get(o.input).copied().flatten())
+        .or_else(|| {
+            tally
+                .tests
+                .values
+                .iter()
+                .find_map(|t| crate::advice::runner_from_test_name(t))
+        })
+}
+
+fn guess_ecosystem_of(playbooks: &[Playbook], tally: &Tally) -> Option<&'static str> {
+    let _ = playbooks;
+    tally.examples.iter().find_map(|o| {
+        let stack = o.stack.as_deref()?;
+        BY_STACK
+            .iter()
+            .find(|(key, _)| stack.contains(key))
+            .map(|(_, ecosystem)| *ecosystem)
+    })
+}
+
+/// Whether an unclassified finding has a code of a class that state shared between tests can
+/// cause (data left by another test, a session or transaction another test left open); disk
+/// full, a server shutdown or an internal error are not cured by per-test isolation.
+fn shared_state_classes(tally: &Tally) -> bool {
+    const SHARED_STATE: &[&str] = &["21", "23", "24", "25", "26", "34", "3B", "40", "55"];
+    tally.code_counts.iter().any(|(code, _)| {
+        code.strip_prefix("sqlstate:")
+            .and_then(|c| c.get(..2))
+            .is_some_and(|class| SHARED_STATE.contains(&class))
+    })
+}
+
+fn sqlstate_reports(tally: &Tally) -> Vec<SqlStateReport> {
+    let table = crate::errcodes::table();
+    tally
+        .code_counts
+        .iter()
+        .filter_map(|(code, count)| {
+            let bare = code.strip_prefix("sqlstate:")?;
+            let class = bare.get(..2)?.to_string();
+            Some(SqlStateReport {
+                code: code.clone(),
+                condition: table.lookup(bare).map(|s| s.condition.to_string()),
+                class_title: table.class_title(&class).map(str::to_string),
+                note: table.class_note(&class).map(str::to_string),
+                class,
+                count: *count,
+            })
+        })
+        .collect()
+}
+
+fn finding_notes(playbook: &Playbook, tally: &Tally, ecosystem: Option<&str>) -> Vec<String> {
+    let mut notes = Vec::new();
+    let keyed = matches!(
+        playbook.id.as_str(),
+        "unique-violation" | "foreign-key-violation"
+    );
+    if keyed && tally.keys.values.is_empty() {
+        notes.push(crate::advice::missing_detail_note(ecosystem));
+    }
+    for evidence in &tally.evidence.values {
+        notes.push(format!(
+            "Not schema drift: {evidence}, yet the database the test used lacks it, so it was never migrated or was cloned from an empty template."
+        ));
+    }
+    if tally.count > 0 && tally.tests.values.is_empty() && playbook.kind != Kind::Assertion {
+        notes.push(
+            "No test is named for these errors: they were printed outside any test's output (set-up, migrations, the app's log), or the runner printed no test names.".to_string(),
+        );
+    }
+    notes
 }
 
 fn location(file: &str, line: u64) -> String {
@@ -354,6 +565,9 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         plural(analysed.len() as u64, "input", "inputs"),
         plural(lines, "line", "lines")
     )?;
+    if let Some(note) = &report.attribution.note {
+        writeln!(out, "Note: {note}")?;
+    }
     for finding in &report.findings {
         writeln!(out)?;
         let codes = if finding.codes.is_empty() {
@@ -418,7 +632,11 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         }
         writeln!(out, "   Why: {}", one_paragraph(&finding.diagnosis))?;
         // The dbsandbox remedy, then the one for the ecosystem the log comes from.
-        let ecosystem = guess_ecosystem(finding);
+        let ecosystem = finding
+            .runner
+            .as_deref()
+            .and_then(crate::advice::ecosystem_of_runner)
+            .or_else(|| guess_ecosystem(finding));
         let shown_fixes: Vec<&Fix> = finding
             .fix
             .iter()
@@ -431,10 +649,40 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
             )
             .take(2)
             .collect();
+        for state in &finding.sqlstates {
+            let condition = state
+                .condition
+                .as_deref()
+                .unwrap_or("not in PostgreSQL's table");
+            let title = state.class_title.as_deref().unwrap_or("unknown class");
+            writeln!(
+                out,
+                "   SQLSTATE {} {condition} \u{2014} class {} \u{201c}{title}\u{201d} ({})",
+                state.code.trim_start_matches("sqlstate:"),
+                state.class,
+                plural(state.count, "occurrence", "occurrences")
+            )?;
+            if finding.class == crate::catalogue::UNCLASSIFIED {
+                if let Some(note) = &state.note {
+                    writeln!(out, "     {note}")?;
+                }
+            }
+        }
+        for note in &finding.notes {
+            writeln!(out, "   Note: {note}")?;
+        }
         for fix in shown_fixes {
             if let Some(step) = fix.steps.first() {
                 writeln!(out, "   Fix ({}): {}", fix.ecosystem, one_paragraph(step))?;
             }
+        }
+        if let Some(integration) = &finding.integration {
+            writeln!(
+                out,
+                "   The one line ({}, {}): {}",
+                integration.runner, integration.name, integration.line
+            )?;
+            writeln!(out, "   Not enough: {}", integration.not_enough)?;
         }
         writeln!(out, "   Full playbook: {}", finding.explain)?;
     }
@@ -470,27 +718,31 @@ pub fn write_human(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
+const BY_STACK: &[(&str, &str)] = &[
+    ("django", "python"),
+    ("psycopg", "python"),
+    ("sqlalchemy", "python"),
+    ("pytest", "python"),
+    ("unittest", "python"),
+    ("rails", "rails"),
+    ("ruby-pg", "rails"),
+    ("rspec", "rails"),
+    ("prisma", "node"),
+    ("sequelize", "node"),
+    ("knex", "node"),
+    ("jest", "node"),
+    ("testify", "go"),
+    ("hikaricp", "java"),
+    ("spring", "java"),
+    ("sqlx", "rust"),
+    ("rust", "rust"),
+    ("tokio-postgres", "rust"),
+    ("lib/pq", "go"),
+    ("jdbc", "java"),
+];
+
 /// Which ecosystem's fix to show, from the stacks that matched and the shape of test names.
 fn guess_ecosystem(finding: &Finding) -> Option<&'static str> {
-    const BY_STACK: &[(&str, &str)] = &[
-        ("django", "python"),
-        ("psycopg", "python"),
-        ("sqlalchemy", "python"),
-        ("pytest", "python"),
-        ("unittest", "python"),
-        ("rails", "rails"),
-        ("ruby-pg", "rails"),
-        ("rspec", "rails"),
-        ("prisma", "node"),
-        ("sequelize", "node"),
-        ("knex", "node"),
-        ("jest", "node"),
-        ("testify", "go"),
-        ("hikaricp", "java"),
-        ("spring", "java"),
-        ("sqlx", "rust"),
-        ("rust", "rust"),
-    ];
     for occurrence in &finding.occurrences {
         if let Some(stack) = &occurrence.stack {
             if let Some((_, ecosystem)) = BY_STACK.iter().find(|(key, _)| stack.contains(key)) {
@@ -548,6 +800,17 @@ pub fn write_playbook(playbook: &Playbook, out: &mut dyn Write) -> io::Result<()
         for step in &fix.steps {
             writeln!(out, "    - {}", one_paragraph(step))?;
         }
+    }
+    if playbook.isolation {
+        writeln!(out, "  dbsandbox, the one line per test runner:")?;
+        for integration in crate::advice::all_integrations() {
+            writeln!(
+                out,
+                "    - {} ({}): {}",
+                integration.runner, integration.name, integration.line
+            )?;
+        }
+        writeln!(out, "    {}", crate::advice::shared_key_warning())?;
     }
     writeln!(out)?;
     writeln!(out, "Validate the fix")?;

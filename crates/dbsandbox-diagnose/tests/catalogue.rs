@@ -10,7 +10,7 @@ use dbsandbox_diagnose::reader::{count_newlines, strip_ansi};
 #[test]
 fn builtin_catalogue_compiles_and_checks_its_own_examples() {
     let playbooks = builtin().expect("built-in playbooks parse");
-    assert_eq!(playbooks.len(), 11);
+    assert_eq!(playbooks.len(), 14);
     let examples: usize = playbooks
         .iter()
         .flat_map(|p| &p.patterns)

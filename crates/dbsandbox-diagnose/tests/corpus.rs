@@ -708,7 +708,7 @@ fn pytest_timeouts_serialization_pg16_slots_and_queuepool() {
                 class: "leaked-rows-assertion",
                 count: 1,
                 line: 44,
-                test: Some("test_user_count"),
+                test: Some("tests/test_counts.py::test_user_count"),
                 ..Expect::default()
             },
         ],

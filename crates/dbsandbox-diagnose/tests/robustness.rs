@@ -150,12 +150,35 @@ fn json_report_has_the_documented_shape() {
     };
     assert_eq!(
         keys(&report),
-        ["consequences", "exit_code", "findings", "inputs", "schema"]
+        [
+            "attribution",
+            "consequences",
+            "exit_code",
+            "findings",
+            "inputs",
+            "schema"
+        ]
     );
-    assert_eq!(report["schema"], "dbsandbox.analyze/v1");
+    // v1.1 only added fields: every v1 field is still there with its meaning.
+    assert_eq!(report["schema"], "dbsandbox.analyze/v1.1");
+    assert_eq!(
+        keys(&report["attribution"]),
+        ["attributed_to_tests", "database_errors", "note"]
+    );
+    assert_eq!(report["attribution"]["database_errors"], 2);
+    assert_eq!(report["attribution"]["attributed_to_tests"], 2);
     assert_eq!(
         keys(&report["inputs"][0]),
-        ["bytes", "error", "format", "lines", "name", "warnings"]
+        [
+            "attributed_to_tests",
+            "bytes",
+            "database_errors",
+            "error",
+            "format",
+            "lines",
+            "name",
+            "warnings"
+        ]
     );
     assert_eq!(report["inputs"][0]["lines"], 80);
     assert_eq!(report["inputs"][0]["format"], "text");
@@ -171,18 +194,29 @@ fn json_report_has_the_documented_shape() {
             "diagnosis",
             "explain",
             "fix",
+            "integration",
             "keys",
             "kind",
             "matched_lines",
+            "notes",
             "occurrences",
             "occurrences_omitted",
             "rank",
+            "runner",
+            "sqlstates",
             "tables",
             "tests",
             "tests_omitted",
             "title",
             "validate"
         ]
+    );
+    assert_eq!(finding["runner"], "pytest");
+    assert_eq!(finding["integration"]["name"], "pytest-dbsandbox");
+    assert_eq!(finding["sqlstates"][0]["condition"], "unique_violation");
+    assert_eq!(
+        finding["sqlstates"][0]["class_title"],
+        "Integrity Constraint Violation"
     );
     assert_eq!(finding["rank"], 1);
     assert_eq!(finding["kind"], "primary");
@@ -193,6 +227,7 @@ fn json_report_has_the_documented_shape() {
         [
             "code",
             "column",
+            "condition",
             "constraint",
             "database",
             "excerpt",
@@ -200,6 +235,8 @@ fn json_report_has_the_documented_shape() {
             "key",
             "line",
             "referenced_table",
+            "sqlstate_class",
+            "sqlstate_class_title",
             "stack",
             "table",
             "test"
@@ -300,7 +337,18 @@ fn exit_codes_over_files_missing_file_and_human_output() {
     );
     // The dbsandbox remedy first, then the one for the ecosystem the log comes from (Go).
     assert!(
-        out.contains("   Fix (dbsandbox): Run the suite under `dbsandbox run"),
+        out.contains("   Fix (dbsandbox): Give every test its own sandbox"),
+        "{out}"
+    );
+    // The integration line for Go, and why `dbsandbox run` alone is not it.
+    assert!(
+        out.contains(
+            "   The one line (go, in-band reset): Connect each test package to its own key"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("shared `default` key") || out.contains("the `default` key"),
         "{out}"
     );
     assert!(out.contains("   Fix (go): Use go-txdb"), "{out}");
@@ -414,10 +462,13 @@ fn explain_prints_a_playbook_by_id_or_code_and_lists_all() {
             "lock-timeout",
             "connection-exhaustion",
             "schema-drift",
+            "unmigrated-database",
             "database-in-use",
+            "pending-trigger-events",
             "statement-timeout",
             "aborted-transaction",
-            "leaked-rows-assertion"
+            "leaked-rows-assertion",
+            "unclassified-database-error",
         ]
     );
     let (code, out, _) = run(ExplainArgs {
@@ -425,7 +476,9 @@ fn explain_prints_a_playbook_by_id_or_code_and_lists_all() {
         ..ExplainArgs::default()
     });
     assert_eq!(code, 0);
-    assert!(out.starts_with("deadlock \u{2014} Deadlock between concurrent transactions\nCodes: sqlstate:40P01, mysql:1213\n"), "{out}");
+    // An SQLSTATE is introduced by what PostgreSQL's table says of it, then its class's playbook.
+    assert!(out.starts_with("SQLSTATE 40P01 deadlock_detected \u{2014} class 40 \u{201c}Transaction Rollback\u{201d}\n"), "{out}");
+    assert!(out.contains("\ndeadlock \u{2014} Deadlock between concurrent transactions\nCodes: sqlstate:40P01, mysql:1213\n"), "{out}");
     assert!(out.contains("\nFix\n  dbsandbox:\n"), "{out}");
     assert!(out.contains("\nValidate the fix\n"), "{out}");
     let (code, out, _) = run(ExplainArgs {

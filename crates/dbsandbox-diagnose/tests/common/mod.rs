@@ -118,3 +118,64 @@ pub fn assert_findings(name: &str, report: &Value, expected: &[Expect<'_>]) {
         assert_eq!(text(first, "database"), e.database, "{context}: database");
     }
 }
+
+/// Like [`analyze_corpus`], showing up to `max_examples` occurrences per class.
+pub fn analyze_corpus_showing(name: &str, max_examples: usize) -> (i32, Value, String) {
+    let bytes = corpus(name);
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    let code = analyze_bytes(
+        &[(name, &bytes)],
+        OutputFormat::Json,
+        max_examples,
+        &mut stdout,
+        &mut stderr,
+    );
+    let report: Value = serde_json::from_slice(&stdout).expect("report is JSON");
+    (code, report, String::from_utf8_lossy(&stderr).into_owned())
+}
+
+/// Human report of one corpus file.
+pub fn analyze_corpus_human(name: &str) -> String {
+    let bytes = corpus(name);
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    analyze_bytes(
+        &[(name, &bytes)],
+        OutputFormat::Human,
+        3,
+        &mut stdout,
+        &mut stderr,
+    );
+    String::from_utf8_lossy(&stdout).into_owned()
+}
+
+/// The classes reported, findings then consequences, in order.
+pub fn classes(report: &Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(report["consequences"].as_array().unwrap())
+        .map(|f| f["class"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `(test, code)` of every occurrence shown for `class`.
+pub fn occurrences_of(report: &Value, id: &str) -> Vec<(Option<String>, Option<String>)> {
+    class(report, id)
+        .map(|f| {
+            f["occurrences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|o| {
+                    (
+                        o["test"].as_str().map(str::to_string),
+                        o["code"].as_str().map(str::to_string),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
