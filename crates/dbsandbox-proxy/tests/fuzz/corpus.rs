@@ -2,7 +2,9 @@
 //! an idle bystander connection of the same key open throughout, so a failure names the exact
 //! sequence (the random sessions of `scenarios` find such sequences; this replays the known
 //! ones, issue 11's among them, deterministically). After each sequence the bystander and two
-//! fresh connections of the key must answer.
+//! fresh connections of the key must answer; after a sequence that ends the key's server session
+//! in a rollback sandbox, they must instead be told the key is broken, and the key must answer
+//! again once reset.
 
 use super::checks::{answering, check_key, select_one};
 use super::*;
@@ -27,10 +29,17 @@ pub struct Sequence {
     /// The issue-11 bug it reproduces, if any.
     pub bug: &'static str,
     pub steps: Vec<Step>,
+    /// It ends the server session it runs in (see `sql::ends_the_session`).
+    pub ends_the_session: bool,
 }
 
 fn seq(name: &'static str, bug: &'static str, steps: Vec<Step>) -> Sequence {
-    Sequence { name, bug, steps }
+    Sequence {
+        name,
+        bug,
+        steps,
+        ends_the_session: false,
+    }
 }
 
 use Step::*;
@@ -146,18 +155,21 @@ pub fn sequences() -> Vec<Sequence> {
                 Bystander,
             ],
         ),
-        seq(
-            "pg_terminate_backend(pg_backend_pid())",
-            "bugs 8 and 10",
-            vec![
-                Send(vec![query("select pg_terminate_backend(pg_backend_pid())")]),
-                Pause(Duration::from_millis(300)),
-                Bystander,
-                Reconnect,
-                Send(vec![query("select 1")]),
-                Ready(1),
-            ],
-        ),
+        Sequence {
+            ends_the_session: true,
+            ..seq(
+                "pg_terminate_backend(pg_backend_pid())",
+                "bugs 8 and 10",
+                vec![
+                    Send(vec![query("select pg_terminate_backend(pg_backend_pid())")]),
+                    Pause(Duration::from_millis(300)),
+                    Bystander,
+                    Reconnect,
+                    Send(vec![query("select 1")]),
+                    Ready(1),
+                ],
+            )
+        },
         seq(
             "Parse/Bind/Execute without Sync, then disconnect",
             "",
@@ -381,7 +393,10 @@ async fn ready(wire: &mut Wire, count: usize) -> Result<(), String> {
 }
 
 /// Runs `sequence` on `key`; every problem, in order, with the step it happened at.
-pub async fn run(proxy: &TestProxy, key: &str, sequence: &Sequence) -> Vec<String> {
+pub async fn run(proxy: &TestProxy, key: &str, sequence: &Sequence, rollback: bool) -> Vec<String> {
+    if rollback && sequence.ends_the_session {
+        return run_ending_the_session(proxy, key, sequence).await;
+    }
     let mut problems = Vec::new();
     let bystander = match answering(proxy, key).await {
         Ok(client) => client,
@@ -441,6 +456,58 @@ pub async fn run(proxy: &TestProxy, key: &str, sequence: &Sequence) -> Vec<Strin
     }
     if let Err(e) = check_key(proxy, key).await {
         problems.push(format!("after the sequence: {e}"));
+    }
+    problems
+}
+
+/// A rollback key whose shared server session a client ended: the client's own connection ends
+/// with the server's FATAL 57P01, the idle bystander and new connections are told the key is
+/// broken (never a silent fresh sandbox, never a hang), and a reset brings the key back.
+async fn run_ending_the_session(proxy: &TestProxy, key: &str, sequence: &Sequence) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (mut bystander, mut wire) = match (open(proxy, key).await, open(proxy, key).await) {
+        (Ok(bystander), Ok(wire)) => (bystander, wire),
+        (Err(e), _) | (_, Err(e)) => return vec![format!("before the sequence: {e}")],
+    };
+    if let Some(Send(messages)) = sequence.steps.iter().find(|s| matches!(s, Send(_))) {
+        wire.send(messages).await;
+    }
+    /// The errors a connection gets until it closes (or times out).
+    async fn errors_until_closed(wire: &mut Wire) -> String {
+        let mut errors = String::new();
+        while let Received::Message { tag, body } = wire.recv().await {
+            if tag == b'E' {
+                errors.push_str(&String::from_utf8_lossy(&body));
+            }
+        }
+        errors
+    }
+    let own = errors_until_closed(&mut wire).await;
+    if !own.contains("57P01") {
+        problems.push(format!(
+            "the terminating client was not told FATAL 57P01: {own:?}"
+        ));
+    }
+    let idle = errors_until_closed(&mut bystander).await;
+    if !idle.contains("is broken") {
+        problems.push(format!(
+            "the idle bystander was not told the key is broken: {idle:?}"
+        ));
+    }
+    match answering(proxy, key).await {
+        Err(e) if e.contains("is broken") => {}
+        Err(e) => problems.push(format!(
+            "a fresh connection: an error that does not say the key is broken: {e}"
+        )),
+        Ok(_) => {
+            problems.push("a fresh connection was served as if the key's state were there".into())
+        }
+    }
+    if let Err(e) = proxy.sandboxes.reset(key).await {
+        problems.push(format!("reset of the broken key failed: {e}"));
+    }
+    if let Err(e) = check_key(proxy, key).await {
+        problems.push(format!("after the reset: {e}"));
     }
     problems
 }

@@ -320,7 +320,7 @@ async fn step(
     }
     match choice {
         0 => simple(wire, target, tally, rng, log).await,
-        1 => extended(wire, target.skip_known, tally, rng, log).await,
+        1 => extended(wire, target, tally, rng, log).await,
         2 => failed_prepare_then_reset(wire, tally, rng, log).await,
         3 => {
             log.step("COPY FROM STDIN then hang up");
@@ -402,7 +402,7 @@ async fn simple(
     } else {
         *rng.pick(SIMPLE_SQL)
     };
-    while target.skip_known && known_trigger(sql) {
+    while (target.skip_known && known_trigger(sql)) || (target.rollback && ends_the_session(sql)) {
         sql = *rng.pick(SIMPLE_SQL);
     }
     log.step(format!("Q {sql:?}"));
@@ -451,18 +451,21 @@ async fn copy_in(
 /// and a Sync, a Flush, both, or nothing at the end.
 async fn extended(
     wire: &mut Wire,
-    skip_known: bool,
+    target: &Target,
     tally: &Tally,
     rng: &mut Rng,
     log: &mut Log,
 ) -> bool {
+    let skip_known = target.skip_known;
     let units = 1 + rng.below(4);
     let mut messages = Vec::new();
     let mut syncs = 0;
     let mut shape = Vec::new();
     for _ in 0..units {
         let (mut sql, mut types) = *rng.pick(EXTENDED_SQL);
-        while skip_known && (known_trigger(sql) || sql.starts_with("COPY")) {
+        while (skip_known && (known_trigger(sql) || sql.starts_with("COPY")))
+            || (target.rollback && ends_the_session(sql))
+        {
             (sql, types) = *rng.pick(EXTENDED_SQL);
         }
         let statement = if rng.percent(60) || (skip_known && parse_fails(sql)) {

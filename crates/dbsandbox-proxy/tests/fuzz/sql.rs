@@ -122,6 +122,14 @@ pub fn known_trigger(sql: &str) -> bool {
     sql.contains("idle_in_transaction") || sql.contains("pg_terminate_backend")
 }
 
+/// SQL that ends the server session it runs in. In a rollback sandbox that session is the key's
+/// shared one: the key's state is gone and the key says so to every connection until it is reset
+/// (the README's "Broken keys"), by design. The random rollback sessions leave it out so that
+/// "every key still answers" keeps its meaning; the corpus checks the designed outcome.
+pub fn ends_the_session(sql: &str) -> bool {
+    sql.contains("pg_terminate_backend")
+}
+
 /// Statements whose Parse fails: named, they trigger issue 11's bugs 1 and 4.
 pub fn parse_fails(sql: &str) -> bool {
     matches!(sql, "select * from nosuch" | "selec" | "select 1; select 2")
