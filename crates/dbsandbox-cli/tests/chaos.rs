@@ -7,7 +7,7 @@
 //! (same checksum of its ordered contents) through all of it.
 
 mod common;
-use common::{kill_with_children, pid_alive, text};
+use common::{client, kill_with_children, pid_alive, text};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -379,7 +379,7 @@ async fn a_suite_survives_a_killed_backend_and_gc_and_a_killed_daemon_is_reclaim
     let project = Project::new();
     let daemon = project.detach();
     let daemon_pid = daemon["pid"].as_i64().unwrap() as i32;
-    let api = ApiClient::new(daemon["api"].as_str().unwrap(), None);
+    let api = client(&daemon);
     let postmaster = project.server_record()["postgres_pid"].as_i64().unwrap() as i32;
     let checksum = create_user_database(&project).await;
 
@@ -510,7 +510,7 @@ async fn a_suite_survives_a_killed_backend_and_gc_and_a_killed_daemon_is_reclaim
     let next = project.detach();
     assert_eq!(next["started"], true, "a new daemon starts: {next}");
     let next_pid = next["pid"].as_i64().unwrap();
-    let next_api = ApiClient::new(next["api"].as_str().unwrap(), None);
+    let next_api = client(&next);
     let acquired = next_api
         .post(
             "/v1/sandboxes",
