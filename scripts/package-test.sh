@@ -6,7 +6,7 @@
 #      (pip download into a wheelhouse; npm into a throwaway npm cache), skipped when the cache
 #      already has them;
 #   3. with no Rust toolchain and no dbsandbox on PATH, and the registries unreachable
-#      (pip --no-index, npm --offline with registry http://127.0.0.1:9), it installs
+#      (pip --no-index, npm --offline, both behind a proxy at 127.0.0.1:9 that is not there), it installs
 #      pytest-dbsandbox (which brings the dbsandbox wheel) into a fresh virtualenv, and
 #      @dbsandbox/node (with the platform package) into a fresh node_modules, from OUT_DIR only:
 #      that they install at all shows they fetch nothing at install time;
@@ -15,7 +15,10 @@
 #      those folders, through the installed packages: the plugin finds the binary in the
 #      virtualenv (which is not on PATH), the helper in @dbsandbox/<os>-<cpu>.
 #
-#   bash scripts/package-test.sh [OUT_DIR]        # default: a temporary directory
+#   bash scripts/package-test.sh [OUT_DIR [package.sh options]]   # default: a temporary directory
+#
+# package.sh options, e.g. --binary linux-x64=/path/to/dbsandbox, package a binary built before
+# instead of building one.
 #
 # Environment: DBSANDBOX_PACKAGE_CACHE (default ~/.cache/dbsandbox-package: build venv,
 # wheelhouse, npm cache). The daemons it starts are stopped at the end.
@@ -23,6 +26,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d)"
 out="${1:-$work/packages}"
+shift || true
 cache="${DBSANDBOX_PACKAGE_CACHE:-$HOME/.cache/dbsandbox-package}"
 wheelhouse="$cache/wheelhouse"
 npm_cache="$cache/npm-cache"
@@ -41,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "bash scripts/package.sh $out"
-bash "$root/scripts/package.sh" "$out" || die "package.sh failed"
+bash "$root/scripts/package.sh" "$out" "$@" || die "package.sh failed"
 mkdir -p "$out" && out="$(cd "$out" && pwd)"
 node_tgz="$(ls "$out"/dbsandbox-node-*.tgz)"
 platform="$(node -p 'process.platform + "-" + process.arch')"
@@ -78,7 +82,12 @@ for tool in cargo rustc dbsandbox; do
 done
 unset DBSANDBOX_BIN DBSANDBOX_URL DBSANDBOX_TOKEN DBSANDBOX_RUN DBSANDBOX_HOST DBSANDBOX_PORT DATABASE_URL PIP_FIND_LINKS
 export PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
-export npm_config_registry=http://127.0.0.1:9 npm_config_offline=true npm_config_cache="$npm_cache"
+# npm: cache only (the cache holds the drivers, never our packages); any request that still went
+# out would meet a proxy that is not there. The same proxy for pip, beside --no-index.
+export npm_config_offline=true npm_config_cache="$npm_cache"
+export npm_config_proxy=http://127.0.0.1:9 npm_config_https_proxy=http://127.0.0.1:9
+export http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTP_PROXY=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 echo "PATH=$PATH"
 
 step "pip install pytest-dbsandbox into a fresh virtualenv (--no-index: $out and the wheelhouse only)"
@@ -107,7 +116,7 @@ status=$?
 echo "$control" | tail -n 2
 [[ "$status" == 1 ]] && grep -q UniqueViolation <<<"$control" || failed+=("pytest-plugin control run (exit $status)")
 
-step "npm install @dbsandbox/node into a fresh node_modules (--offline, registry http://127.0.0.1:9)"
+step "npm install @dbsandbox/node into a fresh node_modules (--offline: cache only, the drivers)"
 mkdir -p "$work/node-test"
 cp -R "$root/examples/node-test/." "$work/node-test/"
 cd "$work/node-test"

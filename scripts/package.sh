@@ -128,10 +128,10 @@ VERSION="$version" REPOSITORY="$repository" node -e '
 step "pytest-dbsandbox wheel and sdist"
 cache="${DBSANDBOX_PACKAGE_CACHE:-$HOME/.cache/dbsandbox-package}"
 build_venv="$cache/build-venv"
-if ! "$build_venv/bin/python" -c "import build, setuptools" 2>/dev/null; then
+if ! "$build_venv/bin/python" -c "import build, setuptools, wheel" 2>/dev/null; then
   rm -rf "$build_venv"
   python3 -m venv "$build_venv"
-  "$build_venv/bin/python" -m pip install -q --disable-pip-version-check build "setuptools>=61"
+  "$build_venv/bin/python" -m pip install -q --disable-pip-version-check build "setuptools>=61" wheel
 fi
 # A copy: building in the source tree would leave build/ and *.egg-info behind.
 cp -R "$root/integrations/python" "$stage/python"
