@@ -131,7 +131,11 @@ async fn racing_starters_get_one_daemon_that_run_attaches_to_and_stop_ends() {
     let started = answers.iter().filter(|a| a["started"] == true).count();
     assert_eq!(started, 1, "exactly one starter started it: {answers:?}");
     for answer in &answers {
-        assert_eq!(answer["api_version"], dbsandbox_control::API_VERSION, "{answer}");
+        assert_eq!(
+            answer["api_version"],
+            dbsandbox_control::API_VERSION,
+            "{answer}"
+        );
     }
     let health = ApiClient::new(answers[0]["api"].as_str().unwrap(), None)
         .get("/v1/health")
