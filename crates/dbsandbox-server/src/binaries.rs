@@ -135,15 +135,15 @@ fn install_hint_for(os_release: &str) -> &'static str {
         .collect();
     let is = |name: &str| ids.iter().any(|id| id == name);
     if is("debian") || is("ubuntu") {
-        "`sudo apt-get install postgresql` (Debian/Ubuntu)"
+        "`apt-get install postgresql` (Debian/Ubuntu)"
     } else if is("fedora") || is("rhel") || is("centos") {
-        "`sudo dnf install postgresql-server` (Fedora/RHEL)"
+        "`dnf install postgresql-server` (Fedora/RHEL)"
     } else if is("alpine") {
         "`apk add postgresql17` (Alpine)"
     } else if is("arch") {
-        "`sudo pacman -S postgresql` (Arch)"
+        "`pacman -S postgresql` (Arch)"
     } else if is("suse") || is("opensuse") {
-        "`sudo zypper install postgresql-server` (openSUSE)"
+        "`zypper install postgresql-server` (openSUSE)"
     } else {
         "your distribution's PostgreSQL server package, e.g. `apt-get install postgresql` \
          (Debian/Ubuntu), `dnf install postgresql-server` (Fedora/RHEL), `apk add postgresql17` \
