@@ -42,3 +42,5 @@ bash examples/node-test/run.sh
 
 step "control API against openapi.json"
 bash crates/dbsandbox-control/tests/openapi/run.sh
+
+step "packages: built, installed offline without Rust, examples through them"; bash scripts/package-test.sh

@@ -31,8 +31,8 @@ if ! "$PYTHON" -c "import psycopg, psycopg2, sqlalchemy, xdist, pytest_randomly"
   echo "== pip install -r requirements.txt"
   pip_install -r requirements.txt || { echo "run.sh: pip install -r requirements.txt failed" >&2; exit 2; }
 fi
-echo "== pip install ../../integrations/python"
-pip_install ../../integrations/python || { echo "run.sh: pip install of pytest-dbsandbox failed" >&2; exit 2; }
+echo "== pip install --no-deps ../../integrations/python"
+pip_install --no-deps ../../integrations/python || { echo "run.sh: pip install of pytest-dbsandbox failed" >&2; exit 2; }
 
 trap '"$DBSANDBOX_BIN" stop >/dev/null 2>&1' EXIT
 export PYTHONDONTWRITEBYTECODE=1

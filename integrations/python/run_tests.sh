@@ -33,8 +33,9 @@ DBSANDBOX_BIN="$(cd "$(dirname "$DBSANDBOX_BIN")" && pwd)/$(basename "$DBSANDBOX
 export DBSANDBOX_BIN
 
 echo "== installing ./integrations/python and $TESTS/requirements.txt"
-PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check ./integrations/python \
-  -r "$TESTS/requirements.txt" ||
+# --no-deps: the `dbsandbox` wheel it depends on is DBSANDBOX_BIN here (scripts/package.sh builds it).
+PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps ./integrations/python &&
+  PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install -q --disable-pip-version-check -r "$TESTS/requirements.txt" ||
   { echo "error: pip install failed" >&2; exit 2; }
 
 tmp="$(mktemp -d)"

@@ -380,6 +380,7 @@ pub async fn detach(
             "pid": record.pid,
             "project": record.project,
             "started": attached.started,
+            "api_version": dbsandbox_control::API_VERSION,
             "template": refreshed.body,
         })
     );

@@ -57,8 +57,19 @@ The daemon serves one project (the directory of the nearest dbsandbox.toml, with
 <cache>/daemons/<project>.json, or start it. Its HTTP JSON API (see /openapi.json on it) acquires,
 resets and releases sandboxes: POST /v1/sandboxes {\"key\",\"isolation\"} gives a connection URL.";
 
+/// `dbsandbox --version`: the release, the commit it was built from (build.rs) and the control
+/// API version the integrations check.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (commit {}, control API v{})",
+        env!("CARGO_PKG_VERSION"),
+        env!("DBSANDBOX_GIT_COMMIT"),
+        dbsandbox_control::API_VERSION
+    )
+});
+
 #[derive(Parser, Debug)]
-#[command(name = "dbsandbox", version, about = ABOUT, propagate_version = true)]
+#[command(name = "dbsandbox", version = VERSION.as_str(), about = ABOUT, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

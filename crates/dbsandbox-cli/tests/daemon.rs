@@ -51,6 +51,18 @@ async fn racing_starters_get_one_daemon_that_run_attaches_to_and_stop_ends() {
     assert_eq!(pids.len(), 1, "one daemon for all starters: {answers:?}");
     let started = answers.iter().filter(|a| a["started"] == true).count();
     assert_eq!(started, 1, "exactly one starter started it: {answers:?}");
+    for answer in &answers {
+        assert_eq!(
+            answer["api_version"],
+            dbsandbox_control::API_VERSION,
+            "{answer}"
+        );
+    }
+    let health = ApiClient::new(answers[0]["api"].as_str().unwrap(), None)
+        .get("/v1/health")
+        .await
+        .unwrap();
+    assert_eq!(health.body["api_version"], dbsandbox_control::API_VERSION);
     assert_eq!(project.records().len(), 1);
 
     let env_file = project.path().join("env.txt");

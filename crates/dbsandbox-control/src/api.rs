@@ -162,6 +162,7 @@ async fn health() -> Json<Value> {
         "status": "ok",
         "pid": std::process::id(),
         "version": env!("CARGO_PKG_VERSION"),
+        "api_version": crate::API_VERSION,
     }))
 }
 

@@ -16,6 +16,11 @@ pub use client::{ApiClient, Reply};
 pub use daemon::{Daemon, DaemonConfig, InputError};
 pub use record::{live_daemons, starting_daemons, DaemonFiles, DaemonLock, DaemonRecord};
 
+/// The version of the control API this daemon speaks, reported by `GET /v1/health` and
+/// `serve --detach` (`api_version`). Raised on any change a client written for the previous
+/// version would misread; the integrations refuse a daemon whose version they do not speak.
+pub const API_VERSION: u32 = 1;
+
 /// Serves the API on `listener` until the daemon is asked to stop.
 pub async fn serve_api(
     daemon: std::sync::Arc<Daemon>,

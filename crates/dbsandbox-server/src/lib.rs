@@ -174,10 +174,10 @@ fn percent_encode(text: &str) -> String {
 pub enum ServerError {
     #[error(
         "no PostgreSQL server binaries (initdb, postgres) found; looked in: {tried}\n\
-         install them, e.g. `apt-get install postgresql` (Debian/Ubuntu), `brew install postgresql@17` (macOS), \
+         install them with {install}, \
          or point dbsandbox at them with --pg-bin DIR, or use an existing server with --server postgres://…"
     )]
-    BinariesNotFound { tried: String },
+    BinariesNotFound { tried: String, install: String },
     #[error("{0}\nPostgreSQL refuses to run as root: name an unprivileged account with --run-as USER (e.g. `useradd -r postgres`)")]
     RunAs(String),
     #[error("{0}: {1}")]

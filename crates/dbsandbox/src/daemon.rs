@@ -24,6 +24,9 @@ use serde_json::Value;
 use crate::http::{self, Endpoint};
 use crate::{Error, Result, SandboxInfo};
 
+/// The control API version this crate speaks; a daemon reporting another is refused.
+pub const API_VERSION: u64 = 1;
+
 /// Requests that may wait for the pool to make a clone get this long.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -51,6 +54,28 @@ struct DetachLine {
     proxy: Option<String>,
     #[serde(default)]
     pid: Option<u32>,
+    #[serde(default)]
+    api_version: Option<u64>,
+}
+
+/// Refuses a daemon (or binary) whose control API version, as it reported it, is not
+/// [`API_VERSION`]; `origin` says where it was found.
+fn check_api_version(reported: Option<u64>, origin: &str) -> Result<()> {
+    if reported == Some(API_VERSION) {
+        return Ok(());
+    }
+    let speaks = match reported {
+        Some(v) => format!("speaks control API v{v}"),
+        None => "reports no control API version (it is older than the versioned API)".into(),
+    };
+    Err(Error::Daemon(format!(
+        "the dbsandbox daemon found through {origin} {speaks}, but this dbsandbox crate ({}) \
+         speaks v{API_VERSION}: install the dbsandbox CLI of the same release \
+         (`cargo install --locked dbsandbox-cli --version {}`), or use a dbsandbox crate that \
+         matches the CLI (`dbsandbox --version` names its control API)",
+        env!("CARGO_PKG_VERSION"),
+        env!("CARGO_PKG_VERSION"),
+    )))
 }
 
 type Cache = Mutex<HashMap<(PathBuf, Option<PathBuf>), Arc<Daemon>>>;
@@ -87,6 +112,11 @@ impl Daemon {
                 return Ok(d.clone());
             }
             let mut daemon = Daemon::connect(&url, env_nonempty("DBSANDBOX_TOKEN").as_deref())?;
+            let health = daemon.request("GET", "/v1/health", None)?;
+            check_api_version(
+                health.get("api_version").and_then(Value::as_u64),
+                &format!("DBSANDBOX_URL={url}"),
+            )?;
             daemon.run = env_nonempty("DBSANDBOX_RUN");
             let daemon = Arc::new(daemon);
             cache.insert(key, daemon.clone());
@@ -312,8 +342,8 @@ fn serve_detach_with(bin: &Path, project_dir: &Path, migrations: Option<&Path>) 
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::Daemon(format!(
                 "cannot run {shown}: {} {NOT_FOUND_MARK} \
-                 (`cargo install --path crates/dbsandbox-cli` in the dbsandbox repository) and put \
-                 it on PATH, set DBSANDBOX_BIN to its path, or run the tests under \
+                 (`cargo install --locked dbsandbox-cli`, or `pip install dbsandbox`) and put it on \
+                 PATH, set DBSANDBOX_BIN to its path, or run the tests under \
                  `dbsandbox run -- cargo test` (which sets DBSANDBOX_URL)",
                 bin.display()
             ))
@@ -383,6 +413,7 @@ fn serve_detach_with(bin: &Path, project_dir: &Path, migrations: Option<&Path>) 
             line.trim()
         ))
     })?;
+    check_api_version(detach.api_version, &shown)?;
     let mut daemon = Daemon::connect(&detach.api, detach.token.as_deref())?;
     daemon.proxy = detach.proxy;
     daemon.pid = detach.pid;
@@ -463,7 +494,7 @@ mod tests {
             &dir,
             r#"echo "starting…" >&2
 echo
-echo "{\"api\": \"http://127.0.0.1:41234\", \"token\": \"$*|$(pwd)\", \"proxy\": \"127.0.0.1:41235\", \"pid\": 4242, \"project\": \"/p\", \"started\": true}""#,
+echo "{\"api\": \"http://127.0.0.1:41234\", \"token\": \"$*|$(pwd)\", \"proxy\": \"127.0.0.1:41235\", \"pid\": 4242, \"project\": \"/p\", \"started\": true, \"api_version\": 1}""#,
         );
         let d = serve_detach_with(&bin, &dir, Some(Path::new("/m/igrations"))).unwrap();
         assert_eq!(d.api_url(), "http://127.0.0.1:41234");
@@ -486,7 +517,7 @@ echo "{\"api\": \"http://127.0.0.1:41234\", \"token\": \"$*|$(pwd)\", \"proxy\":
         let bin = fake_bin(
             &dir,
             r#"sleep 30 &
-echo '{"api": "http://127.0.0.1:1"}'"#,
+echo '{"api": "http://127.0.0.1:1", "api_version": 1}'"#,
         );
         let started = std::time::Instant::now();
         let d = serve_detach_with(&bin, &dir, None).unwrap();
@@ -517,7 +548,7 @@ echo '{"api": "http://127.0.0.1:1"}'"#,
         let bin = fake_bin(
             &dir,
             r#"if [ ! -e tried ]; then touch tried; echo 'POST /v1/refresh: incomplete HTTP response' >&2; exit 1; fi
-echo '{"api": "http://127.0.0.1:2"}'"#,
+echo '{"api": "http://127.0.0.1:2", "api_version": 1}'"#,
         );
         let d = serve_detach_retrying(&bin, &dir, None).unwrap();
         assert_eq!(d.api_url(), "http://127.0.0.1:2");
@@ -534,6 +565,32 @@ echo '{"api": "http://127.0.0.1:2"}'"#,
             .unwrap_err()
             .to_string();
         assert!(err.contains("DBSANDBOX_BIN"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn serve_detach_refuses_a_binary_of_another_control_api() {
+        let dir = scratch("api-version");
+        for (line, expected) in [
+            (
+                r#"{"api": "http://127.0.0.1:3", "api_version": 2}"#,
+                "speaks control API v2",
+            ),
+            (
+                r#"{"api": "http://127.0.0.1:3"}"#,
+                "reports no control API version",
+            ),
+        ] {
+            let bin = fake_bin(&dir, &format!("echo '{line}'"));
+            let err = serve_detach_with(&bin, &dir, None).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+            assert!(err.contains("speaks v1"), "{err}");
+            assert!(
+                err.contains("cargo install --locked dbsandbox-cli"),
+                "{err}"
+            );
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -43,7 +43,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-pub use daemon::Daemon;
+pub use daemon::{Daemon, API_VERSION};
 pub use dbsandbox_macros::test;
 pub use error::{Error, Result};
 pub use key::{is_valid_key, sanitize as sanitize_key, unique_key, MAX_KEY_LEN};

@@ -4,8 +4,10 @@
 //
 // The sandbox comes from the dbsandbox daemon's HTTP API (crates/dbsandbox-control/API.md):
 //   - under `dbsandbox run`, DBSANDBOX_URL and DBSANDBOX_RUN are set: that daemon, that run;
-//   - otherwise `$DBSANDBOX_BIN serve --detach` (else `dbsandbox` on PATH) in the current
+//   - otherwise `$DBSANDBOX_BIN serve --detach` (else the binary of the platform package
+//     @dbsandbox/<os>-<cpu>, an optional dependency, else `dbsandbox` on PATH) in the current
 //     directory attaches to the project's daemon or starts one (once per process).
+// Either way the daemon's control API version (api_version) must be API_VERSION.
 // POST /v1/sandboxes acquires the worker's key (owner_pid = this process), POST .../reset resets
 // it before each test, DELETE releases it at the end. Zero runtime dependencies: node:http only;
 // the drivers are optional peer dependencies, used only by the in-band reset helper.
@@ -26,10 +28,16 @@ const ISOLATIONS = ['rollback', 'database']
 const DEFAULT_START_TIMEOUT_SECONDS = 600
 const REQUEST_TIMEOUT_MS = 120000
 const HTTP_CHILD = path.join(__dirname, 'http.cjs')
+/** The control API version this helper speaks (`api_version` in GET /v1/health). */
+const API_VERSION = 1
+/** The package carrying the binary for this platform (esbuild's pattern), e.g. @dbsandbox/linux-x64. */
+const PLATFORM_PACKAGE = `@dbsandbox/${process.platform}-${process.arch}`
 
 const NOT_RUNNING_MESSAGE =
   'dbsandbox: no dbsandbox daemon to use: DBSANDBOX_URL is not set and `dbsandbox` is not on PATH ' +
-  '(nor DBSANDBOX_BIN set), so it cannot be started. Either put the dbsandbox binary on PATH ' +
+  `(nor DBSANDBOX_BIN set, nor ${PLATFORM_PACKAGE} installed), so it cannot be started. ` +
+  `\`npm install ${PLATFORM_PACKAGE}\` installs it (@dbsandbox/node brings it as an optional dependency ` +
+  'on the platforms it is built for). Or put the dbsandbox binary on PATH ' +
   '(or set DBSANDBOX_BIN=/path/to/dbsandbox): the tests then start or attach to the project\'s ' +
   'daemon themselves; or run them under it: `dbsandbox run -- node --test` ' +
   '(`dbsandbox run -- npx jest`, `dbsandbox run -- npx vitest run`).'
@@ -80,8 +88,9 @@ class DbsandboxApiError extends DbsandboxError {
 // Finding the daemon
 
 /**
- * The dbsandbox executable: $DBSANDBOX_BIN, else `dbsandbox` on PATH. Throws
- * DbsandboxNotRunningError when there is none.
+ * The dbsandbox executable: $DBSANDBOX_BIN, else the one in the platform package
+ * (@dbsandbox/<os>-<cpu>), else `dbsandbox` on PATH. Throws DbsandboxNotRunningError when there
+ * is none.
  *
  * @param {Record<string, string | undefined>} [env]
  * @returns {string}
@@ -106,9 +115,35 @@ function findBinary (env = process.env) {
         'daemon cannot be started. Point DBSANDBOX_BIN at the dbsandbox binary, or unset it to use `dbsandbox` from PATH.'
     )
   }
-  const found = searchPath('dbsandbox', env, isExec)
+  const found = platformBinary(isExec) || searchPath('dbsandbox', env, isExec)
   if (!found) throw new DbsandboxNotRunningError()
   return found
+}
+
+/** `bin/dbsandbox` of the platform package, resolved from this package (null when absent). */
+function platformBinary (isExec) {
+  let manifest
+  try {
+    manifest = require.resolve(`${PLATFORM_PACKAGE}/package.json`)
+  } catch {
+    return null
+  }
+  const candidate = path.join(path.dirname(manifest), 'bin', process.platform === 'win32' ? 'dbsandbox.exe' : 'dbsandbox')
+  return isExec(candidate) ? candidate : null
+}
+
+/** Refuse a daemon whose control API version (`reported`) is not API_VERSION. */
+function checkApiVersion (reported, origin) {
+  if (reported === API_VERSION) return
+  const speaks = reported === undefined || reported === null
+    ? 'reports no control API version (it is older than the versioned API)'
+    : `speaks control API v${reported}`
+  throw new DbsandboxError(
+    `dbsandbox: the daemon found through ${origin} ${speaks}, but this @dbsandbox/node speaks v${API_VERSION}. ` +
+      'Install matching versions: `npm install @dbsandbox/node@latest` brings the binary it speaks to ' +
+      `(${PLATFORM_PACKAGE}); \`dbsandbox --version\` names a binary's control API.`,
+    'DBSANDBOX_API_VERSION'
+  )
 }
 
 function searchPath (name, env, isExec) {
@@ -207,6 +242,7 @@ function daemon (options = {}) {
   } else {
     const cwd = options.cwd || process.cwd()
     const info = startOrAttach({ cwd, env })
+    checkApiVersion(info.api_version, `\`dbsandbox serve --detach\` in ${cwd}`)
     found = {
       api: info.api.replace(/\/+$/, ''),
       token: info.token || null,
@@ -222,6 +258,7 @@ function daemon (options = {}) {
   if (!/^https?:\/\/[^/]+/.test(found.api)) {
     throw new DbsandboxError(`dbsandbox: ${JSON.stringify(found.api)} is not a daemon address like http://127.0.0.1:41234 (${found.origin})`)
   }
+  if (!found.info) checkApiVersion((requestSync(found, 'GET', '/v1/health') || {}).api_version, found.origin)
   if (!options.env) cachedDaemon = found
   return found
 }
@@ -650,5 +687,7 @@ module.exports = {
   DbsandboxStartError,
   DbsandboxApiError,
   RESET_STATEMENT,
-  NOT_RUNNING_MESSAGE
+  NOT_RUNNING_MESSAGE,
+  API_VERSION,
+  PLATFORM_PACKAGE
 }

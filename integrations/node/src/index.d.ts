@@ -110,6 +110,10 @@ export declare class DbsandboxApiError extends DbsandboxError {
 
 export declare const RESET_STATEMENT: 'SELECT dbsandbox_reset()'
 export declare const NOT_RUNNING_MESSAGE: string
+/** The control API version this helper speaks; a daemon reporting another is refused. */
+export declare const API_VERSION: number
+/** The package that carries the binary for this platform, e.g. `@dbsandbox/linux-x64`. */
+export declare const PLATFORM_PACKAGE: string
 
 declare const dbsandbox: {
   sandboxUrl: typeof sandboxUrl

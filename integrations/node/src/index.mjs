@@ -18,7 +18,9 @@ export const {
   DbsandboxStartError,
   DbsandboxApiError,
   RESET_STATEMENT,
-  NOT_RUNNING_MESSAGE
+  NOT_RUNNING_MESSAGE,
+  API_VERSION,
+  PLATFORM_PACKAGE
 } = dbsandbox
 
 export default dbsandbox

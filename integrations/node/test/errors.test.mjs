@@ -107,7 +107,10 @@ test('an unreachable DBSANDBOX_URL is reported with where it came from', () => {
   assert.match(r.stderr, /cannot reach the dbsandbox daemon at http:\/\/127\.0\.0\.1:9 .*found through DBSANDBOX_URL=http:\/\/127\.0\.0\.1:9/)
 })
 
+const HEALTH = { status: 'ok', pid: 1, version: '0.1.0', api_version: 1 }
+
 async function withStub (replies, fn) {
+  replies = { 'GET /v1/health': [200, HEALTH], ...replies }
   const seen = []
   const server = createServer((req, res) => {
     let body = ''
@@ -163,3 +166,29 @@ test('other API errors keep the daemon\'s code and message', async () => {
   })
   assert.equal(DbsandboxApiError.name, 'DbsandboxApiError')
 })
+
+test('a daemon of another control API is refused, through DBSANDBOX_URL and serve --detach', async () => {
+  const health = { ...HEALTH, version: '9.0.0', api_version: 7 }
+  await withStub({ 'GET /v1/health': [200, health] }, async (api) => {
+    const r = await runNodeAsync(['-e', `
+      try { require('@dbsandbox/node').sandboxUrl() } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`],
+    cleanEnv({ DBSANDBOX_URL: api }))
+    const err = JSON.parse(r.stdout)
+    assert.equal(err.code, 'DBSANDBOX_API_VERSION', r.stderr)
+    assert.match(err.message, /found through DBSANDBOX_URL=.* speaks control API v7, but this @dbsandbox\/node speaks v1/)
+  })
+  for (const [line, says] of [
+    ['{"api": "http://127.0.0.1:41234", "api_version": 2}', /speaks control API v2/],
+    ['{"api": "http://127.0.0.1:41234"}', /reports no control API version/]
+  ]) {
+    const bin = fakeBin('dbsandbox-old-api', `echo '${line}'`)
+    const r = runNode(['-e', `
+      try { require('@dbsandbox/node').sandboxUrl() } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`],
+    cleanEnv({ DBSANDBOX_BIN: bin }))
+    const err = JSON.parse(r.stdout)
+    assert.equal(err.code, 'DBSANDBOX_API_VERSION', r.stderr)
+    assert.match(err.message, says)
+    assert.match(err.message, /npm install @dbsandbox\/node@latest/)
+  }
+})
+

@@ -4,8 +4,11 @@ The contract is ``crates/dbsandbox-control/API.md``:
 
 1. ``DBSANDBOX_URL`` set (``dbsandbox run`` exports it, with ``DBSANDBOX_RUN``): use that daemon,
    with ``DBSANDBOX_TOKEN`` when set, and put sandboxes in run ``DBSANDBOX_RUN``'s scope.
-2. Otherwise run ``$DBSANDBOX_BIN serve --detach`` (else ``dbsandbox`` on ``PATH``) in the project
-   directory: it attaches to the project's daemon or starts one, and prints one JSON line.
+2. Otherwise run ``$DBSANDBOX_BIN serve --detach`` (else the ``dbsandbox`` of this Python
+   environment, which the ``dbsandbox`` wheel installs, else ``dbsandbox`` on ``PATH``) in the
+   project directory: it attaches to the project's daemon or starts one, and prints one JSON line.
+
+Either way the daemon's control API version (``api_version``) must be :data:`API_VERSION`.
 
 :func:`connect` does that once per process. :class:`Client` acquires, resets and releases
 sandboxes; every API error (``{"error": {"code", "message"}}``) becomes a :class:`ApiError`.
@@ -18,6 +21,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import threading
 from typing import Any, Dict, List, Optional
 from urllib.parse import quote, urlencode, urlsplit
@@ -33,6 +38,8 @@ DEFAULT_START_TIMEOUT_SECONDS = 600.0
 #: Acquiring may wait for the pool to make a clone.
 REQUEST_TIMEOUT_SECONDS = 120.0
 ISOLATIONS = ("rollback", "database")
+#: The control API version this plugin speaks (``api_version`` in ``GET /v1/health``).
+API_VERSION = 1
 
 
 class DbsandboxError(Exception):
@@ -61,8 +68,43 @@ class StartError(DbsandboxError):
     """``dbsandbox serve --detach`` could not be run, failed, or printed no usable JSON line."""
 
 
+def environment_binary() -> Optional[str]:
+    """The ``dbsandbox`` the ``dbsandbox`` wheel put in this Python environment's scripts
+    directory (a virtualenv's ``bin``), if any: found even when that is not on ``PATH``."""
+    name = "dbsandbox.exe" if os.name == "nt" else "dbsandbox"
+    directories = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    try:
+        directories.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    except KeyError:
+        pass
+    for directory in directories:
+        candidate = os.path.join(directory or "", name)
+        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def check_api_version(reported: Any, origin: str) -> None:
+    """Refuse a daemon whose ``api_version`` is not :data:`API_VERSION` (``origin``: where it
+    was found)."""
+    if reported == API_VERSION:
+        return
+    speaks = (
+        f"speaks control API v{reported}"
+        if reported is not None
+        else "reports no control API version (it is older than the versioned API)"
+    )
+    raise DbsandboxError(
+        f"dbsandbox: the daemon found through {origin} {speaks}, but this pytest-dbsandbox "
+        f"speaks v{API_VERSION}. Install matching versions: `pip install -U pytest-dbsandbox` "
+        "brings the dbsandbox binary it speaks to (the `dbsandbox` package); `dbsandbox --version` "
+        "names a binary's control API."
+    )
+
+
 def find_binary(environ=None) -> str:
-    """The dbsandbox executable: ``$DBSANDBOX_BIN``, else ``dbsandbox`` on ``PATH``."""
+    """The dbsandbox executable: ``$DBSANDBOX_BIN``, else the one in this Python environment
+    (:func:`environment_binary`), else ``dbsandbox`` on ``PATH``."""
     environ = os.environ if environ is None else environ
     configured = environ.get(BIN_VARIABLE, "").strip()
     if configured:
@@ -76,11 +118,13 @@ def find_binary(environ=None) -> str:
             "daemon cannot be started. Point DBSANDBOX_BIN at the dbsandbox binary, or unset it "
             "to use `dbsandbox` from PATH."
         )
-    found = shutil.which("dbsandbox", path=environ.get("PATH"))
+    found = environment_binary() or shutil.which("dbsandbox", path=environ.get("PATH"))
     if not found:
         raise StartError(
-            "dbsandbox: no dbsandbox daemon to use: DBSANDBOX_URL is not set and `dbsandbox` is not "
-            "on PATH (nor DBSANDBOX_BIN set), so it cannot be started.\n"
+            "dbsandbox: no dbsandbox daemon to use: DBSANDBOX_URL is not set and `dbsandbox` is "
+            "neither in this Python environment nor on PATH (nor DBSANDBOX_BIN set), so it cannot "
+            "be started.\n"
+            "`pip install pytest-dbsandbox` installs it (the `dbsandbox` package);\n"
             "Either put the dbsandbox binary on PATH (or set DBSANDBOX_BIN=/path/to/dbsandbox): the "
             "tests then start or attach to the project's daemon themselves;\n"
             "or run the tests under it: dbsandbox run -- pytest ..."
@@ -340,9 +384,12 @@ def connect(project_dir: Optional[str] = None, environ=None, refresh: bool = Fal
         if _cached is not None and not refresh:
             return _cached
         client = client_from_environment(environ)
-        if client is None:
+        if client is not None:
+            check_api_version((client.health() or {}).get("api_version"), client.origin)
+        else:
             directory = os.path.abspath(project_dir or os.getcwd())
             info = start_or_attach(directory, environ)
+            check_api_version(info.get("api_version"), f"`dbsandbox serve --detach` in {directory}")
             client = Client(
                 info["api"],
                 info.get("token"),

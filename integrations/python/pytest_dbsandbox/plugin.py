@@ -8,9 +8,9 @@ session ends (``DELETE``). The daemon is found once per process:
 
 * under ``dbsandbox run -- pytest ...``: ``DBSANDBOX_URL`` and ``DBSANDBOX_RUN`` are set, and the
   sandboxes go to that run's scope;
-* otherwise ``dbsandbox serve --detach`` (``$DBSANDBOX_BIN``, else ``dbsandbox`` on PATH) runs in
-  pytest's rootdir: it attaches to the project's daemon (the nearest ``dbsandbox.toml``) or
-  starts one.
+* otherwise ``dbsandbox serve --detach`` (``$DBSANDBOX_BIN``, else the Python environment's,
+  else ``PATH``'s) runs in pytest's rootdir: it attaches to the project's daemon (the nearest
+  ``dbsandbox.toml``) or starts one.
 
 Fixtures:
 

@@ -136,3 +136,51 @@ def test_serve_detach_json_line_is_parsed_after_other_output(tmp_path):
     fake.chmod(0o755)
     info = api.start_or_attach(str(tmp_path), {"DBSANDBOX_BIN": str(fake), "PATH": "/usr/bin:/bin"})
     assert info["pid"] == 4242 and info["project"] == str(tmp_path) and info["started"] is True
+
+
+def fake_binary(directory, line):
+    """An executable ``dbsandbox`` in ``directory`` that answers ``serve --detach`` with ``line``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fake = directory / "dbsandbox"
+    fake.write_text(f"#!/bin/sh\necho '{line}'\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_the_binary_of_this_python_environment_comes_before_path(tmp_path, monkeypatch):
+    # The dbsandbox wheel puts the binary beside the environment's python, which need not be on
+    # PATH (a virtualenv used without activating it).
+    in_environment = fake_binary(tmp_path / "venv" / "bin", "{}")
+    on_path = fake_binary(tmp_path / "elsewhere", "{}")
+    monkeypatch.setattr(api.sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
+    assert api.find_binary({"PATH": str(on_path.parent)}) == str(in_environment)
+    # DBSANDBOX_BIN still wins.
+    assert api.find_binary({"PATH": "", "DBSANDBOX_BIN": str(on_path)}) == str(on_path)
+    in_environment.unlink()
+    assert api.find_binary({"PATH": str(on_path.parent)}) == str(on_path)
+
+
+@pytest.mark.parametrize(
+    "line, says",
+    [
+        ('{"api": "http://127.0.0.1:41234", "api_version": 2}', "speaks control API v2"),
+        ('{"api": "http://127.0.0.1:41234"}', "reports no control API version"),
+    ],
+)
+def test_a_binary_of_another_control_api_is_refused(tmp_path, monkeypatch, line, says):
+    monkeypatch.setattr(api, "_cached", None)  # restored afterwards: other tests keep their daemon
+    fake = fake_binary(tmp_path / "bin", line)
+    with pytest.raises(DbsandboxError) as error:
+        api.connect(str(tmp_path), {"DBSANDBOX_BIN": str(fake), "PATH": "/usr/bin:/bin"}, refresh=True)
+    message = str(error.value)
+    assert says in message and "this pytest-dbsandbox speaks v1" in message, message
+    assert "pip install -U pytest-dbsandbox" in message, message
+
+
+def test_a_daemon_of_another_control_api_is_refused_through_dbsandbox_url(stub, monkeypatch):
+    monkeypatch.setattr(api, "_cached", None)  # restored afterwards: other tests keep their daemon
+    stub.replies[("GET", "/v1/health")] = (200, {"status": "ok", "pid": 1, "version": "9.0.0", "api_version": 7})
+    with pytest.raises(DbsandboxError, match=r"DBSANDBOX_URL=.* speaks control API v7, but this pytest-dbsandbox speaks v1"):
+        api.connect(environ={"DBSANDBOX_URL": stub.url}, refresh=True)
+    stub.replies[("GET", "/v1/health")] = (200, {"status": "ok", "pid": 1, "version": "0.1.0", "api_version": 1})
+    assert api.connect(environ={"DBSANDBOX_URL": stub.url}, refresh=True).api == stub.url

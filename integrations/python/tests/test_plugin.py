@@ -131,7 +131,8 @@ def test_no_daemon_and_no_binary_says_what_to_do(pytester, monkeypatch):
     result = run_nested(pytester, monkeypatch, env)
     assert_clean_failure(
         result,
-        "*DBSANDBOX_URL is not set and `dbsandbox` is not on PATH*",
+        "*DBSANDBOX_URL is not set and `dbsandbox` is neither in this Python environment nor on PATH*",
+        "*pip install pytest-dbsandbox*",
         "*DBSANDBOX_BIN=/path/to/dbsandbox*",
         "*dbsandbox run -- pytest*",
     )
