@@ -2,8 +2,6 @@
 //! (psycopg), in both isolations: by default nothing (no programs, no server files, no roles,
 //! no other key's backend or database); with `--superuser` what a superuser may.
 
-// Only some of the shared helpers are needed here.
-#[allow(dead_code)]
 mod common;
 use common::text;
 

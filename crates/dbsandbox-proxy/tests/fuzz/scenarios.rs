@@ -99,7 +99,11 @@ impl Log {
         );
         line.push_str(&self.steps.join("; "));
         if line.len() > 2000 {
-            line.truncate(line.floor_char_boundary(2000));
+            let mut end = 2000;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
             line.push('…');
         }
         line
