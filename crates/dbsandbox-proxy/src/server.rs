@@ -451,7 +451,14 @@ async fn serve_rollback(
     request: &SessionRequest,
     target: &BackendTarget,
 ) -> Ending {
-    let sandbox = match shared.sandboxes.get_or_create(&request.key, target).await {
+    let reset_on_close = target
+        .reset_on_close
+        .unwrap_or(shared.config.reset_on_close);
+    let sandbox = match shared
+        .sandboxes
+        .get_or_create(&request.key, target, reset_on_close)
+        .await
+    {
         Ok(sandbox) => sandbox,
         Err((sqlstate, message)) => return Ending::Refused(Farewell::Refuse { sqlstate, message }),
     };
@@ -489,9 +496,7 @@ async fn serve_rollback(
     );
     session.max_message_bytes = shared.config.max_message_bytes;
     session.max_pending_bytes = shared.config.max_pending_bytes;
-    session.reset_on_close = target
-        .reset_on_close
-        .unwrap_or(shared.config.reset_on_close);
+    session.reset_on_close = reset_on_close;
     let end = session.run().await;
     drop(cancel_key);
     match end {

@@ -374,10 +374,16 @@ async fn a_client_gone_during_copy_in_leaves_the_key_working() {
 }
 
 /// Bug 6: a broken key was silently replaced by an empty sandbox; it must say so until reset.
+/// (A key that keeps its state when its connections close, as API leases do; one that resets on
+/// close is reset by the next connection once all of its connections have closed, see below.)
 #[tokio::test]
 async fn a_broken_key_says_so_until_it_is_reset_and_keeps_its_counters() {
     let server = PgServer::start().await;
-    let proxy = default_proxy(&server).await;
+    let config = ProxyConfig {
+        reset_on_close: false,
+        ..ProxyConfig::default()
+    };
+    let (proxy, _) = rollback_proxy(&server, config).await;
     let admin = admin_of(&server, "sandboxdb").await;
     let client = proxy.connect("k").await.unwrap();
     client
@@ -562,4 +568,39 @@ async fn a_failing_internal_statement_answers_its_client_and_the_key_goes_on() {
         .await
         .unwrap();
     assert_eq!(count_items(&other).await, 1);
+}
+
+/// A broken key whose connections have all closed is reset by the next connection when the key
+/// resets on close (`dbsandbox run`'s default), as its last close would have reset a healthy
+/// key: psycopg's own suite terminates its session in one test (`test_broken`), and every later
+/// test was refused. A key that keeps its state on close stays broken until it is reset.
+#[tokio::test]
+async fn a_broken_key_whose_connections_all_closed_resets_on_close_like_any_key() {
+    for reset_on_close in [true, false] {
+        let server = PgServer::start().await;
+        let config = ProxyConfig {
+            reset_on_close,
+            ..ProxyConfig::default()
+        };
+        let (proxy, _) = rollback_proxy(&server, config).await;
+        let mut terminating = raw_session(&proxy).await;
+        terminating
+            .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+            .await;
+        while terminating.recv().await.is_some() {}
+        support::wait_until_no_open_connections(&proxy).await;
+        let next = proxy.connect("k").await;
+        if reset_on_close {
+            let client = next.expect("a fresh sandbox for the next connection");
+            assert_eq!(
+                answered(&client, "select count(*) from items")
+                    .await
+                    .unwrap(),
+                0
+            );
+        } else {
+            let message = describe(&next.expect_err("the key stays broken"));
+            assert!(message.contains("key k is broken"), "{message}");
+        }
+    }
 }

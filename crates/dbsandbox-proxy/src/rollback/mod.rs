@@ -12,6 +12,7 @@ pub mod sandbox;
 pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
@@ -60,6 +61,8 @@ pub struct Sandboxes {
     /// Where each sandbox runs (a released key gets a new database and sandbox; a reset broken
     /// one a new sandbox in the same database).
     targets: Mutex<HashMap<String, BackendTarget>>,
+    /// Held while a broken key is reset on a new connection's arrival (see `get_or_create`).
+    reviving: tokio::sync::Mutex<()>,
 }
 
 /// Why a connection could not join its key's sandbox: SQLSTATE and message.
@@ -78,11 +81,43 @@ impl Sandboxes {
 
     /// The key's sandbox in `target`'s database, created on first use. A broken sandbox is not
     /// replaced: the connection is refused with the reason, until the key is reset or released.
+    /// With `reset_on_close`, a broken key none of whose connections is still open is reset now,
+    /// as its last close would have reset a healthy key: every connection that shared the lost
+    /// state was told, and the next test of a suite starts on a fresh sandbox instead of being
+    /// refused for good.
     pub async fn get_or_create(
         &self,
         key: &str,
         target: &BackendTarget,
+        reset_on_close: bool,
     ) -> Result<Arc<Sandbox>, JoinError> {
+        let sandbox = self.join(key, target).await?;
+        if sandbox.broken.get().is_some()
+            && reset_on_close
+            && sandbox.counters.connections_open.load(Relaxed) == 0
+        {
+            // One reviver at a time; a connection that waited finds the key reset already.
+            let _reviving = self.reviving.lock().await;
+            let current = self.join(key, target).await?;
+            if current.broken.get().is_some()
+                && current.counters.connections_open.load(Relaxed) == 0
+            {
+                tracing::info!(
+                    key,
+                    "a broken key whose connections all closed: reset on close"
+                );
+                self.reset(key).await.map_err(|e| ("08006", e))?;
+            }
+        }
+        let sandbox = self.join(key, target).await?;
+        match sandbox.broken.get() {
+            Some(breakage) => Err((breakage.sqlstate, broken::message(key, &breakage.reason))),
+            None => Ok(sandbox),
+        }
+    }
+
+    /// The key's sandbox as it is, broken or not (created on first use).
+    async fn join(&self, key: &str, target: &BackendTarget) -> Result<Arc<Sandbox>, JoinError> {
         let slot = {
             let mut slots = self.slots();
             let mut targets = self.targets();
@@ -112,10 +147,7 @@ impl Sandboxes {
                 backend.break_with(&failure.0);
             }
         }
-        match sandbox.broken.get() {
-            Some(breakage) => Err((breakage.sqlstate, broken::message(key, &breakage.reason))),
-            None => Ok(sandbox),
-        }
+        Ok(sandbox)
     }
 
     fn existing(&self, key: &str) -> Option<Arc<Sandbox>> {
