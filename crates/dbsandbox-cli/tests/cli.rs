@@ -405,7 +405,9 @@ async fn after_kill_9_the_next_start_stops_the_orphaned_server_and_reaps_its_clo
         serde_json::from_slice(&std::fs::read(&server_json).unwrap()).unwrap();
     let postgres_pid = record["postgres_pid"].as_i64().unwrap() as i32;
 
-    kill_with_children(&mut run.child); // SIGKILL: no clean-up at all
+    // SIGKILL of dbsandbox (no clean-up at all) and of its test command; the server it started
+    // is its child too, and survives a `kill -9` of dbsandbox alone.
+    common::kill_with_children_but(&mut run.child, &[postgres_pid]);
     assert!(
         pid_alive(postgres_pid),
         "the orphaned server is still running before the next start"

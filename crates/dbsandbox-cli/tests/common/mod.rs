@@ -35,7 +35,12 @@ pub fn pid_alive(pid: i32) -> bool {
 /// SIGKILLs a process and then its direct children (a killed `dbsandbox run` leaves its test
 /// command behind), without touching other tests' processes.
 pub fn kill_with_children(child: &mut std::process::Child) {
-    let children: Vec<i32> = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+    kill_with_children_but(child, &[]);
+}
+
+/// The direct children of process `pid` (of any of its threads).
+pub fn children_of(pid: u32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|tasks| {
             tasks
                 .flatten()
@@ -47,10 +52,16 @@ pub fn kill_with_children(child: &mut std::process::Child) {
                 })
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// SIGKILL to `child` and its children, except the pids in `keep` (a server it started, which
+/// a `kill -9` of dbsandbox alone would leave running).
+pub fn kill_with_children_but(child: &mut std::process::Child, keep: &[i32]) {
+    let children = children_of(child.id());
     child.kill().unwrap();
     child.wait().unwrap();
-    for pid in children {
+    for pid in children.into_iter().filter(|p| !keep.contains(p)) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
