@@ -8,7 +8,6 @@ Without arguments it prints a libpq DSN without dbname; with `--env`, PG* variab
 import json
 import shlex
 import sys
-
 from urllib.parse import unquote, urlsplit
 
 endpoint = json.load(sys.stdin)["endpoint"]
