@@ -62,7 +62,7 @@ seconds() { awk -v s="$1" -v e="$2" 'BEGIN { printf "%.2f", e - s }'; }
 timed_round() {
   local side="$1" dir="$work/$1-$2"
   mkdir -p "$dir"
-  cp -R "$here/$side-suite/." "$here/migrations" "$here/test_shop.py" "$dir/"
+  cp -RL "$here/$side-suite/." "$here/migrations" "$here/test_shop.py" "$dir/"
   local packages=(pytest-dbsandbox "psycopg[binary]")
   [[ "$side" == pytest-postgresql ]] && packages=(pytest-postgresql "psycopg[binary]")
   [[ ${#as_user[@]} == 0 ]] || chown -R "${BENCH_USER:-postgres}" "$dir"
