@@ -36,8 +36,10 @@ if ! "$PYTHON" -c "import django, pytest_django, psycopg, xdist, pytest_randomly
   echo "== pip install -r requirements.txt"
   pip_install -r requirements.txt || { echo "run.sh: pip install -r requirements.txt failed" >&2; exit 2; }
 fi
-echo "== pip install ../../integrations/python"
-pip_install ../../integrations/python || { echo "run.sh: pip install of pytest-dbsandbox failed" >&2; exit 2; }
+# --no-deps: pytest-dbsandbox depends on the `dbsandbox` wheel (the binary), replaced here by
+# DBSANDBOX_BIN; scripts/package-test.sh installs the real pair.
+echo "== pip install --no-deps ../../integrations/python"
+pip_install --no-deps ../../integrations/python || { echo "run.sh: pip install of pytest-dbsandbox failed" >&2; exit 2; }
 
 trap '"$DBSANDBOX_BIN" stop >/dev/null 2>&1' EXIT
 # Bytecode caches under shop/migrations would count as watched files and change the fingerprint.
