@@ -491,6 +491,11 @@ impl ClientSession<'_> {
         loop {
             let mut mid_sequence = false;
             for message in messages {
+                if self.deferred_end.is_some() {
+                    // The client left or broke the protocol during its COPY: nothing more of
+                    // it runs; the unit is closed on the server below.
+                    break;
+                }
                 match message {
                     FrontMsg::Terminate => {
                         unit.finish(self, backend).await?;
@@ -517,6 +522,10 @@ impl ClientSession<'_> {
                 }
             }
             self.write_out(&mut unit.out).await?;
+            if self.deferred_end.is_some() {
+                unit.finish(self, backend).await?;
+                return Ok(true);
+            }
             if !mid_sequence {
                 return Ok(true);
             }

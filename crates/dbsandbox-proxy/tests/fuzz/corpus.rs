@@ -336,6 +336,47 @@ pub fn sequences() -> Vec<Sequence> {
                 Bystander,
             ],
         ),
+        // Found by the random fuzz: the messages were held with the COPY data and written to
+        // the shared server with the CopyDone/CopyFail, which ended the key's session (FATAL
+        // 08P01). PostgreSQL ends only this client's session.
+        seq(
+            "COPY FROM STDIN (extended), a pipelined Parse/Bind/Execute/Sync, then CopyFail",
+            "",
+            vec![
+                Send(vec![
+                    parse("", "COPY items(name) FROM STDIN", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 1),
+                    sync(),
+                    parse("dbsb_fuzz_s1", "select 1; select 2", &[]),
+                    bind("", "dbsb_fuzz_s1", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                    flush(),
+                ]),
+                CopyIn,
+                Send(vec![
+                    copy_data(b"a\n"),
+                    copy_data(b"b\n"),
+                    copy_fail("fuzz"),
+                ]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "COPY FROM STDIN (simple), a Query inside the COPY, then CopyDone",
+            "",
+            vec![
+                Send(vec![query("COPY items(name) FROM STDIN")]),
+                CopyIn,
+                Send(vec![copy_data(b"inside\n"), query("select 1"), copy_done()]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
         seq(
             "message longer than the proxy's limit",
             "",

@@ -345,6 +345,31 @@ impl Unit {
             };
             let tag = message[0];
             tracing::trace!(tag = %(tag as char), len = message.len(), "copy data from the client");
+            if !matches!(tag, b'd' | b'c' | b'f' | b'H' | b'S') {
+                // PostgreSQL ends the session of a client that sends anything else during COPY
+                // FROM STDIN (ERROR, then FATAL: protocol synchronization lost). Forwarded, it
+                // would end the key's shared session, so this client's session ends instead:
+                // the COPY is failed, the cycle goes on to a boundary, nothing more of the
+                // client runs.
+                back::error(
+                    &mut self.out,
+                    "08P01",
+                    &format!("unexpected message type 0x{tag:02X} during COPY from stdin"),
+                );
+                session.write_out(&mut self.out).await?;
+                let mut fail = BytesMut::new();
+                front::copy_fail(&mut fail, "the client broke the protocol during COPY");
+                front::flush(&mut fail);
+                backend.write(&fail).await?;
+                session.gone = true;
+                // The COPY is over once the server reads the CopyFail: nothing to cancel.
+                session.cancel_sent = true;
+                session.buf.clear();
+                session.deferred_end = Some(SessionEnd::Protocol(
+                    "terminating connection because protocol synchronization was lost".into(),
+                ));
+                return Ok(());
+            }
             pending.extend_from_slice(&message);
             if matches!(tag, b'c' | b'f') {
                 // In the extended protocol the server keeps CommandComplete in its buffer until a
