@@ -1067,7 +1067,10 @@ impl Unit {
             self.touches_virtual |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
             self.steps.push(Step::Forward(Expect::UntilReady));
-            self.zero_virtual_setting(backend);
+            let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            if !copies {
+                self.zero_virtual_setting(backend);
+            }
             session
                 .sandbox
                 .counters
@@ -1079,6 +1082,10 @@ impl Unit {
             self.leave_guard_open(backend, &walked);
             let client_error = walked.client_error;
             self.after_walk(session, backend, &walked).await?;
+            if copies {
+                self.zero_virtual_setting_after_copy(backend, &walked)
+                    .await?;
+            }
             if !client_error {
                 if let [only] = statements.as_slice() {
                     self.record_simple_setting(backend, &only.kind, &text);
@@ -1103,9 +1110,24 @@ impl Unit {
                 front::query(&mut self.batch, &renamed);
                 self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
                 session.sandbox.counters.statements.fetch_add(1, Relaxed);
-                let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
+                // The server ignores a Sync that arrives during a COPY: the Query's own
+                // ReadyForQuery ends a COPY's batch.
+                let copy = is_copy(&renamed);
+                let end = if copy {
+                    BatchEnd::Open
+                } else {
+                    BatchEnd::InternalSync
+                };
+                let walked = self.send(session, backend, end).await?;
+                if copy {
+                    self.leave_guard_open(backend, &walked);
+                }
                 let client_error = walked.client_error;
                 self.after_walk(session, backend, &walked).await?;
+                if copy {
+                    self.zero_virtual_setting_after_copy(backend, &walked)
+                        .await?;
+                }
                 if !client_error {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
                 }

@@ -377,6 +377,26 @@ pub fn sequences() -> Vec<Sequence> {
                 Bystander,
             ],
         ),
+        // Found by the random fuzz: the client's own idle-in-transaction timeout is set back
+        // to 0 before its batch ends, and that SET was pipelined after the COPY's Query, which
+        // the server got during the COPY and ended the key's session for (FATAL 08P01).
+        seq(
+            "SET idle_in_transaction_session_timeout = 0, then COPY FROM STDIN (simple)",
+            "",
+            vec![
+                Send(vec![query("SET idle_in_transaction_session_timeout = 0")]),
+                Ready(1),
+                Send(vec![query("COPY items(name) FROM STDIN")]),
+                CopyIn,
+                Send(vec![copy_data(b"a\n"), copy_data(b"b\n"), copy_done()]),
+                Ready(1),
+                Send(vec![query("BEGIN; COPY items(name) FROM STDIN; COMMIT")]),
+                CopyIn,
+                Send(vec![copy_data(b"c\n"), copy_done()]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
         seq(
             "message longer than the proxy's limit",
             "",

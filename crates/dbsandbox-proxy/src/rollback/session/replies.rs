@@ -79,6 +79,27 @@ impl Unit {
         }
     }
 
+    /// After a simple-query COPY, which nothing may follow on the wire until it is over (the
+    /// server ends a session that sends a Query during COPY FROM STDIN): [`VIRTUAL_SETTING`] is
+    /// set back to 0 in a round trip of its own, unless the batch failed (undoing it undid the
+    /// setting too).
+    pub(super) async fn zero_virtual_setting_after_copy(
+        &mut self,
+        backend: &mut Backend,
+        walked: &Walked,
+    ) -> Result<(), SessionEnd> {
+        let has_own = backend
+            .clients
+            .get(&self.id)
+            .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
+        if (std::mem::take(&mut self.touches_virtual) || has_own) && walked.backend_status != b'E' {
+            backend
+                .run_required(&format!("SET {VIRTUAL_SETTING} TO DEFAULT"))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The batch's guard stays open for the next batch to release, unless the batch failed (then
     /// recovery rolls back to it and releases it).
     pub(super) fn leave_guard_open(&mut self, backend: &mut Backend, walked: &Walked) {
