@@ -714,9 +714,13 @@ impl Unit {
             } => {
                 let kind = classify::classify_one(&sql);
                 if is_virtual(&kind) {
-                    self.client(backend)
+                    let replaced = self
+                        .client(backend)
                         .statements
-                        .insert(name, Prepared::Virtual(kind));
+                        .insert(name.clone(), Prepared::Virtual(kind));
+                    if matches!(replaced, Some(Prepared::Real { .. })) {
+                        backend.queue_close(self.id, &name);
+                    }
                     self.synthetic(back::parse_complete);
                     return Ok(());
                 }
@@ -736,6 +740,15 @@ impl Unit {
                 };
                 self.prepare_forward(backend);
                 self.touches_virtual |= mentions_virtual_setting(&sql);
+                if !name.is_empty() {
+                    // The name is recorded for this Parse before the server answers it. Had the
+                    // server kept an earlier statement of that name (its Parse fails with
+                    // 42P05, or a syntax error), a later Bind would run that one, a COPY where
+                    // a plain statement is planned and the shared session would be lost. Close
+                    // cannot fail: the server then holds this Parse's statement or none.
+                    front::close(&mut self.batch, false, &statement_name(id, &name));
+                    self.steps.push(Step::Swallow(Expect::One));
+                }
                 front::parse(
                     &mut self.batch,
                     &statement_name(id, &name),
@@ -778,6 +791,13 @@ impl Unit {
                     prepared => {
                         self.prepare_forward(backend);
                         self.restore_unnamed(backend, &statement);
+                        if !portal.is_empty() {
+                            // As for a named Parse: the server must not keep an earlier portal
+                            // of this name (its Bind fails with 42P03) under the plan recorded
+                            // for this Bind.
+                            front::close(&mut self.batch, true, &statement_name(self.id, &portal));
+                            self.steps.push(Step::Swallow(Expect::One));
+                        }
                         front::bind(
                             &mut self.batch,
                             &statement_name(self.id, &portal),

@@ -397,6 +397,54 @@ pub fn sequences() -> Vec<Sequence> {
                 Bystander,
             ],
         ),
+        // Found by the random fuzz: the failed Parse of a name the server still held for a
+        // COPY left the proxy planning a plain Execute (Sync and more pipelined after it) of
+        // what the server ran as the old COPY: the key hung or lost its session.
+        seq(
+            "named Parse of a COPY, the same name re-Parsed with a syntax error, then Bind/Execute",
+            "",
+            vec![
+                Send(vec![
+                    parse("dbsb_fuzz_s2", "COPY items(name) FROM STDIN", &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![parse("dbsb_fuzz_s2", "selec", &[]), sync()]),
+                Ready(1),
+                // PostgreSQL runs the old COPY and ends this session for the Query inside it;
+                // only this one.
+                Send(vec![
+                    bind("", "dbsb_fuzz_s2", &[], &[]),
+                    execute("", 10),
+                    sync(),
+                    query("select 1"),
+                ]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "named portal of a COPY, the same portal re-bound to a plain statement, then Execute",
+            "",
+            vec![
+                Send(vec![
+                    parse("", "COPY items(name) FROM STDIN", &[]),
+                    bind("dbsb_fuzz_p1", "", &[], &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![
+                    parse("", "select 1", &[]),
+                    bind("dbsb_fuzz_p1", "", &[], &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![execute("dbsb_fuzz_p1", 0), sync(), query("select 1")]),
+                Ready(2),
+                Bystander,
+            ],
+        ),
         seq(
             "message longer than the proxy's limit",
             "",
