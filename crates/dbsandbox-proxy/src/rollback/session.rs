@@ -491,6 +491,11 @@ impl ClientSession<'_> {
         loop {
             let mut mid_sequence = false;
             for message in messages {
+                if self.deferred_end.is_some() {
+                    // The client left or broke the protocol during its COPY: nothing more of
+                    // it runs; the unit is closed on the server below.
+                    break;
+                }
                 match message {
                     FrontMsg::Terminate => {
                         unit.finish(self, backend).await?;
@@ -517,6 +522,10 @@ impl ClientSession<'_> {
                 }
             }
             self.write_out(&mut unit.out).await?;
+            if self.deferred_end.is_some() {
+                unit.finish(self, backend).await?;
+                return Ok(true);
+            }
             if !mid_sequence {
                 return Ok(true);
             }
@@ -705,9 +714,13 @@ impl Unit {
             } => {
                 let kind = classify::classify_one(&sql);
                 if is_virtual(&kind) {
-                    self.client(backend)
+                    let replaced = self
+                        .client(backend)
                         .statements
-                        .insert(name, Prepared::Virtual(kind));
+                        .insert(name.clone(), Prepared::Virtual(kind));
+                    if matches!(replaced, Some(Prepared::Real { .. })) {
+                        backend.queue_close(self.id, &name);
+                    }
                     self.synthetic(back::parse_complete);
                     return Ok(());
                 }
@@ -727,6 +740,15 @@ impl Unit {
                 };
                 self.prepare_forward(backend);
                 self.touches_virtual |= mentions_virtual_setting(&sql);
+                if !name.is_empty() {
+                    // The name is recorded for this Parse before the server answers it. Had the
+                    // server kept an earlier statement of that name (its Parse fails with
+                    // 42P05, or a syntax error), a later Bind would run that one, a COPY where
+                    // a plain statement is planned and the shared session would be lost. Close
+                    // cannot fail: the server then holds this Parse's statement or none.
+                    front::close(&mut self.batch, false, &statement_name(id, &name));
+                    self.steps.push(Step::Swallow(Expect::One));
+                }
                 front::parse(
                     &mut self.batch,
                     &statement_name(id, &name),
@@ -769,6 +791,13 @@ impl Unit {
                     prepared => {
                         self.prepare_forward(backend);
                         self.restore_unnamed(backend, &statement);
+                        if !portal.is_empty() {
+                            // As for a named Parse: the server must not keep an earlier portal
+                            // of this name (its Bind fails with 42P03) under the plan recorded
+                            // for this Bind.
+                            front::close(&mut self.batch, true, &statement_name(self.id, &portal));
+                            self.steps.push(Step::Swallow(Expect::One));
+                        }
                         front::bind(
                             &mut self.batch,
                             &statement_name(self.id, &portal),
@@ -1058,7 +1087,10 @@ impl Unit {
             self.touches_virtual |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
             self.steps.push(Step::Forward(Expect::UntilReady));
-            self.zero_virtual_setting(backend);
+            let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            if !copies {
+                self.zero_virtual_setting(backend);
+            }
             session
                 .sandbox
                 .counters
@@ -1070,6 +1102,10 @@ impl Unit {
             self.leave_guard_open(backend, &walked);
             let client_error = walked.client_error;
             self.after_walk(session, backend, &walked).await?;
+            if copies {
+                self.zero_virtual_setting_after_copy(backend, &walked)
+                    .await?;
+            }
             if !client_error {
                 if let [only] = statements.as_slice() {
                     self.record_simple_setting(backend, &only.kind, &text);
@@ -1094,9 +1130,24 @@ impl Unit {
                 front::query(&mut self.batch, &renamed);
                 self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
                 session.sandbox.counters.statements.fetch_add(1, Relaxed);
-                let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
+                // The server ignores a Sync that arrives during a COPY: the Query's own
+                // ReadyForQuery ends a COPY's batch.
+                let copy = is_copy(&renamed);
+                let end = if copy {
+                    BatchEnd::Open
+                } else {
+                    BatchEnd::InternalSync
+                };
+                let walked = self.send(session, backend, end).await?;
+                if copy {
+                    self.leave_guard_open(backend, &walked);
+                }
                 let client_error = walked.client_error;
                 self.after_walk(session, backend, &walked).await?;
+                if copy {
+                    self.zero_virtual_setting_after_copy(backend, &walked)
+                        .await?;
+                }
                 if !client_error {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
                 }

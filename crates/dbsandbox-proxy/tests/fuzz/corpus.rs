@@ -336,6 +336,115 @@ pub fn sequences() -> Vec<Sequence> {
                 Bystander,
             ],
         ),
+        // Found by the random fuzz: the messages were held with the COPY data and written to
+        // the shared server with the CopyDone/CopyFail, which ended the key's session (FATAL
+        // 08P01). PostgreSQL ends only this client's session.
+        seq(
+            "COPY FROM STDIN (extended), a pipelined Parse/Bind/Execute/Sync, then CopyFail",
+            "",
+            vec![
+                Send(vec![
+                    parse("", "COPY items(name) FROM STDIN", &[]),
+                    bind("", "", &[], &[]),
+                    execute("", 1),
+                    sync(),
+                    parse("dbsb_fuzz_s1", "select 1; select 2", &[]),
+                    bind("", "dbsb_fuzz_s1", &[], &[]),
+                    execute("", 0),
+                    sync(),
+                    flush(),
+                ]),
+                CopyIn,
+                Send(vec![
+                    copy_data(b"a\n"),
+                    copy_data(b"b\n"),
+                    copy_fail("fuzz"),
+                ]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "COPY FROM STDIN (simple), a Query inside the COPY, then CopyDone",
+            "",
+            vec![
+                Send(vec![query("COPY items(name) FROM STDIN")]),
+                CopyIn,
+                Send(vec![copy_data(b"inside\n"), query("select 1"), copy_done()]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        // Found by the random fuzz: the client's own idle-in-transaction timeout is set back
+        // to 0 before its batch ends, and that SET was pipelined after the COPY's Query, which
+        // the server got during the COPY and ended the key's session for (FATAL 08P01).
+        seq(
+            "SET idle_in_transaction_session_timeout = 0, then COPY FROM STDIN (simple)",
+            "",
+            vec![
+                Send(vec![query("SET idle_in_transaction_session_timeout = 0")]),
+                Ready(1),
+                Send(vec![query("COPY items(name) FROM STDIN")]),
+                CopyIn,
+                Send(vec![copy_data(b"a\n"), copy_data(b"b\n"), copy_done()]),
+                Ready(1),
+                Send(vec![query("BEGIN; COPY items(name) FROM STDIN; COMMIT")]),
+                CopyIn,
+                Send(vec![copy_data(b"c\n"), copy_done()]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
+        // Found by the random fuzz: the failed Parse of a name the server still held for a
+        // COPY left the proxy planning a plain Execute (Sync and more pipelined after it) of
+        // what the server ran as the old COPY: the key hung or lost its session.
+        seq(
+            "named Parse of a COPY, the same name re-Parsed with a syntax error, then Bind/Execute",
+            "",
+            vec![
+                Send(vec![
+                    parse("dbsb_fuzz_s2", "COPY items(name) FROM STDIN", &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![parse("dbsb_fuzz_s2", "selec", &[]), sync()]),
+                Ready(1),
+                // PostgreSQL runs the old COPY and ends this session for the Query inside it;
+                // only this one.
+                Send(vec![
+                    bind("", "dbsb_fuzz_s2", &[], &[]),
+                    execute("", 10),
+                    sync(),
+                    query("select 1"),
+                ]),
+                Pause(Duration::from_millis(300)),
+                Reconnect,
+                Bystander,
+            ],
+        ),
+        seq(
+            "named portal of a COPY, the same portal re-bound to a plain statement, then Execute",
+            "",
+            vec![
+                Send(vec![
+                    parse("", "COPY items(name) FROM STDIN", &[]),
+                    bind("dbsb_fuzz_p1", "", &[], &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![
+                    parse("", "select 1", &[]),
+                    bind("dbsb_fuzz_p1", "", &[], &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![execute("dbsb_fuzz_p1", 0), sync(), query("select 1")]),
+                Ready(2),
+                Bystander,
+            ],
+        ),
         seq(
             "message longer than the proxy's limit",
             "",

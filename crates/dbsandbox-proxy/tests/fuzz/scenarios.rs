@@ -44,7 +44,14 @@ pub struct Tally {
 const HISTORY_PER_KEY: usize = 400;
 
 impl Tally {
+    /// Keeps a session's log, unless it never reached the key's sandbox (its startup packet was
+    /// refused) or was only refused with the key's breakage: once a key breaks, those come by
+    /// the hundred and would push the session that broke it out of the history.
     fn remember(&self, key: &str, began: Duration, log: String) {
+        let reached_key = log.contains(&format!("startup {key};"));
+        if !reached_key || refused_as_broken(&log) {
+            return;
+        }
         let mut history = self.history.lock().unwrap();
         let entries = history.entry(key.to_owned()).or_default();
         if entries.len() == HISTORY_PER_KEY {
@@ -75,6 +82,21 @@ impl Tally {
     fn sqlstate(&self, code: String) {
         *self.sqlstates.lock().unwrap().entry(code).or_default() += 1;
     }
+}
+
+/// A session that only started up and was refused with a broken key's 08006.
+fn refused_as_broken(line: &str) -> bool {
+    let script = line.split_once(": ").map_or(line, |(_, script)| script);
+    script
+        .strip_suffix("<E 08006; <closed")
+        .is_some_and(|start| {
+            start.split("; ").all(|part| {
+                part.is_empty()
+                    || part == "SSLRequest"
+                    || part == "GSSENCRequest"
+                    || part.starts_with("startup ")
+            })
+        })
 }
 
 /// One session's script and what happened, as a line of the failure report.

@@ -188,7 +188,14 @@ impl PgServer {
                 .arg(&data)
                 .args(["-c", "fsync=off", "-c", "listen_addresses=127.0.0.1"])
                 .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
-                .args(["-c", "max_connections=50", "-c", "log_min_messages=warning"])
+                // The pass-through corpus opens every sequence's connections at once (four
+                // per sequence at its peak): 50 was too few for its 28 sequences (53300).
+                .args([
+                    "-c",
+                    "max_connections=150",
+                    "-c",
+                    "log_min_messages=warning",
+                ])
                 .arg("-c")
                 .arg(format!("port={port}"))
                 .arg("-c")

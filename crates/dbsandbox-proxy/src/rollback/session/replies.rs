@@ -79,6 +79,27 @@ impl Unit {
         }
     }
 
+    /// After a simple-query COPY, which nothing may follow on the wire until it is over (the
+    /// server ends a session that sends a Query during COPY FROM STDIN): [`VIRTUAL_SETTING`] is
+    /// set back to 0 in a round trip of its own, unless the batch failed (undoing it undid the
+    /// setting too).
+    pub(super) async fn zero_virtual_setting_after_copy(
+        &mut self,
+        backend: &mut Backend,
+        walked: &Walked,
+    ) -> Result<(), SessionEnd> {
+        let has_own = backend
+            .clients
+            .get(&self.id)
+            .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
+        if (std::mem::take(&mut self.touches_virtual) || has_own) && walked.backend_status != b'E' {
+            backend
+                .run_required(&format!("SET {VIRTUAL_SETTING} TO DEFAULT"))
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The batch's guard stays open for the next batch to release, unless the batch failed (then
     /// recovery rolls back to it and releases it).
     pub(super) fn leave_guard_open(&mut self, backend: &mut Backend, walked: &Walked) {
@@ -345,6 +366,31 @@ impl Unit {
             };
             let tag = message[0];
             tracing::trace!(tag = %(tag as char), len = message.len(), "copy data from the client");
+            if !matches!(tag, b'd' | b'c' | b'f' | b'H' | b'S') {
+                // PostgreSQL ends the session of a client that sends anything else during COPY
+                // FROM STDIN (ERROR, then FATAL: protocol synchronization lost). Forwarded, it
+                // would end the key's shared session, so this client's session ends instead:
+                // the COPY is failed, the cycle goes on to a boundary, nothing more of the
+                // client runs.
+                back::error(
+                    &mut self.out,
+                    "08P01",
+                    &format!("unexpected message type 0x{tag:02X} during COPY from stdin"),
+                );
+                session.write_out(&mut self.out).await?;
+                let mut fail = BytesMut::new();
+                front::copy_fail(&mut fail, "the client broke the protocol during COPY");
+                front::flush(&mut fail);
+                backend.write(&fail).await?;
+                session.gone = true;
+                // The COPY is over once the server reads the CopyFail: nothing to cancel.
+                session.cancel_sent = true;
+                session.buf.clear();
+                session.deferred_end = Some(SessionEnd::Protocol(
+                    "terminating connection because protocol synchronization was lost".into(),
+                ));
+                return Ok(());
+            }
             pending.extend_from_slice(&message);
             if matches!(tag, b'c' | b'f') {
                 // In the extended protocol the server keeps CommandComplete in its buffer until a
