@@ -242,12 +242,15 @@ enum Farewell {
     },
     /// Bytes from the backend (its ErrorResponse), relayed verbatim.
     Relay(BytesMut),
+    /// A protocol violation PostgreSQL answers by closing without a word; the reason is logged.
+    Dropped(String),
 }
 
 impl From<StartupError> for Farewell {
     fn from(e: StartupError) -> Self {
         match e {
             StartupError::Closed => Farewell::Silent,
+            StartupError::Dropped(reason) => Farewell::Dropped(reason),
             StartupError::Io(e) => {
                 debug!(error = %e, "client I/O error during startup");
                 Farewell::Silent
@@ -326,6 +329,11 @@ async fn handle_connection(
     };
     let bytes = match farewell {
         Farewell::Silent => return,
+        Farewell::Dropped(reason) => {
+            Counters::bump(&counters.protocol_errors);
+            info!(%reason, "client connection closed without a word, as PostgreSQL does");
+            return;
+        }
         Farewell::Refuse { sqlstate, message } => {
             if sqlstate == PROTOCOL_VIOLATION {
                 Counters::bump(&counters.protocol_errors);

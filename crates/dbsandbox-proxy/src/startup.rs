@@ -40,6 +40,12 @@ pub enum StartupError {
     /// The client went away; nothing to say to it.
     Closed,
     Io(io::Error),
+    /// Close without a word, as PostgreSQL does for a startup packet of an impossible length or
+    /// one cut short (it only logs them, COMMERROR): a client that sent such bytes is not
+    /// speaking the protocol, or is a driver hanging up early (node-postgres sends Terminate
+    /// before its startup packet when `end()` follows `connect()` at once), and an ErrorResponse
+    /// would reach it as a crash. The reason is logged.
+    Dropped(String),
     /// Refuse the client with a FATAL ErrorResponse.
     Refuse {
         sqlstate: &'static str,
@@ -58,6 +64,7 @@ impl StartupError {
     #[cfg(test)]
     pub fn is_protocol_violation(&self) -> bool {
         matches!(self, StartupError::Refuse { sqlstate, .. } if *sqlstate == PROTOCOL_VIOLATION)
+            || matches!(self, StartupError::Dropped(_))
     }
 }
 
@@ -112,20 +119,14 @@ pub async fn read_startup_packet<S: AsyncRead + Unpin>(
     let len = match usize::try_from(len) {
         Ok(len) if (8..=MAX_STARTUP_PACKET).contains(&len) => len,
         _ => {
-            return Err(StartupError::refuse(
-                PROTOCOL_VIOLATION,
-                format!(
-                    "invalid length of startup packet: {len} (a startup packet is 8 to \
-                     {MAX_STARTUP_PACKET} bytes; is this client speaking the PostgreSQL protocol?)"
-                ),
-            ))
+            return Err(StartupError::Dropped(format!(
+                "invalid length of startup packet: {len} (a startup packet is 8 to \
+                 {MAX_STARTUP_PACKET} bytes; is this client speaking the PostgreSQL protocol?)"
+            )))
         }
     };
     if !fill(stream, buf, len).await? {
-        return Err(StartupError::refuse(
-            PROTOCOL_VIOLATION,
-            "incomplete startup packet",
-        ));
+        return Err(StartupError::Dropped("incomplete startup packet".into()));
     }
     let mut packet = buf.split_to(len);
     packet.advance(4);
