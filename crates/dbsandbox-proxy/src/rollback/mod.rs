@@ -91,24 +91,25 @@ impl Sandboxes {
         target: &BackendTarget,
         reset_on_close: bool,
     ) -> Result<Arc<Sandbox>, JoinError> {
-        let idle_and_broken =
-            |s: &Sandbox| s.broken.is_set() && s.counters.connections_open.load(Relaxed) == 0;
-        let mut sandbox = self.join(key, target).await?;
-        if reset_on_close && idle_and_broken(&sandbox) {
+        let sandbox = self.join(key, target).await?;
+        if sandbox.broken.get().is_some()
+            && reset_on_close
+            && sandbox.counters.connections_open.load(Relaxed) == 0
+        {
             // One reviver at a time; a connection that waited finds the key reset already.
             let _reviving = self.reviving.lock().await;
-            if let Some(current) = self.existing(key) {
-                if idle_and_broken(&current) {
-                    tracing::info!(
-                        key,
-                        "a broken key whose connections all closed: reset on close"
-                    );
-                    self.reset(key).await.map_err(|e| ("08006", e))?;
-                }
+            let current = self.join(key, target).await?;
+            if current.broken.get().is_some()
+                && current.counters.connections_open.load(Relaxed) == 0
+            {
+                tracing::info!(
+                    key,
+                    "a broken key whose connections all closed: reset on close"
+                );
+                self.reset(key).await.map_err(|e| ("08006", e))?;
             }
-            // The reset put a fresh sandbox in the key's slot.
-            sandbox = self.join(key, target).await?;
         }
+        let sandbox = self.join(key, target).await?;
         match sandbox.broken.get() {
             Some(breakage) => Err((breakage.sqlstate, broken::message(key, &breakage.reason))),
             None => Ok(sandbox),
