@@ -1,11 +1,13 @@
-//! The `dbsandbox` command: run, serve, stop, status, gc, reset, release, analyze and explain.
+//! The `dbsandbox` command: run, serve, stop, status, gc, reset, release, analyze, explain and flaky.
 //!
 //! `run` wraps a test command (server, template, warm pool, proxy) using the project's daemon,
 //! which `serve` runs and `stop` ends; `status`, `gc`, `reset` and `release` look after what they
-//! made; `analyze` and `explain` diagnose database failures in test logs.
+//! made; `analyze` and `explain` diagnose database failures in test logs; `flaky` hunts the
+//! order-dependent and flaky tests of a suite.
 
 mod admin;
 mod daemon;
+mod flaky;
 mod output;
 mod progress;
 mod run;
@@ -196,6 +198,10 @@ enum Command {
     /// Name the database failures in test logs, with their fix.
     #[command(after_help = dbsandbox_diagnose::cli::ANALYZE_EXAMPLES)]
     Analyze(dbsandbox_diagnose::AnalyzeArgs),
+    /// Find the suite's order-dependent and flaky tests, the test that polluted each, and the
+    /// rows it left behind: each run on a fresh clone, bisected to the culprit.
+    #[command(after_help = flaky::FLAKY_HELP)]
+    Flaky(flaky::FlakyArgs),
     /// Print a failure class's playbook (diagnosis, fix, validation), or list them.
     #[command(after_help = dbsandbox_diagnose::cli::EXPLAIN_EXAMPLES)]
     Explain(dbsandbox_diagnose::ExplainArgs),
@@ -311,6 +317,7 @@ async fn dispatch(command: Command, server: ServerArgs) -> anyhow::Result<i32> {
             let settings = Settings::resolve(&server, &SchemaArgs::default())?;
             admin::key_action(&settings, action, &key, run.as_deref()).await
         }
+        Command::Flaky(args) => flaky::flaky(server, args).await,
         Command::Analyze(_) | Command::Explain(_) => unreachable!("handled without a runtime"),
     }
 }

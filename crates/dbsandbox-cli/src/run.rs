@@ -53,12 +53,12 @@ enum Host {
 }
 
 /// A run's scope on a daemon.
-struct Session {
+pub(crate) struct Session {
     host: Host,
-    client: ApiClient,
-    id: String,
+    pub(crate) client: ApiClient,
+    pub(crate) id: String,
     proxy: String,
-    template: Value,
+    pub(crate) template: Value,
     setup_time: Duration,
 }
 
@@ -103,7 +103,7 @@ pub async fn run(settings: Settings, options: RunOptions) -> anyhow::Result<i32>
 }
 
 impl Session {
-    async fn start(
+    pub(crate) async fn start(
         settings: &Settings,
         options: &RunOptions,
         progress: &Progress,
@@ -207,7 +207,7 @@ impl Session {
         })
     }
 
-    fn describe_host(&self) -> String {
+    pub(crate) fn describe_host(&self) -> String {
         match &self.host {
             Host::Daemon { pid, started: true } => format!("daemon started (pid {pid})"),
             Host::Daemon {
@@ -219,7 +219,7 @@ impl Session {
     }
 
     /// Closes the run's scope (releasing its keys) and says what it served.
-    async fn finish(self, started: Instant) -> anyhow::Result<String> {
+    pub(crate) async fn finish(self, started: Instant) -> anyhow::Result<String> {
         let closed = expect(
             self.client.delete(&format!("/v1/runs/{}", self.id)).await,
             "closing the run",

@@ -9,5 +9,10 @@
 //! - [`model`]: the hunt's data, which is the `dbsandbox.flaky/v1` JSON document (`SCHEMA.md`).
 
 pub mod adapter;
+pub mod evidence;
+pub mod exec;
+pub mod hunt;
 pub mod model;
 pub mod plan;
+pub mod reading;
+pub mod report;

@@ -55,7 +55,8 @@ impl Runner for Pytest {
 
     fn list(&self, ctx: &Context) -> anyhow::Result<Vec<TestId>> {
         let mut args = self.base_args();
-        args.extend(["--collect-only", "-q"].map(String::from));
+        // Absolute, so that the user's own -q or -v does not change what the listing prints.
+        args.extend(["--collect-only", "--verbosity=-1"].map(String::from));
         let output = std::process::Command::new(&self.command[0])
             .args(&args)
             .envs(ctx.env.iter().cloned())
@@ -68,7 +69,7 @@ impl Runner for Pytest {
         // Exit 5: no tests collected.
         if tests.is_empty() {
             anyhow::bail!(
-                "`{} --collect-only -q` listed no tests (exit {}):\n{}",
+                "`{} --collect-only` listed no tests (exit {}):\n{}",
                 self.command.join(" "),
                 output.status.code().unwrap_or(-1),
                 ProcessOutput {
