@@ -13,6 +13,7 @@ use dbsandbox_flaky::exec::{Lease, Sandboxes};
 use dbsandbox_flaky::hunt::{lease_env, run_hunt, BadInput, HuntOptions};
 use dbsandbox_flaky::plan::PlanOptions;
 use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::daemon::ServeOptions;
 use crate::output::outln;
@@ -135,6 +136,18 @@ impl Sandboxes for RunScope<'_> {
     }
 }
 
+/// The hunt was stopped by a signal: the exit code to give.
+#[derive(Debug)]
+struct Interrupted(i32);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// One progress line on stderr: rewritten in place on a terminal, a line per step elsewhere.
 struct Lines {
     quiet: bool,
@@ -252,8 +265,27 @@ pub async fn flaky(server: ServerArgs, args: FlakyArgs) -> anyhow::Result<i32> {
         quiet: args.quiet,
         terminal: std::io::stderr().is_terminal(),
     };
-    let hunt = run_hunt(runner.as_ref(), sandboxes, ctx, options, &lines).await;
+    let hunt = {
+        let hunting = run_hunt(runner.as_ref(), sandboxes, ctx, options, &lines);
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
+        tokio::select! {
+            hunt = hunting => hunt,
+            _ = interrupt.recv() => Err(Interrupted(130).into()),
+            _ = terminate.recv() => Err(Interrupted(143).into()),
+        }
+    };
     lines.clear();
+    if let Some(Interrupted(code)) = hunt.as_ref().err().and_then(|e| e.downcast_ref()) {
+        // The test processes run in their own process group, out of the terminal's reach.
+        dbsandbox_flaky::exec::kill_running();
+        crate::output::errln!("dbsandbox flaky: interrupted; the hunt's clones are released");
+        let code = *code;
+        let _ = session.finish(started).await;
+        return Ok(code);
+    }
     let closed = session.finish(started).await;
     let hunt = match hunt {
         Ok(hunt) => hunt,

@@ -200,6 +200,21 @@ impl<S: Sandboxes> Executor for ProcessExecutor<'_, S> {
     }
 }
 
+/// The process group of the test process running now (0: none), for [`kill_running`].
+static RUNNING_GROUP: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Kills the test process that runs now, with its children: the test processes are in their own
+/// process group (so a timeout can end them all), which a terminal's Ctrl-C does not reach.
+pub fn kill_running() {
+    let group = RUNNING_GROUP.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if group > 0 {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(-group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// Starts one process in its own process group (so a timeout ends its children too) and waits
 /// for it, at most `timeout`.
 async fn spawn(
@@ -223,6 +238,9 @@ async fn spawn(
         .spawn()
         .with_context(|| format!("cannot run {}", invocation.program))?;
     let pid = child.id();
+    if let Some(pid) = pid {
+        RUNNING_GROUP.store(pid as i32, std::sync::atomic::Ordering::SeqCst);
+    }
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let read_out = async {
@@ -240,6 +258,7 @@ async fn spawn(
         (out, err, status)
     })
     .await;
+    RUNNING_GROUP.store(0, std::sync::atomic::Ordering::SeqCst);
     match waited {
         Ok((out, err, status)) => Ok(ProcessOutput {
             code: status?.code(),
