@@ -11,3 +11,4 @@
 pub mod adapter;
 pub mod model;
 pub mod plan;
+pub mod report;

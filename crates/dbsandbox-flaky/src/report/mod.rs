@@ -1,0 +1,2 @@
+//! The hunt's reports, one module per format.
+pub mod html;
