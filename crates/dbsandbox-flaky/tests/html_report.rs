@@ -562,7 +562,10 @@ fn a_two_thousand_test_hunt_stays_under_two_megabytes() {
         .skip(1)
         .filter_map(|row| row.split("data-test=\"").nth(1)?.split('"').next())
         .collect();
-    assert!(tests.iter().all(|t| rows.contains(t.as_str())), "a row per test");
+    assert!(
+        tests.iter().all(|t| rows.contains(t.as_str())),
+        "a row per test"
+    );
     for victim in &victims {
         let row = matrix_row(&html, victim);
         assert_eq!(

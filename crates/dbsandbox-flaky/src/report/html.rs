@@ -33,7 +33,11 @@ pub fn html_report(hunt: &Hunt) -> String {
         plural(findings.len()),
         esc(&hunt.runner)
     );
-    let _ = writeln!(page, "<style>\n{STYLE}</style>\n</head>\n<body>");
+    let _ = writeln!(
+        page,
+        "<style>\n{STYLE}{}</style>\n</head>\n<body>",
+        matrix::style(hunt)
+    );
     header(&mut page, hunt);
     page.push_str("<main>\n");
     findings_section(&mut page, &findings, &hunt.runs);

@@ -125,19 +125,7 @@ pub(super) fn section(page: &mut String, hunt: &Hunt) {
     page.push_str("<li><i class=\"sw det\"></i>detection run</li><li><i class=\"sw exp\"></i>explanation run (alone, bisect, confirm)</li></ul>\n");
     page.push_str("<input type=\"checkbox\" id=\"show-stable\" class=\"toggle\">\n<div class=\"matrix-wrap\"><table class=\"matrix\">");
 
-    let detection = hunt
-        .runs
-        .iter()
-        .take_while(|r| r.purpose.is_detection())
-        .count();
-    if detection > 0 && columns > detection {
-        // A line between the detection runs and the runs that explain suspects.
-        let _ = writeln!(
-            page,
-            "<style>table.matrix tr > :nth-child({}) {{ box-shadow: inset 2px 0 #b9a6f3; }}</style>",
-            detection + 2
-        );
-    }
+    let detection = detection_runs(hunt);
     page.push_str("<colgroup><col class=\"tests\">");
     if detection > 0 {
         let _ = write!(page, "<col span=\"{detection}\" class=\"det\">");
@@ -181,6 +169,27 @@ pub(super) fn section(page: &mut String, hunt: &Hunt) {
         page.push_str("</tbody>\n");
     }
     page.push_str("</table></div>\n</section>\n");
+}
+
+/// The detection runs come first; the runs that explain suspects follow.
+fn detection_runs(hunt: &Hunt) -> usize {
+    hunt.runs
+        .iter()
+        .take_while(|r| r.purpose.is_detection())
+        .count()
+}
+
+/// The page's one rule that depends on the hunt: a line between the detection runs and the runs
+/// that explain suspects.
+pub(super) fn style(hunt: &Hunt) -> String {
+    let detection = detection_runs(hunt);
+    if detection == 0 || detection == hunt.runs.len() {
+        return String::new();
+    }
+    format!(
+        "table.matrix tr > :nth-child({}) {{ box-shadow: inset 2px 0 #b9a6f3; }}\n",
+        detection + 2
+    )
 }
 
 fn run_header(page: &mut String, run: &Run) {
