@@ -24,6 +24,8 @@ const FLAKY: &str = "tests/test_sessions.py::test_token_expires_after_ttl";
 const FAILING: &str = "tests/test_reports.py::test_monthly_export";
 const SKIPPED: &str = "tests/test_search.py::test_fulltext_ranking";
 const HOSTILE: &str = "tests/test_evil.py::test_<script>document.title='pwned'</script>";
+/// A row value and a failure text are as untrusted as a test name.
+const HOSTILE_VALUE: &str = "</td><img src=x onerror=\"document.title='pwned'\">";
 
 const UNIQUE_FAILURE: &str = "psycopg.errors.UniqueViolation: duplicate key value violates unique constraint \"coupons_code_key\"\nDETAIL:  Key (code)=(WELCOME10) already exists.";
 const TAX_FAILURE: &str = "AssertionError: assert Decimal('20.00') == Decimal('24.00')\n +  where Decimal('20.00') = order.total";
@@ -63,6 +65,7 @@ fn outcome(order: &[String], index: usize, test: &str) -> (Outcome, Option<Strin
         VICTIM if before(POLLUTER) => failed(UNIQUE_FAILURE),
         BRITTLE if !before(SETTER) => failed(TAX_FAILURE),
         FLAKY if index == 2 || index == 5 => failed(FLAKY_FAILURE),
+        HOSTILE => (Outcome::Passed, Some(HOSTILE_VALUE.into())),
         FAILING => failed(EXPORT_FAILURE),
         SKIPPED => (Outcome::Skipped, Some("requires a search server".into())),
         _ => (Outcome::Passed, None),
@@ -207,7 +210,11 @@ fn sample_hunt(hostile: bool) -> Hunt {
             evidence: vec![TableEvidence {
                 table: "public.coupons".into(),
                 key_columns: vec!["id".into()],
-                inserted: vec![json!({"id": 101, "code": "WELCOME10", "percent_off": 10, "expires_at": null})],
+                inserted: vec![if hostile {
+                    json!({"id": 101, "code": "WELCOME10", "percent_off": 10, "expires_at": null, "note": HOSTILE_VALUE})
+                } else {
+                    json!({"id": 101, "code": "WELCOME10", "percent_off": 10, "expires_at": null})
+                }],
                 inserted_count: 1,
                 ..TableEvidence::default()
             }],
@@ -415,6 +422,16 @@ fn the_page_has_every_section_and_escapes_test_names() {
     );
     assert!(html.contains("test_&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"));
     assert!(!html.contains("<script>document"));
+    assert!(!html.contains("<img"), "a row value is text");
+    assert!(html.contains(
+        "<td>&lt;/td&gt;&lt;img src=x onerror=&quot;document.title=&#39;pwned&#39;&quot;&gt;</td>"
+    ));
+    // Self-contained: nothing to fetch, so it works offline.
+    let html = html_report(&sample_hunt(false));
+    for reference in ["<link", " src=", "@import", "url(http", "https://", "//cdn"] {
+        assert!(!html.contains(reference), "{reference} in the page");
+    }
+    assert_eq!(html.matches("http://").count(), 1, "only the SVG namespace");
 }
 
 #[test]
@@ -431,9 +448,8 @@ fn a_hunt_without_findings_still_renders() {
 }
 
 /// 2,000 tests × 80 runs (10 whole-suite runs, 70 bisection steps over halves of it), 5 victims
-/// with multi-line failures: the page stays under 2 MB.
-#[test]
-fn a_two_thousand_test_hunt_stays_under_two_megabytes() {
+/// with multi-line failures.
+fn big_hunt() -> Hunt {
     let tests: Vec<String> = (0..2000)
         .map(|i| {
             format!(
@@ -538,7 +554,7 @@ fn a_two_thousand_test_hunt_stays_under_two_megabytes() {
             kept_database: None,
         })
         .collect();
-    let hunt = Hunt {
+    Hunt {
         schema: SCHEMA.into(),
         runner: "pytest".into(),
         command: vec!["pytest".into()],
@@ -553,21 +569,23 @@ fn a_two_thousand_test_hunt_stays_under_two_megabytes() {
             seconds: 2480.0,
             ..BudgetUse::default()
         },
-    };
-    let html = html_report(&hunt);
-    println!("2,000 tests × 80 runs: {} bytes", html.len());
-    assert!(html.len() < 2_000_000, "{} bytes", html.len());
+    }
+}
+
+/// A row for each of the big hunt's tests, a cell per run for its victims.
+fn assert_big_page(html: &str, hunt: &Hunt) {
     let rows: std::collections::HashSet<&str> = html
         .split("<tr class=\"v-")
         .skip(1)
         .filter_map(|row| row.split("data-test=\"").nth(1)?.split('"').next())
         .collect();
+    assert_eq!(rows.len(), 2000);
     assert!(
-        tests.iter().all(|t| rows.contains(t.as_str())),
+        hunt.tests.iter().all(|t| rows.contains(t.id.as_str())),
         "a row per test"
     );
-    for victim in &victims {
-        let row = matrix_row(&html, victim);
+    for victim in hunt.findings.iter().map(|f| &f.test) {
+        let row = matrix_row(html, victim);
         assert_eq!(
             row.matches("<td class=").count(),
             80,
@@ -575,6 +593,15 @@ fn a_two_thousand_test_hunt_stays_under_two_megabytes() {
         );
     }
     assert!(html.contains("1995 stable tests"));
+}
+
+#[test]
+fn a_two_thousand_test_hunt_stays_under_two_megabytes() {
+    let hunt = big_hunt();
+    let html = html_report(&hunt);
+    println!("2,000 tests × 80 runs: {} bytes", html.len());
+    assert!(html.len() < 2_000_000, "{} bytes", html.len());
+    assert_big_page(&html, &hunt);
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -647,7 +674,28 @@ fn chromium_renders_the_matrix_and_the_evidence() {
         1,
         "only the page's own script element"
     );
+    assert!(!dom.contains("<img"), "a row value is text");
     assert!(dom.contains("test_&lt;script&gt;document.title='pwned'&lt;/script&gt;"));
+}
+
+#[test]
+fn chromium_renders_the_two_thousand_test_page() {
+    let Some(browser) = find_chromium() else {
+        println!("SKIPPED: no chromium found (chromium, chromium-browser, google-chrome on PATH, or $CHROMIUM)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hunt = big_hunt();
+    let page = dir.path().join("big.html");
+    std::fs::write(&page, html_report(&hunt)).unwrap();
+    let output = chromium(
+        &browser,
+        &dir.path().join("profile"),
+        &["--dump-dom"],
+        &page,
+    );
+    let dom = String::from_utf8(output.stdout).expect("utf-8 DOM");
+    assert_big_page(&dom, &hunt);
 }
 
 #[test]
