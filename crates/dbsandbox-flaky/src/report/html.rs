@@ -188,13 +188,20 @@ fn header(page: &mut String, hunt: &Hunt) {
             budget.runs_used, budget.max_runs
         ),
     );
+    let stopped = if budget.detection_stopped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " <span class=\"muted\">· stopped: {}</span>",
+            esc(&budget.detection_stopped)
+        )
+    };
     fact(
         "detection",
         format!(
-            "{} run{} <span class=\"muted\">· stopped: {}</span>",
+            "{} run{}{stopped}",
             budget.detection_runs,
-            plural(budget.detection_runs),
-            esc(&budget.detection_stopped)
+            plural(budget.detection_runs)
         ),
     );
     fact(

@@ -86,13 +86,30 @@ pub(super) fn section(page: &mut String, findings: &[&Finding]) {
 <text x=\"{left_x}\" y=\"18\" class=\"column\">CULPRIT</text><text x=\"{right_x}\" y=\"18\" class=\"column\">SUSPECT</text>"
     );
 
-    // Edges first, so the nodes and labels sit on top of them.
-    let mut labels = String::new();
-    for (i, edge) in edges.iter().enumerate() {
+    // Edges first, so the nodes and labels sit on top of them. The tables are the suspect's
+    // finding's, so each suspect's label is drawn once: mid-edge when one edge comes in, else
+    // near the suspect on its flattest edge, where its edges meet.
+    let ends = |edge: &Edge| {
         let x1 = left_x + NODE_WIDTH;
         let y1 = column_y(culprits.len(), edge.culprit) + NODE_HEIGHT / 2.0;
         let x2 = right_x - 2.0;
         let y2 = column_y(suspects.len(), edge.suspect) + NODE_HEIGHT / 2.0;
+        (x1, y1, x2, y2)
+    };
+    let mut labelled: Vec<Option<usize>> = vec![None; suspects.len()];
+    for (i, edge) in edges.iter().enumerate() {
+        let flatness = |e: &Edge| {
+            let (_, y1, _, y2) = ends(e);
+            (y1 - y2).abs()
+        };
+        match labelled[edge.suspect] {
+            Some(j) if flatness(&edges[j]) <= flatness(edge) => {}
+            _ => labelled[edge.suspect] = Some(i),
+        }
+    }
+    let mut labels = String::new();
+    for (i, edge) in edges.iter().enumerate() {
+        let (x1, y1, x2, y2) = ends(edge);
         let dx = (x2 - x1) / 2.0;
         let class = if edge.state_setter {
             "setter"
@@ -105,14 +122,15 @@ pub(super) fn section(page: &mut String, findings: &[&Finding]) {
             x1 + dx,
             x2 - dx
         );
-        if edge.tables.is_empty() {
+        if edge.tables.is_empty() || labelled[edge.suspect] != Some(i) {
             continue;
         }
-        // Spread the labels of edges that cross near the middle along their curves.
-        let t = [0.5, 0.36, 0.64][i % 3];
+        let incoming = edges.iter().filter(|e| e.suspect == edge.suspect).count();
+        let t = if incoming == 1 { 0.5 } else { 0.72 };
         let (lx, ly) = bezier((x1, y1), (x1 + dx, y1), (x2 - dx, y2), (x2, y2), t);
         let text = super::cut(&edge.tables, LABEL_CHARS);
         let w = text.chars().count() as f64 * 6.6 + 16.0;
+        let lx = lx.min(x2 - 14.0 - w / 2.0);
         let _ = write!(
             labels,
             "<g class=\"edge-label {class}\"><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"18\" rx=\"9\"/><text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text><title>{}</title></g>",

@@ -239,7 +239,7 @@ fn row_head(page: &mut String, test: &TestSummary) {
     let ran = test.passed + test.failed + test.skipped;
     let _ = write!(
         page,
-        "<tr class=\"v-{verdict}\" data-test=\"{id}\"><th class=\"test\" title=\"{id} · {verdict} · failed {} of {ran}\"><i class=\"dot {verdict}\"></i><code>{id}</code><span class=\"count\">{}/{ran}</span></th>",
+        "<tr class=\"v-{verdict}\" data-test=\"{id}\"><th class=\"test\" title=\"{id} · {verdict} · failed {} of {ran}\"><span class=\"count\">{}/{ran}</span><i class=\"dot {verdict}\"></i><code>{id}</code></th>",
         test.failed,
         test.failed,
         id = esc(&test.id),
