@@ -7,7 +7,11 @@
 //! - [`adapter`]: one file per test runner (list, run an exact order, read outcomes).
 //! - [`plan`]: detection, delta debugging and confirmation, over an [`plan::Executor`].
 //! - [`model`]: the hunt's data, which is the `dbsandbox.flaky/v1` JSON document (`SCHEMA.md`).
+//! - [`evidence`]: what a culprit left in its clone, compared with an untouched clone.
+//! - [`report`]: the hunt written out (JUnit XML for CI dashboards, …).
 
 pub mod adapter;
+pub mod evidence;
 pub mod model;
 pub mod plan;
+pub mod report;
