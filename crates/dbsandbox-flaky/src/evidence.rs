@@ -283,9 +283,11 @@ pub(crate) fn multiset_minus<'r>(
 struct Table {
     /// `schema.table`, unquoted: how reports name it.
     name: String,
-    /// The FROM target: quoted, `only` for ordinary tables (their inheritance children are
-    /// compared on their own), the whole tree for partitioned ones.
+    /// The FROM item, aliased `row`: quoted, `only` for ordinary tables (their inheritance
+    /// children are compared on their own), the whole tree for partitioned ones.
     from: String,
+    /// The quoted alias of its rows.
+    row: String,
     columns: Vec<String>,
     /// Primary key, else the narrowest unique index over not-null columns.
     key: Option<Vec<String>>,
@@ -304,21 +306,28 @@ impl Table {
     fn key_object(&self, key: &[String]) -> String {
         let pairs: Vec<String> = key
             .iter()
-            .map(|c| format!("{}, {ROW}.{}", literal(c), ident(c)))
+            .map(|c| format!("{}, {}.{}", literal(c), self.row, ident(c)))
             .collect();
         format!("jsonb_build_object({})", pairs.join(", "))
     }
 
     fn key_order(&self, key: &[String]) -> String {
         key.iter()
-            .map(|c| format!("{ROW}.{}", ident(c)))
+            .map(|c| format!("{}.{}", self.row, ident(c)))
             .collect::<Vec<_>>()
             .join(", ")
     }
 }
 
-/// The alias rows are read under: quoted with a space, so no column can shadow it.
-const ROW: &str = "\"dbsandbox row\"";
+/// The alias a table's rows are read under: one none of its columns is named (a column of that
+/// name would shadow it, and `to_jsonb(alias)` would read the column).
+fn row_alias(columns: &[String]) -> String {
+    let mut alias = "dbsandbox row".to_string();
+    while columns.contains(&alias) {
+        alias.push('_');
+    }
+    ident(&alias)
+}
 
 /// Non-system schemas; extensions' own tables (e.g. PostGIS's `spatial_ref_sys`) are left out.
 const USER_RELATION: &str = "n.nspname not in ('pg_catalog', 'information_schema')
@@ -397,7 +406,9 @@ impl Side {
             .map(|row| {
                 let (schema, name): (String, String) = (row.get(0), row.get(1));
                 let partitioned: bool = row.get(2);
-                let qualified = format!("{}.{}", ident(&schema), ident(&name));
+                let columns: Vec<String> = row.get(3);
+                let alias = row_alias(&columns);
+                let qualified = format!("{}.{} as {alias}", ident(&schema), ident(&name));
                 let table = Table {
                     name: format!("{schema}.{name}"),
                     from: if partitioned {
@@ -405,7 +416,8 @@ impl Side {
                     } else {
                         format!("only {qualified}")
                     },
-                    columns: row.get(3),
+                    row: alias,
+                    columns,
                     key: row.get(4),
                 };
                 (table.name.clone(), table)
@@ -436,9 +448,8 @@ impl Side {
             .map(|(i, t)| {
                 format!(
                     "select {i} as i, count(*) as n, \
-                     coalesce(sum(hashtextextended({ROW}::text, 0)), 0)::text as h \
-                     from {} as {ROW}",
-                    t.from
+                     coalesce(sum(hashtextextended({}::text, 0)), 0)::text as h from {}",
+                    t.row, t.from
                 )
             })
             .collect();
@@ -457,8 +468,9 @@ impl Side {
         key: &[String],
     ) -> anyhow::Result<Vec<(String, i64)>> {
         let sql = format!(
-            "select {}::text, hashtextextended({ROW}::text, 0) from {} as {ROW} order by {}",
+            "select {}::text, hashtextextended({}::text, 0) from {} order by {}",
             table.key_object(key),
+            table.row,
             table.from,
             table.key_order(key)
         );
@@ -480,8 +492,9 @@ impl Side {
         }
         let wanted = format!("[{}]", keys.join(","));
         let sql = format!(
-            "select {key}::text, to_jsonb({ROW})::text from {} as {ROW}
+            "select {key}::text, to_jsonb({})::text from {}
              where {key} in (select jsonb_array_elements($1::text::jsonb))",
+            table.row,
             table.from,
             key = table.key_object(key)
         );
@@ -499,7 +512,7 @@ impl Side {
 
     /// Every row as jsonb text, in the table's physical order.
     async fn row_texts(&self, table: &Table) -> anyhow::Result<Vec<String>> {
-        let sql = format!("select to_jsonb({ROW})::text from {} as {ROW}", table.from);
+        let sql = format!("select to_jsonb({})::text from {}", table.row, table.from);
         let rows = self
             .query(&sql, &[], &format!("reading {}", table.name))
             .await?;
@@ -520,8 +533,8 @@ impl Side {
         let rows = self
             .query(
                 &format!(
-                    "select to_jsonb({ROW})::text from {} as {ROW} {order} limit {limit}",
-                    table.from
+                    "select to_jsonb({})::text from {} {order} limit {limit}",
+                    table.row, table.from
                 ),
                 &[],
                 &what,

@@ -7,7 +7,7 @@ use dbsandbox_flaky::model::TableEvidence;
 use dbsandbox_server::{Endpoint, Server, ServerConfig};
 use serde_json::json;
 
-const TEMPLATE_SCHEMA: &str = "
+const TEMPLATE_SCHEMA: &str = r#"
 create table users (id serial primary key, email text not null unique, name text);
 create table coupons (id serial primary key, code text not null unique, percent int not null);
 create table products (sku text primary key, name text not null, price numeric(10, 2) not null);
@@ -23,6 +23,8 @@ create table tags (name text not null, weight int);
 create unique index tags_name on tags (name);
 create table events (at date not null, what text) partition by range (at);
 create table events_2026 partition of events for values from ('2026-01-01') to ('2027-01-01');
+-- Names that need quoting everywhere.
+create table "Cart Items" ("Id" int primary key, "it's" text, "dbsandbox row" text);
 create schema billing;
 create table billing.invoices (id serial primary key, total numeric not null);
 
@@ -31,10 +33,11 @@ insert into products values ('A1', 'apple', 1.50), ('B2', 'bread', 2.25), ('C3',
 insert into audit_log values ('seed', 1), ('seed', 1);
 insert into tags values ('new', 1), ('sale', 2);
 insert into billing.invoices (total) values (10);
-";
+insert into "Cart Items" values (1, 'one', 'x');
+"#;
 
 /// What the polluting tests of the planted suites do, all at once.
-const POLLUTION: &str = "
+const POLLUTION: &str = r#"
 insert into users (email, name) values ('bob@example.com', 'Bob');
 insert into coupons (code, percent) values ('WELCOME10', 10);
 update products set price = 1.99 where sku = 'A1';
@@ -47,7 +50,9 @@ insert into events values ('2026-12-01', 'login');
 create table scratch (x int primary key, note text);
 insert into scratch values (2, 'b'), (1, 'a');
 drop table billing.invoices;
-";
+update "Cart Items" set "it's" = 'uno' where "Id" = 1;
+insert into "Cart Items" values (2, 'two', 'y');
+"#;
 
 async fn private_server() -> (tempfile::TempDir, Server) {
     let cache = tempfile::tempdir().unwrap();
@@ -104,6 +109,17 @@ fn expected_evidence() -> Vec<TableEvidence> {
             deleted: vec![json!({"id": 1, "total": 10})],
             deleted_count: 1,
             ..table("billing.invoices", &["id"])
+        },
+        TableEvidence {
+            inserted: vec![json!({"Id": 2, "it's": "two", "dbsandbox row": "y"})],
+            updated: vec![json!({
+                "key": {"Id": 1},
+                "before": {"it's": "one"},
+                "after": {"it's": "uno"},
+            })],
+            inserted_count: 1,
+            updated_count: 1,
+            ..table("public.Cart Items", &["Id"])
         },
         TableEvidence {
             inserted: vec![json!({"event": "test", "step": 2})],

@@ -382,7 +382,7 @@ fn writes_reruns_as_surefire_flaky_and_rerun_failures() {
     assert_eq!(failure.attr("type"), Some("failing"));
     assert!(failure
         .text
-        .contains("(run 1 (declared order), after 3 other tests"));
+        .ends_with("\n\nrun 1 (declared order), after 3 other tests, sandbox key flaky-1"));
     let rerun = failing.child("rerunFailure");
     assert_eq!(rerun.attr("message"), Some("assert 1 == 3"));
     assert_eq!(rerun.child("stackTrace").text, "assert 1 == 3");

@@ -219,7 +219,7 @@ fn write_case(w: &mut Xml, case: &Case) -> std::io::Result<()> {
                         .with_attribute(("message", message_line(text).as_str()))
                         .with_attribute(("type", kind.as_str()))
                         .write_text_content(BytesText::new(&xml_text(&format!(
-                            "{text}\n\n({})",
+                            "{text}\n\n{}",
                             run_line(run, &case.summary.id)
                         ))))?;
                 }
