@@ -62,8 +62,12 @@ async fn compare(
         if print_before == print_after {
             continue;
         }
-        let evidence = match comparable_key(before, after) {
+        let keyed = match comparable_key(before, after) {
             Some(key) => keyed_difference(baseline, clone, before, after, key, limit).await?,
+            None => None,
+        };
+        let evidence = match keyed {
+            Some(evidence) => evidence,
             None => multiset_difference(baseline, clone, before, after, limit).await?,
         };
         if !evidence.is_empty() {
@@ -140,7 +144,7 @@ async fn keyed_difference(
     after: &Table,
     key: &[String],
     limit: usize,
-) -> anyhow::Result<TableEvidence> {
+) -> anyhow::Result<Option<TableEvidence>> {
     let (before_hashes, after_hashes) = tokio::try_join!(
         baseline.key_hashes(before, key),
         clone.key_hashes(after, key),
@@ -151,6 +155,10 @@ async fn keyed_difference(
         .collect();
     let after_by_key: HashMap<&str, i64> =
         after_hashes.iter().map(|(k, h)| (k.as_str(), *h)).collect();
+    if after_by_key.len() < after_hashes.len() {
+        // The culprit dropped the key and duplicated keys: only whole rows tell them apart.
+        return Ok(None);
+    }
     let mut inserted = Vec::new();
     let mut updated = Vec::new();
     for (k, hash) in &after_hashes {
@@ -173,7 +181,7 @@ async fn keyed_difference(
         clone.rows_by_key(after, key, &wanted_after),
     )?;
     let row = |rows: &HashMap<String, Value>, k: &str| rows.get(k).cloned().unwrap_or(Value::Null);
-    Ok(TableEvidence {
+    Ok(Some(TableEvidence {
         key_columns: key.to_vec(),
         inserted: first(&inserted, limit)
             .into_iter()
@@ -191,7 +199,7 @@ async fn keyed_difference(
         updated_count: updated.len(),
         deleted_count: deleted.len(),
         ..before.evidence()
-    })
+    }))
 }
 
 fn first<'k>(keys: &[&'k str], limit: usize) -> Vec<&'k str> {

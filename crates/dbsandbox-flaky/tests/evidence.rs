@@ -296,3 +296,41 @@ async fn a_clone_that_cannot_be_reached_is_a_clear_error() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_column_the_culprit_added_or_a_key_it_dropped_still_compares() {
+    let (_cache, server) = private_server().await;
+    let endpoint = server.endpoint().clone();
+    let (baseline, clone) = template_and_clones(&endpoint).await;
+    endpoint
+        .connect("culprit")
+        .await
+        .unwrap()
+        .batch_execute(
+            "alter table tags add column hidden bool not null default false;
+             alter table users drop constraint users_pkey cascade;
+             alter table users drop constraint users_email_key;
+             insert into users (id, email) values (1, 'ann@example.com');",
+        )
+        .await
+        .unwrap();
+
+    let evidence = left_behind(&baseline, &clone, 10).await.unwrap();
+    let tags = evidence.iter().find(|e| e.table == "public.tags").unwrap();
+    assert_eq!(tags.updated_count, 2, "{tags:#?}");
+    assert_eq!(
+        tags.updated[0],
+        json!({"key": {"name": "new"}, "before": {}, "after": {"hidden": false}})
+    );
+    // Its key gone and duplicated, the table is compared as whole rows: Ann's copy shows.
+    let users = evidence.iter().find(|e| e.table == "public.users").unwrap();
+    assert_eq!(users.key_columns, ["id", "email", "name"]);
+    assert_eq!(
+        users.inserted,
+        [json!({"id": 1, "email": "ann@example.com", "name": null})],
+        "{users:#?}"
+    );
+    assert_eq!(users.deleted_count, 0);
+    assert_eq!(evidence.len(), 2, "{evidence:#?}");
+    server.stop().await.unwrap();
+}
