@@ -7,6 +7,9 @@
 //! - [`adapter`]: one file per test runner (list, run an exact order, read outcomes).
 //! - [`plan`]: detection, delta debugging and confirmation, over an [`plan::Executor`].
 //! - [`model`]: the hunt's data, which is the `dbsandbox.flaky/v1` JSON document (`SCHEMA.md`).
+//! - [`evidence`]: what a culprit left in its clone, compared with an untouched clone.
+//! - [`report`]: the hunt written out for people, CI dashboards (JUnit XML) and browsers (HTML).
+//! - [`exec`], [`hunt`], [`reading`]: runs on leased clones, the whole hunt, failures read by analyze.
 
 pub mod adapter;
 pub mod evidence;
