@@ -149,7 +149,20 @@ fn describe_row(row: &Value, table: &TableEvidence, key: Option<&(String, String
         Some((cols, _)) if cols.split(',').all(|c| row.get(c.trim()).is_some()) => {
             cols.split(',').map(|c| c.trim().to_string()).collect()
         }
-        _ => table.key_columns.clone(),
+        _ => {
+            // The key, plus a telling text column or two (a serial id alone says little).
+            let mut columns = table.key_columns.clone();
+            if let Some(object) = row.as_object() {
+                let extra = object
+                    .iter()
+                    .filter(|(c, v)| v.is_string() && !columns.contains(c))
+                    .map(|(c, _)| c.clone())
+                    .take(2)
+                    .collect::<Vec<_>>();
+                columns.extend(extra);
+            }
+            columns
+        }
     };
     let values: Vec<String> = columns
         .iter()
@@ -168,6 +181,19 @@ fn describe_evidence(evidence: &[TableEvidence], reading: &Reading) -> Option<St
     let mut tables: Vec<&TableEvidence> = evidence.iter().filter(|t| !t.is_empty()).collect();
     if let Some(named) = &reading.table {
         tables.sort_by_key(|t| short_table(&t.table) != short_table(named));
+    }
+    // A sequence that moved is the story only when no row is (an assumed id): with rows, the
+    // ids they took are noise.
+    let is_sequence = |t: &&TableEvidence| {
+        t.key_columns.is_empty()
+            && t.inserted_count == 0
+            && t.deleted_count == 0
+            && t.updated
+                .first()
+                .is_some_and(|u| u.get("before").is_some() && u.get("key").is_none())
+    };
+    if tables.iter().any(|t| !is_sequence(t)) {
+        tables.retain(|t| !is_sequence(t));
     }
     let mut parts = Vec::new();
     for table in tables.iter().take(3) {
@@ -191,7 +217,12 @@ fn describe_evidence(evidence: &[TableEvidence], reading: &Reading) -> Option<St
         } else if let Some(row) = table.updated.first() {
             match (row.get("before"), row.get("after")) {
                 (Some(b), Some(a)) if b.is_number() || a.is_number() => {
-                    parts.push(format!("advanced {name} from {b} to {a}"))
+                    let from = if b.is_null() {
+                        "its start".to_string()
+                    } else {
+                        b.to_string()
+                    };
+                    parts.push(format!("advanced {name} from {from} to {a}"))
                 }
                 _ => parts.push(format!(
                     "changed {name} {}",
