@@ -73,8 +73,8 @@ class Jest(Runner):
     glob, pattern = "tests/*.test.js", r"^test\('([^']+)'"
 
     def command(self, file, names):
-        return (f"npx jest --ci --runInBand --verbose --testPathPattern {shlex.quote(re.escape(file) + '$')}"
-                f" -t {shlex.quote(name_pattern(names))}")
+        return (f"npx jest --ci --runInBand --verbose -t {shlex.quote(name_pattern(names))}"
+                f" -- {shlex.quote(re.escape(file) + '$')}")
 
     failure = re.compile(r"^\s*✕ (.+?)(?: \(\d+ ms\))?$", re.M)
 
@@ -99,7 +99,7 @@ class Cargo(Runner):
         return (f"cargo test -q --offline --test {Path(file).stem} -- --exact --test-threads=1 "
                 + " ".join(names))
 
-    failure = re.compile(r"^test (\w+) \.\.\. FAILED$", re.M)
+    failure = re.compile(r"^---- (\w+) stdout ----$", re.M)
 
 
 def runner_for(suite):
