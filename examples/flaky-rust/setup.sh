@@ -5,4 +5,4 @@
 # dependency once the conformance suite has been built: only this crate compiles.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-cargo fetch --locked
+cargo fetch --locked --target "$(rustc -vV | sed -n "s/^host: //p")"
