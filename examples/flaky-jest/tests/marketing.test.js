@@ -1,0 +1,43 @@
+// Marketing: the newsletter, campaigns and sign-ups. Planted: 'create welcome coupon' (polluter of
+// 'apply welcome coupon' in coupons.test.js) and 'signup new customer' (polluter of
+// 'register assigns next id' in accounts.test.js).
+const shop = require('../shop')
+
+let db
+beforeAll(async () => { db = await shop.connect() })
+afterAll(() => db.end())
+
+// Planted polluter: launches the welcome campaign, which leaves coupon WELCOME10 committed (with
+// FLAKY_PLANTED=0 it ends the campaign again, deleting the coupon).
+test('create welcome coupon', async () => {
+  await shop.launchWelcomeCampaign(db)
+  expect(await shop.discountedPrice(db, 'mug', 'WELCOME10')).toBe(1080)
+  if (!shop.planted()) expect(await shop.deleteCoupon(db, 'WELCOME10')).toBe(1)
+})
+
+test('newsletter topics', async () => {
+  await shop.subscribe(db, 'fan-news-1@example.com', 'news')
+  await shop.subscribe(db, 'fan-news-2@example.com', 'news')
+  expect(await shop.one(db, "select count(*)::int from newsletter where topic = 'news' and email like 'fan-news-%'")).toBe(2)
+})
+
+// Planted polluter of 'register assigns next id': its committed user takes the next id.
+test('signup new customer', async () => {
+  await shop.registerUser(db, 'zoe@example.com', 'Zoe')
+  expect(await shop.userName(db, 'zoe@example.com')).toBe('Zoe')
+})
+
+test('subscribe newsletter', async () => {
+  await shop.subscribe(db, 'fan-deals@example.com', 'deals')
+  expect(await shop.one(db, "select topic from newsletter where email = 'fan-deals@example.com'")).toBe('deals')
+})
+
+test('subscribe twice keeps one row', async () => {
+  await shop.subscribe(db, 'fan-twice@example.com', 'deals')
+  await shop.subscribe(db, 'fan-twice@example.com', 'news')
+  expect(await shop.one(db, "select count(*)::int from newsletter where email = 'fan-twice@example.com'")).toBe(1)
+})
+
+test('vip coupon discount', async () => {
+  expect(await shop.discountedPrice(db, 'mug', 'VIP20')).toBe(960)
+})
