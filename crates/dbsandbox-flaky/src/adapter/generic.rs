@@ -254,6 +254,7 @@ impl Runner for Junit {
                     env: Vec::new(),
                     report: Some(report),
                     tests: vec![test.clone()],
+                    cwd: None,
                 }
             })
             .collect())
