@@ -1,15 +1,19 @@
 //! `go test`: lists with `go test -list <pattern> -json` (top-level tests, fuzz targets and
-//! examples, per package, in declared order: file name, then position in the file), and runs an
-//! exact order with one `go test -run '^(A|B)$' -count=1 -p 1 -shuffle=off -json PKG` per maximal
-//! stretch of the order that stays in one package in declared relative order (that is the only
-//! order `go test` runs a package's tests in); outcomes and failure text come from test2json's
-//! events. Test ids are `<import path>::<TestName>`; subtests are part of their parent.
+//! examples, per package, in declared order: file name, then position in the file), builds each
+//! package's test binary once (`go test -c`, with the user's build flags), and runs an exact order
+//! with one process of a package's binary per maximal stretch of the order that stays in that
+//! package in declared relative order (the only order a Go test binary runs tests in): `go tool
+//! test2json -p PKG BIN -test.run='^(A|B)$' -test.count=1 -test.shuffle=off …`, started in the
+//! package's directory, as `go test` does. Outcomes and failure text come from test2json's events.
+//! Test ids are `<import path>::<TestName>`; subtests are part of their parent. A reproduction is
+//! plain `go test -run '^(A|B)$' -count=1 -p 1 PKG` per stretch.
 //!
 //! A test that calls `t.Parallel()` runs after its package's sequential tests whatever `-run`
 //! says; the adapter learns which tests do from test2json's `pause` events and gives each of them
 //! its own invocation from then on.
 
 use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context as _;
@@ -86,12 +90,37 @@ const DROPPED_FLAGS: &[&str] = &[
     "fuzzminimizetime",
     "c",
     "o",
+    // Profiles and traces: every invocation would overwrite the last one's.
+    "coverprofile",
+    "cpuprofile",
+    "memprofile",
+    "blockprofile",
+    "mutexprofile",
+    "trace",
+    "outputdir",
+];
+
+/// Flags of the test binary itself (`-timeout 30s` becomes `-test.timeout=30s`); the others are
+/// build flags, given to `go test -c`.
+const BINARY_FLAGS: &[&str] = &[
+    "timeout",
+    "parallel",
+    "cpu",
+    "short",
+    "fullpath",
+    "blockprofilerate",
+    "memprofilerate",
+    "mutexprofilefraction",
 ];
 
 pub struct Go {
     program: String,
     /// The user's flags that still apply (build flags, `-race`, `-timeout`, `-tags`, …).
     flags: Vec<String>,
+    /// The build flags among them, for `go test -c`.
+    build_flags: Vec<String>,
+    /// The test binary's flags among them, as `-test.name=value`.
+    binary_flags: Vec<String>,
     /// The package patterns (`./...`); `.` when none were given.
     packages: Vec<String>,
     /// The user's `-run` pattern, which the listing honours.
@@ -102,6 +131,8 @@ pub struct Go {
     listed: Mutex<HashMap<TestId, (String, u8, usize)>>,
     /// Tests seen calling `t.Parallel()`: each gets its own invocation.
     parallel: Mutex<HashSet<TestId>>,
+    /// Each package's test binary (built once by `list`) and directory (where it must start).
+    binaries: Mutex<HashMap<String, (PathBuf, PathBuf)>>,
 }
 
 impl Go {
@@ -109,11 +140,14 @@ impl Go {
         let mut go = Go {
             program: command[runner_word].clone(),
             flags: Vec::new(),
+            build_flags: Vec::new(),
+            binary_flags: Vec::new(),
             packages: Vec::new(),
             run_pattern: None,
             binary_args: Vec::new(),
             listed: Mutex::new(HashMap::new()),
             parallel: Mutex::new(HashSet::new()),
+            binaries: Mutex::new(HashMap::new()),
         };
         let mut words = command.get(runner_word + 2..).unwrap_or_default().iter();
         while let Some(word) = words.next() {
@@ -139,11 +173,20 @@ impl Go {
                 }
             }
             if name == "run" {
-                go.run_pattern = value;
+                go.run_pattern = value.clone();
             }
-            if !DROPPED_FLAGS.contains(&name) {
-                go.flags.extend(taken);
+            if DROPPED_FLAGS.contains(&name) {
+                continue;
             }
+            if BINARY_FLAGS.contains(&name) {
+                go.binary_flags.push(match &value {
+                    Some(value) => format!("-test.{name}={value}"),
+                    None => format!("-test.{name}"),
+                });
+            } else {
+                go.build_flags.extend(taken.iter().cloned());
+            }
+            go.flags.extend(taken);
         }
         if go.packages.is_empty() {
             go.packages.push(".".into());
@@ -199,16 +242,64 @@ impl Go {
         Ok(groups)
     }
 
-    /// `go test … -run '^(A|B)$' PKG` (`json`: with test2json's events on stdout).
-    fn test_command(&self, package: &str, ids: &[TestId], json: bool) -> Vec<String> {
+    /// `go test -c` once per package with tests, into the scratch directory; and where each
+    /// package's directory is (`go list`), since `go test` starts a test binary there.
+    fn build_binaries(&self, packages: &[&str], ctx: &Context) -> anyhow::Result<()> {
+        let go = |args: &[String]| -> anyhow::Result<String> {
+            let output = std::process::Command::new(&self.program)
+                .args(args)
+                .envs(ctx.env.iter().cloned())
+                .current_dir(&ctx.cwd)
+                .output()
+                .with_context(|| format!("cannot run {}", self.program))?;
+            if !output.status.success() {
+                anyhow::bail!(
+                    "`{} {}` failed (exit {}):\n{}",
+                    self.program,
+                    shell_join(args),
+                    output.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        };
+        let mut args: Vec<String> = vec!["list".into(), "-f".into()];
+        args.push("{{.ImportPath}}\t{{.Dir}}".into());
+        args.extend(self.build_flags.iter().cloned());
+        args.extend(packages.iter().map(|p| p.to_string()));
+        let dirs: HashMap<String, PathBuf> = go(&args)?
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(package, dir)| (package.to_string(), PathBuf::from(dir)))
+            .collect();
+        let out = ctx.scratch.join("go-test-binaries");
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let mut binaries = self.binaries.lock().unwrap_or_else(|p| p.into_inner());
+        for (n, package) in packages.iter().enumerate() {
+            let dir = dirs
+                .get(*package)
+                .with_context(|| format!("`go list` does not know {package}"))?;
+            let binary = out.join(format!("{n}-{}.test", binary_stem(package)));
+            let mut args: Vec<String> = vec!["test".into(), "-c".into(), "-o".into()];
+            args.push(binary.display().to_string());
+            args.extend(self.build_flags.iter().cloned());
+            args.push(package.to_string());
+            go(&args)?;
+            binaries.insert(
+                package.to_string(),
+                (absolute(&binary, &ctx.cwd), dir.clone()),
+            );
+        }
+        Ok(())
+    }
+
+    /// `go test … -run '^(A|B)$' PKG`: what a reproduction pastes.
+    fn test_command(&self, package: &str, ids: &[TestId]) -> Vec<String> {
         let names: Vec<&str> = ids.iter().map(|id| test_name(id)).collect();
         let mut words = vec![self.program.clone(), "test".into()];
         words.extend(self.flags.iter().cloned());
         words.extend(["-count=1", "-p", "1", "-shuffle=off"].map(String::from));
         words.extend(["-run".to_string(), format!("^({})$", names.join("|"))]);
-        if json {
-            words.push("-json".into());
-        }
         words.push(package.to_string());
         if !self.binary_args.is_empty() {
             words.push("-args".into());
@@ -218,9 +309,35 @@ impl Go {
     }
 }
 
+/// `example.com/m/pkg` of `example.com/m/pkg::TestX`.
+fn package_of(id: &str) -> &str {
+    id.rsplit_once("::")
+        .map(|(package, _)| package)
+        .unwrap_or(".")
+}
+
 /// `TestX` of `example.com/m/pkg::TestX`.
 fn test_name(id: &str) -> &str {
     id.rsplit_once("::").map(|(_, name)| name).unwrap_or(id)
+}
+
+/// A file name for a package's test binary (`example.com/m/users` → `users`).
+fn binary_stem(package: &str) -> String {
+    package
+        .rsplit('/')
+        .next()
+        .unwrap_or("pkg")
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+fn absolute(path: &Path, cwd: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    }
 }
 
 /// The order `go test` runs a package's functions in: tests, then fuzz targets' seed corpora,
@@ -355,6 +472,10 @@ impl Runner for Go {
         if ids.is_empty() {
             anyhow::bail!("`{} {}` listed no test", self.program, shell_join(&args));
         }
+        drop(listed);
+        let mut packages: Vec<&str> = ids.iter().map(|id| package_of(id)).collect();
+        packages.dedup();
+        self.build_binaries(&packages, ctx)?;
         Ok(ids)
     }
 
@@ -362,21 +483,42 @@ impl Runner for Go {
         if self.lock_listed().is_empty() {
             self.list(ctx)?;
         }
-        Ok(self
-            .groups(order)?
+        let binaries = self.binaries.lock().unwrap_or_else(|p| p.into_inner());
+        self.groups(order)?
             .into_iter()
             .map(|(package, ids)| {
-                let words = self.test_command(&package, &ids, true);
-                Invocation {
-                    program: words[0].clone(),
-                    args: words[1..].to_vec(),
+                let (binary, dir) = binaries
+                    .get(&package)
+                    .with_context(|| format!("no test binary was built for {package}"))?;
+                let names: Vec<&str> = ids.iter().map(|id| test_name(id)).collect();
+                // What `go test -json` runs: test2json over the binary, in the package's
+                // directory, one test at a time in the binary's own order.
+                let mut args: Vec<String> = ["tool", "test2json", "-t", "-p", &package]
+                    .map(String::from)
+                    .to_vec();
+                args.push(binary.display().to_string());
+                args.extend(
+                    [
+                        "-test.v=true",
+                        "-test.paniconexit0",
+                        "-test.count=1",
+                        "-test.shuffle=off",
+                    ]
+                    .map(String::from),
+                );
+                args.push(format!("-test.run=^({})$", names.join("|")));
+                args.extend(self.binary_flags.iter().cloned());
+                args.extend(self.binary_args.iter().cloned());
+                Ok(Invocation {
+                    program: self.program.clone(),
+                    args,
                     env: Vec::new(),
                     report: None,
                     tests: ids,
-                    cwd: None,
-                }
+                    cwd: Some(dir.clone()),
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn results(
@@ -437,6 +579,21 @@ impl Runner for Go {
                 continue;
             };
             let (outcome, message) = match test.outcome {
+                // No `--- FAIL` line: the binary ended inside the test (os.Exit, a crash, a
+                // signal) and test2json failed it for that.
+                Some(Outcome::Failed) if !test.text.iter().any(|l| l.contains("--- FAIL")) => {
+                    let mut text = test.text;
+                    text.push(format!(
+                        "the test binary ended while this test ran (os.Exit, a crash or a \
+                         signal)\n{}",
+                        ProcessOutput {
+                            stderr: output.stderr.clone(),
+                            ..Default::default()
+                        }
+                        .tail(20)
+                    ));
+                    (Outcome::Failed, Some(text.concat()))
+                }
                 Some(Outcome::Failed) => (Outcome::Failed, Some(test.text.concat())),
                 Some(outcome) => (outcome, None),
                 // Started, never ended, and the package failed: it took the binary down (a
@@ -462,15 +619,12 @@ impl Runner for Go {
         let groups = self.groups(order).unwrap_or_else(|_| {
             order
                 .iter()
-                .map(|id| {
-                    let package = id.rsplit_once("::").map(|(p, _)| p).unwrap_or(".");
-                    (package.to_string(), vec![id.clone()])
-                })
+                .map(|id| (package_of(id).to_string(), vec![id.clone()]))
                 .collect()
         });
         groups
             .iter()
-            .map(|(package, ids)| shell_join(&self.test_command(package, ids, false)))
+            .map(|(package, ids)| shell_join(&self.test_command(package, ids)))
             .collect::<Vec<_>>()
             .join(" && ")
     }
@@ -506,7 +660,7 @@ mod tests {
         assert_eq!(go.run_pattern.as_deref(), Some("TestUser/sub"));
         assert_eq!(go.binary_args, command("-dsn x"));
         assert_eq!(
-            go.test_command("example.com/m/users", &["example.com/m/users::TestA".into()], false),
+            go.test_command("example.com/m/users", &["example.com/m/users::TestA".into()]),
             command("go test -race -tags=integration -count=1 -p 1 -shuffle=off -run ^(TestA)$ example.com/m/users -args -dsn x")
         );
     }
