@@ -387,10 +387,10 @@ impl Runner for Go {
 
     fn ordering_note(&self) -> Option<String> {
         Some(
-            "a package's tests share a `go test` process while an order keeps their declared \
-             order (the only one go test runs); anything else starts go test again for that \
-             package; subtests run with their parent, in their own order; a test that calls \
-             t.Parallel() runs in a process of its own once seen doing so"
+            "a package's tests share a process of its test binary while an order keeps their \
+             declared order (the only one a Go test binary runs); anything else starts the \
+             binary again; subtests run with their parent, in their own order; a test that \
+             calls t.Parallel() runs in a process of its own once seen doing so"
                 .into(),
         )
     }
