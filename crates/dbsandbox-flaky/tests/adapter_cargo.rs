@@ -139,6 +139,22 @@ fn reads_outcomes_failure_messages_and_the_cargo_environment() {
 }
 
 #[test]
+fn failure_messages_are_read_even_when_the_environment_asks_for_no_capture() {
+    let (runner, mut ctx, _scratch) = setup("cargo test");
+    ctx.env
+        .push(("RUST_TEST_NOCAPTURE".to_string(), "1".to_string()));
+    runner.list(&ctx).unwrap();
+    let counts = format!("{USERS}::counts_users");
+    let outcome = run(&*runner, std::slice::from_ref(&counts), &ctx, &[]);
+    assert_eq!(outcome.outcome(&counts), Some(Outcome::Failed));
+    assert!(
+        outcome.message(&counts).contains("planted failure"),
+        "{:?}",
+        outcome.results
+    );
+}
+
+#[test]
 fn a_test_that_kills_its_binary_fails_and_the_tests_after_it_are_missing() {
     let (runner, ctx, _scratch) = setup("cargo test");
     runner.list(&ctx).unwrap();

@@ -391,7 +391,14 @@ impl Runner for Cargo {
             .map(|group| Invocation {
                 program: group.binary.path.display().to_string(),
                 args: harness.run_args(&group.names, group.ignored),
-                env: group.binary.env.clone(),
+                env: group
+                    .binary
+                    .env
+                    .iter()
+                    .cloned()
+                    // Uncaptured output would leave no failure sections to read.
+                    .chain([("RUST_TEST_NOCAPTURE".to_string(), "0".to_string())])
+                    .collect(),
                 report: None,
                 tests: group.ids,
                 cwd: Some(group.binary.manifest_dir.clone()),
