@@ -7,12 +7,13 @@ mod support;
 use std::path::PathBuf;
 
 use dbsandbox_flaky::adapter::{detect, Context, Runner};
-use dbsandbox_flaky::model::{Outcome, TestId};
+use dbsandbox_flaky::model::{FindingKind, Outcome, TestId};
 use support::{context, fixture, run, run_shell, words};
 
 const LIB: &str = "flaky-fixture";
 const BIN: &str = "flaky-fixture::bin/flaky-fixture";
 const USERS: &str = "flaky-fixture::users";
+const STATE: &str = "flaky-fixture::state";
 
 /// One target directory for every test here, kept between test runs (the fixture has no
 /// dependencies: it builds in seconds, then not again).
@@ -39,6 +40,8 @@ fn declared() -> Vec<TestId> {
         format!("{LIB}::tests::gamma"),
         format!("{LIB}::tests::sees_cargo_environment"),
         format!("{BIN}::tests::alpha"),
+        format!("{STATE}::expects_no_rows"),
+        format!("{STATE}::leaves_a_row"),
         format!("{USERS}::aborts_when_asked"),
         format!("{USERS}::counts_users"),
         format!("{USERS}::creates_user"),
@@ -52,13 +55,11 @@ fn declared() -> Vec<TestId> {
 fn logged(id: &str) -> String {
     if let Some(name) = id.strip_prefix(&format!("{BIN}::tests::")) {
         format!("bin::{name}")
-    } else if let Some(name) = id.strip_prefix(&format!("{USERS}::")) {
-        format!("users::{name}")
+    } else if let Some(name) = id.strip_prefix(&format!("{LIB}::tests::")) {
+        format!("lib::{name}")
     } else {
-        format!(
-            "lib::{}",
-            id.strip_prefix(&format!("{LIB}::tests::")).unwrap()
-        )
+        // `users::creates_user`, `state::leaves_a_row`.
+        id.strip_prefix(&format!("{LIB}::")).unwrap().to_string()
     }
 }
 
@@ -95,7 +96,7 @@ fn runs_declared_reversed_and_shuffled_orders_exactly() {
 
     let declared_run = run(&*runner, &order, &ctx, &[]);
     assert_eq!(declared_run.ran, logged_all(&order));
-    assert_eq!(declared_run.processes, 3, "one process per test binary");
+    assert_eq!(declared_run.processes, 4, "one process per test binary");
 
     let reversed: Vec<TestId> = order.iter().rev().cloned().collect();
     let reversed_run = run(&*runner, &reversed, &ctx, &[]);
@@ -262,5 +263,45 @@ fn nextest_junit_cases_map_to_listed_ids() {
     assert_eq!(
         runner.junit_case(&listed, BIN, "tests::alpha").as_deref(),
         Some("flaky-fixture::bin/flaky-fixture::tests::alpha")
+    );
+}
+
+#[test]
+fn the_hunt_finds_the_victim_and_its_polluter_through_the_adapter() {
+    let (runner, ctx, _scratch) = setup("cargo test");
+    let (outcomes, runs) = support::hunt(&*runner, &ctx);
+    println!("the hunt used {runs} runs for {} tests", declared().len());
+    let found: Vec<(FindingKind, &str, Vec<&str>)> = outcomes
+        .findings
+        .iter()
+        .map(|f| {
+            let culprits = f.polluters.iter().map(String::as_str).collect();
+            (f.kind, f.test.as_str(), culprits)
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                FindingKind::Victim,
+                "flaky-fixture::state::expects_no_rows",
+                vec!["flaky-fixture::state::leaves_a_row"]
+            ),
+            (
+                FindingKind::Failing,
+                "flaky-fixture::users::counts_users",
+                vec![]
+            ),
+        ],
+        "after {runs} runs"
+    );
+    let victim_runs = &outcomes.findings[0].runs;
+    let failed = outcomes.runs.iter().find(|r| {
+        victim_runs.contains(&r.index) && r.failed("flaky-fixture::state::expects_no_rows")
+    });
+    let message = failed.and_then(|r| r.message_of("flaky-fixture::state::expects_no_rows"));
+    assert!(
+        message.is_some_and(|m| m.contains("Key (code)=(WELCOME10)")),
+        "{message:?}"
     );
 }

@@ -6,11 +6,12 @@
 mod support;
 
 use dbsandbox_flaky::adapter::{detect, Context, Runner};
-use dbsandbox_flaky::model::{Outcome, TestId};
+use dbsandbox_flaky::model::{FindingKind, Outcome, TestId};
 use support::{context, fixture, run, run_shell, words};
 
 const ORDERS: &str = "example.com/flakyfixture/orders";
 const USERS: &str = "example.com/flakyfixture/users";
+const STATE: &str = "example.com/flakyfixture/state";
 
 fn setup(command: &str) -> Option<(Box<dyn Runner>, Context, tempfile::TempDir)> {
     if !support::installed("go", &["version"]) {
@@ -38,6 +39,11 @@ fn declared() -> Vec<TestId> {
     .iter()
     .map(|n| id(ORDERS, n))
     .collect();
+    ids.extend(
+        ["TestExpectsNoRows", "TestLeavesARow"]
+            .iter()
+            .map(|n| id(STATE, n)),
+    );
     // a_test.go before b_test.go; source order inside each (not name order).
     ids.extend(
         [
@@ -86,7 +92,7 @@ fn runs_declared_reversed_and_shuffled_orders_exactly() {
 
     // The first run shows go test running the t.Parallel() test after the sequential ones.
     let first = run(&*runner, &order, &ctx, &[]);
-    assert_eq!(first.processes, 2, "one go test per package");
+    assert_eq!(first.processes, 3, "one process per package");
     let mut expected_first = order.clone();
     let parallel = id(ORDERS, "TestParallel");
     expected_first.retain(|t| *t != parallel);
@@ -96,7 +102,7 @@ fn runs_declared_reversed_and_shuffled_orders_exactly() {
     // From then on the adapter knows it, and gives it a process of its own.
     let second = run(&*runner, &order, &ctx, &[]);
     assert_eq!(second.ran, logged(&order));
-    assert_eq!(second.processes, 4);
+    assert_eq!(second.processes, 5);
 
     let reversed: Vec<TestId> = order.iter().rev().cloned().collect();
     let reversed_run = run(&*runner, &reversed, &ctx, &[]);
@@ -217,4 +223,44 @@ fn junit_cases_of_go_junit_report_map_to_listed_ids() {
         Some("example.com/flakyfixture/orders::TestCount")
     );
     assert_eq!(runner.junit_case(&listed, ORDERS, "TestMissing"), None);
+}
+
+#[test]
+fn the_hunt_finds_the_victim_and_its_polluter_through_the_adapter() {
+    let Some((runner, ctx, _scratch)) = setup("go test ./...") else {
+        return;
+    };
+    let (outcomes, runs) = support::hunt(&*runner, &ctx);
+    println!("the hunt used {runs} runs for {} tests", declared().len());
+    let found: Vec<(FindingKind, &str, Vec<&str>)> = outcomes
+        .findings
+        .iter()
+        .map(|f| {
+            let culprits = f.polluters.iter().map(String::as_str).collect();
+            (f.kind, f.test.as_str(), culprits)
+        })
+        .collect();
+    let victim = id(STATE, "TestExpectsNoRows");
+    let polluter = id(STATE, "TestLeavesARow");
+    let count = id(ORDERS, "TestCount");
+    assert_eq!(
+        found,
+        [
+            (
+                FindingKind::Victim,
+                victim.as_str(),
+                vec![polluter.as_str()]
+            ),
+            (FindingKind::Failing, count.as_str(), vec![]),
+        ],
+        "after {runs} runs"
+    );
+    let message = outcomes
+        .runs
+        .iter()
+        .find_map(|r| r.failed(&victim).then(|| r.message_of(&victim)).flatten());
+    assert!(
+        message.is_some_and(|m| m.contains("Key (code)=(WELCOME10)")),
+        "{message:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! What the adapter tests share: the fixture suites under `tests/fixtures/`, and a small executor
 //! that starts an adapter's invocations in sequence, as the hunter does (minus the database), with
-//! FLAKY_FIXTURE_LOG naming the file the fixture tests append their names to.
+//! FLAKY_FIXTURE_LOG naming the file the fixture tests append their names to; and the hunter's
+//! plan over an adapter ([`hunt`]).
 
 #![allow(dead_code)]
 
@@ -8,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dbsandbox_flaky::adapter::{Context, Invocation, ProcessOutput, Runner};
-use dbsandbox_flaky::model::{Outcome, TestId, TestResult};
+use dbsandbox_flaky::model::Purpose;
+use dbsandbox_flaky::model::{Outcome, Run, TableEvidence, TestId, TestResult};
+use dbsandbox_flaky::plan::{self, Executor, Outcomes, PlanOptions};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -130,4 +133,73 @@ pub fn installed(program: &str, args: &[&str]) -> bool {
         .args(args)
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// The hunter's plan over an adapter, with a fresh directory in FLAKY_FIXTURE_STATE standing in
+/// for each run's fresh clone (the fixtures' state-dependent tests read and write it).
+pub struct FixtureExecutor<'a> {
+    pub runner: &'a dyn Runner,
+    pub ctx: &'a Context,
+    pub runs: usize,
+}
+
+impl FixtureExecutor<'_> {
+    fn execute(&mut self, parts: &[&[TestId]], purpose: Purpose) -> Run {
+        self.runs += 1;
+        let state = tempfile::tempdir().unwrap();
+        let env = [("FLAKY_FIXTURE_STATE", state.path().to_str().unwrap())];
+        let mut order = Vec::new();
+        let mut results = Vec::new();
+        for part in parts.iter().filter(|p| !p.is_empty()) {
+            results.extend(run(self.runner, part, self.ctx, &env).results);
+            order.extend(part.iter().cloned());
+        }
+        Run {
+            index: 0,
+            purpose,
+            order,
+            results,
+            seconds: 0.0,
+            key: format!("fixture-{}", self.runs),
+            problem: None,
+        }
+    }
+}
+
+impl Executor for FixtureExecutor<'_> {
+    async fn run(&mut self, order: &[TestId], purpose: Purpose) -> anyhow::Result<Run> {
+        Ok(self.execute(&[order], purpose))
+    }
+
+    async fn run_split(
+        &mut self,
+        culprits: &[TestId],
+        test: &TestId,
+        purpose: Purpose,
+    ) -> anyhow::Result<(Run, Vec<TableEvidence>)> {
+        let run = self.execute(&[culprits, std::slice::from_ref(test)], purpose);
+        Ok((run, Vec::new()))
+    }
+}
+
+/// A whole hunt over `runner`'s suite, as `dbsandbox flaky` runs it (no database).
+pub fn hunt(runner: &dyn Runner, ctx: &Context) -> (Outcomes, usize) {
+    let tests = runner.list(ctx).expect("list");
+    let mut exec = FixtureExecutor {
+        runner,
+        ctx,
+        runs: 0,
+    };
+    let outcomes = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(plan::hunt(
+            &mut exec,
+            &(),
+            &tests,
+            PlanOptions::default(),
+            None,
+        ))
+        .expect("hunt");
+    (outcomes, exec.runs)
 }
