@@ -13,6 +13,10 @@ use super::shell::shell_join;
 use super::{Context, Invocation, ProcessOutput, Runner};
 use crate::model::{Outcome, TestId, TestResult};
 
+mod matching;
+
+pub use matching::match_junit_case;
+
 pub const TESTS_PLACEHOLDER: &str = "{tests}";
 pub const JUNIT_PLACEHOLDER: &str = "{junit}";
 
@@ -103,7 +107,15 @@ pub fn read_junit(xml: &str) -> anyhow::Result<Vec<JunitCase>> {
 fn mark_failed(case: Option<&mut JunitCase>, element: &BytesStart<'_>) -> bool {
     let Some(case) = case else { return false };
     case.outcome = Outcome::Failed;
-    case.message = Some(attribute(element, b"message").unwrap_or_default());
+    let message = attribute(element, b"message").unwrap_or_default();
+    match case.message.as_mut() {
+        // A second <failure>/<error> in one case: keep both.
+        Some(earlier) => {
+            earlier.push('\n');
+            earlier.push_str(&message);
+        }
+        None => case.message = Some(message),
+    }
     true
 }
 
@@ -123,30 +135,6 @@ fn attribute(element: &BytesStart<'_>, wanted: &[u8]) -> Option<String> {
         .flatten()
         .find(|a| a.key.as_ref() == wanted)
         .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-}
-
-/// The listed test a JUnit case stands for: the one whose id ends with the case's name and
-/// mentions the last part of its classname; failing that, the only one ending with the name.
-pub fn match_junit_case(listed: &[TestId], classname: &str, name: &str) -> Option<TestId> {
-    let ends = |id: &&TestId| {
-        id.as_str() == name
-            || id.ends_with(&format!("::{name}"))
-            || id.ends_with(&format!(" > {name}"))
-            || id.ends_with(&format!(".{name}"))
-            || id.ends_with(&format!("#{name}"))
-    };
-    let candidates: Vec<&TestId> = listed.iter().filter(ends).collect();
-    if candidates.len() == 1 {
-        return Some(candidates[0].clone());
-    }
-    let class_tail = classname
-        .rsplit(['.', '/', ':'])
-        .find(|s| !s.is_empty())
-        .unwrap_or(classname);
-    candidates
-        .into_iter()
-        .find(|id| id.contains(class_tail))
-        .cloned()
 }
 
 /// The generic adapter: `{tests}` and `{junit}` in the user's command.
@@ -175,11 +163,11 @@ impl Junit {
             let word = word.replace(JUNIT_PLACEHOLDER, &report);
             if word == TESTS_PLACEHOLDER {
                 if let Some(tests) = tests {
-                    words.extend(tests.iter().map(|t| test_name(t).to_string()));
+                    words.extend(tests.iter().map(|t| test_name(t)));
                 }
             } else if word.contains(TESTS_PLACEHOLDER) {
                 if let Some(tests) = tests {
-                    let joined: Vec<&str> = tests.iter().map(|t| test_name(t)).collect();
+                    let joined: Vec<String> = tests.iter().map(|t| test_name(t)).collect();
                     words.push(word.replace(TESTS_PLACEHOLDER, &joined.join(",")));
                 }
             } else {
@@ -191,9 +179,52 @@ impl Junit {
 }
 
 /// The part of a generic test id the runner takes back: ids are `classname::name`, and the
-/// command gets `classname#name` when the classname is a Java-style class, else the name.
-fn test_name(id: &str) -> &str {
-    id.rsplit_once("::").map(|(_, name)| name).unwrap_or(id)
+/// command gets `classname#name` when the classname is a Java-style class (`com.x.FooTest`, what
+/// Surefire's `-Dtest=` takes), else the name.
+fn test_name(id: &str) -> String {
+    let Some((classname, name)) = id.rsplit_once("::") else {
+        return id.to_string();
+    };
+    let java_class = classname.rsplit('.').next().is_some_and(|simple| {
+        simple.starts_with(|c: char| c.is_ascii_uppercase())
+            && classname.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+            })
+    });
+    if java_class {
+        // JUnit 5 reports `testBar()`; Surefire selects by the bare method name.
+        format!("{classname}#{}", name.trim_end_matches("()"))
+    } else {
+        name.to_string()
+    }
+}
+
+/// The cases of a report: a file, or a directory of them (Surefire's `reportsDirectory`).
+fn read_report(path: &Path) -> anyhow::Result<Option<Vec<JunitCase>>> {
+    let files: Vec<std::path::PathBuf> = if path.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+            .collect();
+        files.sort();
+        files
+    } else if path.exists() {
+        vec![path.to_path_buf()]
+    } else {
+        return Ok(None);
+    };
+    let mut cases = Vec::new();
+    for file in files {
+        let xml = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        cases.extend(read_junit(&xml).with_context(|| format!("reading {}", file.display()))?);
+    }
+    Ok(Some(cases))
 }
 
 fn generic_id(case: &JunitCase) -> TestId {
@@ -226,16 +257,28 @@ impl Runner for Junit {
             .current_dir(&ctx.cwd)
             .output()
             .with_context(|| format!("cannot run {}", words[0]))?;
-        let xml = std::fs::read_to_string(&report).with_context(|| {
-            format!(
-                "`{}` wrote no JUnit report at {} (exit {}):\n{}",
+        let Some(cases) = read_report(&report)? else {
+            anyhow::bail!(
+                "`{}` wrote no JUnit report at {} (exit {}): put {JUNIT_PLACEHOLDER} where the \
+                 runner takes its report's path\n{}",
                 shell_join(&words),
                 report.display(),
                 output.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })?;
-        let tests: Vec<TestId> = read_junit(&xml)?.iter().map(generic_id).collect();
+                ProcessOutput {
+                    stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+                    ..Default::default()
+                }
+                .tail(15)
+            );
+        };
+        let mut tests: Vec<TestId> = Vec::new();
+        for id in cases.iter().map(generic_id) {
+            // A case reported twice (a rerun, a repeated parameter) is one test.
+            if !tests.contains(&id) {
+                tests.push(id);
+            }
+        }
         if tests.is_empty() {
             anyhow::bail!("`{}` ran no test", shell_join(&words));
         }
@@ -254,6 +297,7 @@ impl Runner for Junit {
                     env: Vec::new(),
                     report: Some(report),
                     tests: vec![test.clone()],
+                    cwd: None,
                 }
             })
             .collect())
@@ -267,17 +311,24 @@ impl Runner for Junit {
         let Some(report) = &invocation.report else {
             return Ok(Vec::new());
         };
-        let Ok(xml) = std::fs::read_to_string(report) else {
+        // No report: the runner died first; its tests are missing.
+        let Some(cases) = read_report(report)? else {
             return Ok(Vec::new());
         };
-        Ok(read_junit(&xml)?
-            .into_iter()
-            .map(|case| TestResult {
-                id: generic_id(&case),
+        let mut results: Vec<TestResult> = Vec::new();
+        for case in cases {
+            let id = generic_id(&case);
+            // Only what was asked for: a name filter can match more tests than the one given.
+            if !invocation.tests.contains(&id) || results.iter().any(|r| r.id == id) {
+                continue;
+            }
+            results.push(TestResult {
+                id,
                 outcome: case.outcome,
                 message: case.message,
-            })
-            .collect())
+            });
+        }
+        Ok(results)
     }
 
     fn reproduce(&self, order: &[TestId]) -> String {
@@ -323,24 +374,6 @@ DETAIL: Key (code)=(W)</failure></testcase>
     }
 
     #[test]
-    fn matches_junit_cases_to_listed_ids() {
-        let listed: Vec<TestId> = vec![
-            "tests/test_a.py::test_x".into(),
-            "tests/test_b.py::test_x".into(),
-            "tests/test_b.py::test_y".into(),
-        ];
-        assert_eq!(
-            match_junit_case(&listed, "tests.test_b", "test_x").as_deref(),
-            Some("tests/test_b.py::test_x")
-        );
-        assert_eq!(
-            match_junit_case(&listed, "whatever", "test_y").as_deref(),
-            Some("tests/test_b.py::test_y")
-        );
-        assert_eq!(match_junit_case(&listed, "x", "test_z"), None);
-    }
-
-    #[test]
     fn expands_placeholders() {
         let cmd: Vec<String> = ["mvn", "test", "-Dtest={tests}", "-Dreport={junit}"]
             .map(String::from)
@@ -350,8 +383,19 @@ DETAIL: Key (code)=(W)</failure></testcase>
             Some(&["a.B::m1".to_string(), "a.B::m2".to_string()]),
             Path::new("/r.xml"),
         );
-        assert_eq!(words, ["mvn", "test", "-Dtest=m1,m2", "-Dreport=/r.xml"]);
+        // Surefire selects `Class#method`; a bare `m1` would name a class.
+        assert_eq!(
+            words,
+            ["mvn", "test", "-Dtest=a.B#m1,a.B#m2", "-Dreport=/r.xml"]
+        );
         let all = junit.expand(None, Path::new("/r.xml"));
         assert_eq!(all, ["mvn", "test", "-Dreport=/r.xml"]);
+        assert_eq!(
+            test_name("com.x.FooTest::testBar()"),
+            "com.x.FooTest#testBar"
+        );
+        assert_eq!(test_name("tests.test_a::test_x"), "test_x");
+        assert_eq!(test_name("suite name::does a thing"), "does a thing");
+        assert_eq!(test_name("bare"), "bare");
     }
 }

@@ -56,6 +56,9 @@ pub struct Invocation {
     pub report: Option<PathBuf>,
     /// The tests this invocation runs, in order.
     pub tests: Vec<TestId>,
+    /// Where the process starts; `None`: `ctx.cwd`. (Test binaries run directly, as the cargo
+    /// adapter does, need their package's directory, which is where `cargo test` starts them.)
+    pub cwd: Option<PathBuf>,
 }
 
 /// What a finished process left: its exit code (None when killed), its output.

@@ -103,6 +103,7 @@ impl Runner for Pytest {
             env,
             report: Some(results),
             tests: order.to_vec(),
+            cwd: None,
         }])
     }
 
