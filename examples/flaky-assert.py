@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks a `dbsandbox flaky --format json` hunt against a planted suite's expected.json.
 
-    flaky_check.py EXPECTED.json HUNT.json      # exactly the planted findings, nothing else
-    flaky_check.py --clean HUNT.json            # no finding at all
+    flaky-assert.py EXPECTED.json HUNT.json      # exactly the planted findings, nothing else
+    flaky-assert.py --clean HUNT.json            # no finding at all
 
 expected.json: {"findings": [{"kind", "test", "polluters"?, "state_setters"?}], "stable_count"?}
 where test names are suffixes of the runner's full ids. Exit 0 when the hunt matches, 1 with

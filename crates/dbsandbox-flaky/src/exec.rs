@@ -228,7 +228,7 @@ async fn spawn(
         .args(&invocation.args)
         .envs(lease.env.iter().cloned())
         .envs(invocation.env.iter().cloned())
-        .current_dir(&ctx.cwd)
+        .current_dir(invocation.cwd.as_ref().unwrap_or(&ctx.cwd))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -118,7 +118,14 @@ pub async fn run_hunt<S: Sandboxes, P: Progress>(
         };
         let mut order: Vec<TestId> = culprits.first().cloned().into_iter().collect();
         order.push(finding.test.clone());
-        let reproduce = format!("{} {}", options.reproduce_prefix, runner.reproduce(&order));
+        let native = runner.reproduce(&order);
+        // Several processes: one shell runs them all against the one database of the wrapper.
+        let native = if native.contains(" && ") {
+            format!("sh -c {}", crate::adapter::shell_quote(&native.replace(" && ", "; ")))
+        } else {
+            native
+        };
+        let reproduce = format!("{} {native}", options.reproduce_prefix);
         let evidence = outcome
             .evidence
             .get(&finding.test)
