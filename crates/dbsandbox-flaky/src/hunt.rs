@@ -121,7 +121,10 @@ pub async fn run_hunt<S: Sandboxes, P: Progress>(
         let native = runner.reproduce(&order);
         // Several processes: one shell runs them all against the one database of the wrapper.
         let native = if native.contains(" && ") {
-            format!("sh -c {}", crate::adapter::shell_quote(&native.replace(" && ", "; ")))
+            format!(
+                "sh -c {}",
+                crate::adapter::shell_quote(&native.replace(" && ", "; "))
+            )
         } else {
             native
         };

@@ -389,7 +389,8 @@ impl<E: Executor, P: Progress> Planner<'_, E, P> {
                 self.flaky(
                     test,
                     &format!(
-                        "{} explains most runs, but not run{} {}",
+                        "no order explains its outcomes (the likeliest culprit, {}, leaves \
+                         run{} {} unexplained)",
                         confirmed.join(", "),
                         if runs.len() == 1 { "" } else { "s" },
                         runs.join(", ")

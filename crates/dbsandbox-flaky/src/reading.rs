@@ -144,7 +144,21 @@ fn short_table(table: &str) -> &str {
 /// One row of evidence as `(col)=(value)`: the columns of the failure's key when the row has
 /// them, else the table's key columns.
 fn describe_row(row: &Value, table: &TableEvidence, key: Option<&(String, String)>) -> String {
-    let row = row.get("after").or_else(|| row.get("key")).unwrap_or(row);
+    // An update is {"key", "before", "after"}; other rows are the row itself (whose columns may
+    // well be called "key").
+    let is_update = row.get("before").is_some() && row.get("after").is_some();
+    let row = if is_update {
+        match (row.get("key"), row.get("after")) {
+            (Some(Value::Object(k)), Some(Value::Object(a))) => {
+                let mut merged = k.clone();
+                merged.extend(a.clone());
+                return describe_row(&Value::Object(merged), table, key);
+            }
+            _ => row.get("after").unwrap_or(row),
+        }
+    } else {
+        row
+    };
     let columns: Vec<String> = match key {
         Some((cols, _)) if cols.split(',').all(|c| row.get(c.trim()).is_some()) => {
             cols.split(',').map(|c| c.trim().to_string()).collect()
@@ -249,6 +263,23 @@ fn describe_failure(reading: &Reading) -> String {
     if let Some(detail) = &f.detail {
         text.push_str(&format!(" {detail}"));
     }
+    if f.sqlstate.is_none() {
+        // An assertion: its own line says what was compared ("assert 5 == 4").
+        let assertion = f
+            .excerpt
+            .lines()
+            .map(|l| l.trim_start_matches("E ").trim())
+            .find(|l| {
+                l.starts_with("assert")
+                    || l.starts_with("AssertionError")
+                    || l.starts_with("Expected")
+                    || l.contains("left:")
+            });
+        if let Some(line) = assertion {
+            let line: String = line.chars().take(100).collect();
+            text.push_str(&format!(": {line}"));
+        }
+    }
     text
 }
 
@@ -272,13 +303,24 @@ pub fn complete(
             finding.test,
             describe_failure(&reading)
         ),
-        FindingKind::Brittle => format!(
-            "{} fails alone ({}) and passes after {culprits}, which {}: it depends on state \
-             another test sets up",
-            finding.test,
-            describe_failure(&reading).trim_start_matches("failed "),
-            left.unwrap_or_else(|| "runs before it".into()),
-        ),
+        FindingKind::Brittle => {
+            let how = describe_failure(&reading);
+            let how = how
+                .trim_start_matches("failed")
+                .trim_start_matches(':')
+                .trim();
+            format!(
+                "{} fails alone{} and passes after {culprits}, which {}: it depends on state \
+                 another test sets up",
+                finding.test,
+                if how.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({how})")
+                },
+                left.unwrap_or_else(|| "runs before it".into()),
+            )
+        }
         _ => std::mem::take(&mut finding.explanation),
     };
     finding.fix = match finding.kind {
@@ -347,5 +389,37 @@ mod tests {
         let failure = finding.failure.unwrap();
         assert_eq!(failure.class.as_deref(), Some("unique-violation"));
         assert!(failure.excerpt.contains("DETAIL"), "{}", failure.excerpt);
+    }
+
+    #[test]
+    fn brittle_tests_name_the_row_their_setter_left_and_the_assertion() {
+        let mut finding = Finding {
+            kind: FindingKind::Brittle,
+            test: "t::banner".into(),
+            polluters: vec![],
+            state_setters: vec!["t::enable".into()],
+            evidence: vec![],
+            failure: None,
+            explanation: String::new(),
+            fix: String::new(),
+            reproduce: String::new(),
+            runs: vec![],
+            kept_database: None,
+        };
+        // A settings table whose key column is called "key".
+        let evidence = vec![TableEvidence {
+            table: "public.settings".into(),
+            key_columns: vec!["key".into()],
+            inserted: vec![json!({"key": "feature_x", "value": "on"})],
+            inserted_count: 1,
+            ..Default::default()
+        }];
+        let message = "    def test_banner(db):\n>       assert row is not None\nE       assert None is not None\n";
+        complete(&mut finding, evidence, Some(message), "x".into());
+        assert_eq!(
+            finding.explanation,
+            "t::banner fails alone (assert None is not None) and passes after t::enable, which \
+             left settings (key, value)=(feature_x, on): it depends on state another test sets up"
+        );
     }
 }
