@@ -10,6 +10,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::js::{self, ListedTest, Listing, ListingCache, Segment};
 use super::shell::shell_join;
@@ -28,6 +29,8 @@ pub struct Jest {
     command: Vec<String>,
     cwd: PathBuf,
     listing: ListingCache,
+    /// Jest before 29.2 has no `--randomize` (and refuses unknown flags): found out by listing.
+    has_randomize: AtomicBool,
 }
 
 impl Jest {
@@ -36,26 +39,41 @@ impl Jest {
             command: command.to_vec(),
             cwd: cwd.to_path_buf(),
             listing: ListingCache::default(),
+            has_randomize: AtomicBool::new(true),
         }
     }
 
     /// The flags every process gets after the user's own.
     fn fixed_args(&self, sequencer: &Path, report: &Path) -> Vec<String> {
-        vec![
-            "--runInBand".into(),
-            "--randomize=false".into(),
+        let mut args = vec!["--runInBand".to_string()];
+        if self.has_randomize.load(Ordering::Relaxed) {
+            args.push("--randomize=false".into());
+        }
+        args.extend([
             "--json".into(),
             format!("--outputFile={}", report.display()),
             format!("--testSequencer={}", sequencer.display()),
-        ]
+        ]);
+        args
     }
 
     fn make_listing(&self, ctx: &Context) -> anyhow::Result<Listing> {
         let sequencer = js::write_shim(ctx, "dbsandbox-jest-sequencer.cjs", SEQUENCER)?;
         let report = ctx.scratch_file("jest-list", "json");
-        let mut args = self.fixed_args(&sequencer, &report);
-        args.push(format!("--testNamePattern={NO_TEST}"));
-        let output = js::run_listing(&self.command, &args, &[], ctx)?;
+        let listing_args = || {
+            let mut args = self.fixed_args(&sequencer, &report);
+            args.push(format!("--testNamePattern={NO_TEST}"));
+            args
+        };
+        let mut output = js::run_listing(&self.command, &listing_args(), &[], ctx)?;
+        if !report.exists()
+            && output
+                .tail(40)
+                .contains("Unrecognized option \"randomize\"")
+        {
+            self.has_randomize.store(false, Ordering::Relaxed);
+            output = js::run_listing(&self.command, &listing_args(), &[], ctx)?;
+        }
         let Ok(text) = std::fs::read_to_string(&report) else {
             anyhow::bail!(
                 "`{}` wrote no report, so its tests cannot be listed (exit {}):\n{}",
