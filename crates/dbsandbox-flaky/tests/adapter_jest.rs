@@ -1,6 +1,7 @@
 //! The Jest adapter against a real Jest (tests/fixtures/jest, `npm ci` there): listing, the
-//! exact order of declared, reversed and shuffled-subset runs, outcomes and failure text, ids
-//! that round-trip, and a reproduction command that runs the same order.
+//! exact order of declared, reversed and shuffled-subset runs (a file's tests out of declared
+//! order included), outcomes and failure text, ids that round-trip, and a reproduction command
+//! that runs the same order.
 
 mod js_support;
 
@@ -40,10 +41,24 @@ fn jest_runs_exact_orders_and_reads_outcomes() {
             "a.test.js::Users > lists",
         ],
     );
-    // One process for the declared order; reversed, every test of a file runs alone, but the
-    // last of b and the first of a share one process.
+    // One process for the declared order, and for the reversed one (the shipped runner reorders
+    // each describe block's children).
     assert_eq!(declared, 1);
-    assert_eq!(reversed, DECLARED.len() - 1);
-    // b(passes) + a(top level); a(Users > creates); b(fails) + a(lists).
+    assert_eq!(reversed, 1);
+    // b(passes); a(top level, Users > creates); b(fails) + a(Users > lists): a name pattern
+    // for a's `Users creates` would pick b's as well, so those do not share a process.
     assert_eq!(subset, 3);
+
+    // Leaving the Users block and coming back to it takes a second process.
+    let order: Vec<String> = [
+        "a.test.js::Users > creates",
+        "a.test.js::top level (with regex chars) [x]?",
+        "a.test.js::Users > lists",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (invocations, results, ran) = harness.run(&order);
+    assert_eq!(ran, order);
+    assert_eq!(invocations.len(), 2);
+    assert_eq!(results.len(), 3);
 }

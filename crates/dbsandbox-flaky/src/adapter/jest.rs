@@ -4,8 +4,10 @@
 //! written to the scratch directory): files sorted by path. A run is `--runInBand` with that
 //! sequencer running exactly the files of `$DBSANDBOX_FLAKY_JEST_FILES` in that order, and an
 //! anchored `--testNamePattern` of the chosen tests' full names when a file runs only some of its
-//! tests. Jest runs the tests of a file in declared order only, so an order that needs a file's
-//! tests otherwise is cut into several Jest processes, in sequence against one database.
+//! tests. Where a file's tests must run out of declared order, a shipped test runner
+//! (`jest_runner.cjs`, the project's jest-circus with each describe block's children reordered)
+//! runs any order that keeps each describe block's tests together; an order that leaves a block
+//! and comes back is cut into several Jest processes, in sequence against one database.
 //! Outcomes come from `--json --outputFile`.
 
 use std::collections::HashSet;
@@ -18,7 +20,9 @@ use super::{Context, Invocation, ProcessOutput, Runner};
 use crate::model::{TestId, TestResult};
 
 const SEQUENCER: &str = include_str!("jest_sequencer.cjs");
+const RUNNER: &str = include_str!("jest_runner.cjs");
 const FILES_VAR: &str = "DBSANDBOX_FLAKY_JEST_FILES";
+const ORDER_VAR: &str = "DBSANDBOX_FLAKY_JEST_ORDER";
 /// Matches no name: listing loads the files and runs nothing.
 const NO_TEST: &str = "(?!)";
 /// One argument may not pass 128 KiB on Linux: longer patterns go to another process.
@@ -208,8 +212,8 @@ impl Runner for Jest {
 
     fn ordering_note(&self) -> Option<String> {
         Some(
-            "Jest runs a file's tests only in declared order: an order that takes a file's tests \
-             otherwise runs as several Jest processes in sequence on one database (global setup \
+            "Jest keeps a describe block's tests together: an order that leaves a block and comes \
+             back to it runs as several Jest processes in sequence on one database (global setup \
              runs in each)"
                 .into(),
         )
@@ -224,7 +228,7 @@ impl Runner for Jest {
         let listing = self.listing.get_or_list(|| self.make_listing(ctx))?;
         let sequencer = js::write_shim(ctx, "dbsandbox-jest-sequencer.cjs", SEQUENCER)?;
         let mut processes: Vec<Process> = Vec::new();
-        for segment in js::segments(order, &listing)? {
+        for segment in js::segments(order, &listing, js::InFile::Grouped)? {
             let fits = processes
                 .last_mut()
                 .is_some_and(|p| p.try_add(&segment, &listing));
@@ -249,10 +253,35 @@ impl Runner for Jest {
             if let Some(pattern) = process.pattern(&listing) {
                 args.push(format!("--testNamePattern={pattern}"));
             }
+            let mut env = vec![(FILES_VAR.into(), files.display().to_string())];
+            // The shipped runner only where a file's tests run out of declared order.
+            let reordered = process
+                .segments
+                .iter()
+                .any(|s| s.tests.windows(2).any(|w| w[0] > w[1]));
+            if reordered {
+                let runner = js::write_shim(ctx, "dbsandbox-jest-runner.cjs", RUNNER)?;
+                args.push(format!("--testRunner={}", runner.display()));
+                let order_file = ctx.scratch_file("jest-order", "json");
+                let by_file: serde_json::Map<String, serde_json::Value> = process
+                    .segments
+                    .iter()
+                    .map(|s| {
+                        let titles: Vec<&Vec<String>> =
+                            s.tests.iter().map(|&i| &listing.tests[i].titles).collect();
+                        (
+                            js::absolute(&s.file, &ctx.cwd).display().to_string(),
+                            serde_json::json!(titles),
+                        )
+                    })
+                    .collect();
+                std::fs::write(&order_file, serde_json::Value::Object(by_file).to_string())?;
+                env.push((ORDER_VAR.into(), order_file.display().to_string()));
+            }
             invocations.push(Invocation {
                 program: self.command[0].clone(),
                 args,
-                env: vec![(FILES_VAR.into(), files.display().to_string())],
+                env,
                 report: Some(report),
                 tests: process
                     .segments
@@ -282,7 +311,7 @@ impl Runner for Jest {
         let Some(listing) = self.listing.get() else {
             return shell_join(&self.command);
         };
-        let Ok(segments) = js::segments(order, &listing) else {
+        let Ok(segments) = js::segments(order, &listing, js::InFile::Declared) else {
             return shell_join(&self.command);
         };
         segments

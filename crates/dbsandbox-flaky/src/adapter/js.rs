@@ -38,6 +38,9 @@ pub struct Listing {
     by_file: HashMap<String, Vec<usize>>,
     /// Each test's spaced name, lowercased (Jest matches `-t` without case).
     lower_names: Vec<String>,
+    /// Tests whose titles do not tell their place in the file's tree: a repeated name, or a
+    /// describe title two separate blocks of the file share.
+    ambiguous: Vec<bool>,
 }
 
 impl Listing {
@@ -55,12 +58,18 @@ impl Listing {
             .iter()
             .map(|t| t.spaced_name().to_lowercase())
             .collect();
+        let ambiguous = ambiguous_tests(&tests, &by_file);
         Listing {
             tests,
             index,
             by_file,
             lower_names,
+            ambiguous,
         }
+    }
+
+    pub fn is_ambiguous(&self, position: usize) -> bool {
+        self.ambiguous[position]
     }
 
     /// The spaced name of the test at `position`, lowercased.
@@ -83,6 +92,40 @@ impl Listing {
     pub fn of_file(&self, file: &str) -> &[usize] {
         self.by_file.get(file).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+fn ambiguous_tests(tests: &[ListedTest], by_file: &HashMap<String, Vec<usize>>) -> Vec<bool> {
+    use std::collections::HashSet;
+    let mut ambiguous = vec![false; tests.len()];
+    for positions in by_file.values() {
+        let mut names: HashMap<&[String], usize> = HashMap::new();
+        // A block is split when its title comes back after tests outside it.
+        let mut closed: HashSet<&[String]> = HashSet::new();
+        let mut split: HashSet<&[String]> = HashSet::new();
+        let mut open: Vec<&[String]> = Vec::new();
+        for &i in positions {
+            let titles = tests[i].titles.as_slice();
+            *names.entry(titles).or_insert(0) += 1;
+            let blocks: Vec<&[String]> = (1..titles.len()).map(|d| &titles[..d]).collect();
+            for block in open.drain(..) {
+                if !blocks.contains(&block) {
+                    closed.insert(block);
+                }
+            }
+            for &block in &blocks {
+                if closed.contains(block) {
+                    split.insert(block);
+                }
+            }
+            open = blocks;
+        }
+        for &i in positions {
+            let titles = tests[i].titles.as_slice();
+            ambiguous[i] =
+                names[titles] > 1 || (1..titles.len()).any(|d| split.contains(&titles[..d]));
+        }
+    }
+    ambiguous
 }
 
 /// The listing an adapter made once, kept for planning every run's invocations.
@@ -193,17 +236,39 @@ pub struct Segment {
     pub tests: Vec<usize>,
 }
 
-/// `order` cut into maximal segments: a new one starts when the file changes or a test comes
-/// before (in its file's declared order) the one it follows.
-pub fn segments(order: &[TestId], listing: &Listing) -> anyhow::Result<Vec<Segment>> {
+/// What one runner process can do with the tests of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFile {
+    /// Run them in declared order only.
+    Declared,
+    /// Reorder each describe block's children (Jest with the shipped runner): any order that
+    /// keeps each describe block's tests together.
+    Grouped,
+}
+
+/// `order` cut into maximal segments: a new one starts when the file changes or the next test
+/// cannot follow the segment in one process (`in_file`).
+pub fn segments(
+    order: &[TestId],
+    listing: &Listing,
+    in_file: InFile,
+) -> anyhow::Result<Vec<Segment>> {
     let mut out: Vec<Segment> = Vec::new();
     for id in order {
         let position = listing.position(id)?;
         let file = &listing.tests[position].file;
-        match out.last_mut() {
-            Some(last) if &last.file == file && *last.tests.last().unwrap() < position => {
-                last.tests.push(position);
+        let follows = |last: &Segment| {
+            let declared = *last.tests.last().unwrap() < position;
+            match in_file {
+                InFile::Declared => declared,
+                InFile::Grouped => {
+                    keeps_blocks_together(last, position, listing)
+                        && (declared || !listing.is_ambiguous(position))
+                }
             }
+        };
+        match out.last_mut() {
+            Some(last) if &last.file == file && follows(last) => last.tests.push(position),
             _ => out.push(Segment {
                 file: file.clone(),
                 tests: vec![position],
@@ -211,6 +276,22 @@ pub fn segments(order: &[TestId], listing: &Listing) -> anyhow::Result<Vec<Segme
         }
     }
     Ok(out)
+}
+
+/// Whether `next` after `segment` leaves every describe block's tests together: a block of
+/// `next` that an earlier test of the segment is in must be the block the segment is in now.
+fn keeps_blocks_together(segment: &Segment, next: usize, listing: &Listing) -> bool {
+    let titles = &listing.tests[next].titles;
+    let last = &listing.tests[*segment.tests.last().unwrap()].titles;
+    (1..titles.len()).all(|depth| {
+        let block = &titles[..depth];
+        let inside = |t: &[String]| t.len() > depth && t.starts_with(block);
+        inside(last)
+            || !segment
+                .tests
+                .iter()
+                .any(|&u| inside(&listing.tests[u].titles))
+    })
 }
 
 /// A launcher-free description of the processes in a Jest-shaped report: what one file did.
@@ -407,7 +488,7 @@ mod tests {
         let order: Vec<TestId> = ["a::x", "a::z", "b::q", "b::p", "a::y"]
             .map(String::from)
             .to_vec();
-        let cut = segments(&order, &l).unwrap();
+        let cut = segments(&order, &l, InFile::Declared).unwrap();
         let files: Vec<(&str, &[usize])> = cut
             .iter()
             .map(|s| (s.file.as_str(), s.tests.as_slice()))
@@ -421,7 +502,45 @@ mod tests {
                 ("a", &[1][..])
             ]
         );
-        assert!(segments(&["c::nope".to_string()], &l).is_err());
+        assert!(segments(&["c::nope".to_string()], &l, InFile::Declared).is_err());
+    }
+
+    #[test]
+    fn grouped_segments_keep_describe_blocks_together() {
+        let l = listing(&[
+            ("a", "D > x"),
+            ("a", "D > y"),
+            ("a", "top"),
+            ("a", "E > z"),
+            ("a", "E > w"),
+        ]);
+        let cut = |order: &[&str]| -> Vec<Vec<usize>> {
+            let order: Vec<TestId> = order.iter().map(|t| t.to_string()).collect();
+            segments(&order, &l, InFile::Grouped)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.tests)
+                .collect()
+        };
+        // Reversed keeps each block together: one segment.
+        assert_eq!(
+            cut(&["a::E > w", "a::E > z", "a::top", "a::D > y", "a::D > x"]),
+            vec![vec![4, 3, 2, 1, 0]]
+        );
+        // Back into D after leaving it: a new segment.
+        assert_eq!(
+            cut(&["a::D > y", "a::top", "a::D > x"]),
+            vec![vec![1, 2], vec![0]]
+        );
+    }
+
+    #[test]
+    fn split_blocks_and_repeated_names_run_in_declared_order_only() {
+        let l = listing(&[("a", "D > x"), ("a", "top"), ("a", "D > y"), ("a", "ok")]);
+        assert!(l.is_ambiguous(0) && l.is_ambiguous(2));
+        assert!(!l.is_ambiguous(1) && !l.is_ambiguous(3));
+        let order: Vec<TestId> = ["a::D > y", "a::D > x"].map(String::from).to_vec();
+        assert_eq!(segments(&order, &l, InFile::Grouped).unwrap().len(), 2);
     }
 
     #[test]

@@ -213,7 +213,7 @@ impl Runner for NodeTest {
     fn invocations(&self, order: &[TestId], ctx: &Context) -> anyhow::Result<Vec<Invocation>> {
         *self.cwd.lock().unwrap_or_else(|e| e.into_inner()) = ctx.cwd.clone();
         let listing = self.listing.get_or_list(|| self.make_listing(ctx))?;
-        js::segments(order, &listing)?
+        js::segments(order, &listing, js::InFile::Declared)?
             .into_iter()
             .map(|segment| {
                 let report = ctx.scratch_file("node-test-report", "jsonl");
@@ -258,7 +258,7 @@ impl Runner for NodeTest {
         let Some(listing) = self.listing.get() else {
             return shell_join(&self.program);
         };
-        let Ok(segments) = js::segments(order, &listing) else {
+        let Ok(segments) = js::segments(order, &listing, js::InFile::Declared) else {
             return shell_join(&self.program);
         };
         segments

@@ -200,7 +200,7 @@ impl Runner for Vitest {
 
     fn invocations(&self, order: &[TestId], ctx: &Context) -> anyhow::Result<Vec<Invocation>> {
         let listing = self.listing.get_or_list(|| self.make_listing(ctx))?;
-        js::segments(order, &listing)?
+        js::segments(order, &listing, js::InFile::Declared)?
             .into_iter()
             .map(|segment| {
                 let report = ctx.scratch_file("vitest-report", "json");
@@ -239,7 +239,7 @@ impl Runner for Vitest {
         let Some(listing) = self.listing.get() else {
             return shell_join(&self.program);
         };
-        let Ok(segments) = js::segments(order, &listing) else {
+        let Ok(segments) = js::segments(order, &listing, js::InFile::Declared) else {
             return shell_join(&self.program);
         };
         segments
