@@ -544,6 +544,39 @@ mod tests {
     }
 
     #[test]
+    fn reads_jest_json_for_the_wanted_tests_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = dir.path().join("r.json");
+        let json = serde_json::json!({"testResults": [
+            {"name": "/p/a.test.js", "message": "\x1b[31m1 failed\x1b[0m", "assertionResults": [
+                {"ancestorTitles": ["Users"], "title": "creates", "status": "failed",
+                 "failureMessages": ["\x1b[31mError: DETAIL: Key (code)=(W)\x1b[0m"]},
+                {"ancestorTitles": [], "title": "other", "status": "pending", "failureMessages": []}
+            ]},
+            {"name": "/p/b.test.js", "message": "Cannot find module 'pg'", "assertionResults": []}
+        ]});
+        std::fs::write(&report, json.to_string()).unwrap();
+        let wanted: Vec<TestId> = ["a.test.js::Users > creates", "b.test.js::x"]
+            .map(String::from)
+            .to_vec();
+        let results = jest_json_results(&report, Path::new("/p"), &wanted).unwrap();
+        assert_eq!(results.len(), 2, "{results:#?}");
+        assert_eq!(results[0].outcome, Outcome::Failed);
+        assert_eq!(
+            results[0].message.as_deref(),
+            Some("Error: DETAIL: Key (code)=(W)")
+        );
+        // b.test.js did not load: its wanted test failed with the file's message.
+        assert_eq!(results[1].outcome, Outcome::Failed);
+        assert_eq!(
+            results[1].message.as_deref(),
+            Some("Cannot find module 'pg'")
+        );
+        let missing = jest_json_results(&dir.path().join("none.json"), Path::new("/p"), &wanted);
+        assert!(missing.unwrap().is_empty());
+    }
+
+    #[test]
     fn escapes_names_into_exact_patterns() {
         assert_eq!(
             names_pattern(&["Users creates", "top (x) [y]?"]),
