@@ -23,6 +23,9 @@ pub fn missing(dir: &Path, binary: &str) -> Option<String> {
     if Command::new("node").arg("--version").output().is_err() {
         return Some("node is not installed".into());
     }
+    if !binary.is_empty() && Command::new("npx").arg("--version").output().is_err() {
+        return Some("npx (npm) is not installed".into());
+    }
     if !binary.is_empty() && !dir.join("node_modules/.bin").join(binary).exists() {
         return Some(format!(
             "{binary} is not installed in {} (run `npm ci` there)",
@@ -103,14 +106,14 @@ impl Harness {
     pub fn run_reproduction(&self, order: &[TestId]) -> (String, Vec<String>) {
         let _ = std::fs::remove_file(&self.log);
         let command = self.runner.reproduce(order);
-        let output = Command::new("sh")
+        // Its status is the last test's; what it ran is in the log.
+        Command::new("sh")
             .arg("-c")
             .arg(&command)
             .envs(self.ctx.env.iter().cloned())
             .current_dir(&self.ctx.cwd)
             .output()
             .unwrap();
-        let _ = output;
         (command, self.ran())
     }
 }
