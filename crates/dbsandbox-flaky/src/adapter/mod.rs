@@ -15,6 +15,7 @@ pub mod cargo;
 pub mod generic;
 pub mod go;
 pub mod jest;
+mod js;
 pub mod node_test;
 pub mod pytest;
 mod shell;
