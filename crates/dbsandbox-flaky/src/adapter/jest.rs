@@ -283,6 +283,7 @@ impl Runner for Jest {
                 args,
                 env,
                 report: Some(report),
+                cwd: None,
                 tests: process
                     .segments
                     .iter()

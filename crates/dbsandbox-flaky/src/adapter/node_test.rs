@@ -229,6 +229,7 @@ impl Runner for NodeTest {
                     args,
                     env: Vec::new(),
                     report: Some(report),
+                    cwd: None,
                     tests: segment
                         .tests
                         .iter()

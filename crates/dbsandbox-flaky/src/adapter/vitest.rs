@@ -214,6 +214,7 @@ impl Runner for Vitest {
                     args: words[1..].to_vec(),
                     env: Vec::new(),
                     report: Some(report),
+                    cwd: None,
                     tests: segment
                         .tests
                         .iter()
