@@ -52,6 +52,9 @@ pub struct PlanOptions {
     pub quiet_runs: usize,
     /// …but never before this many detection runs.
     pub min_runs: usize,
+    /// Groups of tests (files) that reversed and shuffled orders move as wholes, for runners
+    /// that cannot reorder inside a file cheaply (`Runner::order_units`).
+    pub units: Option<Vec<Vec<TestId>>>,
 }
 
 impl Default for PlanOptions {
@@ -62,6 +65,7 @@ impl Default for PlanOptions {
             seed: 1,
             quiet_runs: 3,
             min_runs: 8,
+            units: None,
         }
     }
 }
@@ -110,6 +114,15 @@ pub fn shuffled(tests: &[TestId], seed: u64) -> Vec<TestId> {
         out.swap(i, j);
     }
     out
+}
+
+/// Units shuffled as wholes, each in its declared order.
+pub fn shuffled_units(units: &[Vec<TestId>], seed: u64) -> Vec<TestId> {
+    let index: Vec<TestId> = (0..units.len()).map(|i| i.to_string()).collect();
+    shuffled(&index, seed)
+        .iter()
+        .flat_map(|i| units[i.parse::<usize>().unwrap_or(0)].iter().cloned())
+        .collect()
 }
 
 struct Planner<'a, E: Executor, P: Progress> {
@@ -162,9 +175,9 @@ impl<E: Executor, P: Progress> Planner<'_, E, P> {
             let (order, purpose) = match n {
                 0 => (tests.to_vec(), Purpose::Declared),
                 1 => (tests.to_vec(), Purpose::Repeat),
-                2 => (tests.iter().rev().cloned().collect(), Purpose::Reversed),
+                2 => (self.reversed(tests), Purpose::Reversed),
                 _ => {
-                    let order = shuffled(tests, seed);
+                    let order = self.shuffled(tests, seed);
                     let purpose = Purpose::Shuffled { seed };
                     seed = seed.wrapping_add(1);
                     (order, purpose)
@@ -198,6 +211,20 @@ impl<E: Executor, P: Progress> Planner<'_, E, P> {
             }
         }
         Ok("budget".into())
+    }
+
+    fn reversed(&self, tests: &[TestId]) -> Vec<TestId> {
+        match &self.options.units {
+            Some(units) => units.iter().rev().flatten().cloned().collect(),
+            None => tests.iter().rev().cloned().collect(),
+        }
+    }
+
+    fn shuffled(&self, tests: &[TestId], seed: u64) -> Vec<TestId> {
+        match &self.options.units {
+            Some(units) => shuffled_units(units, seed),
+            None => shuffled(tests, seed),
+        }
     }
 
     /// The detection runs (and the CI build) in which `test` ran, with its outcome.

@@ -210,6 +210,11 @@ impl Runner for Jest {
         "jest"
     }
 
+    fn order_units(&self, tests: &[TestId]) -> Option<Vec<Vec<TestId>>> {
+        // A shuffle of single tests would cost a process per test: files move as wholes.
+        Some(super::units_by_file(tests))
+    }
+
     fn ordering_note(&self) -> Option<String> {
         Some(
             "Jest keeps a describe block's tests together: an order that leaves a block and comes \

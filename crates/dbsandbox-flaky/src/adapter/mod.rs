@@ -92,6 +92,12 @@ pub trait Runner: Send + Sync {
         None
     }
 
+    /// For runners that cannot reorder tests inside a file cheaply: the groups (files, in
+    /// declared order) that reversed and shuffled runs move as wholes. `None`: any test moves.
+    fn order_units(&self, _tests: &[TestId]) -> Option<Vec<Vec<TestId>>> {
+        None
+    }
+
     /// The suite's tests in declared order. May start processes (with `ctx.env`).
     fn list(&self, ctx: &Context) -> anyhow::Result<Vec<TestId>>;
 
@@ -177,4 +183,17 @@ fn unknown(command: &[String]) -> String {
          (e.g. `-- mvn test -Dtest={{tests}}`; see `dbsandbox flaky --help`)",
         command.join(" ")
     )
+}
+
+/// Tests grouped by the file part of their id (`file::…`), files in first-seen order.
+pub fn units_by_file(tests: &[TestId]) -> Vec<Vec<TestId>> {
+    let mut units: Vec<(String, Vec<TestId>)> = Vec::new();
+    for test in tests {
+        let file = test.split("::").next().unwrap_or(test).to_string();
+        match units.iter_mut().find(|(f, _)| *f == file) {
+            Some((_, unit)) => unit.push(test.clone()),
+            None => units.push((file, vec![test.clone()])),
+        }
+    }
+    units.into_iter().map(|(_, unit)| unit).collect()
 }

@@ -194,6 +194,11 @@ impl Runner for NodeTest {
         "node-test"
     }
 
+    fn order_units(&self, tests: &[TestId]) -> Option<Vec<Vec<TestId>>> {
+        // A shuffle of single tests would cost a process per test: files move as wholes.
+        Some(super::units_by_file(tests))
+    }
+
     fn ordering_note(&self) -> Option<String> {
         Some(
             "node --test sorts its files and runs a file's tests only in declared order: each \

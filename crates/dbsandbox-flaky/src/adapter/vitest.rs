@@ -184,6 +184,11 @@ impl Runner for Vitest {
         "vitest"
     }
 
+    fn order_units(&self, tests: &[TestId]) -> Option<Vec<Vec<TestId>>> {
+        // A shuffle of single tests would cost a process per test: files move as wholes.
+        Some(super::units_by_file(tests))
+    }
+
     fn ordering_note(&self) -> Option<String> {
         Some(
             "Vitest picks the order of files itself and runs a file's tests only in declared \

@@ -319,3 +319,18 @@ fn failed_from_a_red_build_skips_detection() {
     assert_eq!(finding(&outcomes, "always_red").kind, FindingKind::Failing);
     assert!(outcomes.runs.iter().all(|r| !r.purpose.is_detection()));
 }
+
+#[test]
+fn units_move_as_wholes_in_reversed_and_shuffled_orders() {
+    let units: Vec<Vec<TestId>> = (0..6)
+        .map(|f| (0..3).map(|t| format!("f{f}::t{t}")).collect())
+        .collect();
+    let order = shuffled_units(&units, 3);
+    assert_eq!(order.len(), 18);
+    for chunk in order.chunks(3) {
+        let file = chunk[0].split("::").next().unwrap();
+        let expected: Vec<String> = (0..3).map(|t| format!("{file}::t{t}")).collect();
+        assert_eq!(chunk, expected.as_slice());
+    }
+    assert_ne!(order, units.concat());
+}
