@@ -6,7 +6,8 @@
 #   4. the example suites through each integration, without `dbsandbox run`: Rust
 #      #[dbsandbox::test] under cargo test and cargo nextest, pytest -n 2 in random order,
 #      node --test with concurrency;
-#   5. the control API against its OpenAPI document (schemathesis) on a running daemon.
+#   5. `dbsandbox flaky` on the planted suites: exactly the planted findings, none with the faults off;
+#   6. the control API against its OpenAPI document (schemathesis) on a running daemon.
 # Each step installs the Python and Node packages it needs when they are missing (pip, npm);
 # cargo-nextest must be installed. DBSANDBOX_BIN overrides the binary the scripts use (default:
 # target/debug/dbsandbox, built here).
@@ -39,6 +40,9 @@ CARGO_TARGET_DIR="$root/conformance/rust/target" bash examples/rust-sqlx/run.sh
 bash examples/pytest-plugin/run.sh
 bash examples/django/run.sh
 bash examples/node-test/run.sh
+
+step "dbsandbox flaky on the planted suites (pytest, Jest, node --test, cargo test)"
+CARGO_TARGET_DIR="$root/conformance/rust/target" bash scripts/flaky-examples.sh
 
 step "control API against openapi.json"
 bash crates/dbsandbox-control/tests/openapi/run.sh
