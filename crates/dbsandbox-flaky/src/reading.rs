@@ -96,6 +96,11 @@ fn excerpt(message: &str) -> String {
         .lines()
         .map(str::trim_end)
         .filter(|l| l.starts_with("E ") || l.starts_with(">  "))
+        // pytest's "+  where x = f(…)" lines repeat objects' reprs, not the failure.
+        .filter(|l| {
+            let l = l.trim_start_matches('E').trim_start();
+            !(l.starts_with('+') && l.contains(" where "))
+        })
         .take(8)
         .collect();
     let telling: Vec<&str> = message
