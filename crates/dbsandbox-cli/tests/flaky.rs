@@ -174,3 +174,60 @@ fn bad_input_exits_2_and_says_which() {
     assert!(help.status.success(), "{}", text(&help));
     assert!(text(&help).contains("{tests}"), "{}", text(&help));
 }
+
+#[test]
+fn starts_from_a_red_builds_junit_report() {
+    let project = Project::new();
+    planted_suite(&project);
+    // The CI build ran the polluter first (pytest --junitxml names cases by module and name).
+    let report = project.path().join("ci.xml");
+    std::fs::write(
+        &report,
+        r#"<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="4">
+<testcase classname="tests.test_b" name="test_stable_2"/>
+<testcase classname="tests.test_b" name="test_create_welcome"/>
+<testcase classname="tests.test_a" name="test_apply_welcome"><failure message="psycopg.errors.UniqueViolation">DETAIL: Key (name)=(WELCOME10) already exists.</failure></testcase>
+<testcase classname="tests.test_a" name="test_stable_1"/>
+</testsuite></testsuites>"#,
+    )
+    .unwrap();
+    let out = project
+        .dbsandbox()
+        .args(["flaky", "--format", "json", "--failed-from"])
+        .arg(&report)
+        .args(["--", "python3", "-m", "pytest", "-q", "tests"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let hunt: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!(hunt["budget"]["detection_stopped"], "failed-from");
+    assert_eq!(hunt["budget"]["detection_runs"], 0);
+    let findings = hunt["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_eq!(findings[0]["test"], "tests/test_a.py::test_apply_welcome");
+    assert_eq!(
+        findings[0]["polluters"],
+        serde_json::json!(["tests/test_b.py::test_create_welcome"])
+    );
+    // The first run retried the failure alone, in a fresh clone.
+    assert_eq!(hunt["runs"][0]["phase"], "retry");
+    assert_eq!(
+        hunt["runs"][0]["order"],
+        serde_json::json!(["tests/test_a.py::test_apply_welcome"])
+    );
+    // A report that names no test of the suite is bad input.
+    std::fs::write(
+        &report,
+        r#"<testsuite><testcase classname="x" name="test_nope"><failure/></testcase></testsuite>"#,
+    )
+    .unwrap();
+    let bad = project
+        .dbsandbox()
+        .args(["flaky", "--failed-from"])
+        .arg(&report)
+        .args(["--", "python3", "-m", "pytest", "-q", "tests"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+}
