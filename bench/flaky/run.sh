@@ -4,7 +4,8 @@
 #
 #   bash bench/flaky/run.sh [SUITE_DIR]     # default: examples/flaky-pytest
 #
-# detect-test-pollution needs the victim's name (--failing-test) and bisects with one pytest
+# detect-test-pollution (its console script: it loads itself into pytest by module name) needs
+# the victim's name (--failing-test) and bisects with one pytest
 # process per step. It is measured twice: as users run it, on one database that every step shares
 # (`dbsandbox run --isolation database`, like a local dev database), and in a fair variant where
 # every pytest process starts on a fresh clone (bench/flaky/fresh_db.py). dbsandbox flaky gets
@@ -47,14 +48,14 @@ print(next(t['id'] for t in h['tests'] if t['id'].endswith('$suffix')))")
   local t0 t1 log="$out/dtp-$variant-${suffix//[^A-Za-z0-9_]/_}.log"
   t0=$(date +%s.%N)
   set +e
-  "$bin" run --quiet --isolation database -- "${env[@]}" python3 -m detect_test_pollution \
+  "$bin" run --quiet --isolation database -- "${env[@]}" detect-test-pollution \
     --failing-test "$id" --tests . >"$log" 2>&1
   set -e
   t1=$(date +%s.%N)
   local steps found
   steps=$(grep -c '^running step' "$log" || true)
   found=$(sed -n 's/^-> the polluting test is: //p' "$log")
-  [ -n "$found" ] || found="(none: $(grep -- '^->' "$log" | tail -1))"
+  [ -n "$found" ] || found="(none: $( (grep -- '^->' "$log" || echo 'no verdict') | tail -1))"
   # pytest processes: discovery, alone, whole group, the steps, the double check.
   printf '%s\t%s\t%s\t%s\t%s\n' "$variant" "$id" "$((steps + 4))" "$(echo "$t1 - $t0" | bc)" "$found" >>"$out/dtp.tsv"
 }
