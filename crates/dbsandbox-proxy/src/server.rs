@@ -471,6 +471,9 @@ async fn serve_rollback(
         Err((sqlstate, message)) => return Ending::Refused(Farewell::Refuse { sqlstate, message }),
     };
     let id = sandbox.next_client_id();
+    // Until the session has left (cleaned up, the key reset if it was the last), the key's new
+    // connections wait once this client has closed.
+    let _admitted = rollback::admission::Admitted::register(&sandbox, id, client);
     let cancel_key = sandbox.backend_key.map(|(process_id, secret_key)| {
         shared.cancels.register(CancelTarget {
             addr: sandbox.addr.clone(),

@@ -363,3 +363,112 @@ async fn a_failing_query_in_a_pipeline_leaves_its_neighbours_alone() {
     );
     assert_eq!(names(&client).await, ["taken", "first", "third"]);
 }
+
+/// A superuser connection straight to the sandbox's database.
+async fn admin_of_sandboxdb(server: &PgServer) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::Config::new()
+        .host_path(&server.socket_dir)
+        .port(server.port)
+        .user("postgres")
+        .dbname("sandboxdb")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// Polls until `done` holds (a condition, not a timing: the deadline only bounds a failure).
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The reset a key's last close triggers is done before the key's next connection is admitted,
+/// even when the proxy has not got round to that close yet: the client saw its socket close,
+/// but the session's clean-up waits for the key's turn (held here by a control request, as by
+/// a status query or another connection's statement, or simply a busy runtime). The next
+/// connection saw the previous one's rows (conformance test t10d, now and then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_after_the_last_one_closed_is_admitted_after_its_reset() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let proxy = Arc::new(proxy);
+    let admin = admin_of_sandboxdb(&server).await;
+    for round in 0..3 {
+        let (first, connection) = proxy
+            .config("k")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        first
+            .batch_execute("insert into items(name) values ('left-behind')")
+            .await
+            .unwrap();
+        // The key's turn is held until the admin lets go of an advisory lock.
+        admin
+            .execute("select pg_advisory_lock(4711)", &[])
+            .await
+            .unwrap();
+        let sandboxes = Arc::clone(&proxy.sandboxes);
+        let holder = tokio::spawn(async move {
+            sandboxes
+                .query(
+                    "k",
+                    "select pg_advisory_lock(4711)::text, pg_advisory_unlock(4711)::text",
+                )
+                .await
+        });
+        loop {
+            let waiting: i64 = admin
+                .query_one(
+                    "select count(*) from pg_stat_activity where application_name = \
+                     'dbsandbox sandbox k' and wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(first); // the connection task sends Terminate and closes the socket ...
+        tokio::time::timeout(Duration::from_secs(5), connection)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(); // ... and ends
+        let next = {
+            let proxy = Arc::clone(&proxy);
+            tokio::spawn(async move { proxy.connect("k").await })
+        };
+        // Admitted at once (the bug), or waiting for the closed connection's clean-up.
+        wait_until("the next connection to be admitted or to wait", || {
+            next.is_finished()
+                || proxy
+                    .sandboxes
+                    .stats_of("k")
+                    .is_some_and(|s| s.connections_waiting == 1)
+        })
+        .await;
+        admin
+            .execute("select pg_advisory_unlock(4711)", &[])
+            .await
+            .unwrap();
+        holder.await.unwrap().unwrap();
+        let next = next.await.unwrap().unwrap();
+        assert_eq!(
+            names(&next).await,
+            Vec::<String>::new(),
+            "round {round}: the next connection saw the previous one's rows"
+        );
+        drop(next);
+        support::wait_until_no_open_connections(&proxy).await;
+    }
+}

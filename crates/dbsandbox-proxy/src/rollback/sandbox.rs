@@ -143,6 +143,8 @@ pub struct SandboxCounters {
     pub resets: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_total: AtomicU64,
+    /// New connections waiting for closed ones to be cleaned up (see [`super::admission`]).
+    pub connections_waiting: AtomicU64,
 }
 
 /// A snapshot of [`SandboxCounters`].
@@ -154,6 +156,7 @@ pub struct SandboxStats {
     pub resets: u64,
     pub connections_open: u64,
     pub connections_total: u64,
+    pub connections_waiting: u64,
 }
 
 impl SandboxCounters {
@@ -165,6 +168,7 @@ impl SandboxCounters {
             resets: self.resets.load(Relaxed),
             connections_open: self.connections_open.load(Relaxed),
             connections_total: self.connections_total.load(Relaxed),
+            connections_waiting: self.connections_waiting.load(Relaxed),
         }
     }
 }
@@ -960,6 +964,8 @@ pub struct Sandbox {
     next_client: AtomicU32,
     /// Bumped by every attach, so a reset scheduled by a detach can tell it is stale.
     pub generation: AtomicU64,
+    /// The sessions' client sockets, watched by new connections (see [`super::admission`]).
+    pub admission: super::admission::Admission,
 }
 
 impl Sandbox {
@@ -984,6 +990,7 @@ impl Sandbox {
             cycle_owner: Arc::new(AtomicU32::new(0)),
             next_client: AtomicU32::new(1),
             generation: AtomicU64::new(0),
+            admission: Default::default(),
         }
     }
 
