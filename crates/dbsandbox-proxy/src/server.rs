@@ -480,7 +480,7 @@ async fn serve_rollback(
             process_id,
             secret_key,
             gate: Some(CancelGate {
-                owner: Arc::clone(&sandbox.cycle_owner),
+                window: Arc::clone(&sandbox.cancels),
                 id,
             }),
         })
@@ -620,11 +620,18 @@ async fn forward_cancel(shared: &Shared, process_id: i32, secret_key: i32) {
         debug!(process_id, "cancel request for an unknown key ignored");
         return;
     };
-    if target.gate.as_ref().is_some_and(|gate| !gate.open()) {
-        debug!(
-            process_id,
-            "cancel request while another client of the sandbox runs; ignored"
-        );
+    if let Some(gate) = &target.gate {
+        // A rollback sandbox's client: its session sends the cancel when only its own
+        // statement can be hit (see rollback::cancels).
+        if gate.request() {
+            Counters::bump(&shared.counters.cancels_forwarded);
+            debug!(process_id, "cancel request handed to the client's session");
+        } else {
+            debug!(
+                process_id,
+                "cancel request while another client of the sandbox runs, or none; ignored"
+            );
+        }
         return;
     }
     match backend::send_cancel(&target.addr, target.process_id, target.secret_key).await {

@@ -13,7 +13,8 @@
 //! (12), `DBSANDBOX_FUZZ_KEYS` (4), `DBSANDBOX_FUZZ_READ_TIMEOUT_MS` (2000),
 //! `DBSANDBOX_FUZZ_RSS_MIB` (128: largest growth of VmRSS over its value before the run),
 //! `DBSANDBOX_FUZZ_SKIP_KNOWN=1` (leave out the triggers of issue 11's known bugs, to explore
-//! past them while they are unfixed).
+//! past them while they are unfixed), `DBSANDBOX_FUZZ_LOG` (the proxy's log on stderr, as a
+//! tracing filter such as `warn` or `dbsandbox_proxy=debug`; default none).
 //! `bash bench/fuzz.sh` runs it for 10⁶ messages per isolation.
 //!
 //! The `corpus_*` tests replay the hand-written hostile sequences of `fuzz/corpus.rs` (issue
@@ -167,8 +168,19 @@ async fn settled_backends(server: &PgServer, allowed: i64) -> Vec<(String, i64)>
     }
 }
 
+/// The proxy's log on stderr when `DBSANDBOX_FUZZ_LOG` asks for it (a broken key says why there).
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("DBSANDBOX_FUZZ_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 async fn fuzz(isolation: Isolation) {
     capture_panics();
+    log_if_asked();
     let budget = Budget::from_env();
     let rollback = matches!(isolation, Isolation::Rollback);
     let name = if rollback { "rollback" } else { "database" };

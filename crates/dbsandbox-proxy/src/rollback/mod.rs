@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod broken;
+pub mod cancels;
 mod client_io;
 pub mod messages;
 pub mod sandbox;

@@ -369,7 +369,7 @@ impl Backend {
         }
         sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION; ");
         sql.push_str(&baseline_sql(&self.user_tables));
-        let rows = match self.run_internal(&sql).await? {
+        let rows = match self.run_internal_retrying(&sql).await? {
             Ok(rows) => rows,
             Err(e) => {
                 let failure = format!("resetting the sandbox failed: {e}");
@@ -959,8 +959,8 @@ pub struct Sandbox {
     pub addr: BackendAddr,
     /// The backend's own cancel key.
     pub backend_key: Option<(i32, i32)>,
-    /// The client whose cycle runs now (0: none); cancel requests of other clients are ignored.
-    pub cycle_owner: Arc<AtomicU32>,
+    /// Whose cycle runs, and the cancel it asked for (see [`super::cancels`]).
+    pub cancels: Arc<super::cancels::CancelWindow>,
     next_client: AtomicU32,
     /// Bumped by every attach, so a reset scheduled by a detach can tell it is stale.
     pub generation: AtomicU64,
@@ -987,7 +987,7 @@ impl Sandbox {
             parameters,
             addr,
             backend_key,
-            cycle_owner: Arc::new(AtomicU32::new(0)),
+            cancels: Arc::default(),
             next_client: AtomicU32::new(1),
             generation: AtomicU64::new(0),
             admission: Default::default(),

@@ -307,7 +307,7 @@ impl ClientSession<'_> {
             };
             let sandbox = Arc::clone(&self.sandbox);
             let mut backend = sandbox.backend.lock().await;
-            sandbox.cycle_owner.store(self.id, Relaxed);
+            sandbox.cancels.open(self.id);
             if let Some(outbox) = outbox.take() {
                 backend.clients.insert(
                     self.id,
@@ -315,7 +315,7 @@ impl ClientSession<'_> {
                 );
             }
             let result = self.cycle(&mut backend, unit).await;
-            sandbox.cycle_owner.store(0, Relaxed);
+            sandbox.cancels.close();
             let end = match result {
                 Ok(true) if self.deferred_end.is_none() && !self.gone => continue,
                 Ok(true) => self.deferred_end.take().unwrap_or(SessionEnd::Closed),
@@ -561,6 +561,8 @@ struct Unit {
     /// The unit's SQL mentions `idle_in_transaction_session_timeout`: the backend gets it back
     /// at 0 before its batch ends (see [`VIRTUAL_SETTING`]).
     touches_virtual: bool,
+    /// The first step of the batch after our leading SQL (see `prepare_forward`).
+    cancellable_from: usize,
 }
 
 /// A setting the shared backend must never keep between batches: it is idle in its transaction
@@ -613,6 +615,7 @@ impl Unit {
             skipping: false,
             copy_in_done: false,
             touches_virtual: false,
+            cancellable_from: 0,
         }
     }
 
@@ -677,6 +680,10 @@ impl Unit {
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
         }
+        // The server answers all of the above now, not with the client's replies: once they
+        // are read, a cancel can no longer hit them (see super::cancels).
+        front::flush(&mut self.batch);
+        self.cancellable_from = self.steps.len();
     }
 
     /// Re-sends the client's unnamed statement if another client's Parse (or any simple query)

@@ -41,7 +41,8 @@ impl Unit {
         backend.write(&self.batch).await?;
         self.batch.clear();
         let steps = std::mem::take(&mut self.steps);
-        let mut walked = self.walk(session, backend, steps).await?;
+        let cancellable_from = std::mem::take(&mut self.cancellable_from);
+        let mut walked = self.walk(session, backend, steps, cancellable_from).await?;
         if walked.awaiting_sync {
             // The server now ignores everything until a Sync and answers nothing else: ours goes
             // first, whatever failed (the client's statement or one of ours), and the batch is
@@ -50,7 +51,7 @@ impl Unit {
             front::sync(&mut sync);
             backend.write(&sync).await?;
             let synced = self
-                .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+                .walk(session, backend, vec![Step::Swallow(Expect::Ready)], 0)
                 .await?;
             walked.backend_status = synced.backend_status;
             walked.awaiting_sync = false;
@@ -191,22 +192,26 @@ impl Unit {
     }
 
     /// Reads the backend's replies for `steps`, forwarding, swallowing and synthesising.
+    /// `cancellable_from`: the first step after our leading SQL.
     pub(super) async fn walk(
         &mut self,
         session: &mut ClientSession<'_>,
         backend: &mut Backend,
         steps: Vec<Step>,
+        cancellable_from: usize,
     ) -> Result<Walked, SessionEnd> {
         let mut walked = Walked {
             backend_status: b'I',
             ..Walked::default()
         };
         let mut ignoring = false; // the server skips messages after an error until Sync
-                                  // Until this step, replies are awaited for the client's statements too (the server
-                                  // flushes the replies to our own extended-protocol steps only with the client's).
+                                  // After our leading SQL (answered at once: see `prepare_forward`) and up to the client's
+                                  // last step, the server may be running the client's statements, and what it runs else
+                                  // is inside the guard: only then may a cancel be sent.
         let last_forward = steps.iter().rposition(|s| matches!(s, Step::Forward(_)));
         for (index, step) in steps.into_iter().enumerate() {
-            let clients_pending = last_forward.is_some_and(|last| index <= last);
+            let cancellable =
+                index >= cancellable_from && last_forward.is_some_and(|last| index <= last);
             let (forward, expect) = match step {
                 Step::Synthetic(bytes) => {
                     if !ignoring {
@@ -228,7 +233,7 @@ impl Unit {
             }
             let mut described = false;
             loop {
-                let message = session.next_reply(backend, clients_pending).await?;
+                let message = session.next_reply(backend, cancellable).await?;
                 tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
                 match message.tag {
                     // Asynchronous messages: notices and parameter changes belong to whoever's
