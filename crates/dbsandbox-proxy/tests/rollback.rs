@@ -472,3 +472,58 @@ async fn a_connection_after_the_last_one_closed_is_admitted_after_its_reset() {
         support::wait_until_no_open_connections(&proxy).await;
     }
 }
+
+/// Replies up to ReadyForQuery, as (SQLSTATE of each error, status of the ReadyForQuery).
+async fn errors_until_ready(raw: &mut support::RawConnection) -> (Vec<String>, u8) {
+    let mut errors = Vec::new();
+    loop {
+        match raw.recv().await {
+            Some(support::Reply::Error(_, code, _)) => errors.push(code),
+            Some(support::Reply::ReadyForQuery(status)) => return (errors, status),
+            Some(support::Reply::Other(_)) => {}
+            None => panic!("the proxy closed the connection"),
+        }
+    }
+}
+
+/// An extended-protocol sequence that fails in the proxy (a Bind in a failed transaction) after
+/// a message the proxy had already planned for the server (a Describe, with the key's queued
+/// savepoint work in front of it): the planned part was dropped at the Sync, so another
+/// connection's savepoints were recorded as made and never made, and that connection's next
+/// statements failed ("savepoint dbsb_c… does not exist", the fuzzer's seed 777).
+#[tokio::test]
+async fn a_sequence_failing_in_the_proxy_still_runs_what_it_planned_for_the_server() {
+    use postgres_protocol::message::frontend;
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let other = proxy.connect("k").await.unwrap();
+    // Its savepoints are queued, to be made in front of the key's next batch.
+    other.batch_execute("BEGIN; SAVEPOINT s").await.unwrap();
+    let mut failing = support::RawConnection::open(proxy.addr).await;
+    failing.send_startup("k").await;
+    failing.until_ready().await;
+    let mut query = bytes::BytesMut::new();
+    frontend::query("BEGIN; select 1/0", &mut query).unwrap();
+    failing.send(&query).await;
+    assert_eq!(
+        errors_until_ready(&mut failing).await,
+        (vec!["22012".into()], b'E')
+    );
+    let mut sequence = bytes::BytesMut::new();
+    frontend::describe(b'S', "", &mut sequence).unwrap();
+    // Bind of the unnamed portal and statement, without parameters.
+    sequence.extend_from_slice(&[b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+    frontend::sync(&mut sequence);
+    failing.send(&sequence).await;
+    let (errors, status) = errors_until_ready(&mut failing).await;
+    assert!(!errors.is_empty() && status == b'E', "{errors:?} {status}");
+    other
+        .batch_execute("insert into items(name) values ('in s'); ROLLBACK TO SAVEPOINT s")
+        .await
+        .unwrap();
+    other
+        .batch_execute("insert into items(name) values ('kept'); COMMIT")
+        .await
+        .unwrap();
+    assert_eq!(names(&other).await, ["kept"]);
+}

@@ -1028,6 +1028,8 @@ impl Unit {
             }
             Kind::SandboxReset => {
                 backend.reset().await?;
+                // The rollback ended a guard this unit left open after a Flush.
+                self.guard = false;
                 sandbox.counters.resets.fetch_add(1, Relaxed);
                 if simple {
                     self.synthetic(|b| back::row_description_text(b, &["dbsandbox_reset"]));

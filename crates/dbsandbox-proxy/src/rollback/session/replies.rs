@@ -138,8 +138,11 @@ impl Unit {
         backend: &mut Backend,
     ) -> Result<(), SessionEnd> {
         // Answer it ourselves only when the server has nothing of this sequence (after a Flush
-        // the guard is open there and the server waits for this Sync).
-        if self.skipping || (self.batch.is_empty() && self.steps.is_empty() && !self.guard) {
+        // the guard is open there and the server waits for this Sync). A sequence that failed
+        // here (skipping) still sends what was planned for the server before the error: our
+        // leading SQL is among it (savepoint work recorded as done), and the replies to the
+        // client's messages before the error come before the error, as in PostgreSQL.
+        if self.batch.is_empty() && self.steps.is_empty() && !self.guard {
             self.skipping = false;
             let status = self.status(backend).byte();
             self.synthetic(|b| back::ready_for_query(b, status));
