@@ -527,3 +527,66 @@ async fn a_sequence_failing_in_the_proxy_still_runs_what_it_planned_for_the_serv
         .unwrap();
     assert_eq!(names(&other).await, ["kept"]);
 }
+
+/// A Bind of the unnamed portal from `statement`, without parameters.
+fn bind_unnamed_portal(statement: &str, out: &mut bytes::BytesMut) {
+    let len = 4 + 1 + statement.len() + 1 + 6;
+    out.extend_from_slice(b"B");
+    out.extend_from_slice(&(len as i32).to_be_bytes());
+    out.extend_from_slice(&[0]);
+    out.extend_from_slice(statement.as_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0]);
+}
+
+/// A Parse the server skipped (an error came first in its sequence) was taken for done: the
+/// server still held the statement's older `COPY … FROM STDIN` of that name, its Execute started
+/// a COPY the proxy had not planned, and the Close pipelined behind it ended the key's shared
+/// session ("unexpected message type 0x43 during COPY from stdin", found by the 10⁶-message fuzz
+/// run). As in PostgreSQL, the client now gets the COPY it asked for, and the key goes on.
+#[tokio::test]
+async fn a_parse_the_server_skipped_is_not_taken_for_done() {
+    use postgres_protocol::message::frontend;
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let other = proxy.connect("k").await.unwrap();
+    let mut client = support::RawConnection::open(proxy.addr).await;
+    client.send_startup("k").await;
+    client.until_ready().await;
+    let mut copy = bytes::BytesMut::new();
+    frontend::parse("s", "COPY items(name) FROM STDIN", [], &mut copy).unwrap();
+    frontend::sync(&mut copy);
+    client.send(&copy).await;
+    assert_eq!(errors_until_ready(&mut client).await, (vec![], b'I'));
+    let mut skipped = bytes::BytesMut::new();
+    bind_unnamed_portal("nosuch", &mut skipped);
+    frontend::parse("s", "select 1", [], &mut skipped).unwrap();
+    frontend::sync(&mut skipped);
+    client.send(&skipped).await;
+    let (errors, _) = errors_until_ready(&mut client).await;
+    assert_eq!(errors, ["26000"]);
+    let mut run = bytes::BytesMut::new();
+    bind_unnamed_portal("s", &mut run);
+    frontend::execute("", 0, &mut run).unwrap();
+    frontend::close(b'S', "gone", &mut run).unwrap();
+    frontend::sync(&mut run);
+    client.send(&run).await;
+    loop {
+        match client.recv().await {
+            Some(support::Reply::Other(b'G')) => break,
+            Some(support::Reply::Other(_)) => {}
+            other => panic!("expected the COPY's CopyInResponse, got {other:?}"),
+        }
+    }
+    let mut fail = bytes::BytesMut::new();
+    frontend::copy_fail("not today", &mut fail).unwrap();
+    // After the COPY, as libpq does: the server ignored the Sync sent during it.
+    frontend::sync(&mut fail);
+    client.send(&fail).await;
+    let (errors, status) = errors_until_ready(&mut client).await;
+    assert_eq!((errors, status), (vec!["57014".to_string()], b'I'));
+    other
+        .batch_execute("insert into items(name) values ('still here')")
+        .await
+        .expect("the key's shared session survives");
+    assert_eq!(names(&other).await, ["still here"]);
+}

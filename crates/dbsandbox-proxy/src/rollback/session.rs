@@ -563,6 +563,9 @@ struct Unit {
     touches_virtual: bool,
     /// The first step of the batch after our leading SQL (see `prepare_forward`).
     cancellable_from: usize,
+    /// The client's statements (false) and portals (true) the batch defines, by client name:
+    /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
+    defined: Vec<(bool, String)>,
 }
 
 /// A setting the shared backend must never keep between batches: it is idle in its transaction
@@ -616,6 +619,7 @@ impl Unit {
             copy_in_done: false,
             touches_virtual: false,
             cancellable_from: 0,
+            defined: Vec::new(),
         }
     }
 
@@ -765,6 +769,7 @@ impl Unit {
                 self.steps.push(Step::Forward(Expect::One));
                 let copy = is_copy(&sql);
                 let set_sql = changes_settings(&kind).then(|| sql.clone());
+                self.defined.push((false, name.clone()));
                 let client = self.client(backend);
                 if name.is_empty() {
                     client.last_unnamed_parse = Some((sql, param_types));
@@ -817,6 +822,7 @@ impl Unit {
                             kind: Kind::Ordinary,
                             sql: None,
                         });
+                        self.defined.push((true, portal.clone()));
                         self.client(backend).portals.insert(portal, prepared);
                     }
                 }

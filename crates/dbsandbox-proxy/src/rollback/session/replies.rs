@@ -60,7 +60,36 @@ impl Unit {
         if end != BatchEnd::Open {
             self.leave_guard_open(backend, &walked);
         }
+        let defined = std::mem::take(&mut self.defined);
+        if walked.client_error || walked.internal_error.is_some() || walked.backend_status == b'E' {
+            self.forget_uncertain(backend, defined);
+        }
         Ok(walked)
+    }
+
+    /// After a failed batch: the server skipped what followed the error, so a Parse or Bind the
+    /// plan recorded may not have happened, and the server may still hold an older statement or
+    /// portal of that name (the shared unnamed statement: another client's). Its Execute could
+    /// then start a COPY the proxy did not plan for, and whatever it pipelined behind it would
+    /// end the key's session ("unexpected message type during COPY", FATAL 08P01). So they are
+    /// treated as possible COPYs (nothing is pipelined behind their Execute) and the unnamed
+    /// statement is Parsed again before this client's next use of it.
+    fn forget_uncertain(&mut self, backend: &mut Backend, defined: Vec<(bool, String)>) {
+        if defined.is_empty() {
+            return;
+        }
+        let client = self.client(backend);
+        for (portal, name) in defined {
+            let map = if portal {
+                &mut client.portals
+            } else {
+                &mut client.statements
+            };
+            if let Some(Prepared::Real { copy, .. }) = map.get_mut(&name) {
+                *copy = true;
+            }
+        }
+        backend.unnamed_owner = None;
     }
 
     /// Before a batch's end: the backend gets [`VIRTUAL_SETTING`] back at 0 when this client has
