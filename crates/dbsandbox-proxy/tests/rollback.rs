@@ -590,3 +590,47 @@ async fn a_parse_the_server_skipped_is_not_taken_for_done() {
         .expect("the key's shared session survives");
     assert_eq!(names(&other).await, ["still here"]);
 }
+
+/// A cancel reaches a statement run through the extended protocol too: the proxy sends it while
+/// it awaits the replies of the client's Bind and Execute (after those of its own savepoint
+/// work, which it has the server answer at once).
+#[tokio::test]
+async fn a_cancel_reaches_an_extended_protocol_statement() {
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let admin = admin_of_sandboxdb(&server).await;
+    let client = Arc::new(proxy.connect("k").await.unwrap());
+    let sleeping = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.query("select pg_sleep(60)", &[]).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sleeping_now: i64 = admin
+            .query_one(
+                "select count(*) from pg_stat_activity where application_name = \
+                 'dbsandbox sandbox k' and query = 'select pg_sleep(60)' and state = 'active'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if sleeping_now == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the sleep never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client
+        .cancel_token()
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(30), sleeping)
+        .await
+        .expect("cancelled long before the sleep ends")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "57014");
+    assert_eq!(names(&client).await, Vec::<String>::new());
+}
