@@ -10,7 +10,8 @@
 #   DBSANDBOX_FUZZ_PROFILE=debug bash bench/fuzz.sh       # without the release build
 #
 # Any DBSANDBOX_FUZZ_* variable the test reads may be set (see the test's header), e.g.
-# DBSANDBOX_FUZZ_SKIP_KNOWN=1 to leave out the triggers of issue 11's known bugs.
+# DBSANDBOX_FUZZ_SKIP_KNOWN=1 to leave out the triggers of issue 11's known bugs, or
+# DBSANDBOX_FUZZ_LOG=warn to see in the proxy's log why a key broke.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DBSANDBOX_FUZZ_MESSAGES="${DBSANDBOX_FUZZ_MESSAGES:-1000000}"

@@ -7,7 +7,6 @@
 
 use crate::backend::BackendAddr;
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where to send a forwarded CancelRequest, and the backend's own key.
@@ -16,21 +15,22 @@ pub struct CancelTarget {
     pub addr: BackendAddr,
     pub process_id: i32,
     pub secret_key: i32,
-    /// For clients sharing a backend (rollback sandboxes): forward only while this client's
-    /// request runs, so one client cannot cancel another's query.
+    /// For clients sharing a backend (rollback sandboxes): the cancel is handed to the client's
+    /// session, which alone knows when only the client's own statement can be hit.
     pub gate: Option<CancelGate>,
 }
 
-/// Passes a cancel only while `owner` holds `id`.
+/// Hands a rollback client's cancel to its session (see `rollback::cancels`).
 #[derive(Clone, Debug)]
 pub struct CancelGate {
-    pub owner: Arc<std::sync::atomic::AtomicU32>,
+    pub window: Arc<crate::rollback::cancels::CancelWindow>,
     pub id: u32,
 }
 
 impl CancelGate {
-    pub fn open(&self) -> bool {
-        self.owner.load(Ordering::Relaxed) == self.id
+    /// Whether the request was taken (the client's cycle runs).
+    pub fn request(&self) -> bool {
+        self.window.request(self.id)
     }
 }
 

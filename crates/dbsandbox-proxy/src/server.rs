@@ -471,13 +471,16 @@ async fn serve_rollback(
         Err((sqlstate, message)) => return Ending::Refused(Farewell::Refuse { sqlstate, message }),
     };
     let id = sandbox.next_client_id();
+    // Until the session has left (cleaned up, the key reset if it was the last), the key's new
+    // connections wait once this client has closed.
+    let _admitted = rollback::admission::Admitted::register(&sandbox, id, client);
     let cancel_key = sandbox.backend_key.map(|(process_id, secret_key)| {
         shared.cancels.register(CancelTarget {
             addr: sandbox.addr.clone(),
             process_id,
             secret_key,
             gate: Some(CancelGate {
-                owner: Arc::clone(&sandbox.cycle_owner),
+                window: Arc::clone(&sandbox.cancels),
                 id,
             }),
         })
@@ -617,11 +620,18 @@ async fn forward_cancel(shared: &Shared, process_id: i32, secret_key: i32) {
         debug!(process_id, "cancel request for an unknown key ignored");
         return;
     };
-    if target.gate.as_ref().is_some_and(|gate| !gate.open()) {
-        debug!(
-            process_id,
-            "cancel request while another client of the sandbox runs; ignored"
-        );
+    if let Some(gate) = &target.gate {
+        // A rollback sandbox's client: its session sends the cancel when only its own
+        // statement can be hit (see rollback::cancels).
+        if gate.request() {
+            Counters::bump(&shared.counters.cancels_forwarded);
+            debug!(process_id, "cancel request handed to the client's session");
+        } else {
+            debug!(
+                process_id,
+                "cancel request while another client of the sandbox runs, or none; ignored"
+            );
+        }
         return;
     }
     match backend::send_cancel(&target.addr, target.process_id, target.secret_key).await {

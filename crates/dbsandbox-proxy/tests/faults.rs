@@ -604,3 +604,159 @@ async fn a_broken_key_whose_connections_all_closed_resets_on_close_like_any_key(
         }
     }
 }
+
+/// When the session of `application_name` began the statement with which it waits for a lock.
+async fn lock_wait_started(
+    admin: &tokio_postgres::Client,
+    application_name: &str,
+) -> Option<String> {
+    admin
+        .query_opt(
+            "select query_start::text from pg_stat_activity \
+             where application_name = $1 and wait_event_type = 'Lock'",
+            &[&application_name],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+async fn until_lock_wait(admin: &tokio_postgres::Client, application_name: &str) -> String {
+    let deadline = Instant::now() + ANSWER_WITHIN;
+    loop {
+        if let Some(started) = lock_wait_started(admin, application_name).await {
+            return started;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{application_name} never waited for a lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+const SANDBOX: &str = "dbsandbox sandbox k";
+
+/// A client of key k whose `SELECT dbsandbox_reset()` is held up inside the proxy's own reset
+/// SQL, restoring the table's sequence: a locker transaction queues for the sequence behind the
+/// sandbox's transaction (which used it), gets it when the reset rolls back, and keeps it until
+/// the returned locker rolls back. Returns the client, the locker, the running reset and when
+/// the reset's wait began.
+async fn a_reset_held_up_by_a_lock(
+    server: &PgServer,
+    proxy: &TestProxy,
+    admin: &tokio_postgres::Client,
+) -> (
+    Arc<tokio_postgres::Client>,
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<Vec<tokio_postgres::SimpleQueryMessage>, tokio_postgres::Error>>,
+    String,
+) {
+    let client = Arc::new(proxy.connect("k").await.unwrap());
+    client
+        .batch_execute("insert into items(name) values ('written')")
+        .await
+        .unwrap();
+    let (locker, connection) = tokio_postgres::connect(
+        &format!(
+            "host={} port={} user=postgres dbname=sandboxdb application_name=locker",
+            server.socket_dir.display(),
+            server.port
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let locking = tokio::spawn(async move {
+        locker
+            .batch_execute("BEGIN; ALTER SEQUENCE items_id_seq INCREMENT BY 1")
+            .await
+            .unwrap();
+        locker
+    });
+    until_lock_wait(admin, "locker").await;
+    let resetting = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.simple_query("SELECT dbsandbox_reset()").await })
+    };
+    let started = until_lock_wait(admin, SANDBOX).await;
+    let locker = locking.await.unwrap();
+    (client, locker, resetting, started)
+}
+
+/// A client's CancelRequest reaches its own statement only: while the proxy runs its own SQL in
+/// the client's turn (here the reset of `SELECT dbsandbox_reset()`), the cancel used to be
+/// forwarded at once and broke the key ("resetting the sandbox failed: canceling statement due
+/// to user request (57014)", fuzzer seed 46813912; a cancel landing on the savepoint work in
+/// front of a batch made the server skip it, "savepoint dbsb_c… does not exist" later, seed 777).
+#[tokio::test]
+async fn a_clients_cancel_never_lands_on_the_proxys_own_sql() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    let (client, locker, resetting, _) = a_reset_held_up_by_a_lock(&server, &proxy, &admin).await;
+    client
+        .cancel_token()
+        .cancel_query(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    wait_for("the proxy to take the cancel", || async {
+        proxy.stats.snapshot().cancels_forwarded == 1
+    })
+    .await;
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let reset = tokio::time::timeout(ANSWER_WITHIN, resetting)
+        .await
+        .expect("the reset answers")
+        .unwrap();
+    if let Err(e) = reset {
+        panic!("the reset failed: {}", describe(&e));
+    }
+    assert_eq!(
+        count_items(&client).await,
+        0,
+        "the key was reset and answers"
+    );
+}
+
+/// A cancel the proxy did not send (`pg_cancel_backend` of the shared backend, which any
+/// connection of the key can run) that lands on the proxy's own SQL: that SQL runs again
+/// instead of the key breaking.
+#[tokio::test]
+async fn the_proxys_own_sql_hit_by_a_foreign_cancel_runs_again() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let admin = admin_of(&server, "sandboxdb").await;
+    let (client, locker, resetting, first_wait) =
+        a_reset_held_up_by_a_lock(&server, &proxy, &admin).await;
+    admin
+        .execute(
+            "select pg_cancel_backend(pid) from pg_stat_activity \
+             where application_name = 'dbsandbox sandbox k'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // Cancelled: either waiting again (run again) or done (failed).
+    wait_for("the cancel to be taken", || async {
+        resetting.is_finished()
+            || lock_wait_started(&admin, SANDBOX)
+                .await
+                .is_some_and(|started| started != first_wait)
+    })
+    .await;
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let reset = tokio::time::timeout(ANSWER_WITHIN, resetting)
+        .await
+        .expect("the reset answers")
+        .unwrap();
+    if let Err(e) = reset {
+        panic!("the reset failed: {}", describe(&e));
+    }
+    assert_eq!(
+        count_items(&client).await,
+        0,
+        "the key was reset and answers"
+    );
+}

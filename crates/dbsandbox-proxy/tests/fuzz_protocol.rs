@@ -13,7 +13,8 @@
 //! (12), `DBSANDBOX_FUZZ_KEYS` (4), `DBSANDBOX_FUZZ_READ_TIMEOUT_MS` (2000),
 //! `DBSANDBOX_FUZZ_RSS_MIB` (128: largest growth of VmRSS over its value before the run),
 //! `DBSANDBOX_FUZZ_SKIP_KNOWN=1` (leave out the triggers of issue 11's known bugs, to explore
-//! past them while they are unfixed).
+//! past them while they are unfixed), `DBSANDBOX_FUZZ_LOG` (the proxy's log on stderr, as a
+//! tracing filter such as `warn` or `dbsandbox_proxy=debug`; default none).
 //! `bash bench/fuzz.sh` runs it for 10⁶ messages per isolation.
 //!
 //! The `corpus_*` tests replay the hand-written hostile sequences of `fuzz/corpus.rs` (issue
@@ -167,8 +168,19 @@ async fn settled_backends(server: &PgServer, allowed: i64) -> Vec<(String, i64)>
     }
 }
 
+/// The proxy's log on stderr when `DBSANDBOX_FUZZ_LOG` asks for it (a broken key says why there).
+fn log_if_asked() {
+    if let Ok(filter) = std::env::var("DBSANDBOX_FUZZ_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 async fn fuzz(isolation: Isolation) {
     capture_panics();
+    log_if_asked();
     let budget = Budget::from_env();
     let rollback = matches!(isolation, Isolation::Rollback);
     let name = if rollback { "rollback" } else { "database" };
@@ -401,21 +413,14 @@ async fn corpus_pass_through_databases() {
     replay_corpus(Isolation::Database).await;
 }
 
-/// Open (issue 11): random rollback sessions can still break a key (one key in two of three
-/// runs at the default budget), with a clear reason and no hang. What is left looks like one
-/// cause, a cancel that reaches the server after the statement it was meant for (a departed
-/// client's query is cancelled, a client's CancelRequest is forwarded while its cycle runs, and
-/// PostgreSQL may take the signal late) and lands on the proxy's own SQL: "resetting the sandbox
-/// failed: canceling statement due to user request (57014)" (seed 46813912), and "savepoint
-/// dbsb_c… does not exist" (3B001) in a later rollback (seed 777) when it hits the guard release
-/// at the start of a batch, so the server skips the queued savepoint work the proxy records as
-/// done. The causes found so far (messages forwarded into a COPY FROM STDIN, a SET pipelined
-/// after a COPY's Query, a failed Parse/Bind leaving the server an older COPY statement or
-/// portal of that name) are fixed and in the corpus, which passes. Run it with `cargo nextest
-/// run -p dbsandbox-proxy --test fuzz_protocol --run-ignored all fuzz_rollback` (the seed is
-/// printed; DBSANDBOX_FUZZ_SEED replays it).
+/// Random rollback sessions at the CI budget (about a minute), then every key must answer. The
+/// causes found so far are fixed and in the corpus or tests/faults.rs: messages forwarded into a
+/// COPY FROM STDIN, a SET pipelined after a COPY's Query, a failed Parse/Bind leaving the server
+/// an older COPY statement or portal of that name, and a client's cancel landing on the proxy's
+/// own SQL (a reset failing with 57014, seed 46813912; savepoint work skipped, then "savepoint
+/// dbsb_c… does not exist", seed 777). `DBSANDBOX_FUZZ_SEED` replays a run (the seed is printed),
+/// `DBSANDBOX_FUZZ_LOG=warn` shows why a key broke.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "finds open rollback-sandbox bugs (issue 11): a late cancel can still break a key"]
 async fn fuzz_rollback_sandboxes() {
     fuzz(Isolation::Rollback).await;
 }

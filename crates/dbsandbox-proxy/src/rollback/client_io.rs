@@ -1,8 +1,9 @@
 //! The client side of a rollback session while its cycle holds the key's backend: replies are
 //! written to a client that may have left (then they are dropped and its running query is
 //! cancelled, but the cycle runs to a protocol boundary so the key's next cycle finds the server
-//! ready), and the client's socket is watched while the server works, so a client that leaves
-//! mid-query does not keep the key's other connections waiting.
+//! ready), the client's socket is watched while the server works, so a client that leaves
+//! mid-query does not keep the key's other connections waiting, and the cancels the client asks
+//! for are sent when they can only hit its own statements.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,18 +23,22 @@ impl ClientSession<'_> {
 
     /// The next message from the server, watching the client meanwhile: what it pipelines is
     /// kept for its next units, and if it leaves, its running statement is cancelled.
-    /// `clients_pending`: the batch's client statements are not all answered yet; only then is
-    /// a cancel sent, so our own statements after them (and in later batches) are never hit.
-    /// The one window left is a client that leaves while the server runs our savepoint work in
-    /// front of its statements (microseconds): the key then breaks with the reason, never hangs.
+    /// `cancellable`: the server may be running the client's own statements and nothing of ours
+    /// that a late cancel could break (see [`super::cancels`]); only then is a cancel sent, the
+    /// departed client's or one the client asked for.
     pub(super) async fn next_reply(
         &mut self,
         backend: &mut Backend,
-        clients_pending: bool,
+        cancellable: bool,
     ) -> Result<BackendMsg, SessionEnd> {
+        let sandbox = std::sync::Arc::clone(&self.sandbox);
         loop {
-            if clients_pending && self.gone && !self.cancel_sent {
+            if cancellable && self.gone && !self.cancel_sent {
                 self.cancel_sent = true;
+                tracing::debug!(key = %sandbox.key, "client left during its cycle: cancelling its query");
+                self.cancel_running().await;
+            } else if cancellable && sandbox.cancels.take() {
+                tracing::debug!(key = %sandbox.key, "cancelling a client's query at its request");
                 self.cancel_running().await;
             }
             // Past the bound the client is not read (the check in take_unit then ends it).
@@ -46,20 +51,20 @@ impl ClientSession<'_> {
                         self.gone = true;
                     }
                 }
+                () = sandbox.cancels.requested(), if cancellable => {}
             }
         }
     }
 
     /// Cancels the client's running statement. The cancel is awaited (the server has the signal
-    /// when it returns), so it cannot hit a statement sent after this one: PostgreSQL drops a
-    /// cancel that arrives between commands.
+    /// when it returns), so it cannot reach a batch sent after this one: PostgreSQL drops a
+    /// pending cancel when it reads its next message from the socket.
     async fn cancel_running(&mut self) {
         let sandbox = std::sync::Arc::clone(&self.sandbox);
         if let Some((process_id, secret_key)) = sandbox.backend_key {
-            tracing::debug!(key = %sandbox.key, "client left during its cycle: cancelling its query");
             if let Err(e) = crate::backend::send_cancel(&sandbox.addr, process_id, secret_key).await
             {
-                tracing::warn!(key = %sandbox.key, "cancelling a departed client's query failed: {e}");
+                tracing::warn!(key = %sandbox.key, "cancelling a client's query failed: {e}");
             }
         }
     }

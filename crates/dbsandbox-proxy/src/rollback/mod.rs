@@ -5,7 +5,9 @@
 //! messages involved, [`broken`] what a key whose backend was lost tells its connections. This
 //! module keeps the sandboxes of a proxy, one per key.
 
+pub mod admission;
 pub mod broken;
+pub mod cancels;
 mod client_io;
 pub mod messages;
 pub mod sandbox;
@@ -79,37 +81,52 @@ impl Sandboxes {
         self.targets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The key's sandbox in `target`'s database, created on first use. A broken sandbox is not
-    /// replaced: the connection is refused with the reason, until the key is reset or released.
-    /// With `reset_on_close`, a broken key none of whose connections is still open is reset now,
-    /// as its last close would have reset a healthy key: every connection that shared the lost
-    /// state was told, and the next test of a suite starts on a fresh sandbox instead of being
-    /// refused for good.
+    /// The key's sandbox in `target`'s database, created on first use, once every earlier
+    /// connection of the key whose client has closed is cleaned up (the last one's reset done:
+    /// see [`admission`]). A broken sandbox is not replaced: the connection is refused with the
+    /// reason, until the key is reset or released. With `reset_on_close`, a broken key none of
+    /// whose connections is still open is reset now, as its last close would have reset a
+    /// healthy key: every connection that shared the lost state was told, and the next test of a
+    /// suite starts on a fresh sandbox instead of being refused for good. The backend is probed
+    /// once per new connection.
     pub async fn get_or_create(
         &self,
         key: &str,
         target: &BackendTarget,
         reset_on_close: bool,
     ) -> Result<Arc<Sandbox>, JoinError> {
-        let sandbox = self.join(key, target).await?;
-        if sandbox.broken.get().is_some()
-            && reset_on_close
-            && sandbox.counters.connections_open.load(Relaxed) == 0
-        {
-            // One reviver at a time; a connection that waited finds the key reset already.
-            let _reviving = self.reviving.lock().await;
-            let current = self.join(key, target).await?;
-            if current.broken.get().is_some()
-                && current.counters.connections_open.load(Relaxed) == 0
-            {
-                tracing::info!(
-                    key,
-                    "a broken key whose connections all closed: reset on close"
-                );
-                self.reset(key).await.map_err(|e| ("08006", e))?;
+        let mut sandbox = self.join(key, target).await?;
+        loop {
+            sandbox
+                .admission
+                .wait_for_closed_sessions(&sandbox.counters.connections_waiting)
+                .await;
+            match self.existing(key) {
+                Some(current) if Arc::ptr_eq(&current, &sandbox) => break,
+                // Reset (a broken key) or released meanwhile.
+                _ => sandbox = self.join(key, target).await?,
             }
         }
-        let sandbox = self.join(key, target).await?;
+        let idle_and_broken =
+            |s: &Sandbox| s.broken.is_set() && s.counters.connections_open.load(Relaxed) == 0;
+        if reset_on_close && idle_and_broken(&sandbox) {
+            // One reviver at a time; a connection that waited finds the key reset already.
+            let _reviving = self.reviving.lock().await;
+            if let Some(current) = self.existing(key) {
+                if idle_and_broken(&current) {
+                    tracing::info!(
+                        key,
+                        "a broken key whose connections all closed: reset on close"
+                    );
+                    self.reset(key).await.map_err(|e| ("08006", e))?;
+                }
+            }
+            // The reset put a fresh sandbox, just opened, in the key's slot.
+            sandbox = match self.existing(key) {
+                Some(current) => current,
+                None => self.join(key, target).await?,
+            };
+        }
         match sandbox.broken.get() {
             Some(breakage) => Err((breakage.sqlstate, broken::message(key, &breakage.reason))),
             None => Ok(sandbox),

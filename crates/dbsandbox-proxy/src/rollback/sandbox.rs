@@ -143,6 +143,8 @@ pub struct SandboxCounters {
     pub resets: AtomicU64,
     pub connections_open: AtomicU64,
     pub connections_total: AtomicU64,
+    /// New connections waiting for closed ones to be cleaned up (see [`super::admission`]).
+    pub connections_waiting: AtomicU64,
 }
 
 /// A snapshot of [`SandboxCounters`].
@@ -154,6 +156,7 @@ pub struct SandboxStats {
     pub resets: u64,
     pub connections_open: u64,
     pub connections_total: u64,
+    pub connections_waiting: u64,
 }
 
 impl SandboxCounters {
@@ -165,6 +168,7 @@ impl SandboxCounters {
             resets: self.resets.load(Relaxed),
             connections_open: self.connections_open.load(Relaxed),
             connections_total: self.connections_total.load(Relaxed),
+            connections_waiting: self.connections_waiting.load(Relaxed),
         }
     }
 }
@@ -365,7 +369,7 @@ impl Backend {
         }
         sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION; ");
         sql.push_str(&baseline_sql(&self.user_tables));
-        let rows = match self.run_internal(&sql).await? {
+        let rows = match self.run_internal_retrying(&sql).await? {
             Ok(rows) => rows,
             Err(e) => {
                 let failure = format!("resetting the sandbox failed: {e}");
@@ -955,11 +959,13 @@ pub struct Sandbox {
     pub addr: BackendAddr,
     /// The backend's own cancel key.
     pub backend_key: Option<(i32, i32)>,
-    /// The client whose cycle runs now (0: none); cancel requests of other clients are ignored.
-    pub cycle_owner: Arc<AtomicU32>,
+    /// Whose cycle runs, and the cancel it asked for (see [`super::cancels`]).
+    pub cancels: Arc<super::cancels::CancelWindow>,
     next_client: AtomicU32,
     /// Bumped by every attach, so a reset scheduled by a detach can tell it is stale.
     pub generation: AtomicU64,
+    /// The sessions' client sockets, watched by new connections (see [`super::admission`]).
+    pub admission: super::admission::Admission,
 }
 
 impl Sandbox {
@@ -981,9 +987,10 @@ impl Sandbox {
             parameters,
             addr,
             backend_key,
-            cycle_owner: Arc::new(AtomicU32::new(0)),
+            cancels: Arc::default(),
             next_client: AtomicU32::new(1),
             generation: AtomicU64::new(0),
+            admission: Default::default(),
         }
     }
 

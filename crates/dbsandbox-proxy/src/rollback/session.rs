@@ -307,7 +307,7 @@ impl ClientSession<'_> {
             };
             let sandbox = Arc::clone(&self.sandbox);
             let mut backend = sandbox.backend.lock().await;
-            sandbox.cycle_owner.store(self.id, Relaxed);
+            sandbox.cancels.open(self.id);
             if let Some(outbox) = outbox.take() {
                 backend.clients.insert(
                     self.id,
@@ -315,7 +315,7 @@ impl ClientSession<'_> {
                 );
             }
             let result = self.cycle(&mut backend, unit).await;
-            sandbox.cycle_owner.store(0, Relaxed);
+            sandbox.cancels.close();
             let end = match result {
                 Ok(true) if self.deferred_end.is_none() && !self.gone => continue,
                 Ok(true) => self.deferred_end.take().unwrap_or(SessionEnd::Closed),
@@ -561,6 +561,11 @@ struct Unit {
     /// The unit's SQL mentions `idle_in_transaction_session_timeout`: the backend gets it back
     /// at 0 before its batch ends (see [`VIRTUAL_SETTING`]).
     touches_virtual: bool,
+    /// The first step of the batch after our leading SQL (see `prepare_forward`).
+    cancellable_from: usize,
+    /// The client's statements (false) and portals (true) the batch defines, by client name:
+    /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
+    defined: Vec<(bool, String)>,
 }
 
 /// A setting the shared backend must never keep between batches: it is idle in its transaction
@@ -613,6 +618,8 @@ impl Unit {
             skipping: false,
             copy_in_done: false,
             touches_virtual: false,
+            cancellable_from: 0,
+            defined: Vec::new(),
         }
     }
 
@@ -677,6 +684,10 @@ impl Unit {
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
         }
+        // The server answers all of the above now, not with the client's replies: once they
+        // are read, a cancel can no longer hit them (see super::cancels).
+        front::flush(&mut self.batch);
+        self.cancellable_from = self.steps.len();
     }
 
     /// Re-sends the client's unnamed statement if another client's Parse (or any simple query)
@@ -758,6 +769,7 @@ impl Unit {
                 self.steps.push(Step::Forward(Expect::One));
                 let copy = is_copy(&sql);
                 let set_sql = changes_settings(&kind).then(|| sql.clone());
+                self.defined.push((false, name.clone()));
                 let client = self.client(backend);
                 if name.is_empty() {
                     client.last_unnamed_parse = Some((sql, param_types));
@@ -810,6 +822,7 @@ impl Unit {
                             kind: Kind::Ordinary,
                             sql: None,
                         });
+                        self.defined.push((true, portal.clone()));
                         self.client(backend).portals.insert(portal, prepared);
                     }
                 }
@@ -1021,6 +1034,8 @@ impl Unit {
             }
             Kind::SandboxReset => {
                 backend.reset().await?;
+                // The rollback ended a guard this unit left open after a Flush.
+                self.guard = false;
                 sandbox.counters.resets.fetch_add(1, Relaxed);
                 if simple {
                     self.synthetic(|b| back::row_description_text(b, &["dbsandbox_reset"]));

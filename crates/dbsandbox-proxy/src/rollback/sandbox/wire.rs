@@ -188,9 +188,26 @@ impl Backend {
         })
     }
 
+    /// Runs internal SQL, and once more if a cancel hit it (57014): one the proxy did not send
+    /// (a client's `pg_cancel_backend` of the shared backend) may land on anything. The SQL must
+    /// be safe to run again after a failure part way (a reset, a recovery, a SET); SQL that is
+    /// not fails again and is reported.
+    pub async fn run_internal_retrying(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<Vec<Option<String>>>, String>, BackendFailure> {
+        match self.run_internal(sql).await? {
+            Err(e) if e.ends_with("(57014)") => {
+                tracing::warn!(key = %self.key, "dbsandbox's own statement was cancelled; running it again: {e}");
+                self.run_internal(sql).await
+            }
+            done => Ok(done),
+        }
+    }
+
     /// Runs internal SQL that must succeed; a failure breaks the sandbox.
     pub async fn run_required(&mut self, sql: &str) -> Result<(), BackendFailure> {
-        match self.run_internal(sql).await? {
+        match self.run_internal_retrying(sql).await? {
             Ok(_) => Ok(()),
             Err(e) => {
                 let failure = format!("internal statement failed: {e} (statement: {sql})");

@@ -41,7 +41,8 @@ impl Unit {
         backend.write(&self.batch).await?;
         self.batch.clear();
         let steps = std::mem::take(&mut self.steps);
-        let mut walked = self.walk(session, backend, steps).await?;
+        let cancellable_from = std::mem::take(&mut self.cancellable_from);
+        let mut walked = self.walk(session, backend, steps, cancellable_from).await?;
         if walked.awaiting_sync {
             // The server now ignores everything until a Sync and answers nothing else: ours goes
             // first, whatever failed (the client's statement or one of ours), and the batch is
@@ -50,7 +51,7 @@ impl Unit {
             front::sync(&mut sync);
             backend.write(&sync).await?;
             let synced = self
-                .walk(session, backend, vec![Step::Swallow(Expect::Ready)])
+                .walk(session, backend, vec![Step::Swallow(Expect::Ready)], 0)
                 .await?;
             walked.backend_status = synced.backend_status;
             walked.awaiting_sync = false;
@@ -59,7 +60,36 @@ impl Unit {
         if end != BatchEnd::Open {
             self.leave_guard_open(backend, &walked);
         }
+        let defined = std::mem::take(&mut self.defined);
+        if walked.client_error || walked.internal_error.is_some() || walked.backend_status == b'E' {
+            self.forget_uncertain(backend, defined);
+        }
         Ok(walked)
+    }
+
+    /// After a failed batch: the server skipped what followed the error, so a Parse or Bind the
+    /// plan recorded may not have happened, and the server may still hold an older statement or
+    /// portal of that name (the shared unnamed statement: another client's). Its Execute could
+    /// then start a COPY the proxy did not plan for, and whatever it pipelined behind it would
+    /// end the key's session ("unexpected message type during COPY", FATAL 08P01). So they are
+    /// treated as possible COPYs (nothing is pipelined behind their Execute) and the unnamed
+    /// statement is Parsed again before this client's next use of it.
+    fn forget_uncertain(&mut self, backend: &mut Backend, defined: Vec<(bool, String)>) {
+        if defined.is_empty() {
+            return;
+        }
+        let client = self.client(backend);
+        for (portal, name) in defined {
+            let map = if portal {
+                &mut client.portals
+            } else {
+                &mut client.statements
+            };
+            if let Some(Prepared::Real { copy, .. }) = map.get_mut(&name) {
+                *copy = true;
+            }
+        }
+        backend.unnamed_owner = None;
     }
 
     /// Before a batch's end: the backend gets [`VIRTUAL_SETTING`] back at 0 when this client has
@@ -137,8 +167,11 @@ impl Unit {
         backend: &mut Backend,
     ) -> Result<(), SessionEnd> {
         // Answer it ourselves only when the server has nothing of this sequence (after a Flush
-        // the guard is open there and the server waits for this Sync).
-        if self.skipping || (self.batch.is_empty() && self.steps.is_empty() && !self.guard) {
+        // the guard is open there and the server waits for this Sync). A sequence that failed
+        // here (skipping) still sends what was planned for the server before the error: our
+        // leading SQL is among it (savepoint work recorded as done), and the replies to the
+        // client's messages before the error come before the error, as in PostgreSQL.
+        if self.batch.is_empty() && self.steps.is_empty() && !self.guard {
             self.skipping = false;
             let status = self.status(backend).byte();
             self.synthetic(|b| back::ready_for_query(b, status));
@@ -191,22 +224,26 @@ impl Unit {
     }
 
     /// Reads the backend's replies for `steps`, forwarding, swallowing and synthesising.
+    /// `cancellable_from`: the first step after our leading SQL.
     pub(super) async fn walk(
         &mut self,
         session: &mut ClientSession<'_>,
         backend: &mut Backend,
         steps: Vec<Step>,
+        cancellable_from: usize,
     ) -> Result<Walked, SessionEnd> {
         let mut walked = Walked {
             backend_status: b'I',
             ..Walked::default()
         };
         let mut ignoring = false; // the server skips messages after an error until Sync
-                                  // Until this step, replies are awaited for the client's statements too (the server
-                                  // flushes the replies to our own extended-protocol steps only with the client's).
+                                  // After our leading SQL (answered at once: see `prepare_forward`) and up to the client's
+                                  // last step, the server may be running the client's statements, and what it runs else
+                                  // is inside the guard: only then may a cancel be sent.
         let last_forward = steps.iter().rposition(|s| matches!(s, Step::Forward(_)));
         for (index, step) in steps.into_iter().enumerate() {
-            let clients_pending = last_forward.is_some_and(|last| index <= last);
+            let cancellable =
+                index >= cancellable_from && last_forward.is_some_and(|last| index <= last);
             let (forward, expect) = match step {
                 Step::Synthetic(bytes) => {
                     if !ignoring {
@@ -228,7 +265,7 @@ impl Unit {
             }
             let mut described = false;
             loop {
-                let message = session.next_reply(backend, clients_pending).await?;
+                let message = session.next_reply(backend, cancellable).await?;
                 tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
                 match message.tag {
                     // Asynchronous messages: notices and parameter changes belong to whoever's

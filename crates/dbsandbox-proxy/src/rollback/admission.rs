@@ -1,0 +1,115 @@
+//! Admission of a key's new connections: a connection whose client has closed is cleaned up (and,
+//! as the key's last, resets the key) before any later connection of the key is admitted. The
+//! client sees its socket closed before the proxy has read the close (its session task may not
+//! even have run yet, or wait for the key's turn), so a test's next connection could otherwise
+//! reach the key first and see the rows of the test before. Each session registers its client's
+//! socket; a new connection looks at them (without reading) and waits until those that ended
+//! have left.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::TcpStream as StdTcpStream;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::sandbox::{ClientId, Sandbox};
+
+/// The client sockets of a sandbox's sessions, and a signal for each session that leaves.
+#[derive(Default)]
+pub struct Admission {
+    /// A second handle on each session's client socket, only ever peeked at.
+    sockets: Mutex<HashMap<ClientId, StdTcpStream>>,
+    left: Notify,
+}
+
+impl Admission {
+    fn sockets(&self) -> MutexGuard<'_, HashMap<ClientId, StdTcpStream>> {
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn any_client_closed(&self) -> bool {
+        self.sockets().values().any(client_closed)
+    }
+
+    /// Returns once no session of the sandbox has a client that closed: each such session has
+    /// left (and reset the key if it was the last). `waiting` counts the connections waiting here.
+    pub async fn wait_for_closed_sessions(&self, waiting: &AtomicU64) {
+        loop {
+            let left = self.left.notified();
+            tokio::pin!(left);
+            // Registered before the check, so a session that leaves in between is not missed.
+            left.as_mut().enable();
+            if !self.any_client_closed() {
+                return;
+            }
+            let _counted = Waiting::count(waiting);
+            left.await;
+        }
+    }
+}
+
+/// Counts a connection waiting for admission, however its wait ends.
+struct Waiting<'a>(&'a AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicU64) -> Waiting<'a> {
+        waiting.fetch_add(1, Relaxed);
+        Waiting(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Whether the client closed its side: end of stream, a reset, or a Terminate message waiting
+/// to be read (an idle session has no partial message before it). Never reads or waits: the
+/// socket is non-blocking.
+fn client_closed(socket: &StdTcpStream) -> bool {
+    let mut head = [0u8; 5];
+    match socket.peek(&mut head) {
+        Ok(0) => true,
+        Ok(n) => n == head.len() && head == [b'X', 0, 0, 0, 4],
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
+    }
+}
+
+/// A session's registration; it leaves (and wakes the connections waiting) when dropped, after
+/// the session's clean-up.
+pub struct Admitted {
+    sandbox: Arc<Sandbox>,
+    id: ClientId,
+}
+
+impl Admitted {
+    pub fn register(sandbox: &Arc<Sandbox>, id: ClientId, client: &TcpStream) -> Admitted {
+        match client.as_fd().try_clone_to_owned() {
+            Ok(fd) => {
+                sandbox
+                    .admission
+                    .sockets()
+                    .insert(id, StdTcpStream::from(fd));
+            }
+            // Out of file descriptors: the connection works, later ones just do not wait for it.
+            Err(e) => tracing::warn!(key = %sandbox.key, "cannot watch a client socket: {e}"),
+        }
+        Admitted {
+            sandbox: Arc::clone(sandbox),
+            id,
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let admission = &self.sandbox.admission;
+        admission.sockets().remove(&self.id);
+        admission.left.notify_waiters();
+    }
+}
