@@ -634,3 +634,49 @@ async fn a_cancel_reaches_an_extended_protocol_statement() {
     assert_eq!(sqlstate(&err), "57014");
     assert_eq!(names(&client).await, Vec::<String>::new());
 }
+
+/// Execute of a portal the proxy had forgotten (DISCARD ALL, emulated per client, forgets the
+/// client's portals while the server still holds its unnamed one, here a `COPY … FROM STDIN`)
+/// was planned as an ordinary statement: the Parse pipelined behind it reached the server in
+/// COPY and ended the key's shared session ("unexpected message type 0x50 during COPY from
+/// stdin", found by the 10⁶-message fuzz run).
+#[tokio::test]
+async fn an_execute_of_a_forgotten_portal_is_planned_as_a_possible_copy() {
+    use postgres_protocol::message::frontend;
+    let server = PgServer::start().await;
+    let (proxy, _) = sandbox_proxy(&server, "k").await;
+    let other = proxy.connect("k").await.unwrap();
+    let mut client = support::RawConnection::open(proxy.addr).await;
+    client.send_startup("k").await;
+    client.until_ready().await;
+    let mut units = bytes::BytesMut::new();
+    frontend::parse("", "COPY items(name) FROM STDIN", [], &mut units).unwrap();
+    bind_unnamed_portal("", &mut units);
+    frontend::flush(&mut units);
+    frontend::parse("", "DISCARD ALL", [], &mut units).unwrap();
+    bind_unnamed_portal("", &mut units);
+    frontend::execute("", 0, &mut units).unwrap();
+    frontend::flush(&mut units);
+    frontend::execute("", 0, &mut units).unwrap();
+    frontend::parse("next", "select 1", [], &mut units).unwrap();
+    frontend::sync(&mut units);
+    client.send(&units).await;
+    loop {
+        match client.recv().await {
+            Some(support::Reply::Other(b'G')) => break,
+            Some(support::Reply::Other(_)) => {}
+            other => panic!("expected the COPY's CopyInResponse, got {other:?}"),
+        }
+    }
+    let mut fail = bytes::BytesMut::new();
+    frontend::copy_fail("not today", &mut fail).unwrap();
+    frontend::sync(&mut fail);
+    client.send(&fail).await;
+    let (errors, status) = errors_until_ready(&mut client).await;
+    assert_eq!((errors, status), (vec!["57014".to_string()], b'I'));
+    other
+        .batch_execute("insert into items(name) values ('still here')")
+        .await
+        .expect("the key's shared session survives");
+    assert_eq!(names(&other).await, ["still here"]);
+}

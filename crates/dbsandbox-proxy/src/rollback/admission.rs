@@ -37,7 +37,23 @@ impl Admission {
 
     /// Returns once no session of the sandbox has a client that closed: each such session has
     /// left (and reset the key if it was the last). `waiting` counts the connections waiting here.
-    pub async fn wait_for_closed_sessions(&self, waiting: &AtomicU64) {
+    /// The wait is bounded ([`ADMISSION_WAIT`]): a session whose clean-up never comes must not
+    /// keep the key's new connections out for good (the 10⁶-message fuzz run found such
+    /// sessions, piling up tens of thousands of waiting connections); past the bound the
+    /// connection is admitted, with a warning.
+    pub async fn wait_for_closed_sessions(&self, key: &str, waiting: &AtomicU64) {
+        let waited = tokio::time::timeout(ADMISSION_WAIT, self.wait_unbounded(waiting)).await;
+        if waited.is_err() {
+            tracing::warn!(
+                key,
+                "a closed connection of the key was not cleaned up within {} s; a new connection \
+                 is admitted without waiting for it (it may see that connection's writes)",
+                ADMISSION_WAIT.as_secs()
+            );
+        }
+    }
+
+    async fn wait_unbounded(&self, waiting: &AtomicU64) {
         loop {
             let left = self.left.notified();
             tokio::pin!(left);
@@ -51,6 +67,10 @@ impl Admission {
         }
     }
 }
+
+/// Longest wait of a new connection for the clean-up of the key's closed ones (milliseconds
+/// when all is well).
+pub const ADMISSION_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counts a connection waiting for admission, however its wait ends.
 struct Waiting<'a>(&'a AtomicU64);

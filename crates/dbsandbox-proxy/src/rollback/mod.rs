@@ -99,7 +99,7 @@ impl Sandboxes {
         loop {
             sandbox
                 .admission
-                .wait_for_closed_sessions(&sandbox.counters.connections_waiting)
+                .wait_for_closed_sessions(key, &sandbox.counters.connections_waiting)
                 .await;
             match self.existing(key) {
                 Some(current) if Arc::ptr_eq(&current, &sandbox) => break,

@@ -817,8 +817,11 @@ impl Unit {
                             &rest,
                         );
                         self.steps.push(Step::Forward(Expect::One));
+                        // A statement the proxy does not know may still be on the server (the
+                        // unnamed one, perhaps another client's; one DISCARD ALL forgot, whose
+                        // Close is still queued): it may be a COPY.
                         let prepared = prepared.unwrap_or(Prepared::Real {
-                            copy: false,
+                            copy: true,
                             kind: Kind::Ordinary,
                             sql: None,
                         });
@@ -882,7 +885,9 @@ impl Unit {
                         self.steps.push(Step::Forward(Expect::Execute));
                         session.sandbox.counters.statements.fetch_add(1, Relaxed);
                         match prepared {
-                            Some(Prepared::Real { copy: true, .. }) => {
+                            // A portal the proxy does not know may still be on the server (the
+                            // unnamed one after DISCARD ALL forgot it): it may be a COPY too.
+                            Some(Prepared::Real { copy: true, .. }) | None => {
                                 // Nothing may follow a COPY until it is over (the server reads
                                 // only copy data then), so run what we have now; the Flush makes
                                 // a COPY TO's output come without a Sync (a COPY FROM ignores it).
