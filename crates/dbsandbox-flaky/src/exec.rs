@@ -110,17 +110,22 @@ impl<'a, S: Sandboxes> ProcessExecutor<'a, S> {
             }
         }
         // Every test asked for has a result: the ones nobody reported are missing.
-        let mut ordered = Vec::with_capacity(order.len());
-        for test in order {
-            match results.iter().position(|r| &r.id == test) {
-                Some(i) => ordered.push(results.swap_remove(i)),
-                None => ordered.push(TestResult {
+        let mut reported: std::collections::HashMap<TestId, TestResult> =
+            std::collections::HashMap::with_capacity(results.len());
+        for result in results {
+            // A test reported twice keeps its first report.
+            reported.entry(result.id.clone()).or_insert(result);
+        }
+        let ordered = order
+            .iter()
+            .map(|test| {
+                reported.remove(test).unwrap_or_else(|| TestResult {
                     id: test.clone(),
                     outcome: Outcome::Missing,
                     message: None,
-                }),
-            }
-        }
+                })
+            })
+            .collect();
         Ok((ordered, problem))
     }
 

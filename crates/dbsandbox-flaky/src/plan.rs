@@ -584,18 +584,22 @@ pub async fn hunt<E: Executor, P: Progress>(
 
 /// Every test's verdict and counts.
 fn summarise(tests: &[TestId], runs: &[Run], findings: &[Finding]) -> Vec<TestSummary> {
+    // One pass over every result (a run reports each test once): 2,000 tests × 80 runs.
+    let mut counts: std::collections::HashMap<&str, (usize, usize, usize)> =
+        std::collections::HashMap::new();
+    for result in runs.iter().flat_map(|r| &r.results) {
+        let count = counts.entry(result.id.as_str()).or_default();
+        match result.outcome {
+            Outcome::Passed => count.0 += 1,
+            Outcome::Failed => count.1 += 1,
+            Outcome::Skipped => count.2 += 1,
+            Outcome::Missing => {}
+        }
+    }
     tests
         .iter()
         .map(|id| {
-            let (mut passed, mut failed, mut skipped) = (0, 0, 0);
-            for run in runs {
-                match run.outcome_of(id) {
-                    Some(Outcome::Passed) => passed += 1,
-                    Some(Outcome::Failed) => failed += 1,
-                    Some(Outcome::Skipped) => skipped += 1,
-                    _ => {}
-                }
-            }
+            let (passed, failed, skipped) = counts.get(id.as_str()).copied().unwrap_or_default();
             let verdict = match findings.iter().find(|f| &f.test == id).map(|f| f.kind) {
                 Some(FindingKind::Victim) => Verdict::Victim,
                 Some(FindingKind::Brittle) => Verdict::Brittle,

@@ -292,7 +292,7 @@ impl Runner for Jest {
                 tests: process
                     .segments
                     .iter()
-                    .flat_map(|s| s.tests.iter().map(|&i| listing.tests[i].id.clone()))
+                    .flat_map(|s| s.ids(&listing))
                     .collect(),
             });
         }

@@ -236,6 +236,16 @@ pub struct Segment {
     pub tests: Vec<usize>,
 }
 
+impl Segment {
+    /// The segment's test ids, in its order.
+    pub fn ids(&self, listing: &Listing) -> Vec<TestId> {
+        self.tests
+            .iter()
+            .map(|&i| listing.tests[i].id.clone())
+            .collect()
+    }
+}
+
 /// What one runner process can do with the tests of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InFile {

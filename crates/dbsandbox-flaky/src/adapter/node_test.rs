@@ -235,11 +235,7 @@ impl Runner for NodeTest {
                     env: Vec::new(),
                     report: Some(report),
                     cwd: None,
-                    tests: segment
-                        .tests
-                        .iter()
-                        .map(|&i| listing.tests[i].id.clone())
-                        .collect(),
+                    tests: segment.ids(&listing),
                 })
             })
             .collect()

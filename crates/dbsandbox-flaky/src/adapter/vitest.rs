@@ -220,11 +220,7 @@ impl Runner for Vitest {
                     env: Vec::new(),
                     report: Some(report),
                     cwd: None,
-                    tests: segment
-                        .tests
-                        .iter()
-                        .map(|&i| listing.tests[i].id.clone())
-                        .collect(),
+                    tests: segment.ids(&listing),
                 })
             })
             .collect()
