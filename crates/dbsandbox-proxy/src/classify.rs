@@ -80,6 +80,10 @@ pub enum Kind {
     Deallocate(Option<String>),
     /// The in-band control statement `SELECT dbsandbox_reset()`.
     SandboxReset,
+    /// `SELECT dbsandbox_reset('point')`: back to a named reset point.
+    SandboxResetTo(String),
+    /// `SELECT dbsandbox_snapshot('point')`: takes a named reset point.
+    SandboxSnapshot(String),
 }
 
 /// The target of a `DISCARD` statement.
@@ -406,7 +410,9 @@ fn classify_node(node: &NodeEnum, sql: &str, range: &Range<usize>) -> Kind {
     match node {
         NodeEnum::TransactionStmt(stmt) => classify_transaction(stmt),
         NodeEnum::VariableSetStmt(stmt) => classify_set(stmt, sql, range),
-        NodeEnum::SelectStmt(stmt) if is_sandbox_reset(stmt) => Kind::SandboxReset,
+        NodeEnum::SelectStmt(stmt) if sandbox_control(stmt).is_some() => {
+            sandbox_control(stmt).unwrap_or(Kind::SandboxReset)
+        }
         NodeEnum::ListenStmt(stmt) => Kind::Listen(stmt.conditionname.clone()),
         // A NULL condition name (`UNLISTEN *`) arrives as "", which is not a valid channel name.
         NodeEnum::UnlistenStmt(stmt) => {
@@ -508,25 +514,45 @@ fn value_start(node: &NodeEnum) -> Option<usize> {
         .map(|location| location as usize)
 }
 
-/// `SELECT dbsandbox_reset()` and nothing else: one unaliased target calling the unqualified
-/// function without arguments, no other clause.
-fn is_sandbox_reset(stmt: &protobuf::SelectStmt) -> bool {
+/// The in-band control statements, and nothing else: `SELECT dbsandbox_reset()`,
+/// `SELECT dbsandbox_reset('point')` and `SELECT dbsandbox_snapshot('point')`, one unaliased
+/// target calling the unqualified function with no argument or one string literal, no other
+/// clause.
+fn sandbox_control(stmt: &protobuf::SelectStmt) -> Option<Kind> {
     let [target] = stmt.target_list.as_slice() else {
-        return false;
+        return None;
     };
     let Some(NodeEnum::ResTarget(target)) = target.node.as_ref() else {
-        return false;
+        return None;
     };
     let Some(NodeEnum::FuncCall(call)) = target.val.as_ref().and_then(|val| val.node.as_ref())
     else {
-        return false;
+        return None;
     };
-    let calls_reset = matches!(
-        call.funcname.as_slice(),
-        [name] if matches!(name.node.as_ref(), Some(NodeEnum::String(name)) if name.sval == "dbsandbox_reset")
-    );
-    let plain_call = call.args.is_empty()
-        && call.agg_order.is_empty()
+    let [name] = call.funcname.as_slice() else {
+        return None;
+    };
+    let Some(NodeEnum::String(name)) = name.node.as_ref() else {
+        return None;
+    };
+    let point = match call.args.as_slice() {
+        [] => None,
+        [arg] => match arg.node.as_ref() {
+            Some(NodeEnum::AConst(protobuf::AConst {
+                val: Some(a_const::Val::Sval(text)),
+                ..
+            })) => Some(text.sval.clone()),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let kind = match (name.sval.as_str(), point) {
+        ("dbsandbox_reset", None) => Kind::SandboxReset,
+        ("dbsandbox_reset", Some(point)) => Kind::SandboxResetTo(point),
+        ("dbsandbox_snapshot", Some(point)) => Kind::SandboxSnapshot(point),
+        _ => return None,
+    };
+    let plain_call = call.agg_order.is_empty()
         && call.agg_filter.is_none()
         && call.over.is_none()
         && !call.agg_star
@@ -546,11 +572,8 @@ fn is_sandbox_reset(stmt: &protobuf::SelectStmt) -> bool {
         && stmt.locking_clause.is_empty()
         && stmt.with_clause.is_none()
         && stmt.op == SetOperation::SetopNone as i32;
-    calls_reset
-        && plain_call
-        && plain_select
-        && target.name.is_empty()
-        && target.indirection.is_empty()
+    (plain_call && plain_select && target.name.is_empty() && target.indirection.is_empty())
+        .then_some(kind)
 }
 
 /// The PostgreSQL 15 `PreventInTransactionBlock` callers that the statement's syntax alone

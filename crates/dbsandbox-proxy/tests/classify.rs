@@ -377,6 +377,27 @@ fn sandbox_reset_look_alikes_are_ordinary() {
 }
 
 #[test]
+fn named_reset_points_take_one_string_literal() {
+    assert_kind(
+        "SELECT dbsandbox_snapshot('class set-up')",
+        Kind::SandboxSnapshot("class set-up".into()),
+    );
+    assert_kind(
+        "select DBSANDBOX_RESET('class set-up');",
+        Kind::SandboxResetTo("class set-up".into()),
+    );
+    for sql in [
+        "SELECT dbsandbox_snapshot()",
+        "SELECT dbsandbox_snapshot('a', 'b')",
+        "SELECT dbsandbox_snapshot(name) FROM points",
+        "SELECT dbsandbox_reset($1)",
+        "SELECT dbsandbox_snapshot('a') AS point",
+    ] {
+        assert_kind(sql, Kind::Ordinary);
+    }
+}
+
+#[test]
 fn multi_statement_strings_have_exact_ranges() {
     let sql = "BEGIN; INSERT INTO t VALUES (1); COMMIT;";
     assert_eq!(

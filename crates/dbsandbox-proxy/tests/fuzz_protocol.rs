@@ -104,6 +104,7 @@ const PROBE_WITHIN: Duration = Duration::from_secs(10);
 /// that gets no answer, reports when the key stopped answering and its sessions just before.
 async fn watch(
     proxy: Arc<TestProxy>,
+    server: Arc<PgServer>,
     tally: Arc<Tally>,
     running: Arc<AtomicBool>,
     frozen: Arc<AtomicUsize>,
@@ -132,10 +133,12 @@ async fn watch(
                 return Some(format!(
                     "during the run, key {key} stopped answering a probe (fresh connection, \
                      SELECT 1) between t={:.2}s (last answer) and t={:.2}s: {why}\n  \
+                     its backends on the server then: {}\n  \
                      its sessions up to then, oldest first (the culprit is usually among those \
                      that began between the two):\n    {}",
                     last_good.as_secs_f64(),
                     probe_started.as_secs_f64(),
+                    backend_activity(&server, &key).await,
                     tally.recent(&key, probe_started, 15)
                 ));
             }
@@ -143,6 +146,25 @@ async fn watch(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     None
+}
+
+/// What the key's backends are doing on the server (state, wait, query, locks they wait for):
+/// whether a frozen key waits on the server or on the proxy.
+async fn backend_activity(server: &PgServer, key: &str) -> String {
+    let admin = server.admin().await;
+    let sql = "select format('pid %s %s wait %s/%s xact %s s, query %L, blocked by %s', a.pid, \
+               a.state, a.wait_event_type, a.wait_event, \
+               round(extract(epoch from now() - a.xact_start)), left(a.query, 160), \
+               pg_blocking_pids(a.pid)) from pg_stat_activity a \
+               where a.datname = 'fuzz_' || $1 order by a.pid";
+    match admin.query(sql, &[&key]).await {
+        Ok(rows) => rows
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("(pg_stat_activity failed: {e})"),
+    }
 }
 
 /// Backends per fuzz database, once the count is within `allowed` or 10 s have passed.
@@ -197,7 +219,7 @@ async fn fuzz(isolation: Isolation) {
     );
     eprintln!("fuzz: {reproduce}");
 
-    let server = PgServer::start().await;
+    let server = Arc::new(PgServer::start().await);
     let keys: Vec<String> = (0..budget.keys).map(|i| format!("fz{i}")).collect();
     let router = key_databases(&server, &keys).await;
     let config = ProxyConfig {
@@ -225,9 +247,17 @@ async fn fuzz(isolation: Isolation) {
     let watchdogs: Vec<_> = keys
         .iter()
         .map(|key| {
-            let (proxy, tally) = (proxy.clone(), tally.clone());
+            let (proxy, server, tally) = (proxy.clone(), server.clone(), tally.clone());
             let (running, frozen) = (running.clone(), frozen.clone());
-            tokio::spawn(watch(proxy, tally, running, frozen, key.clone(), started))
+            tokio::spawn(watch(
+                proxy,
+                server,
+                tally,
+                running,
+                frozen,
+                key.clone(),
+                started,
+            ))
         })
         .collect();
 

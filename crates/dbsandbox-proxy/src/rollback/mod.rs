@@ -205,6 +205,58 @@ impl Sandboxes {
         Ok(true)
     }
 
+    /// Rolls the key's sandbox back to its reset point `point` (see [`Sandboxes::snapshot`]).
+    /// `Ok(None)` when the key has no sandbox; `Ok(Some(Err(..)))` when it has no such point.
+    pub async fn reset_to(
+        &self,
+        key: &str,
+        point: &str,
+    ) -> Result<Option<Result<(), String>>, String> {
+        let Some(sandbox) = self.existing(key) else {
+            return Ok(None);
+        };
+        let mut backend = turn(&sandbox).await?;
+        if let Some(breakage) = backend.broken.get() {
+            return Err(broken::message(key, &breakage.reason));
+        }
+        let done = backend.reset_to_point(point).await.map_err(|e| e.0)?;
+        if done.is_ok() {
+            sandbox
+                .counters
+                .resets
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(Some(done.map_err(|e| e.message)))
+    }
+
+    /// Takes (or moves) the key's reset point `point`: the sandbox's state now, which
+    /// [`Sandboxes::reset_to`] comes back to. `Ok(None)` when the key has no sandbox;
+    /// `Ok(Some(Err(..)))` when a connection of the key is inside a transaction block.
+    pub async fn snapshot(
+        &self,
+        key: &str,
+        point: &str,
+    ) -> Result<Option<Result<(), String>>, String> {
+        let Some(sandbox) = self.existing(key) else {
+            return Ok(None);
+        };
+        let mut backend = turn(&sandbox).await?;
+        if let Some(breakage) = backend.broken.get() {
+            return Err(broken::message(key, &breakage.reason));
+        }
+        let taken = backend.take_point(point).await.map_err(|e| e.0)?;
+        Ok(Some(taken.map_err(|e| e.message)))
+    }
+
+    /// The key's reset points, oldest first (`None` when the key has no sandbox).
+    pub async fn points(&self, key: &str) -> Result<Option<Vec<String>>, String> {
+        let Some(sandbox) = self.existing(key) else {
+            return Ok(None);
+        };
+        let backend = turn(&sandbox).await?;
+        Ok(Some(backend.point_names()))
+    }
+
     /// Runs internal, read-only SQL inside the key's sandbox transaction (so it sees what the
     /// sandbox's clients wrote) and returns its rows as text. `None` when the key has no sandbox.
     pub async fn query(

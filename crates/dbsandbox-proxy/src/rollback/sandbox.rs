@@ -25,6 +25,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::UnboundedSender;
 
+mod points;
 mod wire;
 
 use super::broken::BrokenFlag;
@@ -238,6 +239,36 @@ pub struct Backend {
     write_baseline: HashMap<String, i64>,
     /// The template's user tables (an oid array literal), whose counters a reset records.
     user_tables: String,
+    /// Named reset points, oldest (lowest on the backend) first.
+    points: Vec<points::ResetPoint>,
+    /// Some SQL of the key named `idle_in_transaction_session_timeout`: from then on every
+    /// batch sets it back to 0 before it ends (see `session::VIRTUAL_SETTING`), since a
+    /// statement, function or SQL PREPARE defined then may set it later without naming it.
+    pub virtual_setting_seen: bool,
+}
+
+/// Each sequence's qualified name, value and `is_called`, as `setval` takes them.
+const SEQUENCE_VALUES_SQL: &str = "SELECT format('%I.%I', schemaname, sequencename), \
+     coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text FROM pg_sequences";
+
+/// What a reset undoes besides the data: session-level advisory locks and settings.
+const RESET_SESSION_SQL: &str =
+    "SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION; ";
+
+/// `SELECT setval(…), …` putting every sequence of [`SEQUENCE_VALUES_SQL`]'s rows back (rows of
+/// any other shape are skipped); `None` without sequences.
+fn setval_sql(rows: &[Vec<Option<String>>]) -> Option<String> {
+    let setvals: Vec<String> = rows
+        .iter()
+        .filter_map(|row| match row.as_slice() {
+            [Some(name), Some(value), Some(called)] => Some(format!(
+                "setval({}::regclass, {value}, {called})",
+                super::messages::quote_literal(name)
+            )),
+            _ => None,
+        })
+        .collect();
+    (!setvals.is_empty()).then(|| format!("SELECT {}", setvals.join(", ")))
 }
 
 /// Each written user table's oid, name and write counters in the backend's current,
@@ -299,6 +330,8 @@ impl Backend {
             next_savepoint: 0,
             write_baseline: HashMap::new(),
             user_tables: "{}".into(),
+            points: Vec::new(),
+            virtual_setting_seen: false,
         }
     }
 
@@ -308,11 +341,7 @@ impl Backend {
         let mut out = BytesMut::new();
         front::query(
             &mut out,
-            &format!(
-                "BEGIN; SELECT format('%I.%I', schemaname, sequencename), \
-                        coalesce(last_value, start_value)::text, (last_value IS NOT NULL)::text \
-                 FROM pg_sequences; {USER_TABLES_SQL}"
-            ),
+            &format!("BEGIN; {SEQUENCE_VALUES_SQL}; {USER_TABLES_SQL}"),
         );
         front::parse(&mut out, GUARD_SET, &format!("SAVEPOINT {GUARD}"), &[]);
         front::parse(
@@ -339,35 +368,24 @@ impl Backend {
                 _ => {}
             }
         }
-        let setvals: Vec<String> = rows
-            .iter()
-            .filter_map(|row| match row.as_slice() {
-                [Some(name), Some(value), Some(called)] => Some(format!(
-                    "setval({}::regclass, {value}, {called})",
-                    super::messages::quote_literal(name)
-                )),
-                _ => None,
-            })
-            .collect();
-        if !setvals.is_empty() {
-            self.restore_sequences = Some(format!("SELECT {}", setvals.join(", ")));
-        }
+        self.restore_sequences = setval_sql(&rows);
         if let Some([Some(tables)]) = rows.iter().map(Vec::as_slice).find(|r| r.len() == 1) {
             self.user_tables = tables.clone();
         }
         Ok(())
     }
 
-    /// Rolls everything back and starts afresh: sequences restored, advisory locks released,
-    /// session settings reset. Connected clients keep their prepared statements and settings
-    /// (re-applied on their next cycle) but lose any open transaction.
+    /// Rolls everything back to the template's state and starts afresh: sequences restored,
+    /// advisory locks released, session settings reset, reset points dropped. Connected clients
+    /// keep their prepared statements and settings (re-applied on their next cycle); one inside
+    /// a transaction block stays in it, with the block's earlier work gone.
     pub async fn reset(&mut self) -> Result<(), BackendFailure> {
         let mut sql = String::from("ROLLBACK; BEGIN; ");
         if let Some(restore) = &self.restore_sequences {
             sql.push_str(restore);
             sql.push_str("; ");
         }
-        sql.push_str("SELECT pg_advisory_unlock_all(); RESET ALL; RESET SESSION AUTHORIZATION; ");
+        sql.push_str(RESET_SESSION_SQL);
         sql.push_str(&baseline_sql(&self.user_tables));
         let rows = match self.run_internal_retrying(&sql).await? {
             Ok(rows) => rows,
@@ -377,19 +395,8 @@ impl Backend {
                 return Err(BackendFailure(failure));
             }
         };
-        self.write_baseline = write_counters(rows);
-        self.stack.clear();
-        self.pending_ops.clear();
-        self.applied = Some(BTreeMap::new());
-        self.needs_reset = false;
-        for client in self.clients.values_mut() {
-            client.status = TxStatus::Idle;
-            client.begin_pending = false;
-            client.tx_touched_settings = false;
-            client.settings_at_begin = None;
-            client.listens_at_begin = None;
-            client.pending_notifies.clear();
-        }
+        self.points.clear();
+        self.start_afresh(rows);
         Ok(())
     }
 

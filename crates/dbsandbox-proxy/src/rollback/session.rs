@@ -198,11 +198,25 @@ fn is_virtual(kind: &Kind) -> bool {
     )
 }
 
+/// The column an in-band control statement answers in (named after its function, as
+/// PostgreSQL names a function call's column); `None` for every other statement.
+fn control_column(kind: &Kind) -> Option<&'static str> {
+    match kind {
+        Kind::SandboxReset | Kind::SandboxResetTo(_) => Some("dbsandbox_reset"),
+        Kind::SandboxSnapshot(_) => Some("dbsandbox_snapshot"),
+        _ => None,
+    }
+}
+
 /// Whether a statement may run while the client's transaction is failed.
 fn allowed_when_failed(kind: &Kind) -> bool {
     matches!(
         kind,
-        Kind::Commit { .. } | Kind::Rollback { .. } | Kind::RollbackTo(_) | Kind::SandboxReset
+        Kind::Commit { .. }
+            | Kind::Rollback { .. }
+            | Kind::RollbackTo(_)
+            | Kind::SandboxReset
+            | Kind::SandboxResetTo(_)
     )
 }
 
@@ -558,9 +572,6 @@ struct Unit {
     /// An extended-protocol COPY FROM STDIN just ended: a Sync the client sent before its data
     /// was ignored by the server.
     copy_in_done: bool,
-    /// The unit's SQL mentions `idle_in_transaction_session_timeout`: the backend gets it back
-    /// at 0 before its batch ends (see [`VIRTUAL_SETTING`]).
-    touches_virtual: bool,
     /// The first step of the batch after our leading SQL (see `prepare_forward`).
     cancellable_from: usize,
     /// The client's statements (false) and portals (true) the batch defines, by client name:
@@ -617,7 +628,6 @@ impl Unit {
             guard: false,
             skipping: false,
             copy_in_done: false,
-            touches_virtual: false,
             cancellable_from: 0,
             defined: Vec::new(),
         }
@@ -750,7 +760,7 @@ impl Unit {
                     _ => sql,
                 };
                 self.prepare_forward(backend);
-                self.touches_virtual |= mentions_virtual_setting(&sql);
+                backend.virtual_setting_seen |= mentions_virtual_setting(&sql);
                 if !name.is_empty() {
                     // The name is recorded for this Parse before the server answers it. Had the
                     // server kept an earlier statement of that name (its Parse fails with
@@ -844,10 +854,9 @@ impl Unit {
                         if !portal {
                             back::parameter_description(b, &[]);
                         }
-                        if kind == Kind::SandboxReset {
-                            back::row_description_text(b, &["dbsandbox_reset"]);
-                        } else {
-                            back::no_data(b);
+                        match control_column(&kind) {
+                            Some(column) => back::row_description_text(b, &[column]),
+                            None => back::no_data(b),
                         }
                     }),
                     _ => {
@@ -1042,12 +1051,27 @@ impl Unit {
                 // The rollback ended a guard this unit left open after a Flush.
                 self.guard = false;
                 sandbox.counters.resets.fetch_add(1, Relaxed);
-                if simple {
-                    self.synthetic(|b| back::row_description_text(b, &["dbsandbox_reset"]));
-                }
-                self.synthetic(|b| back::data_row_text(b, &["ok"]));
-                Ok("SELECT 1".into())
+                Ok(self.control_row(kind, simple))
             }
+            Kind::SandboxResetTo(point) => match backend.reset_to_point(point).await? {
+                Ok(()) => {
+                    self.guard = false;
+                    sandbox.counters.resets.fetch_add(1, Relaxed);
+                    Ok(self.control_row(kind, simple))
+                }
+                Err(e) => Err(e),
+            },
+            // A guard savepoint this unit left open (after a Flush) would, once released,
+            // take the point with it.
+            Kind::SandboxSnapshot(_) if self.guard => Err(ClientError::new(
+                "25001",
+                "dbsandbox_snapshot must not share an extended-protocol batch with other \
+                 statements: send it after a Sync",
+            )),
+            Kind::SandboxSnapshot(point) => match backend.take_point(point).await? {
+                Ok(()) => Ok(self.control_row(kind, simple)),
+                Err(e) => Err(e),
+            },
             _ => Err(ClientError::new("XX000", "dbsandbox: statement kind handled elsewhere")),
         };
         match result {
@@ -1055,6 +1079,17 @@ impl Unit {
             Err(error) => self.fail(backend, &error),
         }
         Ok(())
+    }
+
+    /// The one-row answer of an in-band control statement (its RowDescription too when part of
+    /// a simple Query); returns the command tag.
+    fn control_row(&mut self, kind: &Kind, simple: bool) -> String {
+        let column = control_column(kind).unwrap_or("dbsandbox_reset");
+        if simple {
+            self.synthetic(|b| back::row_description_text(b, &[column]));
+        }
+        self.synthetic(|b| back::data_row_text(b, &["ok"]));
+        "SELECT 1".into()
     }
 
     /// DISCARD ALL for this client only: its statements, settings and LISTENs.
@@ -1104,7 +1139,7 @@ impl Unit {
         {
             let text = self.renamed(backend, sql, &statements);
             self.prepare_forward(backend);
-            self.touches_virtual |= mentions_virtual_setting(&text);
+            backend.virtual_setting_seen |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
             self.steps.push(Step::Forward(Expect::UntilReady));
             let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
@@ -1146,7 +1181,7 @@ impl Unit {
             } else {
                 let renamed = self.renamed(backend, text, &classify::classify(text));
                 self.prepare_forward(backend);
-                self.touches_virtual |= mentions_virtual_setting(&renamed);
+                backend.virtual_setting_seen |= mentions_virtual_setting(&renamed);
                 front::query(&mut self.batch, &renamed);
                 self.steps.push(Step::Forward(Expect::UntilReadyNoReady));
                 session.sandbox.counters.statements.fetch_add(1, Relaxed);

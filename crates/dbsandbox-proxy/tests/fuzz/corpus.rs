@@ -121,6 +121,56 @@ pub fn sequences() -> Vec<Sequence> {
             ],
         ),
         seq(
+            "a prepared SET idle_in_transaction_session_timeout executed in a later unit, then idle 1.5 s",
+            "bug 3",
+            vec![
+                Send(vec![
+                    parse("dbsb_fuzz_idle", "SET idle_in_transaction_session_timeout = '1s'", &[]),
+                    sync(),
+                ]),
+                Ready(1),
+                Send(vec![bind("", "dbsb_fuzz_idle", &[], &[]), execute("", 0), sync()]),
+                Ready(1),
+                Pause(Duration::from_millis(1500)),
+                Send(vec![query("select 1")]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
+        seq(
+            "SQL PREPARE of set_config(idle_in_transaction_session_timeout), EXECUTE later, then idle 1.5 s",
+            "bug 3",
+            vec![
+                Send(vec![query(
+                    "PREPARE idle AS SELECT set_config('idle_in_transaction_session_timeout', '1s', false)",
+                )]),
+                Ready(1),
+                Send(vec![query("EXECUTE idle")]),
+                Ready(1),
+                Pause(Duration::from_millis(1500)),
+                Send(vec![query("select 1")]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
+        seq(
+            "a function that sets idle_in_transaction_session_timeout, called later, then idle 1.5 s",
+            "bug 3",
+            vec![
+                Send(vec![query(
+                    "CREATE FUNCTION fuzz_idle() RETURNS text LANGUAGE sql AS \
+                     $$ SELECT set_config('idle_in_transaction_session_timeout', '1s', false) $$",
+                )]),
+                Ready(1),
+                Send(vec![query("SELECT fuzz_idle()")]),
+                Ready(1),
+                Pause(Duration::from_millis(1500)),
+                Send(vec![query("select 1")]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
+        seq(
             "failed named Parse, then disconnect",
             "bug 4",
             vec![

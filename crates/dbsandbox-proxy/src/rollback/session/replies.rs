@@ -93,13 +93,15 @@ impl Unit {
     }
 
     /// Before a batch's end: the backend gets [`VIRTUAL_SETTING`] back at 0 when this client has
-    /// a value of its own or the batch may have set one.
+    /// a value of its own or any SQL of the key has named the setting (the batch may have set
+    /// it: a statement prepared earlier, a function or an SQL PREPARE defined earlier can, with
+    /// text that does not name it).
     pub(super) fn zero_virtual_setting(&mut self, backend: &mut Backend) {
         let has_own = backend
             .clients
             .get(&self.id)
             .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
-        if self.guard && (std::mem::take(&mut self.touches_virtual) || has_own) {
+        if self.guard && (backend.virtual_setting_seen || has_own) {
             front::query(
                 &mut self.batch,
                 &format!("SET {VIRTUAL_SETTING} TO DEFAULT"),
@@ -122,7 +124,7 @@ impl Unit {
             .clients
             .get(&self.id)
             .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
-        if (std::mem::take(&mut self.touches_virtual) || has_own) && walked.backend_status != b'E' {
+        if (backend.virtual_setting_seen || has_own) && walked.backend_status != b'E' {
             backend
                 .run_required(&format!("SET {VIRTUAL_SETTING} TO DEFAULT"))
                 .await?;
