@@ -81,6 +81,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
             get(one_sandbox).delete(release_sandbox),
         )
         .route("/v1/sandboxes/{key}/reset", post(reset_sandbox))
+        .route("/v1/sandboxes/{key}/snapshot", post(snapshot_sandbox))
         .route("/v1/runs", post(open_run).get(list_runs))
         .route("/v1/runs/{id}", get(one_run).delete(close_run))
         .fallback(|| async {
@@ -398,21 +399,78 @@ async fn one_sandbox(
     Ok(Json(full_view(&scope, &key).await?))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    /// A named reset point to go back to instead of the template's state.
+    to: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SnapshotRequest {
+    name: Option<String>,
+}
+
 async fn reset_sandbox(
     State(daemon): Shared,
     Path(key): Path<String>,
     Query(query): Query<RunParam>,
+    raw: Bytes,
 ) -> ApiResult<Json<SandboxView>> {
+    let request: ResetRequest = body(&raw)?;
     let scope = scope_of_key(&daemon, &key, &query)?;
-    match scope.registry.reset(&key).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(Refusal::new(404, "not_found", format!("no sandbox with key {key}")).into())
-        }
-        Err(e) => return Err(Refusal::new(503, "unavailable", e).into()),
+    let done = match &request.to {
+        Some(point) => scope
+            .registry
+            .reset_to(&key, point)
+            .await
+            .map_err(point_refusal)?,
+        None => scope
+            .registry
+            .reset(&key)
+            .await
+            .map_err(|e| ApiError(Refusal::new(503, "unavailable", e)))?,
+    };
+    if !done {
+        return Err(Refusal::new(404, "not_found", format!("no sandbox with key {key}")).into());
     }
     let stats = scope.registry.key_stats(&key).unwrap_or_default();
     Ok(Json(sandbox_view(&scope, &key, &stats)))
+}
+
+async fn snapshot_sandbox(
+    State(daemon): Shared,
+    Path(key): Path<String>,
+    Query(query): Query<RunParam>,
+    raw: Bytes,
+) -> ApiResult<Json<SandboxView>> {
+    let request: SnapshotRequest = body(&raw)?;
+    let Some(point) = request.name else {
+        return Err(ApiError::bad_request(
+            "request body: a snapshot needs {\"name\": \"…\"}, the reset point's name",
+        ));
+    };
+    let scope = scope_of_key(&daemon, &key, &query)?;
+    if !scope
+        .registry
+        .take_point(&key, &point)
+        .await
+        .map_err(point_refusal)?
+    {
+        return Err(Refusal::new(404, "not_found", format!("no sandbox with key {key}")).into());
+    }
+    let stats = scope.registry.key_stats(&key).unwrap_or_default();
+    Ok(Json(sandbox_view(&scope, &key, &stats)))
+}
+
+fn point_refusal(e: crate::registry::PointError) -> ApiError {
+    use crate::registry::PointError;
+    ApiError(match e {
+        PointError::Conflict(message) => Refusal::new(409, "point_conflict", message),
+        PointError::Missing(message) => Refusal::new(404, "not_found", message),
+        PointError::Unavailable(message) => Refusal::new(503, "unavailable", message),
+    })
 }
 
 async fn release_sandbox(

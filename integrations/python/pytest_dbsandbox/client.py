@@ -200,9 +200,16 @@ class Sandbox:
         self.isolation: str = data.get("isolation") or "rollback"
         self.run: Optional[str] = data.get("run")
 
-    def reset(self) -> None:
-        """Back to the template's state: ``POST /v1/sandboxes/{key}/reset``."""
-        self.client.reset(self.key, run=self.run)
+    def reset(self, to: Optional[str] = None) -> None:
+        """Back to the template's state, or to the reset point ``to`` (see :meth:`snapshot`):
+        ``POST /v1/sandboxes/{key}/reset``."""
+        self.client.reset(self.key, run=self.run, to=to)
+
+    def snapshot(self, name: str) -> None:
+        """Take the named reset point ``name``: the sandbox's state now, which
+        ``reset(to=name)`` comes back to (rollback sandboxes; no connection of the key may be
+        inside a transaction block). ``POST /v1/sandboxes/{key}/snapshot``."""
+        self.client.snapshot(self.key, name, run=self.run)
 
     def release(self) -> None:
         """Give the sandbox back: ``DELETE /v1/sandboxes/{key}``."""
@@ -337,9 +344,14 @@ class Client:
             data = dict(data, run=run)
         return Sandbox(self, data)
 
-    def reset(self, key: str, run: Optional[str] = None) -> Dict[str, Any]:
-        """``POST /v1/sandboxes/{key}/reset``."""
-        return self.request("POST", self._key_path(key, "/reset", run))
+    def reset(self, key: str, run: Optional[str] = None, to: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /v1/sandboxes/{key}/reset`` (to the reset point ``to``, if given)."""
+        body = {"to": to} if to is not None else None
+        return self.request("POST", self._key_path(key, "/reset", run), body)
+
+    def snapshot(self, key: str, name: str, run: Optional[str] = None) -> Dict[str, Any]:
+        """``POST /v1/sandboxes/{key}/snapshot``: take the reset point ``name``."""
+        return self.request("POST", self._key_path(key, "/snapshot", run), {"name": name})
 
     def release(self, key: str, run: Optional[str] = None) -> Dict[str, Any]:
         """``DELETE /v1/sandboxes/{key}``."""

@@ -17,6 +17,10 @@ Fixtures:
 * ``dbsandbox_url`` (session): the URL of this worker's sandbox.
 * ``dbsandbox`` (function): resets the sandbox, then gives a :class:`Sandbox` (``.url``,
   ``.key``, ``.isolation``, ``.reset()``, ``.url_with(...)``, ``.info()``).
+* ``dbsandbox_points`` (session): in a class- or module-scoped fixture, ``sandbox =
+  dbsandbox_points.reset()`` first (a clean start), then the set-up's committed writes, then
+  ``dbsandbox_points.take(request)``: each test of that scope is reset to that state (a named
+  reset point of the rollback sandbox) instead of the template's.
 
 ini options: ``dbsandbox_isolation`` (``rollback`` or ``database``, default ``rollback``),
 ``dbsandbox_key_prefix`` (default ``pytest-``), ``dbsandbox_autoreset`` (default false).
@@ -26,9 +30,10 @@ that isolation instead (a second key, acquired on first use).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
 import pytest
@@ -173,13 +178,21 @@ class Sandbox:
         self.host = parts.hostname or ""
         self.port = parts.port
 
-    def reset(self) -> None:
-        """Back to the template's state (``POST /v1/sandboxes/{key}/reset``).
+    def reset(self, to: Optional[str] = None) -> None:
+        """Back to the template's state, or to the reset point ``to``
+        (``POST /v1/sandboxes/{key}/reset``).
 
         Rollback isolation: everything every connection of the key wrote is rolled back and the
-        sequences restored; connections stay open. Database isolation: the key gets a fresh clone.
+        sequences restored; connections stay open, and one inside a transaction block stays in
+        it. Database isolation: the key gets a fresh clone.
         """
-        self._lease.reset()
+        self._lease.reset(to=to)
+
+    def snapshot(self, name: str) -> None:
+        """Take the reset point ``name`` (rollback isolation): the state now, which
+        ``reset(to=name)`` comes back to. No connection of the key may be inside a transaction
+        block. ``dbsandbox_points.take(request)`` does this for a class or module fixture."""
+        self._lease.snapshot(name)
 
     def info(self) -> dict:
         """The daemon's view of the sandbox: stats and the tables written since the last reset."""
@@ -342,6 +355,70 @@ def _main_sandbox(worker: Worker) -> Sandbox:
     _fail(problem)
 
 
+class ResetPoints:
+    """The reset points taken by class- and module-scoped fixtures of this worker, innermost
+    last: each test's reset goes back to the innermost one still in scope."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.names: List[str] = []
+
+    def take(self, request: pytest.FixtureRequest) -> None:
+        """Make the worker's sandbox state now the one every test of ``request``'s scope starts
+        from (call it at the end of a class- or module-scoped fixture's set-up, once its writes
+        are committed). The point is dropped when that scope ends."""
+        if request.scope not in ("class", "module", "package", "session"):
+            raise DbsandboxError(
+                "pytest-dbsandbox: dbsandbox_points.take(request) belongs in a class-, module-, "
+                f"package- or session-scoped fixture (this one is {request.scope}-scoped): a "
+                "function-scoped fixture runs again for each test anyway"
+            )
+        sandbox = _main_sandbox(self.worker)
+        name = "pytest-" + hashlib.sha1(request.node.nodeid.encode("utf-8")).hexdigest()[:24]
+        try:
+            sandbox.snapshot(name)
+        except ApiError as error:
+            raise DbsandboxError(
+                f"pytest-dbsandbox: cannot take a reset point for {request.node.nodeid}: "
+                f"{error.api_message}"
+            ) from None
+        if name in self.names:
+            del self.names[self.names.index(name):]
+        self.names.append(name)
+        request.addfinalizer(lambda: self._leave(name))
+
+    def _leave(self, name: str) -> None:
+        if name in self.names:
+            del self.names[self.names.index(name):]
+
+    def innermost(self) -> Optional[str]:
+        return self.names[-1] if self.names else None
+
+    def reset(self) -> Sandbox:
+        """Reset the worker's main sandbox to the innermost point still in scope (or the
+        template) and return it: the start of a class or module fixture's set-up, which must not
+        build on what the test before it left."""
+        sandbox = _main_sandbox(self.worker)
+        sandbox.reset(to=self.innermost())
+        return sandbox
+
+
+@pytest.fixture(scope="session")
+def dbsandbox_points(_dbsandbox_worker: Worker) -> ResetPoints:
+    """Reset points for class- and module-level set-up: ``dbsandbox_points.take(request)`` at the
+    end of such a fixture makes its committed state the one ``dbsandbox`` resets each test of
+    that scope to (the worker's main, rollback sandbox)."""
+    return _points_of(_dbsandbox_worker)
+
+
+def _points_of(worker: Worker) -> ResetPoints:
+    points = getattr(worker, "_points", None)
+    if points is None:
+        points = ResetPoints(worker)
+        worker._points = points
+    return points
+
+
 @pytest.fixture(scope="session")
 def dbsandbox_url(_dbsandbox_worker: Worker) -> str:
     """The URL of this worker's sandbox: ``postgresql://dbsandbox@HOST:PORT/KEY``.
@@ -357,7 +434,8 @@ def dbsandbox(request: pytest.FixtureRequest, _dbsandbox_worker: Worker) -> Sand
     """Reset this worker's sandbox, then give the test its :class:`Sandbox`.
 
     Everything committed by earlier tests of this worker, through any connection, is gone; the
-    sequences are back at their template values. With ``@pytest.mark.dbsandbox(isolation=...)``
+    sequences are back at their template values (or, inside a class or module whose fixture took
+    a reset point with ``dbsandbox_points.take(request)``, at that point's state). With ``@pytest.mark.dbsandbox(isolation=...)``
     the test gets the worker's sandbox of that isolation.
     """
     problem = None
@@ -375,7 +453,10 @@ def dbsandbox(request: pytest.FixtureRequest, _dbsandbox_worker: Worker) -> Sand
                 marker.kwargs.get("isolation", isolation), "@pytest.mark.dbsandbox(isolation=...)"
             )
         sandbox = _dbsandbox_worker.for_isolation(isolation)
-        sandbox.reset()
+        point = None
+        if sandbox is _main_sandbox(_dbsandbox_worker):
+            point = _points_of(_dbsandbox_worker).innermost()
+        sandbox.reset(to=point)
         return sandbox
     except DbsandboxError as error:
         problem = error

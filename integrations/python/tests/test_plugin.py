@@ -42,6 +42,43 @@ def test_the_reset_goes_through_the_api(dbsandbox):
         assert connection.execute("select count(*) from t6").fetchone()[0] == 100
 
 
+class TestClassSetUpSurvivesEachTestsReset:
+    """A class fixture's committed rows are the state each test of the class starts from (a
+    reset point), not wiped by the per-test reset as they were."""
+
+    @pytest.fixture(scope="class", autouse=True)
+    def class_author(self, dbsandbox_points, request):
+        import psycopg
+
+        sandbox = dbsandbox_points.reset()
+        with psycopg.connect(sandbox.url) as connection:
+            connection.execute("insert into t6(name, parent_id) values ('class author', 1)")
+        dbsandbox_points.take(request)
+
+    @pytest.mark.parametrize("round_", [1, 2, 3])
+    def test_each_test_starts_from_the_class_state(self, dbsandbox, round_):
+        import psycopg
+
+        with psycopg.connect(dbsandbox.url) as connection:
+            count = "select count(*) from t6 where name = %s"
+            assert connection.execute(count, ("class author",)).fetchone()[0] == 1
+            assert connection.execute(count, ("test row",)).fetchone()[0] == 0
+            assert connection.execute("select count(*) from t6").fetchone()[0] == 101
+            connection.execute("insert into t6(name, parent_id) values ('test row', 1)")
+
+
+def test_outside_the_class_each_test_starts_from_the_seed_again(dbsandbox):
+    import psycopg
+
+    with psycopg.connect(dbsandbox.url) as connection:
+        assert connection.execute("select count(*) from t6").fetchone()[0] == 100
+
+
+def test_a_point_in_a_function_fixture_is_refused(dbsandbox_points, request):
+    with pytest.raises(DbsandboxError, match="class-, module-"):
+        dbsandbox_points.take(request)
+
+
 def test_url_with_refuses_the_workers_own_key_and_unknown_isolations(dbsandbox):
     with pytest.raises(ValueError, match="key_suffix must not be empty"):
         dbsandbox.url_with(isolation="database", key_suffix="")

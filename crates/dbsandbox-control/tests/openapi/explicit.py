@@ -86,6 +86,13 @@ def psql(url, sql, options=""):
                    stdout=subprocess.DEVNULL)
 
 
+def psql_value(url, sql):
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
+    done = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", sql], check=True, env=env,
+                          capture_output=True, text=True)
+    return done.stdout
+
+
 def tables_of(key, run=None, want=None):
     """GET the sandbox until its tables are `want` (PostgreSQL publishes table statistics, which
     database keys read, within about a second), at most 5 s."""
@@ -146,9 +153,26 @@ if has_psql and isinstance(rb, dict) and isinstance(db, dict):
     expect_true("database key lists what it wrote", tables_of("explicit-db", want=written) == written)
 else:
     print("skip writes through the proxy (no psql)")
+snap = "/v1/sandboxes/{key}/snapshot"
+check("snapshot without a name", "POST", "/v1/sandboxes/explicit-rb/snapshot", snap, raw="", expect=400, code="bad_request")
+check("snapshot of a database key", "POST", "/v1/sandboxes/explicit-db/snapshot", snap, body={"name": "class"},
+      expect=409, code="point_conflict")
+check("reset to a point never taken", "POST", "/v1/sandboxes/explicit-rb/reset", "/v1/sandboxes/{key}/reset",
+      body={"to": "nowhere"}, expect=404, code="not_found")
+if has_psql and isinstance(rb, dict):
+    check("snapshot", "POST", "/v1/sandboxes/explicit-rb/snapshot", snap, body={"name": "class"}, expect=200)
+    psql(rb["url"], "insert into t0(name) values ('after the point')")
+    written = [{"table": "public.t0", "rows": 102}]
+    expect_true("the write after the point shows", tables_of("explicit-rb", want=written) == written)
+    check("reset to the point", "POST", "/v1/sandboxes/explicit-rb/reset", "/v1/sandboxes/{key}/reset",
+          body={"to": "class"}, expect=200)
+    rows = psql_value(rb["url"], "select count(*) from t0")
+    expect_true("the reset to the point kept the set-up's row and dropped the later one", rows.strip() == "101")
 check("reset rollback", "POST", "/v1/sandboxes/explicit-rb/reset", "/v1/sandboxes/{key}/reset", expect=200)
 check("reset database", "POST", "/v1/sandboxes/explicit-db/reset", "/v1/sandboxes/{key}/reset", expect=200)
 expect_true("rollback key is clean after reset", tables_of("explicit-rb") == [])
+check("the reset to the template dropped the point", "POST", "/v1/sandboxes/explicit-rb/reset",
+      "/v1/sandboxes/{key}/reset", body={"to": "class"}, expect=404, code="not_found")
 check("list sandboxes", "GET", "/v1/sandboxes", "/v1/sandboxes", expect=200)
 check("release", "DELETE", "/v1/sandboxes/explicit-rb", "/v1/sandboxes/{key}", expect=200)
 check("release again", "DELETE", "/v1/sandboxes/explicit-rb", "/v1/sandboxes/{key}", expect=404, code="not_found")
