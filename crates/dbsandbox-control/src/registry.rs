@@ -16,6 +16,10 @@ use dbsandbox_server::{Endpoint, ProcessId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+mod points;
+use points::release_points;
+pub use points::PointError;
+
 /// The pool new clones come from; swapped for a new one when the template drifts.
 pub type PoolHandle = Arc<RwLock<ClonePool>>;
 
@@ -119,6 +123,8 @@ struct Held {
 
 struct Slot {
     clone: Arc<OnceCell<Held>>,
+    /// A database key's reset points: copies of its clone, oldest first (see [`points`]).
+    points: Vec<(String, Held)>,
     stats: KeyStats,
     /// Set for keys acquired through the API.
     isolation: Option<Isolation>,
@@ -131,6 +137,7 @@ impl Slot {
     fn new(isolation: Option<Isolation>, owner: Option<ProcessId>, acquired: bool) -> Slot {
         Slot {
             clone: Arc::new(OnceCell::new()),
+            points: Vec::new(),
             stats: KeyStats::default(),
             isolation,
             owner,
@@ -310,6 +317,7 @@ impl Registry {
             };
             let old = std::mem::replace(&mut slot.clone, Arc::new(OnceCell::new()));
             slot.stats.clone = None;
+            release_points(std::mem::take(&mut slot.points));
             old
         };
         if let Some(held) = old.get() {
@@ -323,52 +331,6 @@ impl Registry {
             .await
             .map_err(|e| e.to_string())?;
         Ok(true)
-    }
-
-    /// Takes (or moves) the named reset point `point` of a rollback key: its sandbox's state now
-    /// (see `Sandboxes::snapshot`). `Ok(false)` when the key is unknown.
-    pub async fn take_point(&self, key: &str, point: &str) -> Result<bool, PointError> {
-        if !self.contains(key) {
-            return Ok(false);
-        }
-        let sandboxes = self.rollback_sandboxes(key)?;
-        match sandboxes.snapshot(key, point).await {
-            Ok(Some(Ok(()))) => Ok(true),
-            Ok(Some(Err(refused))) => Err(PointError::Conflict(refused)),
-            Ok(None) => Err(PointError::Conflict(format!(
-                "key {key} has no sandbox yet (no connection has used it), so it is in the \
-                 template's state: connect, run the shared set-up, then take the point"
-            ))),
-            Err(e) => Err(PointError::Unavailable(e)),
-        }
-    }
-
-    /// Rolls a rollback key back to its reset point `point`. `Ok(false)` when the key is unknown.
-    pub async fn reset_to(&self, key: &str, point: &str) -> Result<bool, PointError> {
-        if !self.contains(key) {
-            return Ok(false);
-        }
-        let sandboxes = self.rollback_sandboxes(key)?;
-        match sandboxes.reset_to(key, point).await {
-            Ok(Some(Ok(()))) => Ok(true),
-            Ok(Some(Err(missing))) => Err(PointError::Missing(missing)),
-            Ok(None) => Err(PointError::Missing(format!(
-                "key {key} has no reset point \"{point}\": it has no sandbox yet"
-            ))),
-            Err(e) => Err(PointError::Unavailable(e)),
-        }
-    }
-
-    fn rollback_sandboxes(&self, key: &str) -> Result<&Arc<Sandboxes>, PointError> {
-        if self.isolation_of(key) != Isolation::Rollback {
-            return Err(PointError::Conflict(format!(
-                "named reset points are kept by rollback keys (savepoints); key {key} is a \
-                 database key, whose reset is a fresh clone of the template"
-            )));
-        }
-        self.sandboxes.get().ok_or_else(|| {
-            PointError::Conflict(format!("key {key} has no sandbox yet: connect to it first"))
-        })
     }
 
     /// Returns the key's clone to its pool; its open connections are closed by the drop.
@@ -391,6 +353,7 @@ impl Registry {
         if let Some(held) = slot.clone.get() {
             held.pool.release(&held.name);
         }
+        release_points(slot.points);
         true
     }
 
@@ -616,15 +579,4 @@ mod tests {
             }]
         );
     }
-}
-
-/// Why a named reset point could not be taken or gone back to.
-#[derive(Debug)]
-pub enum PointError {
-    /// Not now or not for this key (a connection is inside a transaction block, a database key).
-    Conflict(String),
-    /// No such point.
-    Missing(String),
-    /// The sandbox is broken or busy.
-    Unavailable(String),
 }

@@ -206,6 +206,46 @@ impl ClonePool {
         });
     }
 
+    /// A new leased database copied from `source` (a leased clone or an earlier copy, with no
+    /// connection open: PostgreSQL copies only an idle database), marked and owned like a clone,
+    /// returned to the pool with [`ClonePool::release`]. A database key's reset points are such
+    /// copies, and so is the clone a reset to one of them gets. Its role is granted the source's,
+    /// which owns what the key's clients created there.
+    pub async fn copy_of(&self, source: &str) -> Result<String, PoolError> {
+        let shared = &self.shared;
+        let name = new_clone_name(&shared.template);
+        let admin = shared
+            .endpoint
+            .admin()
+            .await
+            .map_err(|e| PoolError::db("connecting to the server", &e))?;
+        lock(&shared.leased).insert(name.clone());
+        let made = async {
+            roles::create_clone_role(&shared.endpoint, &admin, &name).await?;
+            admin
+                .batch_execute(&format!(
+                    "create database {} template {}{}{}",
+                    quote_ident(&name),
+                    quote_ident(source),
+                    roles::owner_clause(&shared.endpoint, &name),
+                    shared.config.strategy.clause()
+                ))
+                .await
+                .map_err(|e| PoolError::db(format!("copying {source}"), &e))?;
+            admin
+                .batch_execute(&clone_marker(shared, DbState::Leased).comment_sql(&name))
+                .await
+                .map_err(|e| PoolError::db("marking a copy", &e))?;
+            roles::inherit_role_of(&shared.endpoint, &admin, &name, source).await
+        }
+        .await;
+        if let Err(e) = made {
+            self.release(&name);
+            return Err(e);
+        }
+        Ok(name)
+    }
+
     /// Returns a clone: it is dropped in the background.
     pub fn release(&self, name: &str) {
         if !lock(&self.shared.leased).remove(name) {

@@ -63,6 +63,28 @@ pub(crate) async fn give_clone_its_role(
         .map_err(|e| PoolError::db(format!("giving {name} its role"), &e))
 }
 
+/// Grants the role of database `source` to the role of its copy `name`: what the key's clients
+/// created in the source belongs to the source's role, and the copy's clients connect as the
+/// copy's.
+pub(crate) async fn inherit_role_of(
+    endpoint: &Endpoint,
+    admin: &tokio_postgres::Client,
+    name: &str,
+    source: &str,
+) -> Result<(), PoolError> {
+    if endpoint.sandbox.is_none() || drop_role_sql(source).is_none() {
+        return Ok(());
+    }
+    admin
+        .batch_execute(&format!(
+            "grant {} to {}",
+            quote_ident(source),
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| PoolError::db(format!("giving {name} the role of {source}"), &e))
+}
+
 /// Drops the role of a dropped clone; quietly, since there may be none (a `--superuser` clone,
 /// an admin role that may not drop roles) and a leftover is swept by [`drop_orphan_roles`].
 pub(crate) async fn drop_clone_role(admin: &tokio_postgres::Client, name: &str) {

@@ -155,8 +155,6 @@ else:
     print("skip writes through the proxy (no psql)")
 snap = "/v1/sandboxes/{key}/snapshot"
 check("snapshot without a name", "POST", "/v1/sandboxes/explicit-rb/snapshot", snap, raw="", expect=400, code="bad_request")
-check("snapshot of a database key", "POST", "/v1/sandboxes/explicit-db/snapshot", snap, body={"name": "class"},
-      expect=409, code="point_conflict")
 check("reset to a point never taken", "POST", "/v1/sandboxes/explicit-rb/reset", "/v1/sandboxes/{key}/reset",
       body={"to": "nowhere"}, expect=404, code="not_found")
 if has_psql and isinstance(rb, dict):
@@ -168,10 +166,29 @@ if has_psql and isinstance(rb, dict):
           body={"to": "class"}, expect=200)
     rows = psql_value(rb["url"], "select count(*) from t0")
     expect_true("the reset to the point kept the set-up's row and dropped the later one", rows.strip() == "101")
+    # A database key's point is a copy of its clone (taken with no connection open); a table the
+    # key's clients made before it stays theirs in the copy the reset gives.
+    psql(db["url"], "create table made_by_the_test(x int)")
+    check("snapshot of a database key", "POST", "/v1/sandboxes/explicit-db/snapshot", snap, body={"name": "class"},
+          expect=200)
+    psql(db["url"], "insert into t1(name, parent_id) values ('after the point', 1)")
+    before = check("get explicit-db", "GET", "/v1/sandboxes/explicit-db", "/v1/sandboxes/{key}", expect=200)
+    check("reset a database key to its point", "POST", "/v1/sandboxes/explicit-db/reset", "/v1/sandboxes/{key}/reset",
+          body={"to": "class"}, expect=200)
+    after = check("get explicit-db", "GET", "/v1/sandboxes/explicit-db", "/v1/sandboxes/{key}", expect=200)
+    expect_true("the database key got a new clone", isinstance(before, dict) and isinstance(after, dict)
+                and before["database"] != after["database"])
+    rows = psql_value(db["url"], "select count(*) from t1")
+    expect_true("the database key's reset to its point kept the set-up's row only", rows.strip() == "101")
+    rows = psql_value(db["url"], "select count(*) from t1 where name = 'after the point'")
+    expect_true("the row written after the database key's point is gone", rows.strip() == "0")
+    psql(db["url"], "insert into made_by_the_test values (1); drop table made_by_the_test")
 check("reset rollback", "POST", "/v1/sandboxes/explicit-rb/reset", "/v1/sandboxes/{key}/reset", expect=200)
 check("reset database", "POST", "/v1/sandboxes/explicit-db/reset", "/v1/sandboxes/{key}/reset", expect=200)
 expect_true("rollback key is clean after reset", tables_of("explicit-rb") == [])
 check("the reset to the template dropped the point", "POST", "/v1/sandboxes/explicit-rb/reset",
+      "/v1/sandboxes/{key}/reset", body={"to": "class"}, expect=404, code="not_found")
+check("a database key's reset to the template dropped its point", "POST", "/v1/sandboxes/explicit-db/reset",
       "/v1/sandboxes/{key}/reset", body={"to": "class"}, expect=404, code="not_found")
 check("list sandboxes", "GET", "/v1/sandboxes", "/v1/sandboxes", expect=200)
 check("release", "DELETE", "/v1/sandboxes/explicit-rb", "/v1/sandboxes/{key}", expect=200)
