@@ -99,8 +99,11 @@ run_mode() {
   echo "django $name: $(grep -E '^(Ran |OK|FAILED)' "$out/$name.log" | tr '\n' ' ')(${seconds}s; log $out/$name.log)"
 }
 
-# The template is built (or found in the cache) before any timing starts.
+# The template is built (or found in the cache) before the modes' timing starts; its own time
+# is recorded as "template" (a cache hit when the fingerprint was seen before).
+template_start=$(date +%s.%N)
 (cd "$project" && "$bin" run --port 0 --quiet -- true)
+echo "template $(python3 -c "print(f'{$(date +%s.%N) - $template_start:.1f}')")" >>"$out/times.txt"
 for mode in "${modes[@]}"; do
   run_mode "$mode" "$mode"
 done
