@@ -13,7 +13,8 @@
 #   pip download --no-binary :all: --no-deps django==5.2.19 && tar xzf django-5.2.19.tar.gz
 # It is never copied into this repository. DJANGO_VENV: a virtualenv with Django from SRC_DIR and
 # the modules' requirements (default SRC_DIR/.conformance-venv, made here when missing).
-# DJANGO_MODULES: the test modules (default: issue 10's). DJANGO_OUT keeps the logs (default: a
+# DJANGO_MODULES: the test modules (default: issue 10's). DJANGO_PROJECT: the dbsandbox project
+# directory (default SRC_DIR/.dbsandbox-project). DJANGO_OUT keeps the logs (default: a
 # temporary directory); DJANGO_NO_RERUN=1 skips the rerun of differing tests (the bench uses it);
 # DBSANDBOX_BIN the binary. Each mode's wall time goes to DJANGO_OUT/times.txt.
 set -euo pipefail
@@ -51,9 +52,10 @@ parallel="${DJANGO_PARALLEL:-2}"
 out="${DJANGO_OUT:-$(mktemp -d -t dbsandbox-django.XXXXXX)}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-# One project (one daemon, one embedded server) for both modes. Its template is what Django's
+# One project (one daemon, one embedded server) for both modes, the same for every run of this
+# SRC_DIR (DJANGO_PROJECT), so its template is built once per fingerprint: what Django's
 # create_test_db would make of a new test database for these modules.
-project="$out/project"
+project="${DJANGO_PROJECT:-$src/.dbsandbox-project}"
 mkdir -p "$project"
 cat >"$project/dbsandbox.toml" <<TOML
 migrate_cmd = "$venv/bin/python $here/migrate_template.py $src/tests ${modules[*]}"
