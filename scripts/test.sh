@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project, as CI runs it (after .ci/run installed what they need):
 #   1. the workspace's tests (unit, CLI and daemon end to end, proxy) on an embedded server;
-#   2. the rollback-sandbox conformance suites with real drivers, through `dbsandbox run`;
+#   2. the rollback-sandbox conformance suites with real drivers, through `dbsandbox run`, and
+#      Django's own test suite modules through the Django runner against Django's own runner;
 #   3. the pytest plugin's and the Node helper's own suites;
 #   4. the example suites through each integration, without `dbsandbox run`: Rust
 #      #[dbsandbox::test] under cargo test and cargo nextest, pytest -n 2 in random order,
@@ -29,6 +30,8 @@ export DBSANDBOX_BIN="${DBSANDBOX_BIN:-$root/target/debug/dbsandbox}"
 
 step "conformance suites"
 bash conformance/run.sh
+# Django's own tests of issue 10's modules, Django's runner against DbsandboxTestRunner (~2 min).
+bash conformance/django/ci.sh
 
 step "integration suites"
 bash integrations/python/run_tests.sh

@@ -169,23 +169,22 @@ def url_settings(url: str) -> Dict[str, Any]:
     return {name: entry[name] for name in CONNECTION_SETTINGS}
 
 
-def with_time_zone_option(alias: str) -> None:
-    """Give the alias's connections their session time zone as a startup option.
+def configure_time_zone_with_set(self, connection) -> bool:
+    """Django's ``_configure_timezone`` with ``SET TimeZone`` instead of ``set_config(…, false)``.
 
-    Django sets it with ``SELECT set_config('TimeZone', …, false)`` when the server's differs;
-    in a rollback key that setting is lost at the next rolled-back transaction (issue 10), and
-    datetimes come back shifted. A startup option is session state the proxy keeps per
-    connection, and with it Django sees the right ``TimeZone`` and sets nothing.
+    The two are the same in PostgreSQL, but in a rollback key (issue 10) the ``set_config`` is
+    lost at the next rolled-back transaction and datetimes come back shifted. A startup option
+    (``-c TimeZone=…``) is kept, but the key reports the server's zone in its ParameterStatus,
+    and psycopg reads timestamps in the reported zone: shifted again. A ``SET`` is session state
+    the proxy keeps per connection, and the server's ParameterStatus reaches the client.
     """
-    connection = connections[alias]
-    zone = connection.timezone_name
-    if not zone:
-        return
-    options = dict(connection.settings_dict.get("OPTIONS") or {})
-    startup = options.get("options", "")
-    if "TimeZone" not in startup:
-        options["options"] = f"{startup} -c TimeZone={zone}".strip()
-    connection.settings_dict["OPTIONS"] = options
+    zone = self.timezone_name
+    if zone and connection.info.parameter_status("TimeZone") != zone:
+        literal = "'" + zone.replace("'", "''") + "'"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET TimeZone TO {literal}")
+        return True
+    return False
 
 
 def server_side_cursors_work(alias: str) -> bool:
@@ -294,9 +293,7 @@ def setup_databases(
             install_worker_hook(alias, sandboxes)
     _active = sandboxes
     try:
-        for group in sandboxes.groups:
-            for alias in group.aliases:
-                with_time_zone_option(alias)
+        install_time_zone_hook()
         sandboxes.point(ROLLBACK)
         for group in sandboxes.groups:
             if not server_side_cursors_work(group.aliases[0]):
@@ -324,6 +321,7 @@ def setup_databases(
             )
     except BaseException:
         sandboxes.release_all()
+        uninstall_time_zone_hook()
         _active = None
         raise
     install_test_case_hooks()
@@ -337,6 +335,7 @@ def teardown_databases(state: Dict[str, Any], verbosity: int = 1, **django_kwarg
     sandboxes: Optional[Sandboxes] = state["sandboxes"]
     if sandboxes is not None:
         uninstall_test_case_hooks()
+        uninstall_time_zone_hook()
         problems = sandboxes.release_all()
         _active = None
     if state.get("others"):
@@ -409,6 +408,36 @@ def _transactional_fixture_teardown(self):
                 allow_cascade=self.available_apps is not None,
                 inhibit_post_migrate=self.available_apps is not None,
             )
+
+
+_original_configure_timezone: Dict[str, Any] = {}
+
+
+def install_time_zone_hook() -> None:
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    if not _original_configure_timezone:
+        # Django >= 5.1 sets the zone in _configure_timezone(connection); 4.2 in ensure_timezone().
+        if "_configure_timezone" in DatabaseWrapper.__dict__:
+            _original_configure_timezone["_configure_timezone"] = DatabaseWrapper._configure_timezone
+            DatabaseWrapper._configure_timezone = configure_time_zone_with_set
+        else:
+            _original_configure_timezone["ensure_timezone"] = DatabaseWrapper.ensure_timezone
+            DatabaseWrapper.ensure_timezone = ensure_time_zone_with_set
+
+
+def ensure_time_zone_with_set(self) -> bool:  # Django 4.2
+    if self.connection is None:
+        return False
+    return configure_time_zone_with_set(self, self.connection)
+
+
+def uninstall_time_zone_hook() -> None:
+    from django.db.backends.postgresql.base import DatabaseWrapper
+
+    for name, method in _original_configure_timezone.items():
+        setattr(DatabaseWrapper, name, method)
+    _original_configure_timezone.clear()
 
 
 def install_test_case_hooks() -> None:

@@ -103,6 +103,25 @@ def test_manage_py_test_parallel_gives_each_worker_its_own_keys(project):
     assert {name for name in databases_on_server(project) - before if not name.startswith("dbsandbox_")} == set()
 
 
+def test_local_time_zone_survives_rolled_back_blocks(project):
+    # Django's own suite runs with USE_TZ = False and TIME_ZONE = "America/Chicago": the session
+    # time zone is Chicago, and psycopg reads timestamps in the zone the server last reported.
+    # The runner used to pass it as a startup option, which a rollback key does not report
+    # (ParameterStatus said Etc/UTC): every datetime read back came shifted by six hours.
+    settings = project / "shopsite" / "settings_local_time.py"
+    settings.write_text("from shopsite.settings import *  # noqa: F401,F403\nUSE_TZ = False\n")
+    probe = project / "shop" / "tests" / "test_probe_local_time.py"
+    shutil.copy(os.path.join(HERE, "django_probe", "probe_local_time.py"), probe)
+    try:
+        done, _ = run(project, "manage.py", "test", "--settings", "shopsite.settings_local_time",
+                      "shop.tests.test_probe_local_time")
+    finally:  # the other tests of the module count the copy's tests
+        probe.unlink()
+        settings.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Ran 2 tests" in done.stderr, done.stderr
+
+
 def test_keepdb_is_accepted_and_changes_nothing(project):
     done, records = run(project, "manage.py", "test", "--keepdb", "shop.tests.test_probe")
     assert done.returncode == 0, done.stdout + done.stderr
