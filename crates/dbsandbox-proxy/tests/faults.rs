@@ -760,3 +760,40 @@ async fn the_proxys_own_sql_hit_by_a_foreign_cancel_runs_again() {
         "the key was reset and answers"
     );
 }
+
+/// Another connection's `statement_timeout` never applies to the proxy's own SQL: the backend
+/// kept the last client's value between batches, so the savepoint work and guard of the next
+/// connection's batch (sent before that connection's own settings) ran under it, and a slow one
+/// failed with 57014 ("could not run its own bookkeeping statement … statement timeout", the
+/// 10⁶-message fuzz run, seed 20261202). The proxy's own SQL between batches sees the server's
+/// value; the client keeps its own for its own statements.
+#[tokio::test]
+async fn another_connections_statement_timeout_never_applies_to_the_proxys_own_sql() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let impatient = proxy.connect("k").await.unwrap();
+    impatient
+        .batch_execute("SET statement_timeout = '100ms'; SELECT 1")
+        .await
+        .unwrap();
+    let between_batches = proxy
+        .sandboxes
+        .query("k", "SHOW statement_timeout")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(between_batches, [[Some("0".to_string())]]);
+    // The impatient connection keeps its own timeout for its own statements.
+    let row = impatient
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "100ms");
+    let slow = impatient
+        .batch_execute("SELECT pg_sleep(1)")
+        .await
+        .unwrap_err();
+    assert_eq!(support::sqlstate(&slow), "57014", "{}", describe(&slow));
+    let patient = proxy.connect("k").await.unwrap();
+    patient.batch_execute("SELECT pg_sleep(0.3)").await.unwrap();
+}

@@ -241,9 +241,9 @@ pub struct Backend {
     user_tables: String,
     /// Named reset points, oldest (lowest on the backend) first.
     points: Vec<points::ResetPoint>,
-    /// Some SQL of the key named `idle_in_transaction_session_timeout`: from then on every
-    /// batch sets it back to 0 before it ends (see `session::VIRTUAL_SETTING`), since a
-    /// statement, function or SQL PREPARE defined then may set it later without naming it.
+    /// Some SQL of the key named one of `session::VIRTUAL_SETTINGS`: from then on every batch
+    /// sets them back before it ends, since a statement, function or SQL PREPARE defined then
+    /// may set one later without naming it.
     pub virtual_setting_seen: bool,
 }
 
@@ -470,10 +470,10 @@ impl Backend {
                 parts.extend(target.values().cloned());
             }
         }
-        // The client's own idle-in-transaction timeout is set back to 0 before each of its
-        // batches ends, so it is set again for each (see session::VIRTUAL_SETTING).
+        // The client's own timeouts are set back before each of its batches ends, so they are
+        // set again for each (see session::VIRTUAL_SETTINGS).
         let mut applied = target.clone();
-        applied.remove(super::session::VIRTUAL_SETTING);
+        applied.retain(|name, _| !super::session::is_virtual_setting(name));
         self.applied = Some(applied);
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -516,7 +516,7 @@ impl Backend {
         if client.status != TxStatus::Idle {
             client.tx_touched_settings = true;
         }
-        if name == super::session::VIRTUAL_SETTING {
+        if super::session::is_virtual_setting(name) {
             return;
         }
         if let Some(applied) = &mut self.applied {

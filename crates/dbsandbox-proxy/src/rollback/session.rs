@@ -579,18 +579,38 @@ struct Unit {
     defined: Vec<(bool, String)>,
 }
 
-/// A setting the shared backend must never keep between batches: it is idle in its transaction
-/// after every batch, so a client's timeout (or a server-wide one) would end the session of every
-/// connection of the key. A client's value holds inside its own batches (SHOW answers it) and is
-/// set back to 0, the sandbox's startup value, before each batch ends.
-pub const VIRTUAL_SETTING: &str = "idle_in_transaction_session_timeout";
+/// Settings the shared backend must never keep between batches. It is idle in its transaction
+/// after every batch, so a client's `idle_in_transaction_session_timeout` (or a server-wide one)
+/// would end the session of every connection of the key; and the next connection's batch starts
+/// with the proxy's own SQL (savepoint work, guard), which another client's `statement_timeout`
+/// would cancel. A client's value holds inside its own batches (SHOW answers it) and is set back
+/// to the backend's default (its startup value, 0, for the first) before each batch ends; a
+/// `SET LOCAL` of one of them therefore lasts until the batch's end, not the transaction's.
+pub const VIRTUAL_SETTINGS: [&str; 2] =
+    ["idle_in_transaction_session_timeout", "statement_timeout"];
+
+/// Whether `name` (lower case) is one of the [`VIRTUAL_SETTINGS`].
+pub fn is_virtual_setting(name: &str) -> bool {
+    VIRTUAL_SETTINGS.contains(&name)
+}
+
+/// SQL setting every [`VIRTUAL_SETTINGS`] back to the backend's default.
+pub fn zero_virtual_settings_sql() -> String {
+    VIRTUAL_SETTINGS
+        .iter()
+        .map(|name| format!("SET {name} TO DEFAULT"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 fn mentions_virtual_setting(sql: &str) -> bool {
-    sql.len() >= VIRTUAL_SETTING.len()
-        && sql
-            .as_bytes()
-            .windows(VIRTUAL_SETTING.len())
-            .any(|w| w.eq_ignore_ascii_case(VIRTUAL_SETTING.as_bytes()))
+    VIRTUAL_SETTINGS.iter().any(|setting| {
+        sql.len() >= setting.len()
+            && sql
+                .as_bytes()
+                .windows(setting.len())
+                .any(|w| w.eq_ignore_ascii_case(setting.as_bytes()))
+    })
 }
 
 /// How a batch sent to the backend ends.

@@ -92,7 +92,7 @@ impl Unit {
         backend.unnamed_owner = None;
     }
 
-    /// Before a batch's end: the backend gets [`VIRTUAL_SETTING`] back at 0 when this client has
+    /// Before a batch's end: the backend gets the [`VIRTUAL_SETTINGS`] back when this client has
     /// a value of its own or any SQL of the key has named the setting (the batch may have set
     /// it: a statement prepared earlier, a function or an SQL PREPARE defined earlier can, with
     /// text that does not name it).
@@ -100,19 +100,16 @@ impl Unit {
         let has_own = backend
             .clients
             .get(&self.id)
-            .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
+            .is_some_and(|c| c.settings.keys().any(|name| is_virtual_setting(name)));
         if self.guard && (backend.virtual_setting_seen || has_own) {
-            front::query(
-                &mut self.batch,
-                &format!("SET {VIRTUAL_SETTING} TO DEFAULT"),
-            );
+            front::query(&mut self.batch, &zero_virtual_settings_sql());
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
         }
     }
 
     /// After a simple-query COPY, which nothing may follow on the wire until it is over (the
-    /// server ends a session that sends a Query during COPY FROM STDIN): [`VIRTUAL_SETTING`] is
+    /// server ends a session that sends a Query during COPY FROM STDIN): the [`VIRTUAL_SETTINGS`] are
     /// set back to 0 in a round trip of its own, unless the batch failed (undoing it undid the
     /// setting too).
     pub(super) async fn zero_virtual_setting_after_copy(
@@ -123,11 +120,9 @@ impl Unit {
         let has_own = backend
             .clients
             .get(&self.id)
-            .is_some_and(|c| c.settings.contains_key(VIRTUAL_SETTING));
+            .is_some_and(|c| c.settings.keys().any(|name| is_virtual_setting(name)));
         if (backend.virtual_setting_seen || has_own) && walked.backend_status != b'E' {
-            backend
-                .run_required(&format!("SET {VIRTUAL_SETTING} TO DEFAULT"))
-                .await?;
+            backend.run_required(&zero_virtual_settings_sql()).await?;
         }
         Ok(())
     }
