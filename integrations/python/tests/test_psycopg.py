@@ -83,3 +83,15 @@ def test_the_daemon_counts_the_written_table(conn, dbsandbox):
     info = dbsandbox.info()
     assert info["key"] == dbsandbox.key
     assert {"table": "public.t3", "rows": 101} in (info.get("tables") or [])
+
+
+def test_startup_options_are_reported_back_like_postgresql_does(dbsandbox):
+    """A setting given at connect (``options=-c TimeZone=…``) is the one the greeting reports:
+    psycopg reads timestamps in the reported zone. A rollback key reported the server's value
+    (the Django runner's naive datetimes came back six hours off)."""
+    options = "-c TimeZone=America/Chicago -c application_name=from-options"
+    with psycopg.connect(dbsandbox.url, options=options) as connection:
+        assert connection.info.parameter_status("TimeZone") == "America/Chicago"
+        assert connection.info.parameter_status("application_name") == "from-options"
+        assert scalar(connection, "show timezone") == "America/Chicago"
+        assert str(connection.info.timezone) == "America/Chicago"

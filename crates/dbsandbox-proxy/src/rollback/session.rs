@@ -103,9 +103,18 @@ pub fn greeting(
 ) -> BytesMut {
     let mut out = BytesMut::new();
     crate::wire::authentication_ok(&mut out);
+    // The client's own values: `-c name=value` in `options`, then plain startup parameters,
+    // which PostgreSQL applies after `options`.
+    let mut own: Vec<(String, String)> = startup
+        .iter()
+        .filter(|(n, _)| n == "options")
+        .flat_map(|(_, options)| parse_options(options))
+        .collect();
+    own.extend(startup.iter().cloned());
     for (name, value) in &sandbox.parameters {
-        let own = startup
+        let own = own
             .iter()
+            .rev()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str());
         back::parameter_status(&mut out, name, own.unwrap_or(value));
