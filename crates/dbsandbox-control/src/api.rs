@@ -293,6 +293,7 @@ fn sandbox_view(scope: &Scope, key: &str, stats: &KeyStats) -> SandboxView {
             "commits_absorbed": sandbox.commits_absorbed,
             "errors_recovered": sandbox.errors_recovered,
             "resets": sandbox.resets,
+            "broken": sandbox.broken,
         }),
         tables: None,
     }

@@ -43,6 +43,9 @@ pub struct SandboxCounts {
     pub errors_recovered: u64,
     pub resets: u64,
     pub connections_open: u64,
+    /// Why the key is broken (its connections are refused until it is reset), if it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
 
 impl SandboxCounts {
@@ -54,6 +57,7 @@ impl SandboxCounts {
             errors_recovered: self.errors_recovered + other.errors_recovered,
             resets: self.resets + other.resets,
             connections_open: self.connections_open + other.connections_open,
+            broken: self.broken.or_else(|| other.broken.clone()),
         }
     }
 }
@@ -66,6 +70,7 @@ impl From<SandboxStats> for SandboxCounts {
             errors_recovered: s.errors_recovered,
             resets: s.resets,
             connections_open: s.connections_open,
+            broken: s.broken,
         }
     }
 }
@@ -101,6 +106,9 @@ pub fn key_lines(keys: &BTreeMap<String, KeyStats>, limit: usize) -> Vec<String>
                     count(s.errors_recovered, "error"),
                     count(s.resets, "reset")
                 ));
+                if let Some(reason) = &s.broken {
+                    line.push_str(&format!("; BROKEN until reset: {reason}"));
+                }
             }
             line
         })

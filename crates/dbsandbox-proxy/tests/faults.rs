@@ -409,6 +409,14 @@ async fn a_broken_key_says_so_until_it_is_reset_and_keeps_its_counters() {
             "names the reason: {error}"
         );
     }
+    // The daemon's status and API show it too (`stats.broken`).
+    let broken = proxy.sandboxes.stats_of("k").unwrap().broken;
+    assert!(
+        broken
+            .as_deref()
+            .is_some_and(|reason| reason.contains("administrator command")),
+        "{broken:?}"
+    );
     assert!(proxy.sandboxes.reset("k").await.unwrap());
     let fresh = proxy.connect("k").await.unwrap();
     assert_eq!(
@@ -419,6 +427,7 @@ async fn a_broken_key_says_so_until_it_is_reset_and_keeps_its_counters() {
     let stats = proxy.sandboxes.stats_of("k").unwrap();
     assert!(stats.statements > statements, "counters go on: {stats:?}");
     assert!(stats.resets >= 1);
+    assert_eq!(stats.broken, None, "a reset key is no longer broken");
 }
 
 /// Bug 7: a client that left while its query ran left it running; the key waited for it.

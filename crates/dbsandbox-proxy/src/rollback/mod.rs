@@ -305,7 +305,7 @@ impl Sandboxes {
 
     /// One key's counters (`None` when the key has no sandbox).
     pub fn stats_of(&self, key: &str) -> Option<SandboxStats> {
-        self.existing(key).map(|s| s.counters.snapshot())
+        self.existing(key).map(|s| stats_of(&s))
     }
 
     pub fn stats(&self) -> BTreeMap<String, SandboxStats> {
@@ -314,10 +314,14 @@ impl Sandboxes {
             .iter()
             .filter_map(|(k, s)| s.get().map(|s| (k.clone(), Arc::clone(s))))
             .collect();
-        slots
-            .into_iter()
-            .map(|(k, s)| (k, s.counters.snapshot()))
-            .collect()
+        slots.into_iter().map(|(k, s)| (k, stats_of(&s))).collect()
+    }
+}
+
+fn stats_of(sandbox: &Sandbox) -> SandboxStats {
+    SandboxStats {
+        broken: sandbox.broken.get().map(|b| b.reason),
+        ..sandbox.counters.snapshot()
     }
 }
 

@@ -158,6 +158,8 @@ pub struct SandboxStats {
     pub connections_open: u64,
     pub connections_total: u64,
     pub connections_waiting: u64,
+    /// Why the key is broken (its connections are refused until it is reset), if it is.
+    pub broken: Option<String>,
 }
 
 impl SandboxCounters {
@@ -170,6 +172,7 @@ impl SandboxCounters {
             connections_open: self.connections_open.load(Relaxed),
             connections_total: self.connections_total.load(Relaxed),
             connections_waiting: self.connections_waiting.load(Relaxed),
+            broken: None,
         }
     }
 }
