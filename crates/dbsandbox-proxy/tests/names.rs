@@ -437,3 +437,29 @@ async fn cursors_end_with_their_transaction_or_connection() {
     }
     assert_eq!(outcomes[1], outcomes[0]);
 }
+
+/// `DEALLOCATE ALL` drops the connection's protocol statements too, as in PostgreSQL (psycopg
+/// sends it after DDL and counts `pg_prepared_statements`); the proxy dropped only the ones
+/// made with SQL `PREPARE`.
+#[tokio::test]
+async fn deallocate_all_drops_protocol_statements_too() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire
+            .exchange(&sequence(|b| {
+                frontend::parse("mine", "SELECT 1", [], b).unwrap()
+            }))
+            .await;
+        seen.extend(wire.query(b"PREPARE sq AS SELECT 2; DEALLOCATE ALL").await);
+        seen.extend(
+            wire.query(b"SELECT count(*) FROM pg_prepared_statements")
+                .await,
+        );
+        seen.extend(wire.exchange(&sequence(|b| bind("", "mine", b))).await);
+        outcomes.push(seen);
+    }
+    assert_eq!(outcomes[1], outcomes[0]);
+}

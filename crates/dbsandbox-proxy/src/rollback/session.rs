@@ -1079,7 +1079,16 @@ impl Unit {
                 }
             }
             Kind::Deallocate(None) => {
-                let names = std::mem::take(&mut self.client(backend).sql_prepared);
+                // Every named statement of the connection, the protocol's too, as in PostgreSQL.
+                let client = self.client(backend);
+                let mut names = std::mem::take(&mut client.sql_prepared);
+                let named: Vec<String> =
+                    client.statements.keys().filter(|n| !n.is_empty()).cloned().collect();
+                for name in named {
+                    if let Some(Prepared::Real { .. }) = client.statements.remove(&name) {
+                        names.insert(name);
+                    }
+                }
                 for name in &names {
                     backend.queue_close(self.id, name);
                 }
