@@ -63,7 +63,7 @@ class AliasGroup:
         }
         self.current: Optional[str] = None  # the key the aliases point at
 
-    def update(self, isolation: str, url: str) -> None:
+    def update(self, url: str) -> None:
         """Point every alias of the group at ``url`` (in place: new threads see it too)."""
         for alias in self.aliases:
             settings = connections[alias].settings_dict
@@ -117,7 +117,7 @@ class Sandboxes:
             if group.current == sandbox.key:
                 continue
             close_connections(group.aliases)
-            group.update(isolation, sandbox.url)
+            group.update(sandbox.url)
             group.current = sandbox.key
 
     def reset(self, isolation: str, aliases: List[str]) -> None:
