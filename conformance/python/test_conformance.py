@@ -465,3 +465,41 @@ def test_13d_reset_in_pipeline(conn):
         c = conn.execute("select count(*) from items")
     assert r.fetchall() == [("ok",)]
     assert c.fetchone() == (0,)
+
+
+# --- (14) names and text as PostgreSQL shows them (issue 10) --------------------------------
+
+
+def test_14_server_side_cursor_declared_in_sql_used_through_the_protocol(sandbox):
+    conn = sandbox.connect(autocommit=False)
+    conn.execute("insert into items(name) values ('a'), ('b'), ('c')")
+    for _ in range(2):  # the same cursor name in the next transaction
+        with conn.cursor(name="c") as cur:
+            cur.execute("select name from items where name > %s order by id", [""])
+            assert cur.fetchmany(2) == [("a",), ("b",)]
+            assert cur.fetchall() == [("c",)]
+        conn.commit()
+    assert conn.info.transaction_status == IDLE
+
+
+def test_14b_errors_name_the_clients_own_statements(conn):
+    with pytest.raises(psycopg.errors.InvalidSqlStatementName) as excinfo:
+        conn.execute("EXECUTE nosuch")
+    assert str(excinfo.value).splitlines()[0] == 'prepared statement "nosuch" does not exist'
+
+
+def test_14c_pg_prepared_statements_lists_the_connections_own_only(sandbox):
+    one = sandbox.connect()
+    two = sandbox.connect()
+    one.execute("select 1", prepare=True)
+    listed = "select name from pg_prepared_statements order by name"
+    assert one.execute(listed, prepare=False).fetchall() == [("_pg3_0",)]
+    assert two.execute(listed, prepare=False).fetchall() == []
+
+
+def test_14d_latin9_client_encoding_with_non_ascii_text(sandbox):
+    conn = sandbox.connect(client_encoding="latin9")
+    assert conn.info.parameter_status("client_encoding") == "LATIN9"
+    assert conn.execute("select %s || '€', length('é')", ["é"]).fetchone() == ("é€", 1)
+    conn.execute("SET client_encoding TO 'UTF8'")
+    assert conn.execute("select 'ü'").fetchone() == ("ü",)

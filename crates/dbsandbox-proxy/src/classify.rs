@@ -715,12 +715,27 @@ pub fn rename_prepared(sql: &str, rename: &dyn Fn(&str) -> String) -> Option<Str
         }
     }
     let (start, end) = (name_token.start as usize, name_token.end as usize);
-    Some(format!(
-        "{}{}{}",
-        &sql[..start],
-        quote_ident(&rename(&name)),
-        &sql[end..]
-    ))
+    let renamed = rename(&name);
+    let written = &sql[start..end];
+    // A plain identifier keeps its spelling behind the new prefix, so that the statement's text
+    // gives the client's own back when the prefix is removed (`pg_prepared_statements`).
+    let plain = written
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b >= 0x80)
+        && written.bytes().all(is_identifier_byte);
+    let replacement = match renamed.strip_suffix(name.as_str()) {
+        Some(prefix)
+            if plain
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            format!("{prefix}{written}")
+        }
+        _ => quote_ident(&renamed),
+    };
+    Some(format!("{}{replacement}{}", &sql[..start], &sql[end..]))
 }
 
 /// Quotes an identifier for SQL: always double-quoted, inner double quotes doubled.

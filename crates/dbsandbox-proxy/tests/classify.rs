@@ -620,14 +620,16 @@ fn fast_path_and_parser_agree_on_ranges() {
 
 #[test]
 fn rename_prepared_rewrites_only_the_name() {
+    // A plain name keeps its spelling behind the prefix (removing the prefix gives the client's
+    // text back); a quoted one stays quoted.
     let rename = |name: &str| format!("c7_{name}");
     assert_eq!(
         rename_prepared("PREPARE s1 (int) AS SELECT $1 /* s1 */", &rename).as_deref(),
-        Some("PREPARE \"c7_s1\" (int) AS SELECT $1 /* s1 */")
+        Some("PREPARE c7_s1 (int) AS SELECT $1 /* s1 */")
     );
     assert_eq!(
         rename_prepared("/* hi */ prepare S1 as select 's1'", &rename).as_deref(),
-        Some("/* hi */ prepare \"c7_s1\" as select 's1'")
+        Some("/* hi */ prepare c7_S1 as select 's1'")
     );
     assert_eq!(
         rename_prepared("EXECUTE \"My\"\"Stmt\"(1, 'a')", &rename).as_deref(),
@@ -635,20 +637,20 @@ fn rename_prepared_rewrites_only_the_name() {
     );
     assert_eq!(
         rename_prepared("execute s1", &rename).as_deref(),
-        Some("execute \"c7_s1\"")
+        Some("execute c7_s1")
     );
     assert_eq!(
         rename_prepared("DEALLOCATE s1", &rename).as_deref(),
-        Some("DEALLOCATE \"c7_s1\"")
+        Some("DEALLOCATE c7_s1")
     );
     assert_eq!(
         rename_prepared("deallocate prepare s1;", &rename).as_deref(),
-        Some("deallocate prepare \"c7_s1\";")
+        Some("deallocate prepare c7_s1;")
     );
     // `prepare` is an unreserved keyword, so it can be a statement's name.
     assert_eq!(
         rename_prepared("DEALLOCATE prepare", &rename).as_deref(),
-        Some("DEALLOCATE \"c7_prepare\"")
+        Some("DEALLOCATE c7_prepare")
     );
     assert_eq!(rename_prepared("DEALLOCATE ALL", &rename), None);
     assert_eq!(rename_prepared("DEALLOCATE PREPARE ALL", &rename), None);

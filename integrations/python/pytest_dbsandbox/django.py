@@ -43,7 +43,7 @@ DATABASE = "database"
 ISOLATION_TAG = {ROLLBACK: "rb", DATABASE: "db"}
 #: The settings a sandbox URL replaces; restored at teardown.
 CONNECTION_SETTINGS = ("NAME", "USER", "PASSWORD", "HOST", "PORT")
-RESTORED_SETTINGS = CONNECTION_SETTINGS + ("OPTIONS", "DISABLE_SERVER_SIDE_CURSORS")
+RESTORED_SETTINGS = CONNECTION_SETTINGS + ("OPTIONS",)
 PROJECT_DIR_VARIABLE = "DBSANDBOX_PROJECT_DIR"
 
 
@@ -61,18 +61,13 @@ class AliasGroup:
             alias: {name: connections[alias].settings_dict.get(name) for name in RESTORED_SETTINGS}
             for alias in aliases
         }
-        #: Server-side cursors (QuerySet.iterator()) fail in this group's rollback keys.
-        self.rollback_without_server_side_cursors = False
         self.current: Optional[str] = None  # the key the aliases point at
 
-    def update(self, isolation: str, url: str) -> None:
+    def update(self, url: str) -> None:
         """Point every alias of the group at ``url`` (in place: new threads see it too)."""
         for alias in self.aliases:
             settings = connections[alias].settings_dict
             settings.update(url_settings(url))
-            settings["DISABLE_SERVER_SIDE_CURSORS"] = bool(
-                self.originals[alias]["DISABLE_SERVER_SIDE_CURSORS"]
-            ) or (isolation == ROLLBACK and self.rollback_without_server_side_cursors)
 
     def restore(self) -> None:
         for alias in self.aliases:
@@ -122,7 +117,7 @@ class Sandboxes:
             if group.current == sandbox.key:
                 continue
             close_connections(group.aliases)
-            group.update(isolation, sandbox.url)
+            group.update(sandbox.url)
             group.current = sandbox.key
 
     def reset(self, isolation: str, aliases: List[str]) -> None:
@@ -185,26 +180,6 @@ def configure_time_zone_with_set(self, connection) -> bool:
             cursor.execute(f"SET TimeZone TO {literal}")
         return True
     return False
-
-
-def server_side_cursors_work(alias: str) -> bool:
-    """Whether a server-side cursor (what ``QuerySet.iterator()`` uses) works on ``alias`` now."""
-    from django.db import DatabaseError, transaction
-
-    connection = connections[alias]
-    try:
-        with transaction.atomic(using=alias):
-            cursor = connection.chunked_cursor()
-            try:
-                cursor.execute("SELECT 1")
-                cursor.fetchall()
-            finally:
-                cursor.close()
-        return True
-    except DatabaseError:
-        return False
-    finally:
-        connection.close()
 
 
 def close_connections(aliases: List[str]) -> None:
@@ -295,15 +270,6 @@ def setup_databases(
     try:
         install_time_zone_hook()
         sandboxes.point(ROLLBACK)
-        for group in sandboxes.groups:
-            if not server_side_cursors_work(group.aliases[0]):
-                group.rollback_without_server_side_cursors = True
-                group.update(ROLLBACK, sandboxes.lease(group, ROLLBACK).url)
-                if verbosity >= 1:
-                    print(
-                        "dbsandbox: server-side cursors fail in rollback sandboxes of this "
-                        "daemon: DISABLE_SERVER_SIDE_CURSORS is set for TestCase"
-                    )
         for mirror, target in mirrors.items():
             connections[mirror].creation.set_as_test_mirror(connections[target].settings_dict)
         for group in sandboxes.groups:

@@ -47,7 +47,7 @@ pub enum FrontMsg {
     },
 }
 
-/// A malformed client message (a field runs past the end, a string is not UTF-8, …).
+/// A malformed client message (a field runs past the end, a string is not terminated, …).
 #[derive(Debug)]
 pub struct Malformed(pub String);
 
@@ -62,9 +62,8 @@ fn cstr(body: &mut Bytes, what: &str) -> Result<String, Malformed> {
         .iter()
         .position(|&b| b == 0)
         .ok_or_else(|| Malformed(format!("{what} is not terminated")))?;
-    let text = std::str::from_utf8(&body[..end])
-        .map_err(|_| Malformed(format!("{what} is not valid UTF-8")))?
-        .to_owned();
+    // Not necessarily UTF-8: a client encoding such as LATIN9 sends its own bytes.
+    let text = super::names::decode_text(&body[..end]);
     body.advance(end + 1);
     Ok(text)
 }
@@ -150,8 +149,9 @@ impl FrontMsg {
 
 /// Writers for the frontend messages the engine sends with renamed statements and portals.
 pub mod front {
+    use super::super::names::put_text as put_cstr;
     use super::*;
-    use crate::wire::{put_cstr, put_message as framed};
+    use crate::wire::put_message as framed;
 
     pub fn query(buf: &mut BytesMut, sql: &str) {
         framed(buf, b'Q', |b| put_cstr(b, sql));

@@ -10,6 +10,7 @@ pub mod broken;
 pub mod cancels;
 mod client_io;
 pub mod messages;
+pub mod names;
 pub mod sandbox;
 pub mod session;
 

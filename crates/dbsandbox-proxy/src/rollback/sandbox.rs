@@ -107,6 +107,8 @@ pub struct ClientState {
     pub sql_prepared: BTreeSet<String>,
     /// The client's last Parse of the unnamed statement, to re-send if another client replaced it.
     pub last_unnamed_parse: Option<(String, Vec<u32>)>,
+    /// Cursors it declared in SQL (see [`super::names::Cursors`]).
+    pub cursors: super::names::Cursors,
 }
 
 impl ClientState {
@@ -131,6 +133,7 @@ impl ClientState {
             portals: HashMap::new(),
             sql_prepared: BTreeSet::new(),
             last_unnamed_parse: None,
+            cursors: Default::default(),
         }
     }
 }
@@ -219,6 +222,8 @@ pub struct Backend {
     /// DEALLOCATE, is no error for a statement that does not exist (its Parse failed), so this
     /// clean-up cannot fail.
     pending_closes: Vec<String>,
+    /// Portals to close before the next batch, by backend name (see [`Backend::queue_portal_close`]).
+    pending_portal_closes: Vec<String>,
     /// Session settings currently on the backend; `None` when unknown (after a rollback).
     applied: Option<BTreeMap<String, String>>,
     /// Whose Parse the backend's unnamed statement holds.
@@ -322,6 +327,7 @@ impl Backend {
             stack: Vec::new(),
             pending_ops: Vec::new(),
             pending_closes: Vec::new(),
+            pending_portal_closes: Vec::new(),
             applied: Some(BTreeMap::new()),
             unnamed_owner: None,
             restore_sequences: None,
@@ -493,13 +499,23 @@ impl Backend {
         }
     }
 
+    /// Queues the Close of a portal whose transaction ended, by its backend name (a protocol
+    /// Close of a portal that is gone is no error).
+    pub fn queue_portal_close(&mut self, name: String) {
+        self.pending_portal_closes.push(name);
+    }
+
     /// Appends the queued Closes to a batch; returns how many (each answers CloseComplete).
     pub fn take_closes(&mut self, out: &mut BytesMut) -> usize {
         let closes = std::mem::take(&mut self.pending_closes);
         for name in &closes {
             front::close(out, false, name);
         }
-        closes.len()
+        let portals = std::mem::take(&mut self.pending_portal_closes);
+        for name in &portals {
+            front::close(out, true, name);
+        }
+        closes.len() + portals.len()
     }
 
     /// Forgets what the backend's settings are (after a rollback undid some of them).
@@ -843,7 +859,10 @@ impl Backend {
             self.rollback(id);
         }
         // Savepoints it released under someone else's stay until they collapse; nothing to do.
-        if let Some(client) = self.clients.remove(&id) {
+        if let Some(mut client) = self.clients.remove(&id) {
+            for name in super::names::portals_ending(id, &mut client, true) {
+                self.queue_portal_close(name);
+            }
             for (name, _) in client
                 .statements
                 .iter()

@@ -29,6 +29,7 @@ use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
 use super::messages::{back, front, quote_literal, FrontMsg, Malformed};
+use super::names;
 use super::sandbox::{
     statement_name, Backend, BackendFailure, ClientError, ClientId, ClientState, Prepared, Sandbox,
     TxStatus,
@@ -75,6 +76,9 @@ impl From<Malformed> for SessionEnd {
 enum Expect {
     /// ParseComplete, BindComplete or CloseComplete.
     One,
+    /// ParseComplete of the client's unnamed statement: if the Parse fails, the server has no
+    /// unnamed statement (it drops the old one first).
+    ParseUnnamed,
     DescribeStatement,
     DescribePortal,
     Execute,
@@ -103,20 +107,24 @@ pub fn greeting(
 ) -> BytesMut {
     let mut out = BytesMut::new();
     crate::wire::authentication_ok(&mut out);
-    // The client's own values: `-c name=value` in `options`, then plain startup parameters,
-    // which PostgreSQL applies after `options`.
-    let mut own: Vec<(String, String)> = startup
+    let options: Vec<(String, String)> = startup
         .iter()
         .filter(|(n, _)| n == "options")
-        .flat_map(|(_, options)| parse_options(options))
+        .flat_map(|(_, v)| parse_options(v))
         .collect();
-    own.extend(startup.iter().cloned());
     for (name, value) in &sandbox.parameters {
-        let own = own
+        // A startup parameter wins over the same one in `options`, as in PostgreSQL.
+        let own = startup
             .iter()
-            .rev()
+            .chain(options.iter().rev())
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str());
+        let own = match own {
+            Some(encoding) if name == "client_encoding" => {
+                Some(names::canonical_encoding(encoding).unwrap_or(encoding))
+            }
+            own => own,
+        };
         back::parameter_status(&mut out, name, own.unwrap_or(value));
     }
     crate::wire::backend_key_data(&mut out, process_id, secret);
@@ -231,7 +239,9 @@ fn allowed_when_failed(kind: &Kind) -> bool {
 
 fn is_copy(sql: &str) -> bool {
     let trimmed = sql.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-    trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("copy")
+    trimmed
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
 }
 
 /// The connection of one client to a sandbox.
@@ -742,6 +752,14 @@ impl Unit {
         }
     }
 
+    /// Whether the client can use `statement`: any named one (the server answers for those), the
+    /// unnamed one only if it has Parsed one (else another client's could run in its place).
+    fn has_unnamed(&mut self, backend: &mut Backend, statement: &str) -> bool {
+        !statement.is_empty()
+            || backend.unnamed_owner == Some(self.id)
+            || self.client(backend).last_unnamed_parse.is_some()
+    }
+
     async fn handle(
         &mut self,
         session: &mut ClientSession<'_>,
@@ -788,6 +806,8 @@ impl Unit {
                     }
                     _ => sql,
                 };
+                let sql = names::scope_prepared_view(&sql, id).unwrap_or(sql);
+                self.client(backend).cursors.note_sql(&sql, Some(&name));
                 self.prepare_forward(backend);
                 backend.virtual_setting_seen |= mentions_virtual_setting(&sql);
                 if !name.is_empty() {
@@ -805,7 +825,11 @@ impl Unit {
                     &sql,
                     &param_types,
                 );
-                self.steps.push(Step::Forward(Expect::One));
+                self.steps.push(Step::Forward(if name.is_empty() {
+                    Expect::ParseUnnamed
+                } else {
+                    Expect::One
+                }));
                 let copy = is_copy(&sql);
                 let set_sql = changes_settings(&kind).then(|| sql.clone());
                 self.defined.push((false, name.clone()));
@@ -839,7 +863,11 @@ impl Unit {
                         self.synthetic(back::bind_complete);
                     }
                     _ if failed => self.fail(backend, &aborted()),
+                    _ if !self.has_unnamed(backend, &statement) => {
+                        self.fail(backend, &no_unnamed_statement())
+                    }
                     prepared => {
+                        self.client(backend).cursors.note_bind(&statement);
                         self.prepare_forward(backend);
                         self.restore_unnamed(backend, &statement);
                         if !portal.is_empty() {
@@ -888,12 +916,18 @@ impl Unit {
                             None => back::no_data(b),
                         }
                     }),
-                    _ => {
+                    _ if !portal && !self.has_unnamed(backend, &name) => {
+                        self.fail(backend, &no_unnamed_statement())
+                    }
+                    prepared => {
                         self.prepare_forward(backend);
-                        if !portal {
+                        let backend_name = if portal {
+                            names::portal_name(self.id, &name, prepared.is_some())
+                        } else {
                             self.restore_unnamed(backend, &name);
-                        }
-                        front::describe(&mut self.batch, portal, &statement_name(self.id, &name));
+                            statement_name(self.id, &name)
+                        };
+                        front::describe(&mut self.batch, portal, &backend_name);
                         self.steps.push(Step::Forward(if portal {
                             Expect::DescribePortal
                         } else {
@@ -917,7 +951,7 @@ impl Unit {
                         self.prepare_forward(backend);
                         front::execute(
                             &mut self.batch,
-                            &statement_name(self.id, &portal),
+                            &names::portal_name(self.id, &portal, prepared.is_some()),
                             max_rows,
                         );
                         self.steps.push(Step::Forward(Expect::Execute));
@@ -958,9 +992,14 @@ impl Unit {
                 };
                 match prepared {
                     Some(Prepared::Virtual(_)) => self.synthetic(back::close_complete),
-                    _ => {
+                    prepared => {
                         self.prepare_forward(backend);
-                        front::close(&mut self.batch, portal, &statement_name(self.id, &name));
+                        let backend_name = if portal {
+                            names::portal_name(self.id, &name, prepared.is_some())
+                        } else {
+                            statement_name(self.id, &name)
+                        };
+                        front::close(&mut self.batch, portal, &backend_name);
                         self.steps.push(Step::Forward(Expect::One));
                     }
                 }
@@ -1069,7 +1108,16 @@ impl Unit {
                 }
             }
             Kind::Deallocate(None) => {
-                let names = std::mem::take(&mut self.client(backend).sql_prepared);
+                // Every named statement of the connection, the protocol's too, as in PostgreSQL.
+                let client = self.client(backend);
+                let mut names = std::mem::take(&mut client.sql_prepared);
+                let named: Vec<String> =
+                    client.statements.keys().filter(|n| !n.is_empty()).cloned().collect();
+                for name in named {
+                    if let Some(Prepared::Real { .. }) = client.statements.remove(&name) {
+                        names.insert(name);
+                    }
+                }
                 for name in &names {
                     backend.queue_close(self.id, name);
                 }
@@ -1160,6 +1208,10 @@ impl Unit {
             });
             return Ok(());
         }
+        let cursors = &mut self.client(backend).cursors;
+        for statement in &statements {
+            cursors.note_sql(&sql[statement.range.clone()], None);
+        }
         let failed = self.status(backend) == TxStatus::Failed;
         let all_forwarded = statements.iter().all(|s| !is_virtual(&s.kind));
         if all_forwarded
@@ -1196,6 +1248,7 @@ impl Unit {
                 }
             }
             self.skipping = false;
+            self.end_portals_if_idle(backend);
             return Ok(());
         }
         // One statement at a time.
@@ -1241,12 +1294,25 @@ impl Unit {
             }
         }
         self.skipping = false;
+        self.end_portals_if_idle(backend);
         let status = self.status(backend).byte();
         self.synthetic(|b| back::ready_for_query(b, status));
         Ok(())
     }
 
-    /// The query text with SQL-level prepared statement names made private to this client.
+    /// At the end of a Query or a Sync: a client outside a transaction block has ended its
+    /// (implicit) transaction, and its portals end with it, as in PostgreSQL.
+    pub(super) fn end_portals_if_idle(&mut self, backend: &mut Backend) {
+        if self.status(backend) == TxStatus::Idle {
+            let id = self.id;
+            for name in names::portals_ending(id, self.client(backend), false) {
+                backend.queue_portal_close(name);
+            }
+        }
+    }
+
+    /// The query text with SQL-level prepared statement names made private to this client (and
+    /// `pg_prepared_statements` showing only its own).
     fn renamed(
         &mut self,
         backend: &mut Backend,
@@ -1260,7 +1326,7 @@ impl Unit {
                 Kind::Prepare(_) | Kind::Execute(_) | Kind::Deallocate(Some(_))
             )
         }) {
-            return sql.to_string();
+            return names::scope_prepared_view(sql, id).unwrap_or_else(|| sql.to_string());
         }
         let mut text = String::with_capacity(sql.len() + 16);
         let mut last = 0;
@@ -1285,7 +1351,7 @@ impl Unit {
             last = statement.range.end;
         }
         text.push_str(&sql[last..]);
-        text
+        names::scope_prepared_view(&text, id).unwrap_or(text)
     }
 
     /// After a SET/RESET that succeeded: the client's settings and the backend's agree on it.
@@ -1312,6 +1378,10 @@ fn changes_settings(kind: &Kind) -> bool {
         kind,
         Kind::SetSession { .. } | Kind::ResetAll | Kind::SetLocal
     )
+}
+
+fn no_unnamed_statement() -> ClientError {
+    ClientError::new("26000", "unnamed prepared statement does not exist")
 }
 
 fn aborted() -> ClientError {

@@ -170,6 +170,7 @@ impl Unit {
         // client's messages before the error come before the error, as in PostgreSQL.
         if self.batch.is_empty() && self.steps.is_empty() && !self.guard {
             self.skipping = false;
+            self.end_portals_if_idle(backend);
             let status = self.status(backend).byte();
             self.synthetic(|b| back::ready_for_query(b, status));
             self.flush_synthetic();
@@ -178,6 +179,7 @@ impl Unit {
         let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
         self.after_walk(session, backend, &walked).await?;
         self.skipping = false;
+        self.end_portals_if_idle(backend);
         Ok(())
     }
 
@@ -269,7 +271,7 @@ impl Unit {
                     // statement caused them; notifications never come (LISTEN is emulated).
                     b'N' | b'S' => {
                         if forward {
-                            self.out.extend_from_slice(&message.raw);
+                            extend_in_client_view(&mut self.out, &message.raw);
                         }
                         continue;
                     }
@@ -278,12 +280,16 @@ impl Unit {
                         if crate::rollback::messages::is_fatal(message.body()) {
                             // The server ends the session (terminated): the client sees why, as
                             // in PostgreSQL, whoever's statement ran.
-                            self.out.extend_from_slice(&message.raw);
+                            extend_in_client_view(&mut self.out, &message.raw);
                             session.fatal_forwarded = true;
                         } else if forward && walked.internal_error.is_none() {
-                            self.out.extend_from_slice(&message.raw);
+                            extend_in_client_view(&mut self.out, &message.raw);
                             walked.client_error = true;
                             backend.client_failed(self.id);
+                            if expect == Expect::ParseUnnamed {
+                                self.client(backend).last_unnamed_parse = None;
+                                backend.unnamed_owner = None;
+                            }
                         } else if !walked.client_error {
                             // One of our statements failed (after a client's error our guard
                             // release fails too, 25P02: expected). The client's statements after
@@ -351,7 +357,7 @@ impl Unit {
                             }
                         }
                         let done = match expect {
-                            Expect::One => true,
+                            Expect::One | Expect::ParseUnnamed => true,
                             Expect::DescribeStatement => {
                                 if tag == b't' && !described {
                                     described = true;
@@ -439,5 +445,14 @@ impl Unit {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Appends a server's message for the client, an error or notice naming its statements and
+/// portals by the client's own names.
+fn extend_in_client_view(out: &mut BytesMut, raw: &[u8]) {
+    match names::client_view(raw) {
+        Some(rewritten) if raw[0] != b'S' => out.extend_from_slice(&rewritten),
+        _ => out.extend_from_slice(raw),
     }
 }

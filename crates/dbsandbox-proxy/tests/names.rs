@@ -1,0 +1,465 @@
+//! Statement and portal names, and text, as the client sees them through a rollback key: each
+//! sequence runs once through a pass-through key (what PostgreSQL itself answers) and once
+//! through a rollback key of the same database, and the replies must be the same. The rollback
+//! engine renames protocol names to `dbsb_c<conn>_…` on the shared backend; none of that may show
+//! (psycopg's own suite: server-side cursors, `pg_prepared_statements`, encodings).
+
+mod support;
+
+use bytes::{Buf, BufMut, BytesMut};
+use dbsandbox_proxy::{Isolation, ProxyConfig};
+use postgres_protocol::message::frontend;
+use std::time::Duration;
+use support::{MapRouter, PgServer, RawConnection, TestProxy};
+use tokio::io::AsyncReadExt;
+
+/// A raw protocol connection that reads whole messages.
+struct Wire {
+    raw: RawConnection,
+    buf: BytesMut,
+}
+
+impl Wire {
+    /// Connects to `key` with extra startup parameters; returns the greeting's ParameterStatus
+    /// pairs too.
+    async fn open(proxy: &TestProxy, key: &str, extra: &[(&str, &str)]) -> (Wire, Vec<String>) {
+        let mut wire = Wire {
+            raw: RawConnection::open(proxy.addr).await,
+            buf: BytesMut::new(),
+        };
+        let mut params = vec![("user", "tester"), ("database", key)];
+        params.extend_from_slice(extra);
+        let mut startup = BytesMut::new();
+        frontend::startup_message(params, &mut startup).unwrap();
+        wire.raw.send(&startup).await;
+        let mut statuses = Vec::new();
+        for (tag, text) in wire.until_ready().await {
+            match tag {
+                b'S' => statuses.push(text),
+                b'E' => panic!("startup failed: {text}"),
+                _ => {}
+            }
+        }
+        (wire, statuses)
+    }
+
+    async fn next(&mut self) -> (u8, BytesMut) {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if self.buf.len() >= 5 {
+                    let len =
+                        u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
+                            as usize;
+                    if self.buf.len() > len {
+                        let tag = self.buf[0];
+                        self.buf.advance(5);
+                        return (tag, self.buf.split_to(len - 4));
+                    }
+                }
+                let read = self.raw.stream.read_buf(&mut self.buf).await.unwrap_or(0);
+                assert!(read > 0, "the proxy closed the connection");
+            }
+        })
+        .await
+        .expect("timed out waiting for the proxy")
+    }
+
+    /// Every message up to ReadyForQuery, each as its tag and a readable text of what matters.
+    async fn until_ready(&mut self) -> Vec<(u8, String)> {
+        let mut replies = Vec::new();
+        loop {
+            let (tag, body) = self.next().await;
+            let text = describe(tag, body);
+            replies.push((tag, text));
+            if tag == b'Z' {
+                return replies;
+            }
+        }
+    }
+
+    async fn exchange(&mut self, messages: &[u8]) -> Vec<(u8, String)> {
+        self.raw.send(messages).await;
+        self.until_ready().await
+    }
+
+    async fn query(&mut self, sql: &[u8]) -> Vec<(u8, String)> {
+        let mut message = BytesMut::new();
+        message.put_u8(b'Q');
+        message.put_i32(4 + sql.len() as i32 + 1);
+        message.put_slice(sql);
+        message.put_u8(0);
+        self.exchange(&message).await
+    }
+}
+
+/// A message's text for comparison: an error's severity, code, message, detail and hint; a
+/// row's values (bytes as sent, escaped); a ParameterStatus's pair; else nothing.
+fn describe(tag: u8, mut body: BytesMut) -> String {
+    match tag {
+        b'E' | b'N' => {
+            let mut fields = Vec::new();
+            while body.first().is_some_and(|&t| t != 0) {
+                let kind = body.get_u8();
+                let end = body.iter().position(|&b| b == 0).unwrap();
+                if matches!(kind, b'V' | b'C' | b'M' | b'D' | b'H') {
+                    fields.push(String::from_utf8_lossy(&body[..end]).into_owned());
+                }
+                body.advance(end + 1);
+            }
+            fields.join(" | ")
+        }
+        b'D' => {
+            let count = body.get_i16();
+            (0..count)
+                .map(|_| match body.get_i32() {
+                    -1 => "NULL".to_string(),
+                    len => {
+                        let value = body.split_to(len as usize);
+                        value.escape_ascii().to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        b'S' => body[..]
+            .split(|&b| b == 0)
+            .take(2)
+            .map(|part| String::from_utf8_lossy(part).into_owned())
+            .collect::<Vec<_>>()
+            .join("="),
+        b'Z' => (body[0] as char).to_string(),
+        _ => String::new(),
+    }
+}
+
+/// One proxy, two keys on one database: `direct` passes through, `rb` is a rollback sandbox.
+async fn proxy(server: &PgServer) -> TestProxy {
+    server.create_database("namesdb").await;
+    let mut direct = server.tcp_target("namesdb");
+    direct.isolation = Some(Isolation::Database);
+    let mut rollback = server.tcp_target("namesdb");
+    rollback.isolation = Some(Isolation::Rollback);
+    let router = MapRouter::with([("direct", direct), ("rb", rollback)]);
+    TestProxy::start(ProxyConfig::default(), router).await
+}
+
+fn sequence(build: impl FnOnce(&mut BytesMut)) -> BytesMut {
+    let mut out = BytesMut::new();
+    build(&mut out);
+    frontend::sync(&mut out);
+    out
+}
+
+/// A Bind without parameters or result formats.
+fn bind(portal: &str, statement: &str, out: &mut BytesMut) {
+    out.put_u8(b'B');
+    out.put_i32((4 + portal.len() + 1 + statement.len() + 1 + 6) as i32);
+    for name in [portal, statement] {
+        out.put_slice(name.as_bytes());
+        out.put_u8(0);
+    }
+    out.put_slice(&[0, 0, 0, 0, 0, 0]);
+}
+
+/// psycopg 3's server-side cursors: `DECLARE "c" CURSOR …` in SQL, then Describe and Execute of
+/// the portal "c" over the protocol. The proxy renamed the portal and the server answered 34000
+/// `portal "dbsb_c1_c" does not exist` (148 of psycopg's tests; Django's `QuerySet.iterator()`).
+#[tokio::test]
+async fn a_cursor_declared_in_sql_is_usable_through_the_protocol() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire
+            .query(b"BEGIN; DECLARE \"c\" CURSOR FOR SELECT generate_series(1, 3)")
+            .await;
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::describe(b'P', "c", b).unwrap();
+                frontend::execute("c", 2, b).unwrap();
+            }))
+            .await,
+        );
+        seen.extend(wire.query(b"FETCH ALL FROM \"c\"").await);
+        // A portal the client bound over the protocol keeps its own (private) name beside it.
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::parse("s", "SELECT 42", [], b).unwrap();
+                bind("p", "s", b);
+                frontend::execute("p", 0, b).unwrap();
+                frontend::close(b'P', "p", b).unwrap();
+                frontend::close(b'P', "c", b).unwrap();
+            }))
+            .await,
+        );
+        seen.extend(wire.query(b"FETCH ALL FROM \"c\"").await);
+        seen.extend(wire.query(b"ROLLBACK").await);
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0]
+            .iter()
+            .any(|(tag, text)| *tag == b'E' && text.contains("\"c\" does not exist")),
+        "the last FETCH finds the cursor closed: {:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// Error texts name the client's own statements and portals: the server's
+/// `prepared statement "dbsb_c3_s1" does not exist` reaches the client as PostgreSQL says it.
+#[tokio::test]
+async fn errors_name_the_clients_own_statements_and_portals() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire.query(b"EXECUTE nosuch").await;
+        seen.extend(wire.query(b"PREPARE twice AS SELECT 1").await);
+        seen.extend(wire.query(b"PREPARE twice AS SELECT 1").await);
+        seen.extend(wire.query(b"DEALLOCATE nosuch").await);
+        seen.extend(
+            wire.exchange(&sequence(|b| bind("", "missing_stmt", b)))
+                .await,
+        );
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::describe(b'S', "missing_stmt", b).unwrap()
+            }))
+            .await,
+        );
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::parse("s1", "SELECT 1", [], b).unwrap();
+                bind("p1", "s1", b);
+                frontend::execute("p1", 0, b).unwrap();
+                frontend::execute("p1", 0, b).unwrap();
+            }))
+            .await,
+        );
+        // Outside a transaction the portal is gone after the Sync.
+        seen.extend(
+            wire.exchange(&sequence(|b| frontend::execute("p1", 0, b).unwrap()))
+                .await,
+        );
+        outcomes.push(seen);
+    }
+    let errors: Vec<&String> = outcomes[1]
+        .iter()
+        .filter(|(tag, _)| *tag == b'E')
+        .map(|(_, text)| text)
+        .collect();
+    assert!(
+        errors.iter().all(|text| !text.contains("dbsb")),
+        "{errors:?}"
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// `pg_prepared_statements` shows the connection's own statements under its own names, as in
+/// PostgreSQL: not the proxy's guard statements (`SAVEPOINT dbsb_g`, `RELEASE SAVEPOINT
+/// dbsb_g`), not the key's other connections' (psycopg's test_prepared counts its rows).
+#[tokio::test]
+async fn pg_prepared_statements_lists_only_the_connections_own_statements() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let list = b"SELECT name, statement, from_sql, parameter_types::text \
+                 FROM pg_prepared_statements ORDER BY name";
+    let qualified = b"SELECT p.name FROM pg_catalog.pg_prepared_statements AS p \
+                      WHERE p.name <> '' ORDER BY 1";
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut other, _) = Wire::open(&proxy, key, &[]).await;
+        other
+            .exchange(&sequence(|b| {
+                frontend::parse("theirs", "SELECT 2", [], b).unwrap()
+            }))
+            .await;
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire.query(list).await;
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::parse("mine", "SELECT $1::int", [23], b).unwrap()
+            }))
+            .await,
+        );
+        seen.extend(wire.query(b"PREPARE sq AS SELECT 1").await);
+        seen.extend(wire.query(list).await);
+        seen.extend(wire.query(qualified).await);
+        // Through the extended protocol too.
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::parse("", std::str::from_utf8(qualified).unwrap(), [], b).unwrap();
+                bind("", "", b);
+                frontend::execute("", 0, b).unwrap();
+            }))
+            .await,
+        );
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0]
+            .iter()
+            .any(|(tag, text)| *tag == b'D' && text.starts_with("mine,")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// A Bind of the unnamed statement after its Parse failed: PostgreSQL drops the unnamed
+/// statement before it parses, so the Bind gets 26000; the proxy re-sent the failed Parse as its
+/// own and answered XX000 ("could not run its own bookkeeping statement").
+#[tokio::test]
+async fn a_failed_unnamed_parse_leaves_no_unnamed_statement() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire
+            .exchange(&sequence(|b| {
+                frontend::parse("", "SELECT 1", [], b).unwrap()
+            }))
+            .await;
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                frontend::parse("", "SELEC 1", [], b).unwrap()
+            }))
+            .await,
+        );
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                bind("", "", b);
+                frontend::execute("", 0, b).unwrap();
+            }))
+            .await,
+        );
+        seen.extend(
+            wire.exchange(&sequence(|b| frontend::describe(b'S', "", b).unwrap()))
+                .await,
+        );
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0].iter().any(|(_, text)| text.contains("26000")),
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// A client encoding other than UTF-8 (psycopg's encoding tests): text in LATIN9 reaches the
+/// server as the client's bytes, and the greeting names the encoding as the server spells it.
+/// The proxy ended the connection ("the query string is not valid UTF-8") and echoed `latin9`.
+#[tokio::test]
+async fn a_latin9_client_encoding_works_as_in_postgresql() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    // 'é' and '€' in LATIN9.
+    let latin9_query = b"SELECT '\xe9\xa4', length('\xe9\xa4'), current_setting('client_encoding')";
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, statuses) = Wire::open(&proxy, key, &[("client_encoding", "latin9")]).await;
+        let mut seen: Vec<(u8, String)> = statuses
+            .into_iter()
+            .filter(|s| s.starts_with("client_encoding="))
+            .map(|s| (b'S', s))
+            .collect();
+        seen.extend(wire.query(latin9_query).await);
+        // Through the extended protocol, a parameter and a statement name in LATIN9 too.
+        seen.extend(
+            wire.exchange(&sequence(|b| {
+                b.put_u8(b'P');
+                let body: &[u8] = b"st\xe9\0SELECT '\xe9' || $1::text\0\0\0";
+                b.put_i32(4 + body.len() as i32);
+                b.put_slice(body);
+                b.put_u8(b'B');
+                let body: &[u8] = b"\0st\xe9\0\0\0\0\x01\0\0\0\x01\xa4\0\0";
+                b.put_i32(4 + body.len() as i32);
+                b.put_slice(body);
+                frontend::execute("", 0, b).unwrap();
+            }))
+            .await,
+        );
+        seen.extend(wire.query(b"EXECUTE nosuch\xe9").await);
+        outcomes.push(seen);
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire.query(b"SET client_encoding TO 'LATIN9'").await;
+        seen.extend(wire.query(latin9_query).await);
+        seen.extend(wire.query(b"RESET client_encoding").await);
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0].contains(&(b'S', "client_encoding=LATIN9".to_string())),
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[2], outcomes[0]);
+    assert_eq!(outcomes[3], outcomes[1]);
+}
+
+/// A cursor ends with the transaction that declared it, or with its connection: the key's
+/// shared backend never ends either, so the next test's `DECLARE` of the same name found the
+/// cursor there (42P03 `cursor "c" already exists`). WITH HOLD cursors outlive the transaction.
+#[tokio::test]
+async fn cursors_end_with_their_transaction_or_connection() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        // Open throughout, so the key is not reset when the first connection closes.
+        let (_keeper, _) = Wire::open(&proxy, key, &[]).await;
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire
+            .query(b"BEGIN; DECLARE c CURSOR FOR SELECT 1; DECLARE h CURSOR WITH HOLD FOR SELECT 2")
+            .await;
+        seen.extend(wire.query(b"COMMIT").await);
+        seen.extend(wire.query(b"FETCH c").await);
+        seen.extend(wire.query(b"FETCH h").await);
+        seen.extend(
+            wire.query(b"BEGIN; DECLARE left_open CURSOR FOR SELECT 3")
+                .await,
+        );
+        drop(wire);
+        let (mut next, _) = Wire::open(&proxy, key, &[]).await;
+        seen.extend(
+            next.query(
+                b"BEGIN; DECLARE left_open CURSOR FOR SELECT 4; DECLARE h CURSOR FOR SELECT 5",
+            )
+            .await,
+        );
+        seen.extend(next.query(b"FETCH left_open").await);
+        seen.extend(next.query(b"ROLLBACK").await);
+        outcomes.push(seen);
+    }
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// `DEALLOCATE ALL` drops the connection's protocol statements too, as in PostgreSQL (psycopg
+/// sends it after DDL and counts `pg_prepared_statements`); the proxy dropped only the ones
+/// made with SQL `PREPARE`.
+#[tokio::test]
+async fn deallocate_all_drops_protocol_statements_too() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire
+            .exchange(&sequence(|b| {
+                frontend::parse("mine", "SELECT 1", [], b).unwrap()
+            }))
+            .await;
+        seen.extend(wire.query(b"PREPARE sq AS SELECT 2; DEALLOCATE ALL").await);
+        seen.extend(
+            wire.query(b"SELECT count(*) FROM pg_prepared_statements")
+                .await,
+        );
+        seen.extend(wire.exchange(&sequence(|b| bind("", "mine", b))).await);
+        outcomes.push(seen);
+    }
+    assert_eq!(outcomes[1], outcomes[0]);
+}
