@@ -691,6 +691,11 @@ impl Backend {
             .position(|s| s.owner == id && s.client_name.is_none() && !s.released)
     }
 
+    /// Whether the client's open transaction has reached the backend (ran a statement there).
+    pub fn has_tx_base(&self, id: ClientId) -> bool {
+        self.tx_base(id).is_some()
+    }
+
     fn find_savepoint(&self, id: ClientId, name: &str) -> Option<usize> {
         let base = self.tx_base(id)?;
         (base..self.stack.len()).rev().find(|&i| {

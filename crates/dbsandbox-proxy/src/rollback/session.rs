@@ -35,6 +35,7 @@ use super::sandbox::{
 };
 use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
+mod deferred;
 mod replies;
 
 /// How a session ended.
@@ -90,6 +91,9 @@ enum Expect {
 enum Step {
     Forward(Expect),
     Swallow(Expect),
+    /// One of our statements that checks something on the client's behalf: its replies are
+    /// swallowed, its error is the client's (as PostgreSQL's own check would report it).
+    Check(Expect),
     Synthetic(BytesMut),
 }
 
@@ -108,7 +112,14 @@ pub fn greeting(
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str());
-        back::parameter_status(&mut out, name, own.unwrap_or(value));
+        // The backend's own application_name names the sandbox; a client that set none sees
+        // PostgreSQL's default, the empty string.
+        let fallback = if name == "application_name" {
+            ""
+        } else {
+            value
+        };
+        back::parameter_status(&mut out, name, own.unwrap_or(fallback));
     }
     crate::wire::backend_key_data(&mut out, process_id, secret);
     back::ready_for_query(&mut out, b'I');
@@ -140,6 +151,11 @@ pub fn startup_settings(startup: &[(String, String)]) -> BTreeMap<String, String
             _ => set(name, value),
         }
     }
+    // The backend's application_name names the sandbox (for pg_stat_activity); the client's
+    // session has PostgreSQL's default unless it set its own.
+    settings
+        .entry("application_name".to_string())
+        .or_insert_with(|| "SET \"application_name\" TO ''".to_string());
     settings
 }
 
@@ -974,6 +990,12 @@ impl Unit {
             self.fail(backend, &aborted());
             return Ok(());
         }
+        let committing = matches!(kind, Kind::Commit { .. })
+            && self.status(backend) == TxStatus::InTx
+            && backend.has_tx_base(self.id);
+        if committing && self.commit_checks_failed(session, backend).await? {
+            return Ok(());
+        }
         let result: Result<String, ClientError> = match kind {
             Kind::Begin | Kind::Commit { .. } | Kind::Rollback { .. } | Kind::Savepoint(_) | Kind::Release(_) | Kind::RollbackTo(_) => {
                 match backend.transaction_control(self.id, kind, &sandbox.counters) {
@@ -1106,8 +1128,19 @@ impl Unit {
             self.prepare_forward(backend);
             self.touches_virtual |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
-            self.steps.push(Step::Forward(Expect::UntilReady));
             let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            // An autocommit statement's implicit COMMIT runs the deferred checks: the client's
+            // ReadyForQuery then comes after them.
+            let checks = self.status(backend) == TxStatus::Idle
+                && !copies
+                && statements
+                    .iter()
+                    .any(|s| deferred::may_queue_deferred_checks(&sql[s.range.clone()]));
+            self.steps.push(Step::Forward(if checks {
+                Expect::UntilReadyNoReady
+            } else {
+                Expect::UntilReady
+            }));
             if !copies {
                 self.zero_virtual_setting(backend);
             }
@@ -1130,6 +1163,13 @@ impl Unit {
                 if let [only] = statements.as_slice() {
                     self.record_simple_setting(backend, &only.kind, &text);
                 }
+            }
+            if checks {
+                if !client_error && !session.gone {
+                    self.autocommit_checks(session, backend).await?;
+                }
+                let status = self.status(backend).byte();
+                self.synthetic(|b| back::ready_for_query(b, status));
             }
             self.skipping = false;
             return Ok(());

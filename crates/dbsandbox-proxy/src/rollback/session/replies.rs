@@ -244,6 +244,7 @@ impl Unit {
         for (index, step) in steps.into_iter().enumerate() {
             let cancellable =
                 index >= cancellable_from && last_forward.is_some_and(|last| index <= last);
+            let check = matches!(step, Step::Check(_));
             let (forward, expect) = match step {
                 Step::Synthetic(bytes) => {
                     if !ignoring {
@@ -252,7 +253,7 @@ impl Unit {
                     continue;
                 }
                 Step::Forward(expect) => (true, expect),
-                Step::Swallow(expect) => (false, expect),
+                Step::Swallow(expect) | Step::Check(expect) => (false, expect),
             };
             if ignoring && expect != Expect::Ready {
                 // Skipped by the server: a simple Query among them still owes its client a
@@ -283,8 +284,12 @@ impl Unit {
                             // in PostgreSQL, whoever's statement ran.
                             self.out.extend_from_slice(&message.raw);
                             session.fatal_forwarded = true;
-                        } else if forward && walked.internal_error.is_none() {
-                            self.out.extend_from_slice(&message.raw);
+                        } else if (forward || check) && walked.internal_error.is_none() {
+                            if check {
+                                deferred::error_without_context(&mut self.out, message.body());
+                            } else {
+                                self.out.extend_from_slice(&message.raw);
+                            }
                             walked.client_error = true;
                             backend.client_failed(self.id);
                         } else if !walked.client_error {
