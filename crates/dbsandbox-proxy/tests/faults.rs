@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use dbsandbox_proxy::{Isolation, ProxyConfig};
 use postgres_protocol::message::frontend;
-use support::{MapRouter, PgServer, RawConnection, Reply, TestProxy};
+use support::{MapRouter, PgServer, RawConnection, Reply, TestProxy, SANDBOX_BACKEND_OF_K};
 
 /// Long enough that a test waiting on it fails instead of passing by luck, short enough that a
 /// hang is reported in reasonable time.
@@ -73,8 +73,7 @@ async fn count_items(client: &tokio_postgres::Client) -> i64 {
 async fn sandbox_backend(admin: &tokio_postgres::Client) -> Option<(i32, String, String)> {
     admin
         .query_opt(
-            "select pid, state, query from pg_stat_activity \
-             where application_name = 'dbsandbox sandbox k'",
+            &format!("select pid, state, query from pg_stat_activity where {SANDBOX_BACKEND_OF_K}"),
             &[],
         )
         .await

@@ -169,25 +169,6 @@ def url_settings(url: str) -> Dict[str, Any]:
     return {name: entry[name] for name in CONNECTION_SETTINGS}
 
 
-def with_time_zone_option(alias: str) -> None:
-    """Give the alias's connections their session time zone as a startup option.
-
-    Django sets it with ``SELECT set_config('TimeZone', …, false)`` when the server's differs;
-    in a rollback key that setting is lost at the next rolled-back transaction (issue 10), and
-    datetimes come back shifted. A startup option is session state the proxy keeps per
-    connection, and with it Django sees the right ``TimeZone`` and sets nothing.
-    """
-    connection = connections[alias]
-    zone = connection.timezone_name
-    if not zone:
-        return
-    options = dict(connection.settings_dict.get("OPTIONS") or {})
-    startup = options.get("options", "")
-    if "TimeZone" not in startup:
-        options["options"] = f"{startup} -c TimeZone={zone}".strip()
-    connection.settings_dict["OPTIONS"] = options
-
-
 def server_side_cursors_work(alias: str) -> bool:
     """Whether a server-side cursor (what ``QuerySet.iterator()`` uses) works on ``alias`` now."""
     from django.db import DatabaseError, transaction
@@ -294,9 +275,6 @@ def setup_databases(
             install_worker_hook(alias, sandboxes)
     _active = sandboxes
     try:
-        for group in sandboxes.groups:
-            for alias in group.aliases:
-                with_time_zone_option(alias)
         sandboxes.point(ROLLBACK)
         for group in sandboxes.groups:
             if not server_side_cursors_work(group.aliases[0]):

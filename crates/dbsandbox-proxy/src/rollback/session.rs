@@ -37,6 +37,7 @@ use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
 mod deferred;
 mod replies;
+mod set_config;
 
 /// How a session ended.
 pub enum SessionEnd {
@@ -598,6 +599,13 @@ fn mentions_virtual_setting(sql: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(VIRTUAL_SETTING.as_bytes()))
 }
 
+fn mentions_set_config(sql: &str) -> bool {
+    const NAME: &[u8] = b"set_config";
+    sql.as_bytes()
+        .windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME))
+}
+
 /// How a batch sent to the backend ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BatchEnd {
@@ -784,7 +792,8 @@ impl Unit {
                 );
                 self.steps.push(Step::Forward(Expect::One));
                 let copy = is_copy(&sql);
-                let set_sql = changes_settings(&kind).then(|| sql.clone());
+                let set_sql =
+                    (changes_settings(&kind) || mentions_set_config(&sql)).then(|| sql.clone());
                 self.defined.push((false, name.clone()));
                 let client = self.client(backend);
                 if name.is_empty() {
@@ -920,6 +929,9 @@ impl Unit {
                                 self.send_pending(session, backend).await?;
                                 if !self.skipping {
                                     self.record_simple_setting(backend, &kind, &sql);
+                                    if mentions_set_config(&sql) {
+                                        self.record_set_configs(backend, &sql).await?;
+                                    }
                                 }
                             }
                             _ => {}
@@ -1171,6 +1183,9 @@ impl Unit {
                 let status = self.status(backend).byte();
                 self.synthetic(|b| back::ready_for_query(b, status));
             }
+            if !client_error && !self.skipping && mentions_set_config(&text) {
+                self.record_set_configs(backend, &text).await?;
+            }
             self.skipping = false;
             return Ok(());
         }
@@ -1210,6 +1225,9 @@ impl Unit {
                 }
                 if !client_error {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
+                    if mentions_set_config(&renamed) {
+                        self.record_set_configs(backend, &renamed).await?;
+                    }
                 }
             }
             if self.skipping || session.gone {
