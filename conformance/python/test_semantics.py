@@ -108,3 +108,15 @@ def test_19_application_name_defaults_to_empty(sandbox):
     assert conn.info.parameter_status("application_name") in (None, b"", "")
     named = sandbox.connect(application_name="mine")
     assert named.execute("show application_name").fetchone() == ("mine",)
+
+
+def test_18_temp_objects_end_with_their_connection(sandbox):
+    stays = sandbox.connect()  # keeps the key open: no reset when the first one closes
+    first = sandbox.connect()
+    first.execute("create temp table person (id serial primary key, name text)")
+    first.execute("insert into person (name) values ('a')")
+    first.close()
+    second = sandbox.connect()
+    second.execute("create temp table person (id int)")  # 42P07 if the first one's survived
+    assert second.execute("select count(*) from person").fetchone() == (0,)
+    assert stays.execute("select 1").fetchone() == (1,)

@@ -106,6 +106,8 @@ pub struct ClientState {
     pub sql_prepared: BTreeSet<String>,
     /// The client's last Parse of the unnamed statement, to re-send if another client replaced it.
     pub last_unnamed_parse: Option<(String, Vec<u32>)>,
+    /// Oids of the temporary relations this client made, dropped when it leaves.
+    temp_objects: BTreeSet<String>,
 }
 
 impl ClientState {
@@ -130,6 +132,7 @@ impl ClientState {
             portals: HashMap::new(),
             sql_prepared: BTreeSet::new(),
             last_unnamed_parse: None,
+            temp_objects: BTreeSet::new(),
         }
     }
 }
@@ -389,6 +392,8 @@ impl Backend {
             client.settings_at_begin = None;
             client.listens_at_begin = None;
             client.pending_notifies.clear();
+            // The rollback dropped every temporary object (all were made in the transaction).
+            client.temp_objects.clear();
         }
         Ok(())
     }
@@ -849,9 +854,29 @@ impl Backend {
             for name in &client.sql_prepared {
                 self.queue_close(id, name);
             }
+            if !client.temp_objects.is_empty() {
+                let oids: Vec<String> = client.temp_objects.into_iter().collect();
+                self.pending_ops
+                    .push(super::session::drop_temp_objects_sql(&oids));
+            }
         }
         if self.unnamed_owner == Some(id) {
             self.unnamed_owner = None;
+        }
+    }
+
+    /// The temporary relations (oids) now in the backend's temporary schema: those no client
+    /// holds yet are `id`'s.
+    pub fn claim_temp_objects(&mut self, id: ClientId, oids: Vec<String>) {
+        let held: BTreeSet<String> = self
+            .clients
+            .values()
+            .flat_map(|c| c.temp_objects.iter().cloned())
+            .collect();
+        if let Some(client) = self.clients.get_mut(&id) {
+            client
+                .temp_objects
+                .extend(oids.into_iter().filter(|o| !held.contains(o)));
         }
     }
 

@@ -38,6 +38,9 @@ use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 mod deferred;
 mod replies;
 mod set_config;
+mod temp_objects;
+
+pub use temp_objects::drop_temp_objects_sql;
 
 /// How a session ended.
 pub enum SessionEnd {
@@ -599,6 +602,12 @@ fn mentions_virtual_setting(sql: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(VIRTUAL_SETTING.as_bytes()))
 }
 
+/// Whether a statement may change session state the proxy keeps per client outside SET:
+/// settings made with `set_config`, temporary objects.
+fn has_session_effects(sql: &str) -> bool {
+    mentions_set_config(sql) || temp_objects::may_create_temp(sql)
+}
+
 fn mentions_set_config(sql: &str) -> bool {
     const NAME: &[u8] = b"set_config";
     sql.as_bytes()
@@ -793,7 +802,7 @@ impl Unit {
                 self.steps.push(Step::Forward(Expect::One));
                 let copy = is_copy(&sql);
                 let set_sql =
-                    (changes_settings(&kind) || mentions_set_config(&sql)).then(|| sql.clone());
+                    (changes_settings(&kind) || has_session_effects(&sql)).then(|| sql.clone());
                 self.defined.push((false, name.clone()));
                 let client = self.client(backend);
                 if name.is_empty() {
@@ -929,9 +938,7 @@ impl Unit {
                                 self.send_pending(session, backend).await?;
                                 if !self.skipping {
                                     self.record_simple_setting(backend, &kind, &sql);
-                                    if mentions_set_config(&sql) {
-                                        self.record_set_configs(backend, &sql).await?;
-                                    }
+                                    self.record_session_effects(backend, &sql).await?;
                                 }
                             }
                             _ => {}
@@ -1183,8 +1190,8 @@ impl Unit {
                 let status = self.status(backend).byte();
                 self.synthetic(|b| back::ready_for_query(b, status));
             }
-            if !client_error && !self.skipping && mentions_set_config(&text) {
-                self.record_set_configs(backend, &text).await?;
+            if !client_error && !self.skipping {
+                self.record_session_effects(backend, &text).await?;
             }
             self.skipping = false;
             return Ok(());
@@ -1225,9 +1232,7 @@ impl Unit {
                 }
                 if !client_error {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
-                    if mentions_set_config(&renamed) {
-                        self.record_set_configs(backend, &renamed).await?;
-                    }
+                    self.record_session_effects(backend, &renamed).await?;
                 }
             }
             if self.skipping || session.gone {

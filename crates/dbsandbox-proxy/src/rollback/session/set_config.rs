@@ -114,6 +114,22 @@ fn boolean_literal(arg: &str) -> Option<bool> {
 }
 
 impl Unit {
+    /// After a statement succeeded (the backend at a boundary): what it changed of the client's
+    /// session besides SET, recorded as the client's.
+    pub(super) async fn record_session_effects(
+        &mut self,
+        backend: &mut Backend,
+        sql: &str,
+    ) -> Result<(), SessionEnd> {
+        if mentions_set_config(sql) {
+            self.record_set_configs(backend, sql).await?;
+        }
+        if temp_objects::may_create_temp(sql) {
+            self.record_temp_objects(backend).await?;
+        }
+        Ok(())
+    }
+
     /// After a statement with `set_config(…)` calls succeeded (the backend at a boundary): each
     /// session-wide one becomes the client's `SET` of the value the backend now has, each local
     /// one is noted like a `SET LOCAL`. A call whose name is not a literal is not kept (the
