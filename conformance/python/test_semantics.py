@@ -120,3 +120,20 @@ def test_18_temp_objects_end_with_their_connection(sandbox):
     second.execute("create temp table person (id int)")  # 42P07 if the first one's survived
     assert second.execute("select count(*) from person").fetchone() == (0,)
     assert stays.execute("select 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "sql, params",
+    [
+        ("select pg_terminate_backend(%s)", "own pid"),  # psycopg's test_broken
+        ("select pg_terminate_backend(pg_backend_pid())", None),
+    ],
+)
+def test_20_terminating_the_own_backend_ends_only_this_connection(sandbox, sql, params):
+    other = sandbox.connect()
+    other.execute("insert into items (name) values ('kept')")
+    conn = sandbox.connect()
+    with pytest.raises(psycopg.errors.AdminShutdown):
+        conn.execute(sql, [conn.info.backend_pid] if params else None)
+    assert conn.closed and conn.broken
+    assert other.execute("select name from items").fetchall() == [("kept",)]

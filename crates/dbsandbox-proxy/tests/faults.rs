@@ -443,8 +443,9 @@ async fn a_client_gone_mid_query_gets_its_query_cancelled() {
     );
 }
 
-/// Bug 8: `pg_terminate_backend(pg_backend_pid())` ends the terminating connection with 57P01,
-/// as in PostgreSQL, and the key's other connections are told at once.
+/// Bug 8: a client that terminates the shared backend (here through `pg_stat_activity`, a form
+/// the proxy does not take for the client's own termination) gets 57P01, as in PostgreSQL, and
+/// the key's other connections are told at once: the key's state is lost.
 #[tokio::test]
 async fn terminating_the_sandbox_session_ends_it_and_tells_the_other_connections() {
     let server = PgServer::start().await;
@@ -452,7 +453,9 @@ async fn terminating_the_sandbox_session_ends_it_and_tells_the_other_connections
     let mut idle = raw_session(&proxy).await;
     let mut terminating = raw_session(&proxy).await;
     terminating
-        .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+        .send(&query(
+            "select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()",
+        ))
         .await;
     let fatal = loop {
         match terminating.recv().await {
@@ -584,7 +587,7 @@ async fn a_broken_key_whose_connections_all_closed_resets_on_close_like_any_key(
         let (proxy, _) = rollback_proxy(&server, config).await;
         let mut terminating = raw_session(&proxy).await;
         terminating
-            .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+            .send(&query("select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()"))
             .await;
         while terminating.recv().await.is_some() {}
         support::wait_until_no_open_connections(&proxy).await;
@@ -758,4 +761,24 @@ async fn the_proxys_own_sql_hit_by_a_foreign_cancel_runs_again() {
         0,
         "the key was reset and answers"
     );
+}
+
+/// `SELECT pg_terminate_backend(pg_backend_pid())` (or of the pid the client was given): as in
+/// PostgreSQL, only the terminating connection ends (57P01); the key and its state stay.
+#[tokio::test]
+async fn terminating_the_own_backend_ends_only_that_connection() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let stays = proxy.connect("k").await.unwrap();
+    stays
+        .batch_execute("insert into items(name) values ('kept')")
+        .await
+        .unwrap();
+    let mut terminating = raw_session(&proxy).await;
+    terminating
+        .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+        .await;
+    let (code, message) = terminating.expect_fatal().await;
+    assert_eq!(code, "57P01", "{message}");
+    assert_eq!(count_items(&stays).await, 1, "the key and its state stay");
 }

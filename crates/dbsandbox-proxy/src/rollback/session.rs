@@ -39,6 +39,7 @@ mod deferred;
 mod replies;
 mod set_config;
 mod temp_objects;
+mod terminate;
 
 pub use temp_objects::drop_temp_objects_sql;
 
@@ -603,9 +604,11 @@ fn mentions_virtual_setting(sql: &str) -> bool {
 }
 
 /// Whether a statement may change session state the proxy keeps per client outside SET:
-/// settings made with `set_config`, temporary objects.
+/// settings made with `set_config`, temporary objects, its own termination.
 fn has_session_effects(sql: &str) -> bool {
-    mentions_set_config(sql) || temp_objects::may_create_temp(sql)
+    mentions_set_config(sql)
+        || temp_objects::may_create_temp(sql)
+        || terminate::mentions_terminate(sql)
 }
 
 fn mentions_set_config(sql: &str) -> bool {
@@ -748,6 +751,7 @@ impl Unit {
         let failed = self.status(backend) == TxStatus::Failed;
         match message {
             FrontMsg::Query(sql) => {
+                terminate::check_query(&session.sandbox, &sql)?;
                 self.send_pending(session, backend).await?;
                 self.simple_query(session, backend, &sql).await?;
             }
@@ -835,6 +839,9 @@ impl Unit {
                     }
                     _ if failed => self.fail(backend, &aborted()),
                     prepared => {
+                        if let Some(Prepared::Real { sql: Some(sql), .. }) = &prepared {
+                            terminate::check_bind(&session.sandbox, sql, &rest)?;
+                        }
                         self.prepare_forward(backend);
                         self.restore_unnamed(backend, &statement);
                         if !portal.is_empty() {
