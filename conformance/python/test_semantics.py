@@ -137,3 +137,13 @@ def test_20_terminating_the_own_backend_ends_only_this_connection(sandbox, sql, 
         conn.execute(sql, [conn.info.backend_pid] if params else None)
     assert conn.closed and conn.broken
     assert other.execute("select name from items").fetchall() == [("kept",)]
+
+
+def test_16_session_characteristics_are_kept_like_set(sandbox):
+    conn = sandbox.connect(autocommit=False)
+    conn.execute("set session characteristics as transaction isolation level serializable")
+    conn.commit()
+    conn.execute("select 1")
+    conn.rollback()
+    assert conn.execute("show default_transaction_isolation").fetchone() == ("serializable",)
+    conn.rollback()

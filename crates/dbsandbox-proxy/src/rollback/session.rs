@@ -607,6 +607,7 @@ fn mentions_virtual_setting(sql: &str) -> bool {
 /// settings made with `set_config`, temporary objects, its own termination.
 fn has_session_effects(sql: &str) -> bool {
     mentions_set_config(sql)
+        || set_config::sets_session_characteristics(sql)
         || temp_objects::may_create_temp(sql)
         || terminate::mentions_terminate(sql)
 }

@@ -7,6 +7,23 @@
 
 use super::*;
 
+/// What `SET SESSION CHARACTERISTICS AS TRANSACTION …` sets: kept as the client's SETs of them.
+const SESSION_CHARACTERISTICS: [&str; 3] = [
+    "default_transaction_isolation",
+    "default_transaction_read_only",
+    "default_transaction_deferrable",
+];
+
+/// Whether the statement is `SET SESSION CHARACTERISTICS AS TRANSACTION …`.
+pub(super) fn sets_session_characteristics(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(5)
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words == ["set", "session", "characteristics", "as", "transaction"]
+}
+
 /// One `set_config(…)` call found in a statement's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct SetConfigCall {
@@ -124,6 +141,11 @@ impl Unit {
         if mentions_set_config(sql) {
             self.record_set_configs(backend, sql).await?;
         }
+        if sets_session_characteristics(sql) {
+            for name in SESSION_CHARACTERISTICS {
+                self.record_read_back(backend, name).await?;
+            }
+        }
         if temp_objects::may_create_temp(sql) {
             self.record_temp_objects(backend).await?;
         }
@@ -144,17 +166,28 @@ impl Unit {
                 backend.note_set_local(self.id);
                 continue;
             }
-            let Some(name) = call.name else { continue };
-            let read = format!(
-                "SELECT pg_catalog.current_setting({}, true)",
-                quote_literal(&name)
-            );
-            if let Ok(rows) = backend.run_internal(&read).await? {
-                if let Some([Some(value)]) = rows.first().map(Vec::as_slice) {
-                    let name = name.to_ascii_lowercase();
-                    let set = format!("SET {} TO {}", quote_ident(&name), quote_literal(value));
-                    backend.record_setting(self.id, &name, Some(set));
-                }
+            if let Some(name) = call.name {
+                self.record_read_back(backend, &name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The setting's value on the backend now becomes the client's `SET` of it.
+    async fn record_read_back(
+        &mut self,
+        backend: &mut Backend,
+        name: &str,
+    ) -> Result<(), SessionEnd> {
+        let read = format!(
+            "SELECT pg_catalog.current_setting({}, true)",
+            quote_literal(name)
+        );
+        if let Ok(rows) = backend.run_internal(&read).await? {
+            if let Some([Some(value)]) = rows.first().map(Vec::as_slice) {
+                let name = name.to_ascii_lowercase();
+                let set = format!("SET {} TO {}", quote_ident(&name), quote_literal(value));
+                backend.record_setting(self.id, &name, Some(set));
             }
         }
         Ok(())
@@ -164,6 +197,14 @@ impl Unit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_characteristics_are_recognised() {
+        assert!(sets_session_characteristics(
+            "SET SESSION  CHARACTERISTICS AS TRANSACTION READ ONLY"
+        ));
+        assert!(!sets_session_characteristics("SET TRANSACTION READ ONLY"));
+    }
 
     #[test]
     fn calls_are_found_with_their_literal_arguments() {
