@@ -73,6 +73,18 @@ def test_14c_autocommit_statement_checks_deferred_constraints(sandbox):
     conn.execute("truncate child")
 
 
+def test_14d_autocommit_extended_protocol_statement_checks_deferred_constraints(sandbox):
+    conn = sandbox.connect()
+    conn.execute(DEFERRED_SCHEMA)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("insert into child (parent_id) values (%s)", [-1])
+    assert conn.info.transaction_status == IDLE
+    assert conn.execute("select count(*) from child").fetchone() == (0,)
+    conn.execute("insert into parent values (%s)", [1])
+    conn.execute("insert into child (parent_id) values (%s)", [1], prepare=True)
+    conn.execute("truncate child")
+
+
 def test_15_set_config_session_survives_a_rolled_back_transaction(sandbox):
     conn = sandbox.connect(autocommit=False)
     conn.execute("select set_config('TimeZone', 'America/Chicago', false)")

@@ -79,6 +79,8 @@ pub enum Prepared {
         copy: bool,
         kind: Kind,
         sql: Option<String>,
+        /// May write rows: an autocommit Execute of it runs the deferred checks at its Sync.
+        writes: bool,
     },
 }
 

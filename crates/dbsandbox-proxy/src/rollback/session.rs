@@ -584,6 +584,9 @@ struct Unit {
     touches_virtual: bool,
     /// The first step of the batch after our leading SQL (see `prepare_forward`).
     cancellable_from: usize,
+    /// An autocommit Execute that may write ran in this sequence: its Sync (the implicit
+    /// COMMIT) runs the deferred checks first (see [`deferred`]).
+    autocommit_writes: bool,
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
@@ -656,6 +659,7 @@ impl Unit {
             copy_in_done: false,
             touches_virtual: false,
             cancellable_from: 0,
+            autocommit_writes: false,
             defined: Vec::new(),
         }
     }
@@ -809,6 +813,7 @@ impl Unit {
                 let set_sql =
                     (changes_settings(&kind) || has_session_effects(&sql)).then(|| sql.clone());
                 self.defined.push((false, name.clone()));
+                let writes = copy || deferred::may_queue_deferred_checks(&sql);
                 let client = self.client(backend);
                 if name.is_empty() {
                     client.last_unnamed_parse = Some((sql, param_types));
@@ -819,6 +824,7 @@ impl Unit {
                         copy,
                         kind,
                         sql: set_sql,
+                        writes,
                     },
                 );
                 if name.is_empty() {
@@ -866,6 +872,7 @@ impl Unit {
                             copy: true,
                             kind: Kind::Ordinary,
                             sql: None,
+                            writes: true,
                         });
                         self.defined.push((true, portal.clone()));
                         self.client(backend).portals.insert(portal, prepared);
@@ -919,6 +926,11 @@ impl Unit {
                     _ if failed => self.fail(backend, &aborted()),
                     prepared => {
                         self.prepare_forward(backend);
+                        if self.status(backend) == TxStatus::Idle
+                            && !matches!(prepared, Some(Prepared::Real { writes: false, .. }))
+                        {
+                            self.autocommit_writes = true;
+                        }
                         front::execute(
                             &mut self.batch,
                             &statement_name(self.id, &portal),

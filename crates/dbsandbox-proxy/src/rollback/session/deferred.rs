@@ -81,6 +81,14 @@ impl Unit {
         Ok(walked.client_error)
     }
 
+    /// Before the client's Sync of an autocommit sequence that may have written: its implicit
+    /// COMMIT's deferred checks, inside the sequence's guard (a violation undoes the sequence;
+    /// after an earlier error the server skips them, as it skips the rest of the sequence).
+    pub(super) fn queue_autocommit_checks(&mut self) {
+        front::query(&mut self.batch, DEFERRED_CHECK_SQL);
+        self.steps.push(Step::Check(Expect::UntilReadyNoReady));
+    }
+
     /// After an autocommit simple Query that succeeded, with its guard still open on the
     /// backend: the implicit COMMIT's deferred checks, inside that guard, so a violation undoes
     /// the statement as PostgreSQL's failed implicit COMMIT does.

@@ -178,6 +178,13 @@ impl Unit {
             self.flush_synthetic();
             return Ok(());
         }
+        if std::mem::take(&mut self.autocommit_writes)
+            && self.guard
+            && self.status(backend) == TxStatus::Idle
+        {
+            self.queue_autocommit_checks();
+            backend.unnamed_owner = None; // a simple Query drops the unnamed statement
+        }
         let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
         self.after_walk(session, backend, &walked).await?;
         self.skipping = false;
