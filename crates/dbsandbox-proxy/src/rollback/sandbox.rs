@@ -110,6 +110,9 @@ pub struct ClientState {
     pub last_unnamed_parse: Option<(String, Vec<u32>)>,
     /// Oids of the temporary relations this client made, dropped when it leaves.
     temp_objects: BTreeSet<String>,
+    /// The open transaction ran a statement that may write rows: its COMMIT runs the
+    /// deferred checks.
+    pub tx_may_write: bool,
 }
 
 impl ClientState {
@@ -135,6 +138,7 @@ impl ClientState {
             sql_prepared: BTreeSet::new(),
             last_unnamed_parse: None,
             temp_objects: BTreeSet::new(),
+            tx_may_write: false,
         }
     }
 }
@@ -243,6 +247,12 @@ pub struct Backend {
     write_baseline: HashMap<String, i64>,
     /// The template's user tables (an oid array literal), whose counters a reset records.
     user_tables: String,
+    /// The SQL that fires the deferred checks (`Some(None)`: no constraint is deferrable);
+    /// `None` when unknown (after DDL or a rollback). See `session::deferred`.
+    pub deferred_checks: Option<Option<String>>,
+    /// A client statement that may change the schema ran since the last reset: a rollback may
+    /// then have undone constraints `deferred_checks` names.
+    ddl_since_reset: bool,
 }
 
 /// Each written user table's oid, name and write counters in the backend's current,
@@ -304,6 +314,8 @@ impl Backend {
             next_savepoint: 0,
             write_baseline: HashMap::new(),
             user_tables: "{}".into(),
+            deferred_checks: None,
+            ddl_since_reset: false,
         }
     }
 
@@ -386,6 +398,8 @@ impl Backend {
         self.stack.clear();
         self.pending_ops.clear();
         self.applied = Some(BTreeMap::new());
+        self.deferred_checks = None;
+        self.ddl_since_reset = false;
         self.needs_reset = false;
         for client in self.clients.values_mut() {
             client.status = TxStatus::Idle;
@@ -502,6 +516,16 @@ impl Backend {
     /// Forgets what the backend's settings are (after a rollback undid some of them).
     pub fn invalidate_settings(&mut self) {
         self.applied = None;
+        // What was rolled back may have created or dropped deferrable constraints too.
+        if self.ddl_since_reset {
+            self.deferred_checks = None;
+        }
+    }
+
+    /// A client statement that may create or drop constraints reaches the backend.
+    pub fn schema_may_change(&mut self) {
+        self.deferred_checks = None;
+        self.ddl_since_reset = true;
     }
 
     /// The backend now holds `set` for `name` (a SET the client ran succeeded).
@@ -685,6 +709,7 @@ impl Backend {
             client.status = TxStatus::InTx;
             client.begin_pending = true;
             client.tx_touched_settings = false;
+            client.tx_may_write = false;
             client.settings_at_begin = Some(client.settings.clone());
             client.listens_at_begin = Some(client.listens.clone());
             client.pending_notifies.clear();

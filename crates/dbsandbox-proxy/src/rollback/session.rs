@@ -814,6 +814,9 @@ impl Unit {
                     (changes_settings(&kind) || has_session_effects(&sql)).then(|| sql.clone());
                 self.defined.push((false, name.clone()));
                 let writes = copy || deferred::may_queue_deferred_checks(&sql);
+                if deferred::may_change_schema(&sql) {
+                    backend.schema_may_change();
+                }
                 let client = self.client(backend);
                 if name.is_empty() {
                     client.last_unnamed_parse = Some((sql, param_types));
@@ -926,10 +929,11 @@ impl Unit {
                     _ if failed => self.fail(backend, &aborted()),
                     prepared => {
                         self.prepare_forward(backend);
-                        if self.status(backend) == TxStatus::Idle
-                            && !matches!(prepared, Some(Prepared::Real { writes: false, .. }))
-                        {
-                            self.autocommit_writes = true;
+                        if !matches!(prepared, Some(Prepared::Real { writes: false, .. })) {
+                            match self.status(backend) {
+                                TxStatus::Idle => self.autocommit_writes = true,
+                                _ => self.client(backend).tx_may_write = true,
+                            }
                         }
                         front::execute(
                             &mut self.batch,
@@ -1031,7 +1035,8 @@ impl Unit {
         }
         let committing = matches!(kind, Kind::Commit { .. })
             && self.status(backend) == TxStatus::InTx
-            && backend.has_tx_base(self.id);
+            && backend.has_tx_base(self.id)
+            && self.client(backend).tx_may_write;
         if committing && self.commit_checks_failed(session, backend).await? {
             return Ok(());
         }
@@ -1164,22 +1169,39 @@ impl Unit {
             && (statements.len() == 1 || !statements.iter().any(|s| changes_settings(&s.kind)))
         {
             let text = self.renamed(backend, sql, &statements);
+            let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            let schema_changes = statements
+                .iter()
+                .any(|s| deferred::may_change_schema(&sql[s.range.clone()]));
+            // An autocommit statement's implicit COMMIT runs the deferred checks, pipelined
+            // behind it: the client's ReadyForQuery then comes after them.
+            let writes = copies
+                || statements
+                    .iter()
+                    .any(|s| deferred::may_queue_deferred_checks(&sql[s.range.clone()]));
+            if writes && self.status(backend) == TxStatus::InTx {
+                self.client(backend).tx_may_write = true;
+            }
+            let checks = if self.status(backend) == TxStatus::Idle && !copies && writes {
+                self.deferred_checks_sql(backend, schema_changes, false)
+                    .await?
+            } else {
+                None
+            };
+            if schema_changes {
+                backend.schema_may_change();
+            }
             self.prepare_forward(backend);
             self.touches_virtual |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
-            let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
-            // An autocommit statement's implicit COMMIT runs the deferred checks: the client's
-            // ReadyForQuery then comes after them.
-            let checks = self.status(backend) == TxStatus::Idle
-                && !copies
-                && statements
-                    .iter()
-                    .any(|s| deferred::may_queue_deferred_checks(&sql[s.range.clone()]));
-            self.steps.push(Step::Forward(if checks {
+            self.steps.push(Step::Forward(if checks.is_some() {
                 Expect::UntilReadyNoReady
             } else {
                 Expect::UntilReady
             }));
+            if let Some(checks) = &checks {
+                self.queue_autocommit_checks(checks);
+            }
             if !copies {
                 self.zero_virtual_setting(backend);
             }
@@ -1203,10 +1225,7 @@ impl Unit {
                     self.record_simple_setting(backend, &only.kind, &text);
                 }
             }
-            if checks {
-                if !client_error && !session.gone {
-                    self.autocommit_checks(session, backend).await?;
-                }
+            if checks.is_some() {
                 let status = self.status(backend).byte();
                 self.synthetic(|b| back::ready_for_query(b, status));
             }
@@ -1227,6 +1246,14 @@ impl Unit {
                 self.fail(backend, &aborted());
             } else {
                 let renamed = self.renamed(backend, text, &classify::classify(text));
+                if deferred::may_change_schema(&renamed) {
+                    backend.schema_may_change();
+                }
+                if self.status(backend) == TxStatus::InTx
+                    && (is_copy(&renamed) || deferred::may_queue_deferred_checks(&renamed))
+                {
+                    self.client(backend).tx_may_write = true;
+                }
                 self.prepare_forward(backend);
                 self.touches_virtual |= mentions_virtual_setting(&renamed);
                 front::query(&mut self.batch, &renamed);

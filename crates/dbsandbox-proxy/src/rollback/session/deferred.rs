@@ -5,6 +5,10 @@
 //! statement that may write, the checks run on the client's behalf: a violation fails that
 //! COMMIT (or statement) with the server's own error, and the client's transaction is rolled back.
 //!
+//! The checks are pipelined with the statement they belong to where they can be (an autocommit
+//! statement's batch), and cost nothing while no constraint is deferrable: the list of
+//! deferrable constraints is read from the catalog once and kept until DDL or a rollback.
+//!
 //! The checks are fired with `SET CONSTRAINTS <each deferrable constraint> IMMEDIATE`, by name,
 //! not `ALL`: SET CONSTRAINTS state outlives a released savepoint, and only named settings can be
 //! put back to each constraint's own default (`SET CONSTRAINTS <the initially deferred ones>
@@ -23,6 +27,60 @@ const DEFERRED_CHECK_SQL: &str = "DO $dbsb$DECLARE deferrable_ text; deferred_ t
      IF deferrable_ IS NOT NULL THEN EXECUTE 'SET CONSTRAINTS ' || deferrable_ || ' IMMEDIATE'; END IF; \
      IF deferred_ IS NOT NULL THEN EXECUTE 'SET CONSTRAINTS ' || deferred_ || ' DEFERRED'; END IF; \
      END$dbsb$";
+
+/// The deferrable constraints, all and the initially deferred ones, as lists of qualified names.
+const DEFERRABLE_SQL: &str = "SELECT string_agg(format('%I.%I', n.nspname, c.conname), ', '), \
+     string_agg(format('%I.%I', n.nspname, c.conname), ', ') FILTER (WHERE c.condeferred) \
+     FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace \
+     WHERE c.condeferrable AND (n.nspname NOT LIKE 'pg\\_temp\\_%' OR n.oid = pg_my_temp_schema())";
+
+/// Whether a statement may create or drop constraints (anything but reads and row writes):
+/// then the cached list of deferrable constraints is stale.
+pub(super) fn may_change_schema(sql: &str) -> bool {
+    let word: String = sql
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    ![
+        "select",
+        "insert",
+        "update",
+        "delete",
+        "merge",
+        "with",
+        "values",
+        "table",
+        "show",
+        "set",
+        "reset",
+        "fetch",
+        "move",
+        "close",
+        "copy",
+        "explain",
+        "execute",
+        "prepare",
+        "deallocate",
+        "lock",
+        "listen",
+        "unlisten",
+        "notify",
+        "begin",
+        "start",
+        "commit",
+        "end",
+        "rollback",
+        "abort",
+        "savepoint",
+        "release",
+        "declare",
+        "discard",
+        "",
+    ]
+    .iter()
+    .any(|w| word.eq_ignore_ascii_case(w))
+}
 
 /// Whether an autocommit statement may queue deferred checks (writes rows): the check costs a
 /// round trip, which reads (`SELECT`, `SHOW`, …) and DDL do not pay.
@@ -61,6 +119,42 @@ pub(super) fn error_without_context(out: &mut BytesMut, body: &[u8]) {
 }
 
 impl Unit {
+    /// The SQL that fires the deferred checks, `None` when no constraint is deferrable. Known
+    /// from the catalog once and kept until DDL or a rollback may have changed the constraints;
+    /// `fresh` (the batch itself may change them) or `no_query_now` (the backend is in the middle
+    /// of the client's sequence) with the list unknown: the DO block, which reads the catalog
+    /// when it runs.
+    pub(super) async fn deferred_checks_sql(
+        &mut self,
+        backend: &mut Backend,
+        fresh: bool,
+        no_query_now: bool,
+    ) -> Result<Option<String>, SessionEnd> {
+        if fresh {
+            return Ok(Some(DEFERRED_CHECK_SQL.to_string()));
+        }
+        if let Some(known) = &backend.deferred_checks {
+            return Ok(known.clone());
+        }
+        if no_query_now {
+            return Ok(Some(DEFERRED_CHECK_SQL.to_string()));
+        }
+        let Ok(rows) = backend.run_internal(DEFERRABLE_SQL).await? else {
+            return Ok(Some(DEFERRED_CHECK_SQL.to_string()));
+        };
+        let sql = match rows.first().map(Vec::as_slice) {
+            Some([Some(all), deferred]) => Some(match deferred {
+                Some(deferred) => {
+                    format!("SET CONSTRAINTS {all} IMMEDIATE; SET CONSTRAINTS {deferred} DEFERRED")
+                }
+                None => format!("SET CONSTRAINTS {all} IMMEDIATE"),
+            }),
+            _ => None,
+        };
+        backend.deferred_checks = Some(sql.clone());
+        Ok(sql)
+    }
+
     /// Before the client's COMMIT of a transaction that ran something: its deferred checks, in
     /// a batch of its own. Returns whether they failed (the error is out, the batch undone, the
     /// client's transaction rolled back, the rest of the unit skipped).
@@ -70,8 +164,11 @@ impl Unit {
         backend: &mut Backend,
     ) -> Result<bool, SessionEnd> {
         self.send_pending(session, backend).await?;
+        let Some(checks) = self.deferred_checks_sql(backend, false, false).await? else {
+            return Ok(false);
+        };
         self.prepare_forward(backend);
-        front::query(&mut self.batch, DEFERRED_CHECK_SQL);
+        front::query(&mut self.batch, &checks);
         self.steps.push(Step::Check(Expect::UntilReadyNoReady));
         let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
         self.after_walk(session, backend, &walked).await?;
@@ -84,28 +181,9 @@ impl Unit {
     /// Before the client's Sync of an autocommit sequence that may have written: its implicit
     /// COMMIT's deferred checks, inside the sequence's guard (a violation undoes the sequence;
     /// after an earlier error the server skips them, as it skips the rest of the sequence).
-    pub(super) fn queue_autocommit_checks(&mut self) {
-        front::query(&mut self.batch, DEFERRED_CHECK_SQL);
+    pub(super) fn queue_autocommit_checks(&mut self, checks: &str) {
+        front::query(&mut self.batch, checks);
         self.steps.push(Step::Check(Expect::UntilReadyNoReady));
-    }
-
-    /// After an autocommit simple Query that succeeded, with its guard still open on the
-    /// backend: the implicit COMMIT's deferred checks, inside that guard, so a violation undoes
-    /// the statement as PostgreSQL's failed implicit COMMIT does.
-    pub(super) async fn autocommit_checks(
-        &mut self,
-        session: &mut ClientSession<'_>,
-        backend: &mut Backend,
-    ) -> Result<(), SessionEnd> {
-        if !std::mem::take(&mut backend.guard_left_open) {
-            return Ok(());
-        }
-        self.guard = true;
-        front::query(&mut self.batch, DEFERRED_CHECK_SQL);
-        self.steps.push(Step::Check(Expect::UntilReadyNoReady));
-        let walked = self.send(session, backend, BatchEnd::Open).await?;
-        self.leave_guard_open(backend, &walked);
-        self.after_walk(session, backend, &walked).await
     }
 }
 
@@ -121,6 +199,16 @@ mod tests {
         ));
         assert!(!may_queue_deferred_checks("select 1"));
         assert!(!may_queue_deferred_checks("create table t (id int)"));
+    }
+
+    #[test]
+    fn ddl_makes_the_constraint_list_stale() {
+        assert!(may_change_schema("CREATE TABLE t (id int references p)"));
+        assert!(may_change_schema(
+            "alter table t add foreign key (p) references p"
+        ));
+        assert!(!may_change_schema("insert into t values (1)"));
+        assert!(!may_change_schema("  select 1"));
     }
 
     #[test]

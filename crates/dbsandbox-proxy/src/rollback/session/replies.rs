@@ -182,8 +182,10 @@ impl Unit {
             && self.guard
             && self.status(backend) == TxStatus::Idle
         {
-            self.queue_autocommit_checks();
-            backend.unnamed_owner = None; // a simple Query drops the unnamed statement
+            if let Some(checks) = self.deferred_checks_sql(backend, false, true).await? {
+                self.queue_autocommit_checks(&checks);
+                backend.unnamed_owner = None; // a simple Query drops the unnamed statement
+            }
         }
         let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
         self.after_walk(session, backend, &walked).await?;
@@ -291,6 +293,9 @@ impl Unit {
                             // in PostgreSQL, whoever's statement ran.
                             self.out.extend_from_slice(&message.raw);
                             session.fatal_forwarded = true;
+                        } else if check && walked.client_error {
+                            // Our check behind the client's failed statement: it did not run
+                            // (25P02), and the client has its error already.
                         } else if (forward || check) && walked.internal_error.is_none() {
                             if check {
                                 deferred::error_without_context(&mut self.out, message.body());
