@@ -1,7 +1,9 @@
 """dbsandbox rollback sandboxes keep PostgreSQL's transaction semantics (issue 10), through
 psycopg 3: deferred constraints checked at the client's COMMIT, session settings made with
-``set_config(…, false)``, and the client's own ``application_name``. Each test states what
-plain PostgreSQL answers; the proxy must answer the same.
+``set_config(…, false)`` and ``SET SESSION CHARACTERISTICS``, the client's own
+``application_name``, temporary objects that end with their connection, and a connection that
+terminates its own backend. Each test states what plain PostgreSQL answers; the proxy must answer
+the same (numbers continue conformance/README.md's list).
 """
 
 import psycopg
