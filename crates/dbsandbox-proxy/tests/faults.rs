@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use dbsandbox_proxy::{Isolation, ProxyConfig};
 use postgres_protocol::message::frontend;
-use support::{MapRouter, PgServer, RawConnection, Reply, TestProxy};
+use support::{MapRouter, PgServer, RawConnection, Reply, TestProxy, SANDBOX_BACKEND_OF_K};
 
 /// Long enough that a test waiting on it fails instead of passing by luck, short enough that a
 /// hang is reported in reasonable time.
@@ -73,8 +73,7 @@ async fn count_items(client: &tokio_postgres::Client) -> i64 {
 async fn sandbox_backend(admin: &tokio_postgres::Client) -> Option<(i32, String, String)> {
     admin
         .query_opt(
-            "select pid, state, query from pg_stat_activity \
-             where application_name = 'dbsandbox sandbox k'",
+            &format!("select pid, state, query from pg_stat_activity where {SANDBOX_BACKEND_OF_K}"),
             &[],
         )
         .await
@@ -453,8 +452,9 @@ async fn a_client_gone_mid_query_gets_its_query_cancelled() {
     );
 }
 
-/// Bug 8: `pg_terminate_backend(pg_backend_pid())` ends the terminating connection with 57P01,
-/// as in PostgreSQL, and the key's other connections are told at once.
+/// Bug 8: a client that terminates the shared backend (here through `pg_stat_activity`, a form
+/// the proxy does not take for the client's own termination) gets 57P01, as in PostgreSQL, and
+/// the key's other connections are told at once: the key's state is lost.
 #[tokio::test]
 async fn terminating_the_sandbox_session_ends_it_and_tells_the_other_connections() {
     let server = PgServer::start().await;
@@ -462,7 +462,9 @@ async fn terminating_the_sandbox_session_ends_it_and_tells_the_other_connections
     let mut idle = raw_session(&proxy).await;
     let mut terminating = raw_session(&proxy).await;
     terminating
-        .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+        .send(&query(
+            "select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()",
+        ))
         .await;
     let fatal = loop {
         match terminating.recv().await {
@@ -594,7 +596,7 @@ async fn a_broken_key_whose_connections_all_closed_resets_on_close_like_any_key(
         let (proxy, _) = rollback_proxy(&server, config).await;
         let mut terminating = raw_session(&proxy).await;
         terminating
-            .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+            .send(&query("select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()"))
             .await;
         while terminating.recv().await.is_some() {}
         support::wait_until_no_open_connections(&proxy).await;
@@ -805,4 +807,24 @@ async fn another_connections_statement_timeout_never_applies_to_the_proxys_own_s
     assert_eq!(support::sqlstate(&slow), "57014", "{}", describe(&slow));
     let patient = proxy.connect("k").await.unwrap();
     patient.batch_execute("SELECT pg_sleep(0.3)").await.unwrap();
+}
+
+/// `SELECT pg_terminate_backend(pg_backend_pid())` (or of the pid the client was given): as in
+/// PostgreSQL, only the terminating connection ends (57P01); the key and its state stay.
+#[tokio::test]
+async fn terminating_the_own_backend_ends_only_that_connection() {
+    let server = PgServer::start().await;
+    let proxy = default_proxy(&server).await;
+    let stays = proxy.connect("k").await.unwrap();
+    stays
+        .batch_execute("insert into items(name) values ('kept')")
+        .await
+        .unwrap();
+    let mut terminating = raw_session(&proxy).await;
+    terminating
+        .send(&query("select pg_terminate_backend(pg_backend_pid())"))
+        .await;
+    let (code, message) = terminating.expect_fatal().await;
+    assert_eq!(code, "57P01", "{message}");
+    assert_eq!(count_items(&stays).await, 1, "the key and its state stay");
 }

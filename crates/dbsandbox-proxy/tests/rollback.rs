@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dbsandbox_proxy::{Isolation, ProxyConfig};
-use support::{sqlstate, MapRouter, PgServer, TestProxy};
+use support::{sqlstate, MapRouter, PgServer, TestProxy, SANDBOX_BACKEND_OF_K};
 
 async fn sandbox_proxy(server: &PgServer, key: &'static str) -> (TestProxy, Arc<MapRouter>) {
     server.create_database("sandboxdb").await;
@@ -426,8 +426,10 @@ async fn a_connection_after_the_last_one_closed_is_admitted_after_its_reset() {
         loop {
             let waiting: i64 = admin
                 .query_one(
-                    "select count(*) from pg_stat_activity where application_name = \
-                     'dbsandbox sandbox k' and wait_event_type = 'Lock'",
+                    &format!(
+                        "select count(*) from pg_stat_activity where {SANDBOX_BACKEND_OF_K} \
+                         and wait_event_type = 'Lock'"
+                    ),
                     &[],
                 )
                 .await
@@ -608,8 +610,10 @@ async fn a_cancel_reaches_an_extended_protocol_statement() {
     loop {
         let sleeping_now: i64 = admin
             .query_one(
-                "select count(*) from pg_stat_activity where application_name = \
-                 'dbsandbox sandbox k' and query = 'select pg_sleep(60)' and state = 'active'",
+                &format!(
+                    "select count(*) from pg_stat_activity where {SANDBOX_BACKEND_OF_K} \
+                     and query = 'select pg_sleep(60)' and state = 'active'"
+                ),
                 &[],
             )
             .await

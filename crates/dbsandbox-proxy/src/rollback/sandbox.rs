@@ -80,6 +80,8 @@ pub enum Prepared {
         copy: bool,
         kind: Kind,
         sql: Option<String>,
+        /// May write rows: an autocommit Execute of it runs the deferred checks at its Sync.
+        writes: bool,
     },
 }
 
@@ -109,6 +111,11 @@ pub struct ClientState {
     pub last_unnamed_parse: Option<(String, Vec<u32>)>,
     /// Cursors it declared in SQL (see [`super::names::Cursors`]).
     pub cursors: super::names::Cursors,
+    /// Oids of the temporary relations this client made, dropped when it leaves.
+    temp_objects: BTreeSet<String>,
+    /// The open transaction ran a statement that may write rows: its COMMIT runs the
+    /// deferred checks.
+    pub tx_may_write: bool,
 }
 
 impl ClientState {
@@ -134,6 +141,8 @@ impl ClientState {
             sql_prepared: BTreeSet::new(),
             last_unnamed_parse: None,
             cursors: Default::default(),
+            temp_objects: BTreeSet::new(),
+            tx_may_write: false,
         }
     }
 }
@@ -247,6 +256,12 @@ pub struct Backend {
     write_baseline: HashMap<String, i64>,
     /// The template's user tables (an oid array literal), whose counters a reset records.
     user_tables: String,
+    /// The SQL that fires the deferred checks (`Some(None)`: no constraint is deferrable);
+    /// `None` when unknown (after DDL or a rollback). See `session::deferred`.
+    pub deferred_checks: Option<Option<String>>,
+    /// A client statement that may change the schema ran since the last reset: a rollback may
+    /// then have undone constraints `deferred_checks` names.
+    ddl_since_reset: bool,
     /// Named reset points, oldest (lowest on the backend) first.
     points: Vec<points::ResetPoint>,
     /// Some SQL of the key named one of `session::VIRTUAL_SETTINGS`: from then on every batch
@@ -341,6 +356,8 @@ impl Backend {
             user_tables: "{}".into(),
             points: Vec::new(),
             virtual_setting_seen: false,
+            deferred_checks: None,
+            ddl_since_reset: false,
         }
     }
 
@@ -405,7 +422,7 @@ impl Backend {
             }
         };
         self.points.clear();
-        self.start_afresh(rows);
+        self.start_afresh(rows, true);
         Ok(())
     }
 
@@ -521,6 +538,16 @@ impl Backend {
     /// Forgets what the backend's settings are (after a rollback undid some of them).
     pub fn invalidate_settings(&mut self) {
         self.applied = None;
+        // What was rolled back may have created or dropped deferrable constraints too.
+        if self.ddl_since_reset {
+            self.deferred_checks = None;
+        }
+    }
+
+    /// A client statement that may create or drop constraints reaches the backend.
+    pub fn schema_may_change(&mut self) {
+        self.deferred_checks = None;
+        self.ddl_since_reset = true;
     }
 
     /// The backend now holds `set` for `name` (a SET the client ran succeeded).
@@ -704,6 +731,7 @@ impl Backend {
             client.status = TxStatus::InTx;
             client.begin_pending = true;
             client.tx_touched_settings = false;
+            client.tx_may_write = false;
             client.settings_at_begin = Some(client.settings.clone());
             client.listens_at_begin = Some(client.listens.clone());
             client.pending_notifies.clear();
@@ -715,6 +743,11 @@ impl Backend {
         self.stack
             .iter()
             .position(|s| s.owner == id && s.client_name.is_none() && !s.released)
+    }
+
+    /// Whether the client's open transaction has reached the backend (ran a statement there).
+    pub fn has_tx_base(&self, id: ClientId) -> bool {
+        self.tx_base(id).is_some()
     }
 
     fn find_savepoint(&self, id: ClientId, name: &str) -> Option<usize> {
@@ -873,9 +906,29 @@ impl Backend {
             for name in &client.sql_prepared {
                 self.queue_close(id, name);
             }
+            if !client.temp_objects.is_empty() {
+                let oids: Vec<String> = client.temp_objects.into_iter().collect();
+                self.pending_ops
+                    .push(super::session::drop_temp_objects_sql(&oids));
+            }
         }
         if self.unnamed_owner == Some(id) {
             self.unnamed_owner = None;
+        }
+    }
+
+    /// The temporary relations (oids) now in the backend's temporary schema: those no client
+    /// holds yet are `id`'s.
+    pub fn claim_temp_objects(&mut self, id: ClientId, oids: Vec<String>) {
+        let held: BTreeSet<String> = self
+            .clients
+            .values()
+            .flat_map(|c| c.temp_objects.iter().cloned())
+            .collect();
+        if let Some(client) = self.clients.get_mut(&id) {
+            client
+                .temp_objects
+                .extend(oids.into_iter().filter(|o| !held.contains(o)));
         }
     }
 

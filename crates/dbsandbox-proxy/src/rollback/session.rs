@@ -36,7 +36,13 @@ use super::sandbox::{
 };
 use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
+mod deferred;
 mod replies;
+mod set_config;
+mod temp_objects;
+mod terminate;
+
+pub use temp_objects::drop_temp_objects_sql;
 
 /// How a session ended.
 pub enum SessionEnd {
@@ -94,6 +100,9 @@ enum Expect {
 enum Step {
     Forward(Expect),
     Swallow(Expect),
+    /// One of our statements that checks something on the client's behalf: its replies are
+    /// swallowed, its error is the client's (as PostgreSQL's own check would report it).
+    Check(Expect),
     Synthetic(BytesMut),
 }
 
@@ -125,7 +134,14 @@ pub fn greeting(
             }
             own => own,
         };
-        back::parameter_status(&mut out, name, own.unwrap_or(value));
+        // The backend's own application_name names the sandbox; a client that set none sees
+        // PostgreSQL's default, the empty string.
+        let fallback = if name == "application_name" {
+            ""
+        } else {
+            value
+        };
+        back::parameter_status(&mut out, name, own.unwrap_or(fallback));
     }
     crate::wire::backend_key_data(&mut out, process_id, secret);
     back::ready_for_query(&mut out, b'I');
@@ -157,6 +173,11 @@ pub fn startup_settings(startup: &[(String, String)]) -> BTreeMap<String, String
             _ => set(name, value),
         }
     }
+    // The backend's application_name names the sandbox (for pg_stat_activity); the client's
+    // session has PostgreSQL's default unless it set its own.
+    settings
+        .entry("application_name".to_string())
+        .or_insert_with(|| "SET \"application_name\" TO ''".to_string());
     settings
 }
 
@@ -593,6 +614,9 @@ struct Unit {
     copy_in_done: bool,
     /// The first step of the batch after our leading SQL (see `prepare_forward`).
     cancellable_from: usize,
+    /// An autocommit Execute that may write ran in this sequence: its Sync (the implicit
+    /// COMMIT) runs the deferred checks first (see [`deferred`]).
+    autocommit_writes: bool,
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
@@ -632,6 +656,22 @@ fn mentions_virtual_setting(sql: &str) -> bool {
     })
 }
 
+/// Whether a statement may change session state the proxy keeps per client outside SET:
+/// settings made with `set_config`, temporary objects, its own termination.
+fn has_session_effects(sql: &str) -> bool {
+    mentions_set_config(sql)
+        || set_config::sets_session_characteristics(sql)
+        || temp_objects::may_create_temp(sql)
+        || terminate::mentions_terminate(sql)
+}
+
+fn mentions_set_config(sql: &str) -> bool {
+    const NAME: &[u8] = b"set_config";
+    sql.as_bytes()
+        .windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME))
+}
+
 /// How a batch sent to the backend ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BatchEnd {
@@ -668,6 +708,7 @@ impl Unit {
             skipping: false,
             copy_in_done: false,
             cancellable_from: 0,
+            autocommit_writes: false,
             defined: Vec::new(),
         }
     }
@@ -772,6 +813,7 @@ impl Unit {
         let failed = self.status(backend) == TxStatus::Failed;
         match message {
             FrontMsg::Query(sql) => {
+                terminate::check_query(&session.sandbox, &sql)?;
                 self.send_pending(session, backend).await?;
                 self.simple_query(session, backend, &sql).await?;
             }
@@ -831,8 +873,13 @@ impl Unit {
                     Expect::One
                 }));
                 let copy = is_copy(&sql);
-                let set_sql = changes_settings(&kind).then(|| sql.clone());
+                let set_sql =
+                    (changes_settings(&kind) || has_session_effects(&sql)).then(|| sql.clone());
                 self.defined.push((false, name.clone()));
+                let writes = copy || deferred::may_queue_deferred_checks(&sql);
+                if deferred::may_change_schema(&sql) {
+                    backend.schema_may_change();
+                }
                 let client = self.client(backend);
                 if name.is_empty() {
                     client.last_unnamed_parse = Some((sql, param_types));
@@ -843,6 +890,7 @@ impl Unit {
                         copy,
                         kind,
                         sql: set_sql,
+                        writes,
                     },
                 );
                 if name.is_empty() {
@@ -867,6 +915,9 @@ impl Unit {
                         self.fail(backend, &no_unnamed_statement())
                     }
                     prepared => {
+                        if let Some(Prepared::Real { sql: Some(sql), .. }) = &prepared {
+                            terminate::check_bind(&session.sandbox, sql, &rest)?;
+                        }
                         self.client(backend).cursors.note_bind(&statement);
                         self.prepare_forward(backend);
                         self.restore_unnamed(backend, &statement);
@@ -891,6 +942,7 @@ impl Unit {
                             copy: true,
                             kind: Kind::Ordinary,
                             sql: None,
+                            writes: true,
                         });
                         self.defined.push((true, portal.clone()));
                         self.client(backend).portals.insert(portal, prepared);
@@ -949,6 +1001,12 @@ impl Unit {
                     _ if failed => self.fail(backend, &aborted()),
                     prepared => {
                         self.prepare_forward(backend);
+                        if !matches!(prepared, Some(Prepared::Real { writes: false, .. })) {
+                            match self.status(backend) {
+                                TxStatus::Idle => self.autocommit_writes = true,
+                                _ => self.client(backend).tx_may_write = true,
+                            }
+                        }
                         front::execute(
                             &mut self.batch,
                             &names::portal_name(self.id, &portal, prepared.is_some()),
@@ -976,6 +1034,7 @@ impl Unit {
                                 self.send_pending(session, backend).await?;
                                 if !self.skipping {
                                     self.record_simple_setting(backend, &kind, &sql);
+                                    self.record_session_effects(backend, &sql).await?;
                                 }
                             }
                             _ => {}
@@ -1049,6 +1108,13 @@ impl Unit {
         sandbox.counters.statements.fetch_add(1, Relaxed);
         if self.status(backend) == TxStatus::Failed && !allowed_when_failed(kind) {
             self.fail(backend, &aborted());
+            return Ok(());
+        }
+        let committing = matches!(kind, Kind::Commit { .. })
+            && self.status(backend) == TxStatus::InTx
+            && backend.has_tx_base(self.id)
+            && self.client(backend).tx_may_write;
+        if committing && self.commit_checks_failed(session, backend).await? {
             return Ok(());
         }
         let result: Result<String, ClientError> = match kind {
@@ -1219,11 +1285,39 @@ impl Unit {
             && (statements.len() == 1 || !statements.iter().any(|s| changes_settings(&s.kind)))
         {
             let text = self.renamed(backend, sql, &statements);
+            let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            let schema_changes = statements
+                .iter()
+                .any(|s| deferred::may_change_schema(&sql[s.range.clone()]));
+            // An autocommit statement's implicit COMMIT runs the deferred checks, pipelined
+            // behind it: the client's ReadyForQuery then comes after them.
+            let writes = copies
+                || statements
+                    .iter()
+                    .any(|s| deferred::may_queue_deferred_checks(&sql[s.range.clone()]));
+            if writes && self.status(backend) == TxStatus::InTx {
+                self.client(backend).tx_may_write = true;
+            }
+            let checks = if self.status(backend) == TxStatus::Idle && !copies && writes {
+                self.deferred_checks_sql(backend, schema_changes, false)
+                    .await?
+            } else {
+                None
+            };
+            if schema_changes {
+                backend.schema_may_change();
+            }
             self.prepare_forward(backend);
             backend.virtual_setting_seen |= mentions_virtual_setting(&text);
             front::query(&mut self.batch, &text);
-            self.steps.push(Step::Forward(Expect::UntilReady));
-            let copies = statements.iter().any(|s| is_copy(&sql[s.range.clone()]));
+            self.steps.push(Step::Forward(if checks.is_some() {
+                Expect::UntilReadyNoReady
+            } else {
+                Expect::UntilReady
+            }));
+            if let Some(checks) = &checks {
+                self.queue_autocommit_checks(checks);
+            }
             if !copies {
                 self.zero_virtual_setting(backend);
             }
@@ -1247,6 +1341,13 @@ impl Unit {
                     self.record_simple_setting(backend, &only.kind, &text);
                 }
             }
+            if checks.is_some() {
+                let status = self.status(backend).byte();
+                self.synthetic(|b| back::ready_for_query(b, status));
+            }
+            if !client_error && !self.skipping {
+                self.record_session_effects(backend, &text).await?;
+            }
             self.skipping = false;
             self.end_portals_if_idle(backend);
             return Ok(());
@@ -1262,6 +1363,14 @@ impl Unit {
                 self.fail(backend, &aborted());
             } else {
                 let renamed = self.renamed(backend, text, &classify::classify(text));
+                if deferred::may_change_schema(&renamed) {
+                    backend.schema_may_change();
+                }
+                if self.status(backend) == TxStatus::InTx
+                    && (is_copy(&renamed) || deferred::may_queue_deferred_checks(&renamed))
+                {
+                    self.client(backend).tx_may_write = true;
+                }
                 self.prepare_forward(backend);
                 backend.virtual_setting_seen |= mentions_virtual_setting(&renamed);
                 front::query(&mut self.batch, &renamed);
@@ -1287,6 +1396,7 @@ impl Unit {
                 }
                 if !client_error {
                     self.record_simple_setting(backend, &statement.kind, &renamed);
+                    self.record_session_effects(backend, &renamed).await?;
                 }
             }
             if self.skipping || session.gone {

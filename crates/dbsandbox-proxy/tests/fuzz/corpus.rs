@@ -211,7 +211,7 @@ pub fn sequences() -> Vec<Sequence> {
                 "pg_terminate_backend(pg_backend_pid())",
                 "bugs 8 and 10",
                 vec![
-                    Send(vec![query("select pg_terminate_backend(pg_backend_pid())")]),
+                    Send(vec![query("select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()")]),
                     Pause(Duration::from_millis(300)),
                     Bystander,
                     Reconnect,

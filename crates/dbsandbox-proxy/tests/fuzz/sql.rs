@@ -56,7 +56,7 @@ pub const SIMPLE_SQL: &[&str] = &[
     "SET application_name = 'fuzz'",
     "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
     "select pg_sleep(0.05)",
-    "select pg_terminate_backend(pg_backend_pid())",
+    "select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()",
     "select pg_cancel_backend(pg_backend_pid())",
     "select dbsandbox_reset()",
     "DECLARE c CURSOR WITH HOLD FOR select generate_series(1, 100)",
@@ -105,7 +105,10 @@ pub const EXTENDED_SQL: &[(&str, &[u32])] = &[
     ("select 1; select 2", &[]),
     ("COPY items(name) FROM STDIN", &[]),
     ("SET idle_in_transaction_session_timeout = '1s'", &[]),
-    ("select pg_terminate_backend(pg_backend_pid())", &[]),
+    (
+        "select pg_terminate_backend(pid) from pg_stat_activity where pid = pg_backend_pid()",
+        &[],
+    ),
     ("LISTEN fuzz", &[]),
 ];
 

@@ -421,6 +421,15 @@ pub async fn connect_with(
     Ok(client)
 }
 
+/// The `pg_stat_activity` rows of key k's sandbox backend, seen from an admin connection to its
+/// database: the backend names itself after the key, but while a client's settings are applied
+/// it carries the client's `application_name` ('' unless the client set one), inside the
+/// sandbox's never-ending transaction.
+#[allow(dead_code)]
+pub const SANDBOX_BACKEND_OF_K: &str = "(application_name = 'dbsandbox sandbox k' or \
+     (application_name = '' and datname = current_database() and pid <> pg_backend_pid() \
+     and backend_type = 'client backend' and xact_start is not null))";
+
 /// The SQLSTATE of a database error, or a description of a non-database error.
 pub fn sqlstate(err: &tokio_postgres::Error) -> String {
     match err.as_db_error() {

@@ -119,23 +119,31 @@ impl Backend {
             }
         };
         self.points.truncate(at + 1);
-        self.start_afresh(rows);
+        self.start_afresh(rows, false);
         Ok(Ok(()))
     }
 
     /// After a rollback to the template or to a point: no savepoint of any client is left, the
     /// backend's settings are the startup ones, and each client's transaction block (if it was
     /// in one) goes on, empty: a connection of a test that is reset between two statements of
-    /// its transaction must not find itself outside the block it opened.
-    pub(super) fn start_afresh(&mut self, baseline: Vec<Vec<Option<String>>>) {
+    /// its transaction must not find itself outside the block it opened. `to_template`: every
+    /// temporary object is gone too (a point keeps those made before it).
+    pub(super) fn start_afresh(&mut self, baseline: Vec<Vec<Option<String>>>, to_template: bool) {
         self.write_baseline = write_counters(baseline);
         self.stack.clear();
         self.pending_ops.clear();
         self.applied = Some(BTreeMap::new());
+        // The rollback may have undone constraints the cached checks name.
+        self.deferred_checks = None;
+        self.ddl_since_reset = false;
         self.needs_reset = false;
         for client in self.clients.values_mut() {
             client.begin_pending = client.status == TxStatus::InTx;
+            client.tx_may_write = false;
             client.pending_notifies.clear();
+            if to_template {
+                client.temp_objects.clear();
+            }
         }
     }
 

@@ -176,6 +176,15 @@ impl Unit {
             self.flush_synthetic();
             return Ok(());
         }
+        if std::mem::take(&mut self.autocommit_writes)
+            && self.guard
+            && self.status(backend) == TxStatus::Idle
+        {
+            if let Some(checks) = self.deferred_checks_sql(backend, false, true).await? {
+                self.queue_autocommit_checks(&checks);
+                backend.unnamed_owner = None; // a simple Query drops the unnamed statement
+            }
+        }
         let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
         self.after_walk(session, backend, &walked).await?;
         self.skipping = false;
@@ -243,6 +252,7 @@ impl Unit {
         for (index, step) in steps.into_iter().enumerate() {
             let cancellable =
                 index >= cancellable_from && last_forward.is_some_and(|last| index <= last);
+            let check = matches!(step, Step::Check(_));
             let (forward, expect) = match step {
                 Step::Synthetic(bytes) => {
                     if !ignoring {
@@ -251,7 +261,7 @@ impl Unit {
                     continue;
                 }
                 Step::Forward(expect) => (true, expect),
-                Step::Swallow(expect) => (false, expect),
+                Step::Swallow(expect) | Step::Check(expect) => (false, expect),
             };
             if ignoring && expect != Expect::Ready {
                 // Skipped by the server: a simple Query among them still owes its client a
@@ -270,7 +280,9 @@ impl Unit {
                     // Asynchronous messages: notices and parameter changes belong to whoever's
                     // statement caused them; notifications never come (LISTEN is emulated).
                     b'N' | b'S' => {
-                        if forward {
+                        let own_name = message.tag == b'S'
+                            && reports_sandbox_name(message.body(), &session.sandbox.key);
+                        if forward && !own_name {
                             extend_in_client_view(&mut self.out, &message.raw);
                         }
                         continue;
@@ -282,8 +294,15 @@ impl Unit {
                             // in PostgreSQL, whoever's statement ran.
                             extend_in_client_view(&mut self.out, &message.raw);
                             session.fatal_forwarded = true;
-                        } else if forward && walked.internal_error.is_none() {
-                            extend_in_client_view(&mut self.out, &message.raw);
+                        } else if check && walked.client_error {
+                            // Our check behind the client's failed statement: it did not run
+                            // (25P02), and the client has its error already.
+                        } else if (forward || check) && walked.internal_error.is_none() {
+                            if check {
+                                deferred::error_without_context(&mut self.out, message.body());
+                            } else {
+                                extend_in_client_view(&mut self.out, &message.raw);
+                            }
                             walked.client_error = true;
                             backend.client_failed(self.id);
                             if expect == Expect::ParseUnnamed {
@@ -455,4 +474,13 @@ fn extend_in_client_view(out: &mut BytesMut, raw: &[u8]) {
         Some(rewritten) if raw[0] != b'S' => out.extend_from_slice(&rewritten),
         _ => out.extend_from_slice(raw),
     }
+}
+
+/// Whether a ParameterStatus body reports the backend's own `application_name` (the sandbox's
+/// name, back after a rolled-back batch undid a client's setting of it): the client never set
+/// that name, and its own value comes back with its next batch's settings.
+fn reports_sandbox_name(body: &[u8], key: &str) -> bool {
+    let mut fields = body.split(|&b| b == 0);
+    fields.next() == Some(b"application_name".as_slice())
+        && fields.next() == Some(format!("dbsandbox sandbox {key}").as_bytes())
 }

@@ -1,0 +1,163 @@
+"""dbsandbox rollback sandboxes keep PostgreSQL's transaction semantics (issue 10), through
+psycopg 3: deferred constraints checked at the client's COMMIT, session settings made with
+``set_config(…, false)`` and ``SET SESSION CHARACTERISTICS``, the client's own
+``application_name``, temporary objects that end with their connection, and a connection that
+terminates its own backend. Each test states what plain PostgreSQL answers; the proxy must answer
+the same (numbers continue conformance/README.md's list).
+"""
+
+import psycopg
+import psycopg.errors
+import pytest
+from psycopg.pq import TransactionStatus
+
+IDLE = TransactionStatus.IDLE
+
+DEFERRED_SCHEMA = """
+create table parent (id int primary key);
+create table child (
+  id serial primary key,
+  parent_id int references parent (id) deferrable initially deferred
+);
+create table strict_child (
+  id serial primary key,
+  parent_id int references parent (id) deferrable initially immediate
+);
+"""
+
+
+def test_14_deferred_fk_violation_fails_the_commit(sandbox):
+    conn = sandbox.connect(autocommit=False)
+    conn.execute(DEFERRED_SCHEMA)
+    conn.commit()
+    conn.execute("insert into child (parent_id) values (-1)")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation) as exc:
+        conn.commit()
+    assert exc.value.diag.constraint_name == "child_parent_id_fkey"
+    assert conn.info.transaction_status == IDLE
+    # Rolled back, and no pending trigger events are left behind for a TRUNCATE.
+    assert conn.execute("select count(*) from child").fetchone() == (0,)
+    conn.execute("truncate child")
+    conn.commit()
+
+
+def test_14b_initially_deferred_stays_deferred_after_a_checked_commit(sandbox):
+    conn = sandbox.connect(autocommit=False)
+    conn.execute(DEFERRED_SCHEMA)
+    conn.commit()
+    conn.execute("insert into parent values (1)")
+    conn.execute("insert into child (parent_id) values (1)")
+    conn.commit()
+    # Next transaction: the violation is only checked at COMMIT, so it can be repaired first.
+    conn.execute("insert into child (parent_id) values (2)")
+    conn.execute("insert into parent values (2)")
+    conn.commit()
+    # An INITIALLY IMMEDIATE constraint is still checked at once.
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("insert into strict_child (parent_id) values (3)")
+    conn.rollback()
+    # The client's own SET CONSTRAINTS … DEFERRED holds inside its transaction.
+    conn.execute("set constraints strict_child_parent_id_fkey deferred")
+    conn.execute("insert into strict_child (parent_id) values (3)")
+    conn.execute("insert into parent values (3)")
+    conn.commit()
+    assert conn.execute("select count(*) from strict_child").fetchone() == (1,)
+    conn.commit()
+
+
+def test_14c_autocommit_statement_checks_deferred_constraints(sandbox):
+    conn = sandbox.connect()
+    conn.execute(DEFERRED_SCHEMA)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("insert into child (parent_id) values (-1)")
+    assert conn.info.transaction_status == IDLE
+    assert conn.execute("select count(*) from child").fetchone() == (0,)
+    conn.execute("truncate child")
+
+
+def test_14d_autocommit_extended_protocol_statement_checks_deferred_constraints(sandbox):
+    conn = sandbox.connect()
+    conn.execute(DEFERRED_SCHEMA)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("insert into child (parent_id) values (%s)", [-1])
+    assert conn.info.transaction_status == IDLE
+    assert conn.execute("select count(*) from child").fetchone() == (0,)
+    conn.execute("insert into parent values (%s)", [1])
+    conn.execute("insert into child (parent_id) values (%s)", [1], prepare=True)
+    conn.execute("truncate child")
+
+
+def test_15_set_config_session_survives_a_rolled_back_transaction(sandbox):
+    conn = sandbox.connect(autocommit=False)
+    conn.execute("select set_config('TimeZone', 'America/Chicago', false)")
+    conn.commit()
+    conn.execute("select 1")
+    conn.rollback()
+    assert conn.execute("show timezone").fetchone() == ("America/Chicago",)
+    conn.rollback()
+    # set_config(…, true) is SET LOCAL: gone when the transaction ends.
+    conn.execute("select set_config('TimeZone', 'Asia/Tokyo', true)")
+    assert conn.execute("show timezone").fetchone() == ("Asia/Tokyo",)
+    conn.commit()
+    assert conn.execute("show timezone").fetchone() == ("America/Chicago",)
+    conn.rollback()
+    # A set_config(…, false) inside a transaction that rolls back is undone, as SET is.
+    conn.execute("select set_config('TimeZone', 'Europe/Paris', false)")
+    conn.rollback()
+    assert conn.execute("show timezone").fetchone() == ("America/Chicago",)
+    conn.rollback()
+
+
+def test_15b_set_config_is_per_connection(sandbox):
+    one = sandbox.connect()
+    two = sandbox.connect()
+    one.execute("select set_config('application_name', 'one', false)")
+    assert two.execute("show application_name").fetchone() == ("",)
+    assert one.execute("show application_name").fetchone() == ("one",)
+
+
+def test_19_application_name_defaults_to_empty(sandbox):
+    conn = sandbox.connect()
+    assert conn.execute("show application_name").fetchone() == ("",)
+    assert conn.info.parameter_status("application_name") in (None, b"", "")
+    named = sandbox.connect(application_name="mine")
+    assert named.execute("show application_name").fetchone() == ("mine",)
+
+
+def test_18_temp_objects_end_with_their_connection(sandbox):
+    stays = sandbox.connect()  # keeps the key open: no reset when the first one closes
+    first = sandbox.connect()
+    first.execute("create temp table person (id serial primary key, name text)")
+    first.execute("insert into person (name) values ('a')")
+    first.close()
+    second = sandbox.connect()
+    second.execute("create temp table person (id int)")  # 42P07 if the first one's survived
+    assert second.execute("select count(*) from person").fetchone() == (0,)
+    assert stays.execute("select 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    "sql, params",
+    [
+        ("select pg_terminate_backend(%s)", "own pid"),  # psycopg's test_broken
+        ("select pg_terminate_backend(pg_backend_pid())", None),
+    ],
+)
+def test_20_terminating_the_own_backend_ends_only_this_connection(sandbox, sql, params):
+    other = sandbox.connect()
+    other.execute("insert into items (name) values ('kept')")
+    conn = sandbox.connect()
+    with pytest.raises(psycopg.errors.AdminShutdown):
+        conn.execute(sql, [conn.info.backend_pid] if params else None)
+    assert conn.closed and conn.broken
+    assert other.execute("select name from items").fetchall() == [("kept",)]
+
+
+def test_16_session_characteristics_are_kept_like_set(sandbox):
+    conn = sandbox.connect(autocommit=False)
+    conn.execute("set session characteristics as transaction isolation level serializable")
+    conn.commit()
+    conn.execute("select 1")
+    conn.rollback()
+    assert conn.execute("show default_transaction_isolation").fetchone() == ("serializable",)
+    conn.rollback()
