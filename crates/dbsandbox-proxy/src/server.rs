@@ -781,7 +781,10 @@ impl<C: ClientStream> Session<'_, C> {
             &mut backend_write,
             &mut self.client_buf,
             &mut backend_buf,
-            shared.config.max_message_bytes,
+            &relay::ClientGuard {
+                key: self.request.key.clone(),
+                max_message_bytes: shared.config.max_message_bytes,
+            },
             &shared.counters,
         )
         .await;

@@ -998,6 +998,10 @@ impl Unit {
                     sandbox.key
                 ),
             )),
+            Kind::DatabaseCommand(command) => Err(ClientError::new(
+                "0A000",
+                crate::key::database_command_refused(command, &sandbox.key),
+            )),
             Kind::NotInTransaction(command) => Err(ClientError::new(
                 "25001",
                 format!(
