@@ -49,11 +49,15 @@ impl SplitStream for UnixStream {
 /// A client connection: plain or TLS.
 pub trait ClientStream: SplitStream {
     fn tcp(&self) -> &TcpStream;
+    fn encrypted(&self) -> bool;
 }
 
 impl ClientStream for TcpStream {
     fn tcp(&self) -> &TcpStream {
         self
+    }
+    fn encrypted(&self) -> bool {
+        false
     }
 }
 
@@ -126,6 +130,9 @@ impl SplitStream for TlsClient {
 impl ClientStream for TlsClient {
     fn tcp(&self) -> &TcpStream {
         self.inner.get_ref().0
+    }
+    fn encrypted(&self) -> bool {
+        true
     }
 }
 

@@ -535,7 +535,8 @@ async fn serve_rollback<C: ClientStream>(
     let id = sandbox.next_client_id();
     // Until the session has left (cleaned up, the key reset if it was the last), the key's new
     // connections wait once this client has closed.
-    let _admitted = rollback::admission::Admitted::register(&sandbox, id, client.tcp());
+    let _admitted =
+        rollback::admission::Admitted::register(&sandbox, id, client.tcp(), client.encrypted());
     let cancel_key = sandbox.backend_key.map(|(process_id, secret_key)| {
         shared.cancels.register(CancelTarget {
             addr: sandbox.addr.clone(),
