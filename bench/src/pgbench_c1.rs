@@ -184,8 +184,14 @@ pub async fn pgbench_c1(seconds: u32, rounds: usize) -> anyhow::Result<()> {
                 args.push("-C");
             }
             args.extend(["-h", "127.0.0.1", "-p", &c.port, "-U", c.user, &c.database]);
-            let tps = pgbench_tps_env(&args, &[("PGOPTIONS", c.options), ("PGSSLMODE", c.sslmode)])
-                .with_context(|| c.label)?;
+            // The server's admin password for the direct rows (its TCP needs one); the proxy and
+            // PgBouncer ignore it.
+            let env = [
+                ("PGOPTIONS", c.options),
+                ("PGSSLMODE", c.sslmode),
+                ("PGPASSWORD", password.as_str()),
+            ];
+            let tps = pgbench_tps_env(&args, &env).with_context(|| c.label)?;
             c.samples.push(tps);
         }
     }
