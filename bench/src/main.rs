@@ -7,7 +7,9 @@
 //! - `dbsandbox run -- true` wall time, cold (empty cache: initdb, template build) and warm;
 //! - pgbench select-only `-c 8` through the proxy against direct to the same database;
 //! - the warm loop (issue 4, `warm_loop.rs`): `dbsandbox run -- true` with the project's daemon
-//!   running, against `run --no-daemon` and a plain spawn. `--only warm-loop` runs it alone.
+//!   running, against `run --no-daemon` and a plain spawn. `--only warm-loop` runs it alone;
+//! - `--only pgbench-c1` (`pgbench_c1.rs`, issue 10): pgbench `-S -c 1` direct, through a database
+//!   key and a rollback key (plain and TLS) and PgBouncer, and the cost of a connection.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+mod pgbench_c1;
 mod warm_loop;
 
 struct Options {
@@ -44,12 +47,14 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             "--only" => match args.next().as_deref() {
-                Some("warm-loop") => options.only = Some("warm-loop".into()),
-                other => bail!("--only takes a scenario: warm-loop (got {other:?})"),
+                Some(scenario @ ("warm-loop" | "pgbench-c1")) => {
+                    options.only = Some(scenario.into())
+                }
+                other => bail!("--only takes a scenario: warm-loop or pgbench-c1 (got {other:?})"),
             },
             "--samples" => options.samples = args.next().context("--samples N")?.parse()?,
             "--help" | "-h" => {
-                println!("dbsandbox-bench [--quick] [--samples N] [--only warm-loop]\nRun through bench/run.sh, which builds the release binaries.");
+                println!("dbsandbox-bench [--quick] [--samples N] [--only warm-loop|pgbench-c1]\nRun through bench/run.sh, which builds the release binaries.");
                 return Ok(());
             }
             other => bail!("unknown argument {other}"),
@@ -60,6 +65,10 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if options.only.as_deref() == Some("warm-loop") {
         return warm_loop::warm_loop(options.samples);
+    }
+    if options.only.as_deref() == Some("pgbench-c1") {
+        let (seconds, rounds) = (options.pgbench_seconds, options.pgbench_rounds.max(3));
+        return runtime.block_on(pgbench_c1::pgbench_c1(seconds, rounds));
     }
     let samples = options.samples;
     runtime.block_on(bench(options))?;
@@ -315,9 +324,14 @@ fn select_only_tps(
 }
 
 fn pgbench_tps(args: &[&str], options: &str) -> anyhow::Result<f64> {
+    pgbench_tps_env(args, &[("PGOPTIONS", options)])
+}
+
+/// pgbench with these environment variables (PGOPTIONS, PGSSLMODE); its TPS.
+fn pgbench_tps_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<f64> {
     let output = Command::new("pgbench")
         .args(args)
-        .env("PGOPTIONS", options)
+        .envs(env.iter().copied())
         .output()
         .context("running pgbench")?;
     let text = String::from_utf8_lossy(&output.stdout);

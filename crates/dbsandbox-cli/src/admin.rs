@@ -55,6 +55,8 @@ pub async fn status(settings: &Settings, json: bool) -> anyhow::Result<i32> {
                 "template": status["template"]["name"],
                 "server": status["server"]["description"],
                 "sandbox_role": status["server"]["sandbox_role"],
+                "tls": status["daemon"]["tls"],
+                "tls_ca_cert": status["daemon"]["tls_ca_cert"],
                 "sandboxes": sandboxes,
             }));
         }
@@ -165,6 +167,14 @@ fn print_status(server: &Server, databases: &[DatabaseInfo], daemons: &[serde_js
         }
         if let Some(role) = daemon["sandbox_role"].as_str() {
             println!("    sandbox clients connect as: {role}");
+        }
+        match (daemon["tls"].as_bool(), daemon["tls_ca_cert"].as_str()) {
+            (Some(true), Some(ca)) => {
+                outln!("    TLS: on (sslmode=require); for sslmode=verify-full, sslrootcert={ca}")
+            }
+            (Some(true), None) => outln!("    TLS: on, with your certificate (--tls-cert)"),
+            (Some(false), _) => outln!("    TLS: off (see the daemon's log)"),
+            _ => {}
         }
         for sandbox in daemon["sandboxes"].as_array().into_iter().flatten() {
             outln!(

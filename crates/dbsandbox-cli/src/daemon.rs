@@ -105,6 +105,7 @@ pub fn daemon_config(settings: &Settings, options: &ServeOptions) -> anyhow::Res
         token: Some(token),
         password: options.password.clone(),
         idle_timeout: parse_duration(&idle)?,
+        tls: settings.tls.clone(),
     })
 }
 

@@ -58,6 +58,8 @@ pub(crate) struct Session {
     pub(crate) client: ApiClient,
     pub(crate) id: String,
     proxy: String,
+    /// The generated CA the proxy's certificate is signed by, when the daemon made it.
+    tls_ca_cert: Option<String>,
     pub(crate) template: Value,
     setup_time: Duration,
 }
@@ -200,6 +202,7 @@ impl Session {
         Ok(Session {
             host,
             id: run["id"].as_str().unwrap_or_default().to_string(),
+            tls_ca_cert: run["tls_ca_cert"].as_str().map(str::to_owned),
             proxy,
             client,
             template,
@@ -346,6 +349,14 @@ async fn run_command(
     command.env("DBSANDBOX_RUN", &session.id);
     if let Some(token) = &session.client.token {
         command.env("DBSANDBOX_TOKEN", token);
+    }
+    if let Some(ca) = &session.tls_ca_cert {
+        // For `sslmode=verify-full`; libpq (and what reads PGSSLROOTCERT) then also checks the
+        // chain under `sslmode=require`, which this CA passes. A user's own setting stays.
+        command.env("DBSANDBOX_SSLROOTCERT", ca);
+        if std::env::var_os("PGSSLROOTCERT").is_none() {
+            command.env("PGSSLROOTCERT", ca);
+        }
     }
     let mut child = command
         .args(args)

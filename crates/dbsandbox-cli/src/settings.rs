@@ -51,6 +51,13 @@ pub struct ServerArgs {
     /// A sandbox can then run programs and read files as the server's OS user: see the README.
     #[arg(long, env = "DBSANDBOX_SUPERUSER", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub superuser: bool,
+    /// PEM certificate (chain) the proxy serves TLS with, instead of the one it generates under
+    /// the cache directory (needs --tls-key).
+    #[arg(long, env = "DBSANDBOX_TLS_CERT", value_name = "FILE", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "DBSANDBOX_TLS_KEY", value_name = "FILE", global = true)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Options that say how templates are built.
@@ -104,6 +111,9 @@ pub struct FileSettings {
     pub run_as: Option<String>,
     /// Sandbox clients are superusers (see [`ServerArgs::superuser`]).
     pub superuser: Option<bool>,
+    /// The proxy's own TLS certificate and key (PEM), instead of generated ones.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub pool_size: Option<usize>,
     pub keep_templates: Option<usize>,
     pub port: Option<u16>,
@@ -130,6 +140,7 @@ pub struct Settings {
     pub reset_on_close: Option<bool>,
     /// From the file; the flag or environment variable wins (see [`parse_duration`]).
     pub idle_timeout: Option<String>,
+    pub tls: dbsandbox_control::daemon::TlsSource,
 }
 
 impl Settings {
@@ -188,7 +199,14 @@ impl Settings {
         } else {
             schema.watch.iter().map(from_cli).collect()
         };
+        let tls = tls_source(
+            server.tls_cert.as_ref().map(from_cli),
+            server.tls_key.as_ref().map(from_cli),
+            file.tls_cert.as_ref().map(from_file),
+            file.tls_key.as_ref().map(from_file),
+        )?;
         let settings = Settings {
+            tls,
             server: dbsandbox_server::ServerConfig {
                 external: server.server.clone().or(file.server),
                 pg_bin: server
@@ -318,11 +336,48 @@ impl ServerArgs {
             ("--cache-dir", path_text(&self.cache_dir)),
             ("--run-as", self.run_as.clone()),
             ("--config", path_text(&self.config)),
+            ("--tls-cert", path_text(&self.tls_cert)),
+            ("--tls-key", path_text(&self.tls_key)),
         ]);
         if self.superuser {
             args.push("--superuser".to_string());
         }
         args
+    }
+}
+
+/// The proxy's TLS certificate: the flags (or environment) as a pair, else the file's pair,
+/// else a generated one. Half a pair, or a file that is not there, is bad input.
+fn tls_source(
+    cli_cert: Option<PathBuf>,
+    cli_key: Option<PathBuf>,
+    file_cert: Option<PathBuf>,
+    file_key: Option<PathBuf>,
+) -> anyhow::Result<dbsandbox_control::daemon::TlsSource> {
+    let (cert, key, origin) = if cli_cert.is_some() || cli_key.is_some() {
+        (
+            cli_cert,
+            cli_key,
+            "--tls-cert and --tls-key (or DBSANDBOX_TLS_CERT and DBSANDBOX_TLS_KEY)",
+        )
+    } else {
+        (
+            file_cert,
+            file_key,
+            "tls_cert and tls_key in dbsandbox.toml",
+        )
+    };
+    match (cert, key) {
+        (None, None) => Ok(dbsandbox_control::daemon::TlsSource::Generated),
+        (Some(cert), Some(key)) => {
+            for path in [&cert, &key] {
+                if !path.is_file() {
+                    usage!("the TLS file {} does not exist ({origin})", path.display());
+                }
+            }
+            Ok(dbsandbox_control::daemon::TlsSource::Files { cert, key })
+        }
+        _ => usage!("{origin} go together: give both, or neither for a generated certificate"),
     }
 }
 

@@ -180,6 +180,8 @@ async fn status(State(daemon): Shared) -> Json<Value> {
             "runs": daemon.runs().len(),
             "sandboxes": daemon.api_scope.registry.len(),
             "recoveries": daemon.recoveries(),
+            "tls": daemon.proxy_tls.is_some(),
+            "tls_ca_cert": tls_ca_cert(&daemon),
         },
         "server": {
             "description": daemon.server_description(),
@@ -195,6 +197,12 @@ async fn status(State(daemon): Shared) -> Json<Value> {
         "template": template,
         "pool": pool_json(&daemon),
     }))
+}
+
+/// The generated CA clients may verify the proxies against, if any.
+fn tls_ca_cert(daemon: &Daemon) -> Option<String> {
+    let ca = daemon.proxy_tls.as_ref()?.ca_cert.as_ref()?;
+    Some(ca.display().to_string())
 }
 
 fn pool_json(daemon: &Daemon) -> Value {
@@ -486,12 +494,13 @@ async fn release_sandbox(
     Ok(Json(json!({"key": key, "released": true})))
 }
 
-fn run_view(scope: &Scope) -> Value {
+fn run_view(daemon: &Daemon, scope: &Scope) -> Value {
     let keys: BTreeMap<String, KeyStats> = scope.registry.served();
     json!({
         "id": scope.id,
         "proxy": scope.proxy_addr.to_string(),
         "database_url": scope.url("default"),
+        "tls_ca_cert": tls_ca_cert(daemon),
         "owner_pid": scope.owner.map(|o| o.pid),
         "lease_seconds": scope.lease.map(|l| l.as_secs()),
         "connections_total": scope.connections_total(),
@@ -502,22 +511,22 @@ fn run_view(scope: &Scope) -> Value {
 async fn open_run(State(daemon): Shared, raw: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
     let request: RunRequest = body(&raw)?;
     let scope = daemon.open_run(request).await?;
-    Ok((StatusCode::CREATED, Json(run_view(&scope))))
+    Ok((StatusCode::CREATED, Json(run_view(&daemon, &scope))))
 }
 
 async fn list_runs(State(daemon): Shared) -> Json<Value> {
-    let runs: Vec<Value> = daemon.runs().iter().map(|s| run_view(s)).collect();
+    let runs: Vec<Value> = daemon.runs().iter().map(|s| run_view(&daemon, s)).collect();
     Json(json!({ "runs": runs }))
 }
 
 async fn one_run(State(daemon): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let scope = daemon.scope(Some(&id))?;
-    Ok(Json(run_view(&scope)))
+    Ok(Json(run_view(&daemon, &scope)))
 }
 
 async fn close_run(State(daemon): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let scope = daemon.scope(Some(&id))?;
-    let view = run_view(&scope);
+    let view = run_view(&daemon, &scope);
     drop(scope);
     daemon.close_run(&id).await?;
     Ok(Json(view))

@@ -19,7 +19,10 @@ use serde::Serialize;
 
 use crate::registry::{PoolHandle, Registry, UnknownKeys};
 
+mod tls;
 mod upkeep;
+
+pub use tls::{ProxyTls, TlsSource};
 
 /// What a daemon is started with.
 #[derive(Debug, Clone)]
@@ -40,6 +43,8 @@ pub struct DaemonConfig {
     pub password: Option<String>,
     /// Exit after this long with nothing to do; `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// TLS for the proxies' clients.
+    pub tls: TlsSource,
 }
 
 /// The current template, as the API shows it.
@@ -231,6 +236,8 @@ pub struct Daemon {
     retired: Mutex<Vec<ClonePool>>,
     refresh_lock: tokio::sync::Mutex<()>,
     pub api_scope: Scope,
+    /// TLS of the proxies listening on the daemon's address (None: TLS unavailable).
+    pub proxy_tls: Option<ProxyTls>,
     runs: Mutex<BTreeMap<String, Arc<Scope>>>,
     next_run: AtomicU64,
     next_key: AtomicU64,
@@ -301,6 +308,7 @@ impl Daemon {
         progress: &(dyn Fn(&str) + Sync),
     ) -> anyhow::Result<Arc<Daemon>> {
         let auth = proxy_auth(config.listen, &config.password)?;
+        let proxy_tls = tls::resolve(&config.tls, &config.cache_dir, config.listen)?;
         progress("starting PostgreSQL");
         let server = Server::start(&config.server).await?;
         let endpoint = server.endpoint().clone();
@@ -332,6 +340,7 @@ impl Daemon {
             auth,
             default_isolation: Isolation::Rollback,
             reset_on_close: false,
+            tls: proxy_tls.as_ref().map(|t| t.config.clone()),
             ..Default::default()
         };
         let proxy_addr = SocketAddr::new(config.listen, config.proxy_port);
@@ -370,6 +379,7 @@ impl Daemon {
             rebuilding: Default::default(),
             watch_admin: tokio::sync::Mutex::new(None),
             state_root,
+            proxy_tls,
         });
         tokio::spawn(Arc::clone(&daemon).housekeeping());
         Ok(daemon)
@@ -543,10 +553,18 @@ impl Daemon {
             (None, None) => Some(DEFAULT_RUN_LEASE),
             (None, Some(_)) => None,
         };
+        // A run on another address needs a certificate naming it.
+        let run_tls = if listen == self.config.listen {
+            self.proxy_tls.clone()
+        } else {
+            tls::resolve(&self.config.tls, &self.config.cache_dir, listen)
+                .map_err(|e| Refusal::new(503, "unavailable", format!("TLS for {listen}: {e:#}")))?
+        };
         let config = ProxyConfig {
             auth,
             default_isolation: isolation,
             reset_on_close: request.reset_on_close.unwrap_or(true),
+            tls: run_tls.map(|t| t.config),
             ..Default::default()
         };
         let id = format!("r{}", self.next_run.fetch_add(1, Ordering::Relaxed));

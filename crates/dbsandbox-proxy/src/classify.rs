@@ -49,6 +49,10 @@ pub enum Kind {
     /// Cannot run inside a transaction block. The string is the command's name exactly as
     /// PostgreSQL 15 puts it in its own "%s cannot run inside a transaction block" error.
     NotInTransaction(&'static str),
+    /// `CREATE DATABASE` or `DROP DATABASE` (the string): refused through the proxy in both
+    /// isolations, since each database name is a sandbox key and a real database made there
+    /// would be one dbsandbox does not manage ([`crate::key::database_command_refused`]).
+    DatabaseCommand(&'static str),
     /// `LISTEN channel`.
     Listen(String),
     /// `UNLISTEN channel`; `None` for `UNLISTEN *`.
@@ -164,6 +168,25 @@ pub fn classify_with_parser(sql: &str) -> Vec<Statement> {
             Statement { kind, range }
         })
         .collect()
+}
+
+/// The `CREATE DATABASE` or `DROP DATABASE` among the statements of `sql` (a Query's string or
+/// a Parse's), if any. Strings that do not mention "database" are not parsed, so this costs a
+/// scan on the pass-through relay's hot path.
+pub fn database_command(sql: &str) -> Option<&'static str> {
+    let mentions = sql
+        .as_bytes()
+        .windows(8)
+        .any(|w| w.eq_ignore_ascii_case(b"database"));
+    if !mentions {
+        return None;
+    }
+    classify_with_parser(sql)
+        .into_iter()
+        .find_map(|statement| match statement.kind {
+            Kind::DatabaseCommand(command) => Some(command),
+            _ => None,
+        })
 }
 
 /// Classifies the single statement of an extended-protocol Parse message. An empty string, a
@@ -434,6 +457,8 @@ fn classify_node(node: &NodeEnum, sql: &str, range: &Range<usize>) -> Kind {
         NodeEnum::DeallocateStmt(stmt) => {
             Kind::Deallocate(Some(stmt.name.clone()).filter(|_| !stmt.isall))
         }
+        NodeEnum::CreatedbStmt(_) => Kind::DatabaseCommand("CREATE DATABASE"),
+        NodeEnum::DropdbStmt(_) => Kind::DatabaseCommand("DROP DATABASE"),
         other => match not_in_transaction(other) {
             Some(command) => Kind::NotInTransaction(command),
             None => Kind::Ordinary,
@@ -583,8 +608,6 @@ fn not_in_transaction(node: &NodeEnum) -> Option<&'static str> {
     match node {
         // ANALYZE alone is allowed in a transaction; VACUUM (with or without ANALYZE) is not.
         NodeEnum::VacuumStmt(stmt) if stmt.is_vacuumcmd => Some("VACUUM"),
-        NodeEnum::CreatedbStmt(_) => Some("CREATE DATABASE"),
-        NodeEnum::DropdbStmt(_) => Some("DROP DATABASE"),
         // `ALTER DATABASE d SET TABLESPACE t` and its spelling `ALTER DATABASE d WITH TABLESPACE t`.
         NodeEnum::AlterDatabaseStmt(stmt) if has_option(&stmt.options, "tablespace") => {
             Some("ALTER DATABASE SET TABLESPACE")

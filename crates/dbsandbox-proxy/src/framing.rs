@@ -75,6 +75,11 @@ impl Framer {
         }
     }
 
+    /// Bytes of the current message's body still to come (0 at a boundary).
+    pub fn body_remaining(&self) -> usize {
+        self.body_remaining
+    }
+
     /// True when the bytes forwarded so far end exactly at a message boundary.
     pub fn at_boundary(&self) -> bool {
         self.body_remaining == 0

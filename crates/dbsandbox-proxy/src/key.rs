@@ -59,6 +59,18 @@ pub fn validate_key(key: &str) -> Result<(), RouteError> {
     ))
 }
 
+/// The error for a client's `CREATE DATABASE` or `DROP DATABASE` (SQLSTATE 0A000), in either
+/// isolation: what to do instead, in the terms of keys.
+pub fn database_command_refused(command: &str, key: &str) -> String {
+    format!(
+        "{command} is not run through the dbsandbox proxy: every database name is a sandbox key \
+         (this connection's is {key}), and a database made on the server would outlive the run \
+         unmanaged. Instead of CREATE DATABASE x, connect with dbname=x: a new key gets its own \
+         fresh clone of the template. Instead of DROP DATABASE x, release key x (DELETE \
+         /v1/sandboxes/x through the API, or SELECT dbsandbox_reset() in a rollback sandbox)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,13 +8,15 @@
 //! Module map: [`key`] (sandbox key rules and routing errors), `wire` (the few server-side
 //! messages postgres-protocol does not write), `framing` (buffered message framing), `startup`
 //! (client startup packets and client authentication), `backend` (connecting and authenticating
-//! to PostgreSQL), `cancel` (proxy-issued cancel keys), `relay` (the steady-state pump),
+//! to PostgreSQL), `cancel` (proxy-issued cancel keys), `client_stream` (plain or TLS client sockets), [`tls`]
+//! (certificates and the rustls configuration), `relay` (the steady-state pump),
 //! [`classify`] (statement classification), [`rollback`] (rollback sandboxes), `stats` and
 //! `server` (listener, per-connection driver, shutdown).
 
 mod backend;
 mod cancel;
 pub mod classify;
+mod client_stream;
 mod framing;
 pub mod key;
 mod relay;
@@ -22,6 +24,7 @@ pub mod rollback;
 mod server;
 mod startup;
 mod stats;
+pub mod tls;
 mod wire;
 
 pub use key::{validate_key, RouteError};

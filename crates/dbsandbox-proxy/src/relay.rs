@@ -3,7 +3,8 @@
 //! in it, and forwards everything framed with a single write: one read and one write system call
 //! per batch, however many messages it holds, and no allocation per message. COPY, the extended
 //! protocol and pipelined requests pass untouched because nothing is reordered or held back
-//! except an incomplete 5-byte header.
+//! except an incomplete 5-byte header, and a Query or Parse until it is complete: the one
+//! statement the relay does not pass on is a client's CREATE or DROP DATABASE ([`ClientGuard`]).
 
 use crate::framing::{FrameError, Framer};
 use crate::stats::Counters;
@@ -59,6 +60,7 @@ async fn pump<R, W>(
     buf: &mut BytesMut,
     framer: &mut Framer,
     relayed_bytes: &AtomicU64,
+    guard: Option<&ClientGuard>,
 ) -> Result<PumpEnd, PumpError>
 where
     R: AsyncRead + Unpin,
@@ -66,7 +68,11 @@ where
 {
     loop {
         if !buf.is_empty() {
-            let scan = framer.scan(buf).map_err(PumpError::Frame)?;
+            let ready = match guard {
+                Some(guard) => guard.inspect(buf, framer.body_remaining()),
+                None => buf.len(),
+            };
+            let scan = framer.scan(&buf[..ready]).map_err(PumpError::Frame)?;
             if scan.forward > 0 {
                 writer
                     .write_all(&buf[..scan.forward])
@@ -103,7 +109,7 @@ pub async fn relay<CR, CW, BR, BW>(
     backend_write: &mut BW,
     client_buf: &mut BytesMut,
     backend_buf: &mut BytesMut,
-    max_message_bytes: usize,
+    guard: &ClientGuard,
     counters: &Counters,
 ) -> Result<RelayEnd, RelayError>
 where
@@ -112,7 +118,7 @@ where
     BR: AsyncRead + Unpin,
     BW: AsyncWrite + Unpin,
 {
-    let mut client_framer = Framer::new(max_message_bytes, Some(TERMINATE));
+    let mut client_framer = Framer::new(guard.max_message_bytes, Some(TERMINATE));
     // Backend messages are trusted for size (a DataRow may legally approach 1 GB) and streamed.
     let mut backend_framer = Framer::new(usize::MAX, None);
     if client_buf.capacity() < CLIENT_BUF_SIZE {
@@ -127,6 +133,7 @@ where
         client_buf,
         &mut client_framer,
         &counters.bytes_from_clients,
+        Some(guard),
     );
     let to_client = pump(
         backend_read,
@@ -134,6 +141,7 @@ where
         backend_buf,
         &mut backend_framer,
         &counters.bytes_to_clients,
+        None,
     );
     tokio::select! {
         end = to_backend => match end {
@@ -157,4 +165,78 @@ pub async fn terminate_backend<W: AsyncWrite + Unpin>(backend_write: &mut W) {
     postgres_protocol::message::frontend::terminate(&mut msg);
     let _ = backend_write.write_all(&msg).await;
     let _ = backend_write.shutdown().await;
+}
+
+/// What the relay checks in a client's messages: a Query's or Parse's CREATE or DROP DATABASE
+/// is replaced by a statement that fails with [`crate::key::database_command_refused`], so the
+/// server itself reports the error where it would have reported its own, and the protocol's
+/// state (skipping to Sync, transaction status) stays the server's.
+pub struct ClientGuard {
+    pub key: String,
+    pub max_message_bytes: usize,
+}
+
+impl ClientGuard {
+    /// Rewrites refused statements among the complete messages of `buf` (which starts
+    /// `body_remaining` bytes before the next message header) and returns how much of it may be
+    /// framed and forwarded now: all, or up to a Query or Parse that is not complete yet.
+    fn inspect(&self, buf: &mut BytesMut, body_remaining: usize) -> usize {
+        let mut pos = body_remaining;
+        while pos + 5 <= buf.len() {
+            let tag = buf[pos];
+            let len = i32::from_be_bytes([buf[pos + 1], buf[pos + 2], buf[pos + 3], buf[pos + 4]]);
+            let Ok(len) = usize::try_from(len) else {
+                break; // the framer reports it
+            };
+            if len < 4 || len > self.max_message_bytes {
+                break;
+            }
+            let end = pos + 1 + len;
+            if tag != b'Q' && tag != b'P' {
+                pos = end;
+                continue;
+            }
+            if end > buf.len() {
+                return pos;
+            }
+            if let Some(replacement) = self.replacement(tag, &buf[pos + 5..end]) {
+                let rest = buf.split_off(end);
+                buf.truncate(pos);
+                buf.extend_from_slice(&replacement);
+                pos = buf.len();
+                buf.extend_from_slice(&rest);
+            } else {
+                pos = end;
+            }
+        }
+        buf.len()
+    }
+
+    /// The message to send instead of a Query or Parse (`body` without its header), if it
+    /// holds a refused statement.
+    fn replacement(&self, tag: u8, body: &[u8]) -> Option<BytesMut> {
+        let nul = |from: usize| body[from..].iter().position(|&b| b == 0).map(|i| from + i);
+        let (name, sql) = if tag == b'Q' {
+            (None, &body[..nul(0)?])
+        } else {
+            let name_end = nul(0)?;
+            let sql_end = nul(name_end + 1)?;
+            (Some(&body[..name_end]), &body[name_end + 1..sql_end])
+        };
+        let command = crate::classify::database_command(std::str::from_utf8(sql).ok()?)?;
+        let message = crate::key::database_command_refused(command, &self.key).replace('\'', "''");
+        let failing = format!(
+            "DO $dbsandbox$ BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = '{message}'; \
+             END $dbsandbox$"
+        );
+        let mut out = BytesMut::new();
+        match name {
+            None => postgres_protocol::message::frontend::query(&failing, &mut out).ok()?,
+            Some(name) => {
+                let name = std::str::from_utf8(name).ok()?;
+                postgres_protocol::message::frontend::parse(name, &failing, [], &mut out).ok()?
+            }
+        }
+        Some(out)
+    }
 }

@@ -5,6 +5,9 @@
 
 use crate::backend::{self, BackendAddr, BackendError, BackendStream};
 use crate::cancel::{CancelGate, CancelRegistry, CancelTarget};
+use crate::client_stream::{
+    negotiate_encryption, ClientStream, Encryption, SplitStream, TlsClient,
+};
 use crate::key::{validate_key, RouteError};
 use crate::relay::{self, RelayEnd, RelayError};
 use crate::rollback::{self, Isolation, Sandboxes};
@@ -19,8 +22,8 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
@@ -112,6 +115,9 @@ pub struct ProxyConfig {
     /// complete, so a client that never syncs would otherwise make it buffer without end; past
     /// the bound the connection ends with FATAL 54000. Default 64 MiB.
     pub max_pending_bytes: usize,
+    /// TLS for clients that ask for it (SSLRequest answered 'S'); `None`: answered 'N', and
+    /// clients go on in plain text (or give up, with `sslmode=require`).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ProxyConfig {
@@ -123,6 +129,7 @@ impl Default for ProxyConfig {
             default_isolation: Isolation::Database,
             reset_on_close: true,
             max_pending_bytes: 64 * 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -303,7 +310,7 @@ impl Drop for RoutedConnection {
 async fn handle_connection(
     shared: Arc<Shared>,
     mut client: TcpStream,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let counters = &shared.counters;
     Counters::bump(&counters.connections_total);
@@ -312,13 +319,72 @@ async fn handle_connection(
     // Small requests and replies; Nagle's algorithm would delay them.
     let _ = client.set_nodelay(true);
 
-    let ending = tokio::select! {
-        ending = drive_connection(&shared, &mut client) => ending,
+    let mut client_buf = BytesMut::with_capacity(relay::CLIENT_BUF_SIZE);
+    let negotiated = tokio::time::timeout(
+        shared.config.startup_timeout,
+        negotiate_encryption(shared.config.tls.as_ref(), &mut client, &mut client_buf),
+    )
+    .await;
+    let first = match negotiated {
+        Err(_) => {
+            return farewell(&shared, &mut client, Ending::Refused(startup_timed_out())).await
+        }
+        Ok(Err(e)) => return farewell(&shared, &mut client, Ending::Refused(e.into())).await,
+        Ok(Ok(Encryption::Plain(first))) => first,
+        Ok(Ok(Encryption::Tls(acceptor))) => {
+            let accepted =
+                tokio::time::timeout(shared.config.startup_timeout, acceptor.accept(client)).await;
+            let tls = match accepted {
+                Ok(Ok(tls)) => TlsClient::new(tls),
+                Ok(Err(e)) => {
+                    Counters::bump(&counters.refused);
+                    info!(error = %e, "TLS handshake with the client failed");
+                    return;
+                }
+                Err(_) => {
+                    Counters::bump(&counters.refused);
+                    info!("TLS handshake with the client timed out");
+                    return;
+                }
+            };
+            let mut tls = tls;
+            let ending = serve_client(&shared, &mut tls, client_buf, None, stop).await;
+            return farewell(&shared, &mut tls, ending).await;
+        }
+    };
+    let ending = serve_client(&shared, &mut client, client_buf, first, stop).await;
+    farewell(&shared, &mut client, ending).await
+}
+
+fn startup_timed_out() -> Farewell {
+    debug!("client startup timed out");
+    Farewell::Refuse {
+        sqlstate: PROTOCOL_VIOLATION,
+        message: "startup timed out: the client did not finish startup and authentication in time"
+            .into(),
+    }
+}
+
+/// Serves one client connection, plain or TLS, from its startup packet on.
+async fn serve_client<C: ClientStream>(
+    shared: &Shared,
+    client: &mut C,
+    client_buf: BytesMut,
+    first: Option<StartupPacket>,
+    mut stop: watch::Receiver<bool>,
+) -> Ending {
+    tokio::select! {
+        ending = drive_connection(shared, client, client_buf, first) => ending,
         _ = stop.wait_for(|stopping| *stopping) => Ending::Ended(Farewell::Refuse {
             sqlstate: "57P01",
             message: "terminating connection because the dbsandbox proxy is shutting down".into(),
         }),
-    };
+    }
+}
+
+/// Counts how the connection ended and tells the client, if there is anything to tell.
+async fn farewell<C: ClientStream>(shared: &Shared, client: &mut C, ending: Ending) {
+    let counters = &shared.counters;
     let farewell = match ending {
         Ending::Done => return,
         Ending::Refused(farewell) => {
@@ -350,7 +416,7 @@ async fn handle_connection(
         client.write_all(&bytes).await?;
         client.shutdown().await?;
         let mut sink = vec![0u8; 64 * 1024];
-        while tokio::io::AsyncReadExt::read(&mut client, &mut sink).await? > 0 {}
+        while tokio::io::AsyncReadExt::read(client, &mut sink).await? > 0 {}
         Ok::<_, std::io::Error>(())
     })
     .await;
@@ -368,24 +434,20 @@ enum ClientStart {
     Session(SessionRequest),
 }
 
-async fn drive_connection(shared: &Shared, client: &mut TcpStream) -> Ending {
-    let mut client_buf = BytesMut::with_capacity(relay::CLIENT_BUF_SIZE);
+async fn drive_connection<C: ClientStream>(
+    shared: &Shared,
+    client: &mut C,
+    mut client_buf: BytesMut,
+    first: Option<StartupPacket>,
+) -> Ending {
     let startup_timeout = shared.config.startup_timeout;
     let start = tokio::time::timeout(
         startup_timeout,
-        client_startup(shared, client, &mut client_buf),
+        client_startup(shared, client, &mut client_buf, first),
     )
     .await;
     let request = match start {
-        Err(_) => {
-            debug!("client startup timed out");
-            return Ending::Refused(Farewell::Refuse {
-                sqlstate: PROTOCOL_VIOLATION,
-                message: "startup timed out: the client did not finish startup and \
-                          authentication in time"
-                    .into(),
-            });
-        }
+        Err(_) => return Ending::Refused(startup_timed_out()),
         Ok(Err(e)) => return Ending::Refused(e.into()),
         Ok(Ok(ClientStart::Cancel {
             process_id,
@@ -452,9 +514,9 @@ fn backend_unreachable(addr: &BackendAddr, why: &str) -> Farewell {
 
 /// Serves a client of a rollback sandbox: the key's shared backend transaction, with the
 /// proxy answering startup itself.
-async fn serve_rollback(
+async fn serve_rollback<C: ClientStream>(
     shared: &Shared,
-    client: &mut TcpStream,
+    client: &mut C,
     client_buf: BytesMut,
     request: &SessionRequest,
     target: &BackendTarget,
@@ -473,7 +535,8 @@ async fn serve_rollback(
     let id = sandbox.next_client_id();
     // Until the session has left (cleaned up, the key reset if it was the last), the key's new
     // connections wait once this client has closed.
-    let _admitted = rollback::admission::Admitted::register(&sandbox, id, client);
+    let _admitted =
+        rollback::admission::Admitted::register(&sandbox, id, client.tcp(), client.encrypted());
     let cancel_key = sandbox.backend_key.map(|(process_id, secret_key)| {
         shared.cancels.register(CancelTarget {
             addr: sandbox.addr.clone(),
@@ -497,10 +560,11 @@ async fn serve_rollback(
     sandbox.counters.connections_open.fetch_add(1, Relaxed);
     sandbox.counters.connections_total.fetch_add(1, Relaxed);
     info!(user = %request.user, database = %target.database, "rollback session established");
+    let (reader, writer) = client.halves();
     let mut session = rollback::session::ClientSession::new(
         sandbox,
         id,
-        client.split(),
+        (Box::new(reader), Box::new(writer)),
         client_buf,
         pid,
         rollback::session::startup_settings(&request.params),
@@ -526,46 +590,40 @@ async fn serve_rollback(
     }
 }
 
-/// Reads startup packets until a StartupMessage or CancelRequest, then authenticates the client
-/// and checks its key.
-async fn client_startup(
+/// Reads the StartupMessage or CancelRequest (unless encryption negotiation already read it),
+/// then authenticates the client and checks its key.
+async fn client_startup<C: ClientStream>(
     shared: &Shared,
-    client: &mut TcpStream,
+    client: &mut C,
     buf: &mut BytesMut,
+    first: Option<StartupPacket>,
 ) -> Result<ClientStart, StartupError> {
-    let mut encryption_declined = false;
-    let mut gss_declined = false;
-    let (minor_version, params) = loop {
-        match startup::read_startup_packet(client, buf).await? {
-            StartupPacket::SslRequest if !encryption_declined => {
-                // No TLS yet: 'N' tells the client to go on in plain text on this socket.
-                client.write_all(b"N").await?;
-                encryption_declined = true;
-            }
-            StartupPacket::GssEncRequest if !gss_declined => {
-                client.write_all(b"N").await?;
-                gss_declined = true;
-            }
-            StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
-                return Err(StartupError::refuse(
-                    PROTOCOL_VIOLATION,
-                    "duplicate SSL or GSS encryption request",
-                ))
-            }
-            StartupPacket::Cancel {
+    let packet = match first {
+        Some(packet) => packet,
+        None => startup::read_startup_packet(client, buf).await?,
+    };
+    let (minor_version, params) = match packet {
+        // Encryption was settled by `negotiate_encryption`; asking again (inside TLS, or after
+        // a refusal) is what PostgreSQL calls a duplicate request.
+        StartupPacket::SslRequest | StartupPacket::GssEncRequest => {
+            return Err(StartupError::refuse(
+                PROTOCOL_VIOLATION,
+                "duplicate SSL or GSS encryption request",
+            ))
+        }
+        StartupPacket::Cancel {
+            process_id,
+            secret_key,
+        } => {
+            return Ok(ClientStart::Cancel {
                 process_id,
                 secret_key,
-            } => {
-                return Ok(ClientStart::Cancel {
-                    process_id,
-                    secret_key,
-                })
-            }
-            StartupPacket::Startup {
-                minor_version,
-                params,
-            } => break (minor_version, params),
+            })
         }
+        StartupPacket::Startup {
+            minor_version,
+            params,
+        } => (minor_version, params),
     };
 
     let param = |name: &str| {
@@ -643,45 +701,17 @@ async fn forward_cancel(shared: &Shared, process_id: i32, secret_key: i32) {
     }
 }
 
-/// A stream that can lend out independent read and write halves, so both relay directions run
-/// in one task without locks (TcpStream::split and UnixStream::split are free).
-trait SplitStream: AsyncRead + AsyncWrite + Unpin + Send {
-    type Read<'a>: AsyncRead + Unpin + Send
-    where
-        Self: 'a;
-    type Write<'a>: AsyncWrite + Unpin + Send
-    where
-        Self: 'a;
-    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>);
-}
-
-impl SplitStream for TcpStream {
-    type Read<'a> = tokio::net::tcp::ReadHalf<'a>;
-    type Write<'a> = tokio::net::tcp::WriteHalf<'a>;
-    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>) {
-        self.split()
-    }
-}
-
-impl SplitStream for UnixStream {
-    type Read<'a> = tokio::net::unix::ReadHalf<'a>;
-    type Write<'a> = tokio::net::unix::WriteHalf<'a>;
-    fn halves(&mut self) -> (Self::Read<'_>, Self::Write<'_>) {
-        self.split()
-    }
-}
-
 /// A routed client connection whose backend socket is open.
-struct Session<'a> {
+struct Session<'a, C: ClientStream> {
     shared: &'a Shared,
-    client: &'a mut TcpStream,
+    client: &'a mut C,
     client_buf: BytesMut,
     request: &'a SessionRequest,
     target: &'a BackendTarget,
     addr: &'a BackendAddr,
 }
 
-impl Session<'_> {
+impl<C: ClientStream> Session<'_, C> {
     async fn run<S: SplitStream>(mut self, backend_stream: &mut S) -> Ending {
         let shared = self.shared;
         let handshake = tokio::time::timeout(
@@ -743,7 +773,7 @@ impl Session<'_> {
         );
 
         let mut backend_buf = established.leftover;
-        let (mut client_read, mut client_write) = self.client.split();
+        let (mut client_read, mut client_write) = self.client.halves();
         let (mut backend_read, mut backend_write) = backend_stream.halves();
         let end = relay::relay(
             &mut client_read,
@@ -752,7 +782,10 @@ impl Session<'_> {
             &mut backend_write,
             &mut self.client_buf,
             &mut backend_buf,
-            shared.config.max_message_bytes,
+            &relay::ClientGuard {
+                key: self.request.key.clone(),
+                max_message_bytes: shared.config.max_message_bytes,
+            },
             &shared.counters,
         )
         .await;

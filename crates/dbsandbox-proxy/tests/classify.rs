@@ -6,8 +6,8 @@
 mod classify;
 
 use classify::{
-    classify, classify_one, classify_with_parser, needs_parser, quote_ident, rename_prepared,
-    DiscardWhat, Kind, Statement,
+    classify, classify_one, classify_with_parser, database_command, needs_parser, quote_ident,
+    rename_prepared, DiscardWhat, Kind, Statement,
 };
 
 /// The kinds of every statement of `sql`.
@@ -135,10 +135,6 @@ fn not_in_transaction_commands_use_postgresql_names() {
         ("vacuum full t", "VACUUM"),
         ("VACUUM (ANALYZE, VERBOSE) t", "VACUUM"),
         ("vacuum analyze", "VACUUM"),
-        ("CREATE DATABASE x", "CREATE DATABASE"),
-        ("create database x template template0", "CREATE DATABASE"),
-        ("DROP DATABASE x", "DROP DATABASE"),
-        ("drop database if exists x with (force)", "DROP DATABASE"),
         (
             "ALTER DATABASE d SET TABLESPACE ts",
             "ALTER DATABASE SET TABLESPACE",
@@ -207,6 +203,32 @@ fn not_in_transaction_commands_use_postgresql_names() {
     ];
     for (sql, command) in cases {
         assert_kind(sql, Kind::NotInTransaction(command));
+    }
+}
+
+#[test]
+fn create_and_drop_database_are_database_commands() {
+    for (sql, command) in [
+        ("CREATE DATABASE x", "CREATE DATABASE"),
+        ("create database x template template0", "CREATE DATABASE"),
+        ("DROP DATABASE x", "DROP DATABASE"),
+        ("drop database if exists x with (force)", "DROP DATABASE"),
+    ] {
+        assert_kind(sql, Kind::DatabaseCommand(command));
+        assert_eq!(database_command(sql), Some(command), "{sql}");
+    }
+    assert_eq!(
+        database_command("SELECT 1; CREATE DATABASE \"test_x_1\" WITH TEMPLATE \"test_x\""),
+        Some("CREATE DATABASE")
+    );
+    for sql in [
+        "SELECT 'create database x'",
+        "CREATE TABLE database (id int)",
+        "ALTER DATABASE d SET work_mem = '4MB'",
+        "select datname from pg_database",
+        "CREATE DATABASE", // does not parse: the server says so
+    ] {
+        assert_eq!(database_command(sql), None, "{sql}");
     }
 }
 

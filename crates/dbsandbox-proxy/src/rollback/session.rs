@@ -24,8 +24,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::messages::{back, front, quote_literal, FrontMsg, Malformed};
@@ -265,12 +264,16 @@ fn is_copy(sql: &str) -> bool {
         .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
 }
 
+/// The client's socket halves, plain or TLS.
+pub type ClientReader<'a> = Box<dyn AsyncRead + Unpin + Send + 'a>;
+pub type ClientWriter<'a> = Box<dyn AsyncWrite + Unpin + Send + 'a>;
+
 /// The connection of one client to a sandbox.
 pub struct ClientSession<'a> {
     pub sandbox: Arc<Sandbox>,
     pub id: ClientId,
-    pub reader: ReadHalf<'a>,
-    pub writer: WriteHalf<'a>,
+    pub reader: ClientReader<'a>,
+    pub writer: ClientWriter<'a>,
     pub buf: BytesMut,
     pub max_message_bytes: usize,
     pub pid: i32,
@@ -299,7 +302,7 @@ impl<'a> ClientSession<'a> {
     pub fn new(
         sandbox: Arc<Sandbox>,
         id: ClientId,
-        (reader, writer): (ReadHalf<'a>, WriteHalf<'a>),
+        (reader, writer): (ClientReader<'a>, ClientWriter<'a>),
         buf: BytesMut,
         pid: i32,
         startup: BTreeMap<String, String>,
@@ -1137,6 +1140,10 @@ impl Unit {
                      options=-c dbsandbox.isolation=database",
                     sandbox.key
                 ),
+            )),
+            Kind::DatabaseCommand(command) => Err(ClientError::new(
+                "0A000",
+                crate::key::database_command_refused(command, &sandbox.key),
             )),
             Kind::NotInTransaction(command) => Err(ClientError::new(
                 "25001",
