@@ -9,17 +9,7 @@ use support::{sqlstate, MapRouter, PgServer, TestProxy};
 
 async fn proxy_on_items(server: &PgServer) -> TestProxy {
     server.create_database("pointsdb").await;
-    let (admin, connection) = tokio_postgres::connect(
-        &format!(
-            "host={} port={} user=postgres dbname=pointsdb",
-            server.socket_dir.display(),
-            server.port
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let admin = server.admin_of("pointsdb").await;
     admin
         .batch_execute("create table items(id serial primary key, name text unique not null)")
         .await

@@ -216,10 +216,7 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let mut backend = turn(&sandbox).await?;
-        if let Some(breakage) = backend.broken.get() {
-            return Err(broken::message(key, &breakage.reason));
-        }
+        let mut backend = healthy_turn(&sandbox).await?;
         let done = backend.reset_to_point(point).await.map_err(|e| e.0)?;
         if done.is_ok() {
             sandbox
@@ -241,21 +238,9 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let mut backend = turn(&sandbox).await?;
-        if let Some(breakage) = backend.broken.get() {
-            return Err(broken::message(key, &breakage.reason));
-        }
+        let mut backend = healthy_turn(&sandbox).await?;
         let taken = backend.take_point(point).await.map_err(|e| e.0)?;
         Ok(Some(taken.map_err(|e| e.message)))
-    }
-
-    /// The key's reset points, oldest first (`None` when the key has no sandbox).
-    pub async fn points(&self, key: &str) -> Result<Option<Vec<String>>, String> {
-        let Some(sandbox) = self.existing(key) else {
-            return Ok(None);
-        };
-        let backend = turn(&sandbox).await?;
-        Ok(Some(backend.point_names()))
     }
 
     /// Runs internal, read-only SQL inside the key's sandbox transaction (so it sees what the
@@ -268,10 +253,7 @@ impl Sandboxes {
         let Some(sandbox) = self.existing(key) else {
             return Ok(None);
         };
-        let mut backend = turn(&sandbox).await?;
-        if let Some(breakage) = backend.broken.get() {
-            return Err(broken::message(key, &breakage.reason));
-        }
+        let mut backend = healthy_turn(&sandbox).await?;
         // Inside a savepoint, so that a failing query cannot abort the sandbox's transaction.
         let wrapped = format!("SAVEPOINT dbsb_query; {sql}; RELEASE SAVEPOINT dbsb_query");
         match backend.run_internal(&wrapped).await {
@@ -331,6 +313,17 @@ fn stats_of(sandbox: &Sandbox) -> SandboxStats {
 /// its statement, its unfinished extended-protocol sequence or its COPY, which a stuck client may
 /// never finish; the request then fails with a clear error instead of hanging.
 const TURN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The key's turn, refused with the reason when the key is broken.
+async fn healthy_turn(
+    sandbox: &Sandbox,
+) -> Result<tokio::sync::MutexGuard<'_, sandbox::Backend>, String> {
+    let backend = turn(sandbox).await?;
+    match backend.broken.get() {
+        Some(breakage) => Err(broken::message(&sandbox.key, &breakage.reason)),
+        None => Ok(backend),
+    }
+}
 
 async fn turn(sandbox: &Sandbox) -> Result<tokio::sync::MutexGuard<'_, sandbox::Backend>, String> {
     tokio::time::timeout(TURN_TIMEOUT, sandbox.backend.lock())

@@ -413,14 +413,7 @@ impl Backend {
         }
         sql.push_str(RESET_SESSION_SQL);
         sql.push_str(&baseline_sql(&self.user_tables));
-        let rows = match self.run_internal_retrying(&sql).await? {
-            Ok(rows) => rows,
-            Err(e) => {
-                let failure = format!("resetting the sandbox failed: {e}");
-                self.break_with(&failure);
-                return Err(BackendFailure(failure));
-            }
-        };
+        let rows = self.run_or_break(&sql, "resetting the sandbox").await?;
         self.points.clear();
         self.start_afresh(rows, true);
         Ok(())

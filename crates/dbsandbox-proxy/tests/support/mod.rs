@@ -213,7 +213,7 @@ impl PgServer {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(client) = server.try_admin().await {
+            if let Ok(client) = server.try_admin("postgres").await {
                 if client.simple_query("SELECT 1").await.is_ok() {
                     break;
                 }
@@ -232,12 +232,12 @@ impl PgServer {
         std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
     }
 
-    async fn try_admin(&self) -> Result<Client, tokio_postgres::Error> {
+    async fn try_admin(&self, database: &str) -> Result<Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host_path(&self.socket_dir)
             .port(self.port)
             .user("postgres")
-            .dbname("postgres")
+            .dbname(database)
             .connect(NoTls)
             .await?;
         tokio::spawn(connection);
@@ -246,7 +246,12 @@ impl PgServer {
 
     /// A superuser connection straight to the server (Unix socket, trust).
     pub async fn admin(&self) -> Client {
-        self.try_admin().await.expect("admin connection")
+        self.admin_of("postgres").await
+    }
+
+    /// A superuser connection straight to `database` (Unix socket, trust).
+    pub async fn admin_of(&self, database: &str) -> Client {
+        self.try_admin(database).await.expect("admin connection")
     }
 
     pub async fn create_database(&self, name: &str) {

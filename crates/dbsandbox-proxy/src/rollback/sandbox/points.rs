@@ -62,14 +62,8 @@ impl Backend {
         self.next_savepoint += 1;
         let physical = format!("dbsb_point_{}", self.next_savepoint);
         sql.push_str(&format!("SAVEPOINT {physical}; {SEQUENCE_VALUES_SQL}"));
-        let rows = match self.run_internal_retrying(&sql).await? {
-            Ok(rows) => rows,
-            Err(e) => {
-                let failure = format!("taking the reset point \"{name}\" failed: {e}");
-                self.break_with(&failure);
-                return Err(BackendFailure(failure));
-            }
-        };
+        let what = format!("taking the reset point \"{name}\"");
+        let rows = self.run_or_break(&sql, &what).await?;
         self.points.push(ResetPoint {
             name: name.to_string(),
             physical,
@@ -85,7 +79,7 @@ impl Backend {
         name: &str,
     ) -> Result<Result<(), ClientError>, BackendFailure> {
         let Some(at) = self.points.iter().position(|p| p.name == name) else {
-            let taken: Vec<&str> = self.points.iter().map(|p| p.name.as_str()).collect();
+            let taken = self.point_names();
             return Ok(Err(ClientError::new(
                 "42704",
                 format!(
@@ -110,14 +104,8 @@ impl Backend {
         sql.push_str(&baseline_sql(&self.user_tables));
         // The rollback ends the guard savepoint too.
         self.guard_left_open = false;
-        let rows = match self.run_internal_retrying(&sql).await? {
-            Ok(rows) => rows,
-            Err(e) => {
-                let failure = format!("resetting the sandbox to point \"{name}\" failed: {e}");
-                self.break_with(&failure);
-                return Err(BackendFailure(failure));
-            }
-        };
+        let what = format!("resetting the sandbox to point \"{name}\"");
+        let rows = self.run_or_break(&sql, &what).await?;
         self.points.truncate(at + 1);
         self.start_afresh(rows, false);
         Ok(Ok(()))

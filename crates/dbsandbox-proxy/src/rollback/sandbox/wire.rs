@@ -205,6 +205,23 @@ impl Backend {
         }
     }
 
+    /// Runs internal SQL (retried once if cancelled) and returns its rows; a failure breaks the
+    /// sandbox with "`what` failed: <error>".
+    pub async fn run_or_break(
+        &mut self,
+        sql: &str,
+        what: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, BackendFailure> {
+        match self.run_internal_retrying(sql).await? {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                let failure = format!("{what} failed: {e}");
+                self.break_with(&failure);
+                Err(BackendFailure(failure))
+            }
+        }
+    }
+
     /// Runs internal SQL that must succeed; a failure breaks the sandbox.
     pub async fn run_required(&mut self, sql: &str) -> Result<(), BackendFailure> {
         match self.run_internal_retrying(sql).await? {
