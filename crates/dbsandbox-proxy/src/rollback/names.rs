@@ -278,6 +278,12 @@ pub fn decode_text(bytes: &[u8]) -> String {
     text
 }
 
+/// Whether text from [`decode_text`] holds bytes that are not UTF-8 (a client encoding such
+/// as LATIN9): such text is valid on the server only under that encoding.
+pub fn has_raw_bytes(text: &str) -> bool {
+    text.chars().any(|c| c as u32 >= ESCAPE_BASE)
+}
+
 /// Writes text from [`decode_text`] as the client's bytes, NUL-terminated.
 pub fn put_text(buf: &mut BytesMut, text: &str) {
     for c in text.chars() {

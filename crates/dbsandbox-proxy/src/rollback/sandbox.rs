@@ -513,7 +513,14 @@ impl Backend {
     /// Queues the Close of a portal whose transaction ended, by its backend name (a protocol
     /// Close of a portal that is gone is no error).
     pub fn queue_portal_close(&mut self, name: String) {
-        self.pending_portal_closes.push(name);
+        // A name that is not UTF-8 goes out only under its client's encoding, which the backend
+        // may not have when the Close is sent (before the next batch's settings): the server
+        // would reject the Close (22021) ahead of the batch's guard and the key would break.
+        // Such a cursor (most likely one whose DECLARE the server refused) is left to the
+        // sandbox's transaction.
+        if !super::names::has_raw_bytes(&name) {
+            self.pending_portal_closes.push(name);
+        }
     }
 
     /// Appends the queued Closes to a batch; returns how many (each answers CloseComplete).

@@ -171,6 +171,22 @@ pub fn sequences() -> Vec<Sequence> {
             ],
         ),
         seq(
+            "a DECLARE whose name is not UTF-8 fails, then its transaction ends",
+            "",
+            vec![
+                Send(vec![frame(
+                    b'Q',
+                    b"BEGIN; DECLARE \"\xd8\xeb\" CURSOR FOR SELECT 1\0",
+                )]),
+                Ready(1),
+                Send(vec![query("ROLLBACK")]),
+                Ready(1),
+                Send(vec![query("select 1")]),
+                Ready(1),
+                Bystander,
+            ],
+        ),
+        seq(
             "failed named Parse, then disconnect",
             "bug 4",
             vec![
