@@ -173,8 +173,13 @@ impl Drop for BackgroundRun {
     }
 }
 
-/// A `run --no-daemon` around a long command, on a port chosen here, once its proxy answers.
-fn start_background(cache: &Path, migrations: &Path) -> anyhow::Result<BackgroundRun> {
+/// A `run --no-daemon` around a long command, on a port chosen here, once its proxy answers;
+/// `extra` are more flags of `run` (`--tls`).
+fn start_background(
+    cache: &Path,
+    migrations: &Path,
+    extra: &[&str],
+) -> anyhow::Result<BackgroundRun> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -183,6 +188,7 @@ fn start_background(cache: &Path, migrations: &Path) -> anyhow::Result<Backgroun
         .arg(port.to_string())
         .args(["--pool-size", "8", "--migrations"])
         .arg(migrations)
+        .args(extra)
         .args(["--", "sleep", "3600"])
         .stdout(Stdio::null())
         .spawn()?;
@@ -379,7 +385,7 @@ async fn bench(options: Options) -> anyhow::Result<()> {
     // 2. Connect-to-first-row for fresh keys, against CREATE DATABASE and a plain connection.
     let bench_schema = tempfile::tempdir()?;
     let migrations = schema40_with_pgbench(bench_schema.path())?;
-    let run = start_background(cache.path(), &migrations)?;
+    let run = start_background(cache.path(), &migrations, &[])?;
     std::thread::sleep(Duration::from_secs(2)); // let the pool fill
     let status = status_json(cache.path())?;
     let endpoint = &status["endpoint"];

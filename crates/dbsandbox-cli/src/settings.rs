@@ -51,8 +51,12 @@ pub struct ServerArgs {
     /// A sandbox can then run programs and read files as the server's OS user: see the README.
     #[arg(long, env = "DBSANDBOX_SUPERUSER", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub superuser: bool,
-    /// PEM certificate (chain) the proxy serves TLS with, instead of the one it generates under
-    /// the cache directory (needs --tls-key).
+    /// TLS for the proxy's clients (sslmode=require, verify-full), with a CA and certificate
+    /// generated under the cache directory; off by default (see the README's TLS section).
+    #[arg(long, env = "DBSANDBOX_TLS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls: bool,
+    /// PEM certificate (chain) the proxy serves TLS with, instead of the one --tls generates
+    /// under the cache directory (needs --tls-key; turns TLS on).
     #[arg(long, env = "DBSANDBOX_TLS_CERT", value_name = "FILE", global = true)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
@@ -111,6 +115,8 @@ pub struct FileSettings {
     pub run_as: Option<String>,
     /// Sandbox clients are superusers (see [`ServerArgs::superuser`]).
     pub superuser: Option<bool>,
+    /// TLS for the proxy's clients (see [`ServerArgs::tls`]).
+    pub tls: Option<bool>,
     /// The proxy's own TLS certificate and key (PEM), instead of generated ones.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -200,6 +206,7 @@ impl Settings {
             schema.watch.iter().map(from_cli).collect()
         };
         let tls = tls_source(
+            server.tls || file.tls.unwrap_or(false),
             server.tls_cert.as_ref().map(from_cli),
             server.tls_key.as_ref().map(from_cli),
             file.tls_cert.as_ref().map(from_file),
@@ -301,6 +308,11 @@ impl Settings {
                 "sandbox-roles"
             },
         );
+        // A daemon with TLS is another daemon (the identity without TLS is the one from before).
+        let identity = match &self.tls {
+            dbsandbox_control::daemon::TlsSource::Off => identity,
+            tls => format!("{identity}|{tls:?}"),
+        };
         let name = root
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -342,13 +354,18 @@ impl ServerArgs {
         if self.superuser {
             args.push("--superuser".to_string());
         }
+        if self.tls {
+            args.push("--tls".to_string());
+        }
         args
     }
 }
 
 /// The proxy's TLS certificate: the flags (or environment) as a pair, else the file's pair,
-/// else a generated one. Half a pair, or a file that is not there, is bad input.
+/// else a generated one when TLS is asked for (`--tls`, `tls = true`), else none. Half a pair,
+/// or a file that is not there, is bad input.
 fn tls_source(
+    tls: bool,
     cli_cert: Option<PathBuf>,
     cli_key: Option<PathBuf>,
     file_cert: Option<PathBuf>,
@@ -368,7 +385,8 @@ fn tls_source(
         )
     };
     match (cert, key) {
-        (None, None) => Ok(dbsandbox_control::daemon::TlsSource::Generated),
+        (None, None) if tls => Ok(dbsandbox_control::daemon::TlsSource::Generated),
+        (None, None) => Ok(dbsandbox_control::daemon::TlsSource::Off),
         (Some(cert), Some(key)) => {
             for path in [&cert, &key] {
                 if !path.is_file() {

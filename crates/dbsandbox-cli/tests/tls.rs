@@ -36,7 +36,7 @@ fn run_checks(project: &Project, args: &[&str], check_args: &[&str]) -> Output {
         .dbsandbox()
         .env("DBSANDBOX_NO_DAEMON", "1")
         .env_remove("PGSSLROOTCERT")
-        .args(["run", "--port", "0"])
+        .args(["run", "--port", "0", "--tls"])
         .args(args)
         .args(["--", "python3", "-c", CHECKS])
         .args(check_args)
@@ -124,6 +124,12 @@ fn half_a_certificate_pair_or_a_missing_file_is_bad_input() {
 #[test]
 fn status_names_the_ca_to_point_sslrootcert_at() {
     let project = Project::new();
+    // TLS from the project's file this time (the flag is `--tls`).
+    std::fs::write(
+        project.dir.path().join("dbsandbox.toml"),
+        "migrations = \"migrations\"\ntls = true\n",
+    )
+    .unwrap();
     project.detach();
     let status = project.dbsandbox().arg("status").output().unwrap();
     let json = project
@@ -150,3 +156,31 @@ fn status_names_the_ca_to_point_sslrootcert_at() {
         ca.display().to_string().as_str()
     );
 }
+
+/// TLS is off unless asked for: an SSLRequest gets 'N' (sslmode=require fails with the server's
+/// usual "does not support SSL", prefer falls back to plain), and no certificate is made.
+#[test]
+fn without_tls_asked_for_the_proxy_offers_none() {
+    let project = Project::new();
+    let out = project
+        .dbsandbox()
+        .args(["run", "--port", "0", "--", "python3", "-c", PLAIN_ONLY])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("plain ok"), "{}", text(&out));
+    assert!(!project.cache.path().join("tls").exists());
+}
+
+const PLAIN_ONLY: &str = r#"
+import os, psycopg
+url = os.environ["DATABASE_URL"]
+with psycopg.connect(url) as conn:
+    assert conn.pgconn.ssl_in_use is False
+try:
+    psycopg.connect(url, sslmode="require").close()
+    raise SystemExit("sslmode=require connected without TLS on offer")
+except psycopg.OperationalError as e:
+    assert "does not support SSL" in str(e), e
+print("plain ok")
+"#;

@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 
 use dbsandbox_proxy::tls::{self, TlsConfig};
 
-/// Where the proxies' TLS certificate comes from.
+/// Where the proxies' TLS certificate comes from, if they offer TLS at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum TlsSource {
-    /// A CA and a server certificate generated into the cache directory (the default).
+    /// No TLS (the default): an SSLRequest is answered 'N', as by a server without `ssl = on`.
     #[default]
+    Off,
+    /// A CA and a server certificate generated into the cache directory (`--tls`).
     Generated,
     /// The user's own PEM certificate chain and private key.
     Files { cert: PathBuf, key: PathBuf },
@@ -38,6 +40,7 @@ pub fn resolve(
     listen: IpAddr,
 ) -> anyhow::Result<Option<ProxyTls>> {
     match source {
+        TlsSource::Off => Ok(None),
         TlsSource::Files { cert, key } => Ok(Some(ProxyTls {
             config: tls::load(cert, key)?,
             ca_cert: None,
