@@ -531,13 +531,8 @@ pub fn is_virtual_setting(name: &str) -> bool {
 }
 
 /// SQL setting every [`VIRTUAL_SETTINGS`] back to the backend's default.
-pub fn zero_virtual_settings_sql() -> String {
-    VIRTUAL_SETTINGS
-        .iter()
-        .map(|name| format!("SET {name} TO DEFAULT"))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
+pub const ZERO_VIRTUAL_SETTINGS_SQL: &str =
+    "SET idle_in_transaction_session_timeout TO DEFAULT; SET statement_timeout TO DEFAULT";
 
 fn mentions_virtual_setting(sql: &str) -> bool {
     VIRTUAL_SETTINGS.iter().any(|setting| {
@@ -716,6 +711,17 @@ fn aborted() -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_zeroing_sql_sets_back_every_virtual_setting() {
+        for name in VIRTUAL_SETTINGS {
+            assert!(ZERO_VIRTUAL_SETTINGS_SQL.contains(&format!("SET {name} TO DEFAULT")));
+        }
+        assert_eq!(
+            ZERO_VIRTUAL_SETTINGS_SQL.matches("SET ").count(),
+            VIRTUAL_SETTINGS.len()
+        );
+    }
 
     #[test]
     fn options_become_settings() {

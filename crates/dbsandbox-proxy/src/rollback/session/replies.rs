@@ -97,12 +97,8 @@ impl Unit {
     /// it: a statement prepared earlier, a function or an SQL PREPARE defined earlier can, with
     /// text that does not name it).
     pub(super) fn zero_virtual_setting(&mut self, backend: &mut Backend) {
-        let has_own = backend
-            .clients
-            .get(&self.id)
-            .is_some_and(|c| c.settings.keys().any(|name| is_virtual_setting(name)));
-        if self.guard && (backend.virtual_setting_seen || has_own) {
-            front::query(&mut self.batch, &zero_virtual_settings_sql());
+        if self.guard && self.may_hold_virtual_setting(backend) {
+            front::query(&mut self.batch, ZERO_VIRTUAL_SETTINGS_SQL);
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
         }
@@ -117,14 +113,21 @@ impl Unit {
         backend: &mut Backend,
         walked: &Walked,
     ) -> Result<(), SessionEnd> {
-        let has_own = backend
-            .clients
-            .get(&self.id)
-            .is_some_and(|c| c.settings.keys().any(|name| is_virtual_setting(name)));
-        if (backend.virtual_setting_seen || has_own) && walked.backend_status != b'E' {
-            backend.run_required(&zero_virtual_settings_sql()).await?;
+        if self.may_hold_virtual_setting(backend) && walked.backend_status != b'E' {
+            backend.run_required(ZERO_VIRTUAL_SETTINGS_SQL).await?;
         }
         Ok(())
+    }
+
+    /// Whether the backend may hold one of the [`VIRTUAL_SETTINGS`] after this client's batch:
+    /// the client has a value of its own, or some SQL of the key named one.
+    fn may_hold_virtual_setting(&self, backend: &Backend) -> bool {
+        backend.virtual_setting_seen
+            || backend.clients.get(&self.id).is_some_and(|c| {
+                VIRTUAL_SETTINGS
+                    .iter()
+                    .any(|name| c.settings.contains_key(*name))
+            })
     }
 
     /// The batch's guard stays open for the next batch to release, unless the batch failed (then
