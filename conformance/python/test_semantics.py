@@ -161,3 +161,55 @@ def test_16_session_characteristics_are_kept_like_set(sandbox):
     conn.rollback()
     assert conn.execute("show default_transaction_isolation").fetchone() == ("serializable",)
     conn.rollback()
+
+
+def _within(seconds, work):
+    """Runs `work` in a thread; its result, or a failure if it has not answered in time (the
+    thread is left waiting: the fixture's clean-up closes its connection)."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(work).result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        pytest.fail(f"no answer within {seconds} s: the key is held by another connection")
+    finally:
+        pool.shutdown(wait=False)
+
+
+def test_21_a_pipeline_waiting_for_its_results_does_not_hold_the_key(sandbox):
+    """psycopg's pipeline mode fetches a result with a Flush, not a Sync: the sequence stays
+    open on the server while the code goes on, here to a second connection of the key (psycopg's
+    own test_autocommit_off_but_no_tx_started_successful_exit[pipeline=on] does this). In
+    PostgreSQL the two sessions are independent; the second one must answer, and the pipeline
+    must go on afterwards as if nothing had happened in between."""
+    piped = sandbox.connect(autocommit=False)
+    other = sandbox.connect()
+    with piped.pipeline():
+        with piped.transaction():
+            piped.execute("insert into items (name) values ('piped')")
+            assert piped.execute("select name from items").fetchall() == [("piped",)]
+            seen = _within(10, lambda: other.execute("select count(*) from items").fetchone())
+            assert seen == (1,)  # rollback isolation: one transaction, uncommitted rows shared
+            piped.execute("insert into items (name) values ('after')")
+            assert piped.execute("select count(*) from items").fetchone() == (2,)
+        assert piped.execute("select 1").fetchone() == (1,)
+    piped.commit()
+    names = other.execute("select name from items order by id").fetchall()
+    assert names == [("piped",), ("after",)]
+
+
+def test_21b_a_failed_pipeline_statement_after_another_connection_ran_skips_to_sync(sandbox):
+    """The sequence's error after the key's turn went to another connection: the rest of the
+    sequence up to its Sync is skipped, as PostgreSQL skips it, and the connection then works."""
+    piped = sandbox.connect()
+    other = sandbox.connect()
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        with piped.pipeline():
+            piped.execute("insert into items (name) values ('once')")
+            assert piped.execute("select count(*) from items").fetchone() == (1,)
+            assert _within(10, lambda: other.execute("select 2").fetchone()) == (2,)
+            piped.execute("insert into items (name) values ('once')")
+            piped.execute("insert into items (name) values ('skipped')")
+    assert piped.execute("select name from items order by id").fetchall() == [("once",)]
+    assert other.execute("select count(*) from items").fetchone() == (1,)

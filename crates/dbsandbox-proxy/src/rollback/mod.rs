@@ -13,6 +13,7 @@ pub mod messages;
 pub mod names;
 pub mod sandbox;
 pub mod session;
+pub mod turn;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering::Relaxed;
@@ -326,7 +327,7 @@ async fn healthy_turn(
 }
 
 async fn turn(sandbox: &Sandbox) -> Result<tokio::sync::MutexGuard<'_, sandbox::Backend>, String> {
-    tokio::time::timeout(TURN_TIMEOUT, sandbox.backend.lock())
+    tokio::time::timeout(TURN_TIMEOUT, sandbox.take_turn())
         .await
         .map_err(|_| {
             format!(

@@ -801,6 +801,8 @@ pub struct Sandbox {
     pub generation: AtomicU64,
     /// The sessions' client sockets, watched by new connections (see [`super::admission`]).
     pub admission: super::admission::Admission,
+    /// Who waits for the key's turn (see [`super::turn`]).
+    pub turn: super::turn::Turn,
 }
 
 impl Sandbox {
@@ -826,6 +828,7 @@ impl Sandbox {
             next_client: AtomicU32::new(1),
             generation: AtomicU64::new(0),
             admission: Default::default(),
+            turn: Default::default(),
         }
     }
 

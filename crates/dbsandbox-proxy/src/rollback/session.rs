@@ -253,7 +253,7 @@ impl ClientSession<'_> {
                 Err(e) => break e,
             };
             let sandbox = Arc::clone(&self.sandbox);
-            let mut backend = sandbox.backend.lock().await;
+            let mut backend = sandbox.take_turn().await;
             sandbox.cancels.open(self.id);
             if let Some(outbox) = outbox.take() {
                 backend.clients.insert(
@@ -279,7 +279,7 @@ impl ClientSession<'_> {
             return end;
         };
         let sandbox = Arc::clone(&self.sandbox);
-        let mut backend = sandbox.backend.lock().await;
+        let mut backend = sandbox.take_turn().await;
         self.leave(&mut backend).await;
         end
     }
@@ -476,14 +476,29 @@ impl ClientSession<'_> {
             if !mid_sequence {
                 return Ok(true);
             }
-            // The client flushed in the middle of a sequence: it owns the backend until its Sync.
+            // The client flushed in the middle of a sequence: it keeps the turn until its Sync,
+            // unless another connection of the key asks for it first (see super::turn).
             messages = loop {
                 if let Some(unit) = self.take_unit()? {
                     break unit;
                 }
-                if self.reader.read_buf(&mut self.buf).await? == 0 {
-                    unit.finish(self, backend).await?;
-                    return Ok(false);
+                let sandbox = Arc::clone(&self.sandbox);
+                let asked = sandbox.turn.asked();
+                tokio::pin!(asked);
+                asked.as_mut().enable();
+                if sandbox.turn.wanted() && unit.can_pause() {
+                    unit.pause(self, backend).await?;
+                    self.write_out(&mut unit.out).await?;
+                    return Ok(true);
+                }
+                tokio::select! {
+                    read = self.reader.read_buf(&mut self.buf) => {
+                        if read? == 0 {
+                            unit.finish(self, backend).await?;
+                            return Ok(false);
+                        }
+                    }
+                    () = &mut asked => {}
                 }
             };
         }
@@ -510,6 +525,10 @@ struct Unit {
     /// An autocommit Execute that may write ran in this sequence: its Sync (the implicit
     /// COMMIT) runs the deferred checks first (see [`deferred`]).
     autocommit_writes: bool,
+    /// The client's unnamed portal was bound in this sequence and may not be run to its end
+    /// (an Execute with a row limit): the turn is not given up then, since another connection's
+    /// Bind would replace it on the server.
+    unnamed_portal_open: bool,
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
@@ -597,6 +616,7 @@ impl Unit {
             copy_in_done: false,
             cancellable_from: 0,
             autocommit_writes: false,
+            unnamed_portal_open: false,
             defined: Vec::new(),
         }
     }

@@ -151,6 +151,7 @@ impl Unit {
                             writes: true,
                         });
                         self.defined.push((true, portal.clone()));
+                        self.unnamed_portal_open |= portal.is_empty();
                         self.client(backend).portals.insert(portal, prepared);
                     }
                 }
@@ -213,6 +214,9 @@ impl Unit {
                                 _ => self.client(backend).tx_may_write = true,
                             }
                         }
+                        if portal.is_empty() {
+                            self.unnamed_portal_open = max_rows > 0;
+                        }
                         front::execute(
                             &mut self.batch,
                             &names::portal_name(self.id, &portal, prepared.is_some()),
@@ -249,6 +253,9 @@ impl Unit {
                 }
             }
             FrontMsg::Close { portal, name } => {
+                if portal && name.is_empty() {
+                    self.unnamed_portal_open = false;
+                }
                 let client = self.client(backend);
                 let prepared = if portal {
                     client.portals.remove(&name)

@@ -179,6 +179,20 @@ impl Unit {
             self.flush_synthetic();
             return Ok(());
         }
+        self.queue_implicit_commit_checks(backend).await?;
+        let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
+        self.after_walk(session, backend, &walked).await?;
+        self.skipping = false;
+        self.end_portals_if_idle(backend);
+        Ok(())
+    }
+
+    /// An autocommit sequence that may have written ends in an implicit COMMIT: its deferred
+    /// checks go before the end of the batch.
+    async fn queue_implicit_commit_checks(
+        &mut self,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
         if std::mem::take(&mut self.autocommit_writes)
             && self.guard
             && self.status(backend) == TxStatus::Idle
@@ -188,11 +202,28 @@ impl Unit {
                 backend.unnamed_owner = None; // a simple Query drops the unnamed statement
             }
         }
-        let walked = self.send(session, backend, BatchEnd::ClientSync).await?;
-        self.after_walk(session, backend, &walked).await?;
-        self.skipping = false;
-        self.end_portals_if_idle(backend);
         Ok(())
+    }
+
+    /// Whether the client's open sequence can give the key's turn up between its messages.
+    pub(super) fn can_pause(&self) -> bool {
+        !self.unnamed_portal_open
+    }
+
+    /// Gives the key's turn up in the middle of the client's sequence (see [`super::super::turn`]):
+    /// the batch is closed with our own Sync, its guard released as at any batch's end, so the
+    /// next connection's batch finds the server at a boundary; the client's next messages start
+    /// a batch of their own. What PostgreSQL does at the end of an autocommit sequence (its
+    /// implicit COMMIT's deferred checks) happens now, so another connection's statements never
+    /// answer for this one's writes; and these writes are then kept even if a later statement of
+    /// the same sequence fails (README: rollback sandbox differences).
+    pub(super) async fn pause(
+        &mut self,
+        session: &mut ClientSession<'_>,
+        backend: &mut Backend,
+    ) -> Result<(), SessionEnd> {
+        self.queue_implicit_commit_checks(backend).await?;
+        self.finish(session, backend).await
     }
 
     /// Client Flush: send what we have and forward the replies it produces.
