@@ -6,6 +6,8 @@ terminates its own backend. Each test states what plain PostgreSQL answers; the 
 the same (numbers continue conformance/README.md's list).
 """
 
+import time
+
 import psycopg
 import psycopg.errors
 import pytest
@@ -213,3 +215,23 @@ def test_21b_a_failed_pipeline_statement_after_another_connection_ran_skips_to_s
             piped.execute("insert into items (name) values ('skipped')")
     assert piped.execute("select name from items order by id").fetchall() == [("once",)]
     assert other.execute("select count(*) from items").fetchone() == (1,)
+
+
+def test_23_idle_in_transaction_timeout_ends_only_that_connection(sandbox):
+    """A connection's own idle_in_transaction_session_timeout ends its session with 25P03 and
+    rolls its transaction back (psycopg's test_right_exception_on_session_timeout); the shared
+    backend never gets the setting, so the key's other connections go on."""
+    other = sandbox.connect()
+    conn = sandbox.connect(autocommit=False)
+    conn.execute("insert into items (name) values ('lost')")
+    conn.execute("set session idle_in_transaction_session_timeout = 100")
+    time.sleep(1)
+    with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+        conn.execute("select 1")
+    assert conn.closed
+    assert other.execute("select count(*) from items").fetchone() == (0,)
+    idle = sandbox.connect(autocommit=False)
+    idle.execute("set idle_in_transaction_session_timeout = 100")
+    idle.commit()
+    time.sleep(0.5)  # idle outside a transaction: no timeout, as in PostgreSQL
+    assert idle.execute("select 1").fetchone() == (1,)

@@ -37,6 +37,7 @@ use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
 mod deferred;
 mod extended;
+mod idle_timeout;
 mod replies;
 mod set_config;
 mod startup;
@@ -223,6 +224,8 @@ impl ClientSession<'_> {
         let (outbox, mut inbox) = mpsc::unbounded_channel::<BytesMut>();
         let mut outbox = Some(outbox);
         let mut broken = self.sandbox.broken.subscribe();
+        // When the client, idle in its transaction, outstays its own timeout (see idle_timeout).
+        let mut idle_deadline: Option<tokio::time::Instant> = None;
         let end = loop {
             let unit = match self.take_unit() {
                 Ok(Some(unit)) => unit,
@@ -238,6 +241,9 @@ impl ClientSession<'_> {
                             Some(end) => break end,
                             None => continue,
                         },
+                        () = sleep_until_some(idle_deadline) => {
+                            break idle_timeout::timed_out();
+                        }
                         Some(message) = inbox.recv() => {
                             let mut out = message;
                             while let Ok(more) = inbox.try_recv() {
@@ -263,6 +269,8 @@ impl ClientSession<'_> {
             }
             let result = self.cycle(&mut backend, unit).await;
             sandbox.cancels.close();
+            idle_deadline = idle_timeout::idle_limit(&backend, self.id)
+                .map(|limit| tokio::time::Instant::now() + limit);
             let end = match result {
                 Ok(true) if self.deferred_end.is_none() && !self.gone => continue,
                 Ok(true) => self.deferred_end.take().unwrap_or(SessionEnd::Closed),
@@ -502,6 +510,14 @@ impl ClientSession<'_> {
                 }
             };
         }
+    }
+}
+
+/// Completes at `deadline`, never without one.
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
