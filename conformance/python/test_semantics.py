@@ -235,3 +235,42 @@ def test_23_idle_in_transaction_timeout_ends_only_that_connection(sandbox):
     idle.commit()
     time.sleep(0.5)  # idle outside a transaction: no timeout, as in PostgreSQL
     assert idle.execute("select 1").fetchone() == (1,)
+
+
+def test_24_read_only_transactions_refuse_writes_and_read_back(sandbox):
+    """BEGIN READ ONLY, SET TRANSACTION READ ONLY and default_transaction_read_only make the
+    connection's transactions read-only as in PostgreSQL (25006 on a write, `on` read back),
+    while the key's other connections, whose statements run in between, still write."""
+    other = sandbox.connect()
+    other.execute("insert into items (name) values ('before')")
+    conn = sandbox.connect(autocommit=False)
+    conn.read_only = True  # psycopg sends BEGIN READ ONLY
+    assert conn.execute("select current_setting('transaction_read_only')").fetchone() == ("on",)
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("insert into items (name) values ('refused')")
+    conn.rollback()
+    assert conn.execute("select count(*) from items").fetchone() == (1,)
+    other.execute("insert into items (name) values ('during')")  # between conn's statements
+    conn.commit()
+    conn.read_only = None
+    conn.execute("set transaction read only")
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("update items set qty = 1")
+    conn.rollback()
+    # An isolation level cannot be changed in the sandbox (a savepoint cannot): accepted, as
+    # BEGIN ISOLATION LEVEL is; its READ ONLY holds.
+    conn.execute("set transaction isolation level serializable, read only")
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("insert into items (name) values ('refused')")
+    conn.rollback()
+    conn.execute("select set_config(%s, %s, false)", ["default_transaction_read_only", "on"])
+    conn.commit()
+    assert conn.execute("show transaction_read_only").fetchone() == ("on",)
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        conn.execute("delete from items")
+    conn.rollback()
+    conn.read_only = False  # BEGIN READ WRITE overrides the default
+    conn.execute("insert into items (name) values ('written')")
+    conn.commit()
+    names = other.execute("select name, qty from items order by id").fetchall()
+    assert names == [("before", 0), ("during", 0), ("written", 0)]

@@ -28,8 +28,9 @@ pub enum Kind {
     /// Anything the backend runs as-is (SELECT, INSERT, DDL, DO blocks, CREATE FUNCTION whose
     /// body says BEGIN, ...).
     Ordinary,
-    /// `BEGIN`, `START TRANSACTION`, with any options (isolation level, read only: ignored).
-    Begin,
+    /// `BEGIN`, `START TRANSACTION`, with any options: `READ ONLY` / `READ WRITE` is
+    /// `read_only` (the isolation level and DEFERRABLE are ignored: a savepoint cannot change them).
+    Begin { read_only: Option<bool> },
     /// `COMMIT`, `END`, `COMMIT AND [NO] CHAIN`.
     Commit { chain: bool },
     /// `ROLLBACK`, `ABORT`, `ROLLBACK AND [NO] CHAIN`.
@@ -76,6 +77,13 @@ pub enum Kind {
     /// `SET LOCAL ...`, `SET TRANSACTION ...`, `SET SESSION CHARACTERISTICS AS TRANSACTION ...`:
     /// the backend runs them as-is, but they are not per-client session state to re-apply.
     SetLocal,
+    /// `SET TRANSACTION READ ONLY` (true) or `READ WRITE` (false): run as-is, and the rest of
+    /// the client's transaction stays in that mode.
+    SetTransactionReadOnly(bool),
+    /// `SET TRANSACTION` with an isolation level or `[NOT] DEFERRABLE`, which a savepoint cannot
+    /// change: answered by the engine (accepted and ignored, as `BEGIN ISOLATION LEVEL …` is),
+    /// its `READ ONLY`/`READ WRITE` (`read_only`) kept for the rest of the transaction.
+    SetTransaction { read_only: Option<bool> },
     /// `PREPARE name [(types)] AS statement`.
     Prepare(String),
     /// `EXECUTE name [(args)]`.
@@ -469,7 +477,9 @@ fn classify_node(node: &NodeEnum, sql: &str, range: &Range<usize>) -> Kind {
 fn classify_transaction(stmt: &protobuf::TransactionStmt) -> Kind {
     match TransactionStmtKind::try_from(stmt.kind) {
         Ok(TransactionStmtKind::TransStmtBegin | TransactionStmtKind::TransStmtStart) => {
-            Kind::Begin
+            Kind::Begin {
+                read_only: boolean_option(&stmt.options, "transaction_read_only"),
+            }
         }
         Ok(TransactionStmtKind::TransStmtCommit) => Kind::Commit { chain: stmt.chain },
         Ok(TransactionStmtKind::TransStmtRollback) => Kind::Rollback { chain: stmt.chain },
@@ -507,6 +517,16 @@ fn classify_set(stmt: &protobuf::VariableSetStmt, sql: &str, range: &Range<usize
         Ok(VariableSetKind::VarResetAll) => Kind::ResetAll,
         // SET TRANSACTION ..., SET SESSION CHARACTERISTICS AS TRANSACTION ...,
         // SET TRANSACTION SNAPSHOT ...
+        Ok(VariableSetKind::VarSetMulti) if name == "transaction" => {
+            let read_only = boolean_option(&stmt.args, "transaction_read_only");
+            if has_option(&stmt.args, "transaction_isolation")
+                || has_option(&stmt.args, "transaction_deferrable")
+            {
+                Kind::SetTransaction { read_only }
+            } else {
+                read_only.map_or(Kind::SetLocal, Kind::SetTransactionReadOnly)
+            }
+        }
         Ok(VariableSetKind::VarSetMulti) => Kind::SetLocal,
         // `SET name FROM CURRENT` sets the parameter to the value it already has.
         Ok(VariableSetKind::VarSetCurrent | VariableSetKind::Undefined) | Err(_) => Kind::Ordinary,

@@ -47,12 +47,21 @@ fn begin_in_every_spelling() {
         "BEGIN WORK",
         "BEGIN TRANSACTION",
         "BEGIN ISOLATION LEVEL SERIALIZABLE",
-        "begin transaction isolation level repeatable read, read only, deferrable",
         "START TRANSACTION",
-        "start transaction read only",
         "/* leading */ -- line\n BEGIN /* trailing */ ; -- after",
     ] {
-        assert_kind(sql, Kind::Begin);
+        assert_kind(sql, Kind::Begin { read_only: None });
+    }
+    for sql in [
+        "begin transaction isolation level repeatable read, read only, deferrable",
+        "start transaction read only",
+    ] {
+        assert_kind(
+            sql,
+            Kind::Begin {
+                read_only: Some(true),
+            },
+        );
     }
 }
 
@@ -336,12 +345,48 @@ fn session_set_and_reset() {
 }
 
 #[test]
+fn set_transaction_keeps_its_read_only_mode_and_answers_the_rest_itself() {
+    assert_kind(
+        "set transaction read only",
+        Kind::SetTransactionReadOnly(true),
+    );
+    assert_kind(
+        "SET TRANSACTION READ WRITE",
+        Kind::SetTransactionReadOnly(false),
+    );
+    assert_kind(
+        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
+        Kind::SetTransaction { read_only: None },
+    );
+    assert_kind(
+        "set transaction isolation level repeatable read, read only",
+        Kind::SetTransaction {
+            read_only: Some(true),
+        },
+    );
+    assert_kind(
+        "SET TRANSACTION NOT DEFERRABLE",
+        Kind::SetTransaction { read_only: None },
+    );
+    assert_kind(
+        "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE",
+        Kind::Begin {
+            read_only: Some(true),
+        },
+    );
+    assert_kind(
+        "start transaction read write",
+        Kind::Begin {
+            read_only: Some(false),
+        },
+    );
+}
+
+#[test]
 fn transaction_scoped_set_is_set_local() {
     for sql in [
         "SET LOCAL work_mem = '1MB'",
         "set local search_path to a",
-        "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE",
-        "set transaction read only",
         "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL REPEATABLE READ",
         "SET TRANSACTION SNAPSHOT '00000003-0000001B-1'",
     ] {
@@ -426,7 +471,7 @@ fn multi_statement_strings_have_exact_ranges() {
         classify(sql),
         vec![
             Statement {
-                kind: Kind::Begin,
+                kind: Kind::Begin { read_only: None },
                 range: 0..5
             },
             Statement {
@@ -446,7 +491,7 @@ fn multi_statement_strings_have_exact_ranges() {
         classify(sql),
         vec![
             Statement {
-                kind: Kind::Begin,
+                kind: Kind::Begin { read_only: None },
                 range: 10..15
             },
             Statement {
@@ -557,7 +602,7 @@ fn empty_strings_have_no_statement() {
 #[test]
 fn classify_one_with_several_statements_is_ordinary() {
     assert_eq!(classify_one("BEGIN; SELECT 1"), Kind::Ordinary);
-    assert_eq!(classify_one("BEGIN"), Kind::Begin);
+    assert_eq!(classify_one("BEGIN"), Kind::Begin { read_only: None });
 }
 
 #[test]

@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc::UnboundedSender;
 
 mod points;
+mod read_only;
 mod transactions;
 mod wire;
 
@@ -117,6 +118,8 @@ pub struct ClientState {
     /// The open transaction ran a statement that may write rows: its COMMIT runs the
     /// deferred checks.
     pub tx_may_write: bool,
+    /// The open transaction is READ ONLY (see [`read_only`]).
+    tx_read_only: bool,
 }
 
 impl ClientState {
@@ -144,6 +147,7 @@ impl ClientState {
             cursors: Default::default(),
             temp_objects: BTreeSet::new(),
             tx_may_write: false,
+            tx_read_only: false,
         }
     }
 }

@@ -119,6 +119,7 @@ fn is_virtual(kind: &Kind) -> bool {
             | Kind::SetSession { .. }
             | Kind::ResetAll
             | Kind::SetLocal
+            | Kind::SetTransactionReadOnly(_)
             | Kind::Prepare(_)
             | Kind::Execute(_)
             | Kind::Deallocate(Some(_))
@@ -698,6 +699,12 @@ impl Unit {
             self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
             backend.unnamed_owner = None;
         }
+        if backend.batch_read_only(self.id) {
+            // Inside the guard: it ends with the guard (see sandbox::read_only).
+            front::query(&mut self.batch, "SET TRANSACTION READ ONLY");
+            self.steps.push(Step::Swallow(Expect::UntilReadyNoReady));
+            backend.unnamed_owner = None;
+        }
         // The server answers all of the above now, not with the client's replies: once they
         // are read, a cancel can no longer hit them (see super::cancels).
         front::flush(&mut self.batch);
@@ -729,7 +736,7 @@ impl Unit {
 fn changes_settings(kind: &Kind) -> bool {
     matches!(
         kind,
-        Kind::SetSession { .. } | Kind::ResetAll | Kind::SetLocal
+        Kind::SetSession { .. } | Kind::ResetAll | Kind::SetLocal | Kind::SetTransactionReadOnly(_)
     )
 }
 

@@ -32,7 +32,10 @@ fn work(backend: &mut Backend, id: ClientId) -> String {
 #[test]
 fn begin_costs_nothing_until_a_statement_and_commit_releases() {
     let mut b = backend(&[1]);
-    assert_eq!(run(&mut b, 1, Kind::Begin).unwrap(), "BEGIN");
+    assert_eq!(
+        run(&mut b, 1, Kind::Begin { read_only: None }).unwrap(),
+        "BEGIN"
+    );
     assert_eq!(b.pending_ops, Vec::<String>::new(), "BEGIN is lazy");
     assert_eq!(work(&mut b, 1), "SAVEPOINT dbsb_c1_1");
     assert_eq!(
@@ -41,7 +44,7 @@ fn begin_costs_nothing_until_a_statement_and_commit_releases() {
     );
     assert_eq!(work(&mut b, 1), "RELEASE SAVEPOINT dbsb_c1_1");
     // An empty transaction never reaches the server.
-    run(&mut b, 1, Kind::Begin).unwrap();
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
     run(&mut b, 1, Kind::Commit { chain: false }).unwrap();
     assert_eq!(work(&mut b, 1), "");
 }
@@ -49,9 +52,9 @@ fn begin_costs_nothing_until_a_statement_and_commit_releases() {
 #[test]
 fn a_commit_under_another_clients_savepoint_waits_for_it() {
     let mut b = backend(&[1, 2]);
-    run(&mut b, 1, Kind::Begin).unwrap();
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
     assert_eq!(work(&mut b, 1), "SAVEPOINT dbsb_c1_1");
-    run(&mut b, 2, Kind::Begin).unwrap();
+    run(&mut b, 2, Kind::Begin { read_only: None }).unwrap();
     assert_eq!(work(&mut b, 2), "SAVEPOINT dbsb_c2_2");
     run(&mut b, 1, Kind::Commit { chain: false }).unwrap();
     assert_eq!(
@@ -71,9 +74,9 @@ fn a_commit_under_another_clients_savepoint_waits_for_it() {
 #[test]
 fn a_rollback_recreates_the_savepoints_of_other_clients_above_it() {
     let mut b = backend(&[1, 2]);
-    run(&mut b, 1, Kind::Begin).unwrap();
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
     work(&mut b, 1);
-    run(&mut b, 2, Kind::Begin).unwrap();
+    run(&mut b, 2, Kind::Begin { read_only: None }).unwrap();
     work(&mut b, 2);
     assert_eq!(
         run(&mut b, 1, Kind::Rollback { chain: false }).unwrap(),
@@ -101,7 +104,7 @@ fn client_savepoints_follow_postgres_rules() {
             .sqlstate,
         "25P01"
     );
-    run(&mut b, 1, Kind::Begin).unwrap();
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
     assert_eq!(
         run(&mut b, 1, Kind::Savepoint("a".into())).unwrap(),
         "SAVEPOINT"
@@ -154,7 +157,7 @@ fn notify_waits_for_commit_and_is_dropped_by_rollback() {
     b.clients
         .insert(2, ClientState::new(2, outbox, BTreeMap::new()));
     b.clients.get_mut(&2).unwrap().listens.insert("ch".into());
-    run(&mut b, 1, Kind::Begin).unwrap();
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
     b.notify(1, "ch", "one");
     b.notify(1, "ch", "one");
     assert!(inbox.try_recv().is_err(), "nothing before COMMIT");
@@ -164,7 +167,7 @@ fn notify_waits_for_commit_and_is_dropped_by_rollback() {
         inbox.try_recv().is_err(),
         "duplicates in one transaction fold into one"
     );
-    run(&mut b, 1, Kind::Begin).unwrap();
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
     b.notify(1, "ch", "two");
     run(&mut b, 1, Kind::Rollback { chain: false }).unwrap();
     assert!(inbox.try_recv().is_err(), "a rollback drops it");

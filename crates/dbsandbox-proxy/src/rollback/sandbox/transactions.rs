@@ -18,10 +18,13 @@ impl Backend {
             .get(&id)
             .map(|c| c.status)
             .unwrap_or(TxStatus::Idle);
+        // AND CHAIN starts the next transaction with the same characteristics.
+        let chained_read_only = self.batch_read_only(id);
         match kind {
-            Kind::Begin => match status {
+            Kind::Begin { read_only } => match status {
                 TxStatus::Idle => {
                     self.begin(id);
+                    self.set_read_only(id, *read_only);
                     Ok(("BEGIN", None))
                 }
                 TxStatus::InTx => Ok((
@@ -44,6 +47,7 @@ impl Backend {
                     counters.commits_absorbed.fetch_add(1, Relaxed);
                     if *chain {
                         self.begin(id);
+                        self.set_read_only(id, Some(chained_read_only));
                     }
                     Ok(("COMMIT", None))
                 }
@@ -51,6 +55,7 @@ impl Backend {
                     self.rollback(id);
                     if *chain {
                         self.begin(id);
+                        self.set_read_only(id, Some(chained_read_only));
                     }
                     Ok(("ROLLBACK", None))
                 }
@@ -68,6 +73,7 @@ impl Backend {
                     self.rollback(id);
                     if *chain {
                         self.begin(id);
+                        self.set_read_only(id, Some(chained_read_only));
                     }
                     Ok(("ROLLBACK", None))
                 }

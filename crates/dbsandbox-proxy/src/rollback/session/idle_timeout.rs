@@ -25,21 +25,14 @@ pub(super) fn idle_limit(backend: &Backend, id: ClientId) -> Option<Duration> {
     if client.status == TxStatus::Idle {
         return None;
     }
-    let set = client.settings.get(SETTING)?;
-    let Kind::SetSession {
-        value: Some(value), ..
-    } = classify::classify_one(set)
-    else {
-        return None;
-    };
-    parse_milliseconds(&value)
+    parse_milliseconds(&client.setting_value(SETTING)?)
         .filter(|&ms| ms > 0)
         .map(Duration::from_millis)
 }
 
 /// A time setting's value as PostgreSQL reads it (no unit: milliseconds).
 fn parse_milliseconds(value: &str) -> Option<u64> {
-    let value = value.trim().trim_matches('\'').trim();
+    let value = value.trim();
     let digits = value
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(value.len());
@@ -63,7 +56,7 @@ mod tests {
     #[test]
     fn values_are_read_with_their_units() {
         assert_eq!(parse_milliseconds("100"), Some(100));
-        assert_eq!(parse_milliseconds("'1s'"), Some(1_000));
+        assert_eq!(parse_milliseconds("1s"), Some(1_000));
         assert_eq!(parse_milliseconds("2min"), Some(120_000));
         assert_eq!(parse_milliseconds(" 0 "), Some(0));
         assert_eq!(parse_milliseconds("1.5s"), Some(1_500));

@@ -154,8 +154,9 @@ impl Unit {
 
     /// After a statement with `set_config(…)` calls succeeded (the backend at a boundary): each
     /// session-wide one becomes the client's `SET` of the value the backend now has, each local
-    /// one is noted like a `SET LOCAL`. A call whose name is not a literal is not kept (the
-    /// README lists it among the differences).
+    /// one is noted like a `SET LOCAL`. A call whose name is not a literal (a parameter, as in
+    /// `set_config($1, $2, false)`) may have set anything: every setting the backend's session
+    /// holds is read back (they are this client's: its settings are applied before its batch).
     pub(super) async fn record_set_configs(
         &mut self,
         backend: &mut Backend,
@@ -166,8 +167,36 @@ impl Unit {
                 backend.note_set_local(self.id);
                 continue;
             }
-            if let Some(name) = call.name {
-                self.record_read_back(backend, &name).await?;
+            match call.name {
+                Some(name) => self.record_read_back(backend, &name).await?,
+                None => self.record_session_settings(backend).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every setting made in the backend's session becomes the client's `SET` of it, but the
+    /// [`VIRTUAL_SETTINGS`]' (the backend holds 0 for those; the client's own are kept apart).
+    async fn record_session_settings(&mut self, backend: &mut Backend) -> Result<(), SessionEnd> {
+        const SESSION_SETTINGS: &str = "SELECT name, pg_catalog.current_setting(name) \
+             FROM pg_catalog.pg_settings WHERE source = 'session'";
+        let Ok(rows) = backend.run_internal(SESSION_SETTINGS).await? else {
+            return Ok(());
+        };
+        for row in rows {
+            if let [Some(name), Some(value)] = row.as_slice() {
+                let name = name.to_ascii_lowercase();
+                if is_virtual_setting(&name) {
+                    continue;
+                }
+                let set = format!("SET {} TO {}", quote_ident(&name), quote_literal(value));
+                let known = backend
+                    .clients
+                    .get(&self.id)
+                    .and_then(|client| client.settings.get(&name));
+                if known != Some(&set) {
+                    backend.record_setting(self.id, &name, Some(set));
+                }
             }
         }
         Ok(())

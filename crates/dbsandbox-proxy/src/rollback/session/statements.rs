@@ -28,7 +28,7 @@ impl Unit {
             return Ok(());
         }
         let result: Result<String, ClientError> = match kind {
-            Kind::Begin | Kind::Commit { .. } | Kind::Rollback { .. } | Kind::Savepoint(_) | Kind::Release(_) | Kind::RollbackTo(_) => {
+            Kind::Begin { .. } | Kind::Commit { .. } | Kind::Rollback { .. } | Kind::Savepoint(_) | Kind::Release(_) | Kind::RollbackTo(_) => {
                 match backend.transaction_control(self.id, kind, &sandbox.counters) {
                     Ok((tag, warning)) => {
                         if let Some((code, text)) = warning {
@@ -61,6 +61,16 @@ impl Unit {
                     sandbox.key
                 ),
             )),
+            Kind::SetTransaction { read_only } => {
+                if self.status(backend) == TxStatus::Idle {
+                    self.synthetic(|b| {
+                        back::warning(b, "25P01", "SET TRANSACTION can only be used in transaction blocks")
+                    });
+                } else if read_only.is_some() {
+                    backend.set_read_only(self.id, *read_only);
+                }
+                Ok("SET".into())
+            }
             Kind::Listen(channel) => {
                 self.client(backend).listens.insert(channel.clone());
                 Ok("LISTEN".into())
@@ -392,6 +402,10 @@ impl Unit {
             }
             Kind::ResetAll => backend.record_reset_all(self.id),
             Kind::SetLocal => backend.note_set_local(self.id),
+            Kind::SetTransactionReadOnly(read_only) => {
+                backend.note_set_local(self.id);
+                backend.set_read_only(self.id, Some(*read_only));
+            }
             _ => {}
         }
     }
