@@ -49,7 +49,7 @@ install_python() {
   fi
 }
 install_node() {
-  if [ ! -d "$here/node/node_modules/pg" ] || [ ! -d "$here/node/node_modules/pg-copy-streams" ] \
+  if [ ! -d "$here/node/node_modules/pg" ] || [ ! -d "$here/node/node_modules/pg-copy-streams" ] || [ ! -d "$here/node/node_modules/pg-cursor" ] \
      || [ "$here/node/package-lock.json" -nt "$here/node/node_modules/.package-lock.json" ]; then
     (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
   fi

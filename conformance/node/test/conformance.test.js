@@ -16,6 +16,7 @@ const { pipeline } = require('node:stream/promises')
 const { Readable } = require('node:stream')
 const pg = require('pg')
 const { from: copyFrom, to: copyTo } = require('pg-copy-streams')
+const Cursor = require('pg-cursor')
 const { RESET, sandbox, resetStrict, failsWith, names, count, sleep, keyFor, configFor } = require('./helpers')
 
 const code = (c) => (err) => {
@@ -415,6 +416,34 @@ test('13c reset in a pipeline', async (t) => {
   ])
   assert.deepEqual(reset.rows, [{ dbsandbox_reset: 'ok' }])
   assert.deepEqual(after.rows, [{ n: 0 }])
+})
+
+// --- (25) a portal read in parts does not hold the key ---------------------------------------
+
+// pg-cursor reads with Execute(rows) + Flush on the unnamed portal and waits before its Sync:
+// the key's other connections must be served meanwhile, and their own unnamed portals must not
+// replace the cursor's.
+test('25 a cursor read in parts (pg-cursor) does not hold the key', async (t) => {
+  const sb = await sandbox(t)
+  const reader = await sb.connect()
+  const writer = await sb.connect()
+  const cursor = reader.query(new Cursor('select g from generate_series(1, 10) g'))
+  const read = (n) =>
+    new Promise((resolve, reject) => cursor.read(n, (err, rows) => (err ? reject(err) : resolve(rows.map((r) => r.g)))))
+  const answered = (promise) => {
+    let timer
+    const limit = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error('no answer within 10 s: the key is held by the cursor')), 10000)
+    })
+    return Promise.race([promise, limit]).finally(() => clearTimeout(timer))
+  }
+  assert.deepEqual(await read(3), [1, 2, 3])
+  await answered(writer.query({ text: 'insert into items(name) values ($1)', values: ['between'] }))
+  assert.deepEqual(await read(3), [4, 5, 6])
+  assert.deepEqual((await answered(writer.query({ text: 'select $1::int as n', values: [7] }))).rows, [{ n: 7 }])
+  assert.deepEqual(await read(10), [7, 8, 9, 10])
+  await new Promise((resolve, reject) => cursor.close((err) => (err ? reject(err) : resolve())))
+  assert.deepEqual(await names(reader), ['between'])
 })
 
 test('key helper stays within the key rules', () => {

@@ -77,6 +77,18 @@ impl Wire {
         }
     }
 
+    /// Every message up to and including the first with tag `last`.
+    async fn until(&mut self, last: u8) -> Vec<(u8, String)> {
+        let mut replies = Vec::new();
+        loop {
+            let (tag, body) = self.next().await;
+            replies.push((tag, describe(tag, body)));
+            if tag == last {
+                return replies;
+            }
+        }
+    }
+
     async fn exchange(&mut self, messages: &[u8]) -> Vec<(u8, String)> {
         self.raw.send(messages).await;
         self.until_ready().await
@@ -202,6 +214,60 @@ async fn a_cursor_declared_in_sql_is_usable_through_the_protocol() {
             .iter()
             .any(|(tag, text)| *tag == b'E' && text.contains("\"c\" does not exist")),
         "the last FETCH finds the cursor closed: {:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// An unnamed portal read in parts (Execute with a row limit, then Flush: no Sync), while
+/// another connection of the key runs its own unnamed statement and portal. In PostgreSQL the two
+/// are separate sessions; through a rollback key they share one backend: the reader must give
+/// the key's turn up (it held it until its Sync, and the other connection waited for ever), and
+/// the other connection's Bind must not replace the reader's portal.
+#[tokio::test]
+async fn an_unnamed_portal_read_in_parts_neither_holds_the_key_nor_is_replaced() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut reader, _) = Wire::open(&proxy, key, &[]).await;
+        let (mut other, _) = Wire::open(&proxy, key, &[]).await;
+        let part = |rows: i32| {
+            let mut b = BytesMut::new();
+            frontend::execute("", rows, &mut b).unwrap();
+            frontend::flush(&mut b);
+            b
+        };
+        let mut first = BytesMut::new();
+        frontend::parse("", "SELECT generate_series(1, 6)", [], &mut first).unwrap();
+        bind("", "", &mut first);
+        first.extend_from_slice(&part(2));
+        reader.raw.send(&first).await;
+        let mut seen = reader.until(b's').await;
+        seen.extend(
+            other
+                .exchange(&sequence(|b| {
+                    frontend::parse("", "SELECT 'other'", [], b).unwrap();
+                    bind("", "", b);
+                    frontend::execute("", 0, b).unwrap();
+                }))
+                .await,
+        );
+        reader.raw.send(&part(2)).await;
+        seen.extend(reader.until(b's').await);
+        seen.extend(
+            reader
+                .exchange(&sequence(|b| {
+                    frontend::execute("", 0, b).unwrap();
+                }))
+                .await,
+        );
+        outcomes.push(seen);
+    }
+    assert_eq!(
+        outcomes[0].iter().filter(|(tag, _)| *tag == b'D').count(),
+        7,
+        "six rows in three parts and the other's one: {:?}",
         outcomes[0]
     );
     assert_eq!(outcomes[1], outcomes[0]);

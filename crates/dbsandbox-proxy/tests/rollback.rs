@@ -643,9 +643,11 @@ async fn a_cancel_reaches_an_extended_protocol_statement() {
 /// client's portals while the server still holds its unnamed one, here a `COPY … FROM STDIN`)
 /// was planned as an ordinary statement: the Parse pipelined behind it reached the server in
 /// COPY and ended the key's shared session ("unexpected message type 0x50 during COPY from
-/// stdin", found by the 10⁶-message fuzz run).
+/// stdin", found by the 10⁶-message fuzz run). The client's unnamed portal now has a private
+/// name on the server, so the Execute of the forgotten one finds no portal (34000) and never
+/// starts that COPY; the key's shared session survives either way.
 #[tokio::test]
-async fn an_execute_of_a_forgotten_portal_is_planned_as_a_possible_copy() {
+async fn an_execute_of_a_forgotten_portal_never_reaches_the_servers_copy() {
     use postgres_protocol::message::frontend;
     let server = PgServer::start().await;
     let (proxy, _) = sandbox_proxy(&server, "k").await;
@@ -665,19 +667,8 @@ async fn an_execute_of_a_forgotten_portal_is_planned_as_a_possible_copy() {
     frontend::parse("next", "select 1", [], &mut units).unwrap();
     frontend::sync(&mut units);
     client.send(&units).await;
-    loop {
-        match client.recv().await {
-            Some(support::Reply::Other(b'G')) => break,
-            Some(support::Reply::Other(_)) => {}
-            other => panic!("expected the COPY's CopyInResponse, got {other:?}"),
-        }
-    }
-    let mut fail = bytes::BytesMut::new();
-    frontend::copy_fail("not today", &mut fail).unwrap();
-    frontend::sync(&mut fail);
-    client.send(&fail).await;
     let (errors, status) = errors_until_ready(&mut client).await;
-    assert_eq!((errors, status), (vec!["57014".to_string()], b'I'));
+    assert_eq!((errors, status), (vec!["34000".to_string()], b'I'));
     other
         .batch_execute("insert into items(name) values ('still here')")
         .await

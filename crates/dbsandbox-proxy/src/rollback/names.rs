@@ -33,12 +33,20 @@ pub fn backend_name(id: ClientId, name: &str) -> String {
     }
 }
 
+/// The backend's name for a portal the client binds over the protocol: private like its
+/// statements, the unnamed one too (`dbsb_c<conn>_`), so that no other connection's Bind of the
+/// unnamed portal replaces it between the client's messages (a portal read in parts, with
+/// Execute row limits, while the key's turn goes to another connection: see super::turn).
+pub fn bound_portal_name(id: ClientId, name: &str) -> String {
+    format!("{}{name}", backend_prefix(id))
+}
+
 /// The backend's name for a portal the client names in Describe, Execute or Close: renamed if
 /// the client bound it over the protocol (`bound`), else its own, as a cursor `DECLARE`d in SQL
 /// is called on the backend.
 pub fn portal_name(id: ClientId, name: &str, bound: bool) -> String {
     if bound {
-        backend_name(id, name)
+        bound_portal_name(id, name)
     } else {
         name.to_string()
     }
@@ -140,11 +148,15 @@ pub fn scope_prepared_view(sql: &str, id: ClientId) -> Option<String> {
 /// The client's transaction ended (`all`: the client left): the backend names of the portals
 /// that end with it, protocol portals and cursors, which the client forgets now.
 pub fn portals_ending(id: ClientId, client: &mut ClientState, all: bool) -> Vec<String> {
+    // The unnamed portal is closed by the client's next Bind of it (see `bound_portal_name`),
+    // or when the client leaves (`all`).
     let mut ending: Vec<String> = client
         .portals
         .drain()
-        .filter(|(name, prepared)| !name.is_empty() && matches!(prepared, Prepared::Real { .. }))
-        .map(|(name, _)| backend_name(id, &name))
+        .filter(|(name, prepared)| {
+            (all || !name.is_empty()) && matches!(prepared, Prepared::Real { .. })
+        })
+        .map(|(name, _)| bound_portal_name(id, &name))
         .collect();
     ending.extend(client.cursors.take_ending(all));
     ending

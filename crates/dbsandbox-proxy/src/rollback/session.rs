@@ -495,7 +495,7 @@ impl ClientSession<'_> {
                 let asked = sandbox.turn.asked();
                 tokio::pin!(asked);
                 asked.as_mut().enable();
-                if sandbox.turn.wanted() && unit.can_pause() {
+                if sandbox.turn.wanted() {
                     unit.pause(self, backend).await?;
                     self.write_out(&mut unit.out).await?;
                     return Ok(true);
@@ -542,10 +542,6 @@ struct Unit {
     /// An autocommit Execute that may write ran in this sequence: its Sync (the implicit
     /// COMMIT) runs the deferred checks first (see [`deferred`]).
     autocommit_writes: bool,
-    /// The client's unnamed portal was bound in this sequence and may not be run to its end
-    /// (an Execute with a row limit): the turn is not given up then, since another connection's
-    /// Bind would replace it on the server.
-    unnamed_portal_open: bool,
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
@@ -633,7 +629,6 @@ impl Unit {
             copy_in_done: false,
             cancellable_from: 0,
             autocommit_writes: false,
-            unnamed_portal_open: false,
             defined: Vec::new(),
         }
     }

@@ -127,16 +127,15 @@ impl Unit {
                         self.client(backend).cursors.note_bind(&statement);
                         self.prepare_forward(backend);
                         self.restore_unnamed(backend, &statement);
-                        if !portal.is_empty() {
-                            // As for a named Parse: the server must not keep an earlier portal
-                            // of this name (its Bind fails with 42P03) under the plan recorded
-                            // for this Bind.
-                            front::close(&mut self.batch, true, &statement_name(self.id, &portal));
-                            self.steps.push(Step::Swallow(Expect::One));
-                        }
+                        // As for a named Parse: the server must not keep an earlier portal of
+                        // this name (its Bind fails with 42P03) under the plan recorded for this
+                        // Bind; for the unnamed portal this is PostgreSQL's implicit close.
+                        let backend_portal = names::bound_portal_name(self.id, &portal);
+                        front::close(&mut self.batch, true, &backend_portal);
+                        self.steps.push(Step::Swallow(Expect::One));
                         front::bind(
                             &mut self.batch,
-                            &statement_name(self.id, &portal),
+                            &backend_portal,
                             &statement_name(self.id, &statement),
                             &rest,
                         );
@@ -151,7 +150,6 @@ impl Unit {
                             writes: true,
                         });
                         self.defined.push((true, portal.clone()));
-                        self.unnamed_portal_open |= portal.is_empty();
                         self.client(backend).portals.insert(portal, prepared);
                     }
                 }
@@ -214,9 +212,6 @@ impl Unit {
                                 _ => self.client(backend).tx_may_write = true,
                             }
                         }
-                        if portal.is_empty() {
-                            self.unnamed_portal_open = max_rows > 0;
-                        }
                         front::execute(
                             &mut self.batch,
                             &names::portal_name(self.id, &portal, prepared.is_some()),
@@ -253,9 +248,6 @@ impl Unit {
                 }
             }
             FrontMsg::Close { portal, name } => {
-                if portal && name.is_empty() {
-                    self.unnamed_portal_open = false;
-                }
                 let client = self.client(backend);
                 let prepared = if portal {
                     client.portals.remove(&name)

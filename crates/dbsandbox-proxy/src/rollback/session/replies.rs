@@ -205,11 +205,6 @@ impl Unit {
         Ok(())
     }
 
-    /// Whether the client's open sequence can give the key's turn up between its messages.
-    pub(super) fn can_pause(&self) -> bool {
-        !self.unnamed_portal_open
-    }
-
     /// Gives the key's turn up in the middle of the client's sequence (see [`super::super::turn`]):
     /// the batch is closed with our own Sync, its guard released as at any batch's end, so the
     /// next connection's batch finds the server at a boundary; the client's next messages start
