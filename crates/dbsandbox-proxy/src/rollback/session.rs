@@ -44,10 +44,13 @@ mod startup;
 mod statements;
 mod temp_objects;
 mod terminate;
+mod virtual_settings;
 
 pub use startup::{greeting, parse_options, startup_settings};
 
 pub use temp_objects::drop_temp_objects_sql;
+use virtual_settings::mentions_virtual_setting;
+pub use virtual_settings::{is_virtual_setting, VIRTUAL_SETTINGS, ZERO_VIRTUAL_SETTINGS_SQL};
 
 /// How a session ended.
 pub enum SessionEnd {
@@ -188,6 +191,9 @@ pub struct ClientSession<'a> {
     /// An error in the client's extended-protocol sequence: its messages are ignored until its
     /// Sync, as PostgreSQL does, across cycles.
     pub skipping: bool,
+    /// The last cycle gave the key's turn up in the middle of the client's sequence (see
+    /// super::turn): the client is not idle, so its idle-in-transaction timeout does not run.
+    pub paused: bool,
 }
 
 impl<'a> ClientSession<'a> {
@@ -215,6 +221,7 @@ impl<'a> ClientSession<'a> {
             fatal_forwarded: false,
             cancel_sent: false,
             skipping: false,
+            paused: false,
         }
     }
 }
@@ -271,6 +278,7 @@ impl ClientSession<'_> {
             let result = self.cycle(&mut backend, unit).await;
             sandbox.cancels.close();
             idle_deadline = idle_timeout::idle_limit(&backend, self.id)
+                .filter(|_| !self.paused)
                 .map(|limit| tokio::time::Instant::now() + limit);
             let end = match result {
                 Ok(true) if self.deferred_end.is_none() && !self.gone => continue,
@@ -444,6 +452,7 @@ impl ClientSession<'_> {
         first: Vec<FrontMsg>,
     ) -> Result<bool, SessionEnd> {
         let mut messages = first;
+        self.paused = false;
         loop {
             let mut mid_sequence = false;
             for message in messages {
@@ -498,6 +507,7 @@ impl ClientSession<'_> {
                 if sandbox.turn.wanted() {
                     unit.pause(self, backend).await?;
                     self.write_out(&mut unit.out).await?;
+                    self.paused = true;
                     return Ok(true);
                 }
                 tokio::select! {
@@ -545,35 +555,6 @@ struct Unit {
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
-}
-
-/// Settings the shared backend must never keep between batches. It is idle in its transaction
-/// after every batch, so a client's `idle_in_transaction_session_timeout` (or a server-wide one)
-/// would end the session of every connection of the key; and the next connection's batch starts
-/// with the proxy's own SQL (savepoint work, guard), which another client's `statement_timeout`
-/// would cancel. A client's value holds inside its own batches (SHOW answers it) and is set back
-/// to the backend's default (its startup value, 0, for the first) before each batch ends; a
-/// `SET LOCAL` of one of them therefore lasts until the batch's end, not the transaction's.
-pub const VIRTUAL_SETTINGS: [&str; 2] =
-    ["idle_in_transaction_session_timeout", "statement_timeout"];
-
-/// Whether `name` (lower case) is one of the [`VIRTUAL_SETTINGS`].
-pub fn is_virtual_setting(name: &str) -> bool {
-    VIRTUAL_SETTINGS.contains(&name)
-}
-
-/// SQL setting every [`VIRTUAL_SETTINGS`] back to the backend's default.
-pub const ZERO_VIRTUAL_SETTINGS_SQL: &str =
-    "SET idle_in_transaction_session_timeout TO DEFAULT; SET statement_timeout TO DEFAULT";
-
-fn mentions_virtual_setting(sql: &str) -> bool {
-    VIRTUAL_SETTINGS.iter().any(|setting| {
-        sql.len() >= setting.len()
-            && sql
-                .as_bytes()
-                .windows(setting.len())
-                .any(|w| w.eq_ignore_ascii_case(setting.as_bytes()))
-    })
 }
 
 /// Whether a statement may change session state the proxy keeps per client outside SET:
@@ -749,17 +730,6 @@ fn aborted() -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_zeroing_sql_sets_back_every_virtual_setting() {
-        for name in VIRTUAL_SETTINGS {
-            assert!(ZERO_VIRTUAL_SETTINGS_SQL.contains(&format!("SET {name} TO DEFAULT")));
-        }
-        assert_eq!(
-            ZERO_VIRTUAL_SETTINGS_SQL.matches("SET ").count(),
-            VIRTUAL_SETTINGS.len()
-        );
-    }
 
     #[test]
     fn options_become_settings() {
