@@ -37,6 +37,7 @@ use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 
 mod deferred;
 mod extended;
+mod pg_notify;
 mod replies;
 mod set_config;
 mod startup;
@@ -44,6 +45,7 @@ mod statements;
 mod temp_objects;
 mod terminate;
 
+pub use pg_notify::ROLLBACK_SANDBOX_SETTING;
 pub use startup::{greeting, parse_options, startup_settings};
 
 pub use temp_objects::drop_temp_objects_sql;
@@ -513,6 +515,8 @@ struct Unit {
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
+    /// What its `pg_notify()` calls sent, until the batch is settled (see [`pg_notify`]).
+    notifications: pg_notify::UnitNotifications,
 }
 
 /// Settings the shared backend must never keep between batches. It is idle in its transaction
@@ -598,6 +602,7 @@ impl Unit {
             cancellable_from: 0,
             autocommit_writes: false,
             defined: Vec::new(),
+            notifications: Default::default(),
         }
     }
 
