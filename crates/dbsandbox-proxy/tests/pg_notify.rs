@@ -13,8 +13,10 @@ mod support;
 
 use std::time::Duration;
 
+use bytes::BytesMut;
 use dbsandbox_proxy::{Isolation, ProxyConfig};
-use support::{sqlstate, MapRouter, PgServer, TestProxy};
+use postgres_protocol::message::frontend;
+use support::{sqlstate, MapRouter, PgServer, RawConnection, Reply, TestProxy};
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, Client, Notification};
 
@@ -340,5 +342,42 @@ async fn through_a_database_key_pg_notify_is_postgresqls_own() {
         .unwrap();
     listener
         .nothing_before_sentinel(&notifier, "a rolled-back transaction notified")
+        .await;
+}
+
+#[tokio::test]
+async fn a_sequence_the_client_abandons_notifies_nothing() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut listener = Listener::open(&proxy, "rb", "jobs").await;
+    let other = proxy.connect("rb").await.unwrap();
+    let mut raw = RawConnection::open(proxy.addr).await;
+    raw.send_startup("rb").await;
+    raw.until_ready().await;
+    // Parse, Bind, Execute and Flush: the call runs and answers, but the implicit transaction
+    // is still open; the client then leaves without a Sync, which aborts it in PostgreSQL.
+    let mut batch = BytesMut::new();
+    frontend::parse("", "SELECT pg_notify('jobs', 'abandoned')", [], &mut batch).unwrap();
+    batch.extend_from_slice(&[b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0]);
+    frontend::execute("", 0, &mut batch).unwrap();
+    frontend::flush(&mut batch);
+    raw.send(&batch).await;
+    let mut tags = Vec::new();
+    while tags.last() != Some(&b'C') {
+        match raw.recv().await {
+            Some(Reply::Other(tag)) => tags.push(tag),
+            other => panic!("unexpected reply {other:?} after {tags:?}"),
+        }
+    }
+    assert_eq!(tags, [b'1', b'2', b'D', b'C']);
+    let mut terminate = BytesMut::new();
+    frontend::terminate(&mut terminate);
+    raw.send(&terminate).await;
+    assert!(
+        raw.recv().await.is_none(),
+        "the proxy closes the connection"
+    );
+    listener
+        .nothing_before_sentinel(&other, "an abandoned sequence notified")
         .await;
 }
