@@ -8,8 +8,8 @@
 //! ([`NOTIFY_SQLSTATE`], channel in DETAIL, payload in HINT); the proxy swallows that notice and
 //! delivers the notification with NOTIFY's semantics (at the sender's COMMIT, dropped on
 //! ROLLBACK, at once in autocommit). In any other session (a `database` key, a direct connection)
-//! it calls PostgreSQL's own function, which stays in `pg_catalog` as
-//! [`REAL_PG_NOTIFY`].
+//! it is PostgreSQL's own function (renamed [`REAL_PG_NOTIFY`]), inlined into the caller's query,
+//! so even its errors are PostgreSQL's.
 //!
 //! A built-in function's pg_proc row cannot simply be replaced: PostgreSQL calls built-ins by
 //! their oid, whatever pg_proc says. So the built-in is renamed (it keeps its oid and its C
@@ -28,21 +28,25 @@ pub const NOTIFY_SQLSTATE: &str = "DBSBN";
 /// PostgreSQL's own `pg_notify`, renamed.
 pub const REAL_PG_NOTIFY: &str = "pg_catalog.dbsandbox_real_pg_notify";
 
-/// The SQL that installs the function in a database (run it as a superuser, once). The checks
-/// are PostgreSQL 15's (async.c): a NULL or empty channel, a channel of 64 bytes or more, a
-/// payload of 8000 bytes or more are errors with SQLSTATE 22023; a NULL payload is ''.
+/// What `pg_notify` calls in a rollback sandbox's session.
+const SANDBOX_NOTIFY: &str = "pg_catalog.dbsandbox_sandbox_notify";
+
+/// The SQL that installs the function in a database (run it as a superuser, once).
+///
+/// `pg_notify` itself is an SQL function PostgreSQL inlines into the calling query, so outside a
+/// rollback sandbox the caller runs PostgreSQL's own function directly: same errors, no CONTEXT
+/// line of ours. In a rollback sandbox it calls [`SANDBOX_NOTIFY`], whose checks are PostgreSQL
+/// 15's (async.c): a NULL or empty channel, a channel of 64 bytes or more, a payload of 8000
+/// bytes or more are errors with SQLSTATE 22023 (and a PL/pgSQL CONTEXT line); a NULL payload
+/// is ''. Its own `client_min_messages` keeps a client's setting from hiding the notice.
 pub fn install_sql() -> String {
     format!(
         "ALTER FUNCTION pg_catalog.pg_notify(text, text) RENAME TO {real_name};
-CREATE FUNCTION pg_catalog.pg_notify(text, text) RETURNS void
+CREATE FUNCTION {SANDBOX_NOTIFY}(text, text) RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL RESTRICTED
 SET client_min_messages = notice
 AS $dbsandbox$
 BEGIN
-  IF pg_catalog.current_setting('{setting}', true) IS DISTINCT FROM 'on' THEN
-    PERFORM {REAL_PG_NOTIFY}($1, $2);
-    RETURN;
-  END IF;
   IF $1 IS NULL OR $1 = '' THEN
     RAISE EXCEPTION 'channel name cannot be empty' USING ERRCODE = '22023';
   END IF;
@@ -55,6 +59,13 @@ BEGIN
   RAISE NOTICE 'dbsandbox: pg_notify for the rollback sandbox''s proxy'
     USING ERRCODE = '{NOTIFY_SQLSTATE}', DETAIL = $1, HINT = COALESCE($2, '');
 END
+$dbsandbox$;
+CREATE FUNCTION pg_catalog.pg_notify(text, text) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL RESTRICTED
+AS $dbsandbox$
+  SELECT CASE WHEN pg_catalog.current_setting('{setting}', true) = 'on'
+    THEN {SANDBOX_NOTIFY}($1, $2)
+    ELSE {REAL_PG_NOTIFY}($1, $2) END
 $dbsandbox$;
 COMMENT ON FUNCTION pg_catalog.pg_notify(text, text) IS 'send a notification event';",
         real_name = REAL_PG_NOTIFY.trim_start_matches("pg_catalog."),

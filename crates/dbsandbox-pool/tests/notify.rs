@@ -62,7 +62,7 @@ async fn templates_carry_a_pg_notify_rollback_sandboxes_can_deliver() {
     let template = ensure_template(&endpoint, &project(dir.path()), &|_| {})
         .await
         .unwrap();
-    assert_eq!(clone_of(&endpoint, &template.name, "c1").await, "plpgsql");
+    assert_eq!(clone_of(&endpoint, &template.name, "c1").await, "sql");
 
     let (client, mut connection) = endpoint
         .config("c1")
@@ -92,6 +92,16 @@ async fn templates_carry_a_pg_notify_rollback_sandboxes_can_deliver() {
     assert!(
         matches!(heard.recv().await, Some(Heard::Notification(c, p)) if c == "c" && p == "real"),
         "outside a rollback sandbox it is PostgreSQL's own"
+    );
+    let error = client
+        .batch_execute("SELECT pg_notify('', 'x')")
+        .await
+        .unwrap_err();
+    let error = error.as_db_error().unwrap();
+    assert_eq!(
+        (error.code().code(), error.message(), error.where_()),
+        ("22023", "channel name cannot be empty", None),
+        "PostgreSQL's own error, without a CONTEXT of ours (the call is inlined)"
     );
 
     client

@@ -334,6 +334,16 @@ async fn through_a_database_key_pg_notify_is_postgresqls_own() {
         .await
         .unwrap();
     assert_eq!(listener.next().await, pair("jobs", "real"));
+    let error = notifier
+        .execute("SELECT pg_notify($1, 'x')", &[&""])
+        .await
+        .unwrap_err();
+    let error = error.as_db_error().unwrap();
+    assert_eq!(
+        (error.code().code(), error.message(), error.where_()),
+        ("22023", "channel name cannot be empty", None),
+        "PostgreSQL's own error"
+    );
     // The server queues it itself: the sentinel (a real NOTIFY here) follows a committed
     // notification, and nothing of a rolled-back one.
     notifier
