@@ -249,3 +249,15 @@ def test_22d_pg_notify_through_a_database_key_is_postgresqls_own():
         assert next_notification(listener) == ("jobs", "real")
     finally:
         key.close_all()
+
+
+def test_22e_notifications_keep_a_non_utf8_client_encoding(sandbox):
+    listener = sandbox.connect()
+    notifier = sandbox.connect()
+    for conn in (listener, notifier):
+        conn.execute("SET client_encoding = 'LATIN9'")
+    listener.execute("LISTEN jobs")
+    notifier.execute("select pg_notify('jobs', 'café €')")
+    assert next_notification(listener) == ("jobs", "café €")
+    notifier.execute("NOTIFY jobs, 'statement é'")
+    assert next_notification(listener) == ("jobs", "statement é")
