@@ -39,7 +39,13 @@ async fn proxy(server: &PgServer) -> TestProxy {
              -- fails its INSERT once its notification is sent.
              create function jobs_refuse() returns trigger language plpgsql as $$
              begin if new.name = 'doomed' then raise exception 'doomed job'; end if; return new; end $$;
-             create trigger jobs_zrefuse after insert on jobs for each row execute function jobs_refuse();",
+             create trigger jobs_zrefuse after insert on jobs for each row execute function jobs_refuse();
+             -- A deferred constraint trigger fires at COMMIT (the proxy's deferred checks).
+             create table batches(id serial primary key, name text not null);
+             create function batches_signal() returns trigger language plpgsql as $$
+             begin perform pg_notify('jobs', 'batch ' || new.name); return null; end $$;
+             create constraint trigger batches_signal after insert on batches
+               deferrable initially deferred for each row execute function batches_signal();",
         )
         .await
         .unwrap();
@@ -216,6 +222,27 @@ async fn a_trigger_notifies_at_the_inserting_connections_commit() {
         .await
         .unwrap();
     assert_eq!(listener.next().await, pair("jobs", "job autocommit"));
+
+    // A deferred trigger runs at COMMIT, and its notification goes with that COMMIT, after the
+    // ones the transaction sent before.
+    worker
+        .batch_execute("BEGIN; INSERT INTO jobs(name) VALUES ('second'); INSERT INTO batches(name) VALUES ('b1')")
+        .await
+        .unwrap();
+    listener
+        .nothing_before_sentinel(
+            &other,
+            "a deferred trigger's notification came before COMMIT",
+        )
+        .await;
+    worker.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(listener.next().await, pair("jobs", "job second"));
+    assert_eq!(listener.next().await, pair("jobs", "batch b1"));
+    worker
+        .batch_execute("INSERT INTO batches(name) VALUES ('b2')")
+        .await
+        .unwrap();
+    assert_eq!(listener.next().await, pair("jobs", "batch b2"));
 }
 
 #[tokio::test]
