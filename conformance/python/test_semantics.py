@@ -1,8 +1,8 @@
 """dbsandbox rollback sandboxes keep PostgreSQL's transaction semantics (issue 10), through
 psycopg 3: deferred constraints checked at the client's COMMIT, session settings made with
 ``set_config(…, false)`` and ``SET SESSION CHARACTERISTICS``, the client's own
-``application_name``, temporary objects that end with their connection, and a connection that
-terminates its own backend. Each test states what plain PostgreSQL answers; the proxy must answer
+``application_name``, temporary objects that end with their connection, a connection that
+terminates its own backend, and ``pg_notify()`` delivered as NOTIFY is. Each test states what plain PostgreSQL answers; the proxy must answer
 the same (numbers continue conformance/README.md's list).
 """
 
@@ -12,6 +12,8 @@ import psycopg
 import psycopg.errors
 import pytest
 from psycopg.pq import TransactionStatus
+
+from conftest import Sandbox, key_for
 
 IDLE = TransactionStatus.IDLE
 
@@ -274,3 +276,101 @@ def test_24_read_only_transactions_refuse_writes_and_read_back(sandbox):
     conn.commit()
     names = other.execute("select name, qty from items order by id").fetchall()
     assert names == [("before", 0), ("during", 0), ("written", 0)]
+
+
+# --- (22) pg_notify() has NOTIFY's semantics -----------------------------------------------
+# "Not delivered" is checked without waiting: another connection then sends a NOTIFY in
+# autocommit (delivered at once), and the listener's notifications arrive in order, so that
+# sentinel must be the next one.
+
+
+def next_notification(listener):
+    got = [(n.channel, n.payload) for n in listener.notifies(timeout=10, stop_after=1)]
+    assert len(got) == 1, "no notification within 10 s"
+    return got[0]
+
+
+def nothing_before_sentinel(listener, sender):
+    sender.execute("NOTIFY jobs, 'sentinel'")
+    assert next_notification(listener) == ("jobs", "sentinel")
+
+
+def test_22_pg_notify_in_autocommit_is_delivered_at_once_and_exact(sandbox):
+    listener = sandbox.connect()
+    notifier = sandbox.connect()
+    listener.execute("LISTEN jobs")
+    notifier.execute("SET client_min_messages = error")  # must not hide it
+    notifier.execute("select pg_notify('jobs', 'literal')")
+    assert next_notification(listener) == ("jobs", "literal")
+    payload = "it's \"done\" \\ ; ü € 日本"
+    notifier.execute("select pg_notify(%s, %s)", ["jobs", payload])
+    assert next_notification(listener) == ("jobs", payload)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="channel name cannot be empty"):
+        notifier.execute("select pg_notify('', 'x')")
+
+
+def test_22b_pg_notify_in_a_transaction_waits_for_commit_dropped_by_rollback(sandbox):
+    listener = sandbox.connect()
+    notifier = sandbox.connect()
+    other = sandbox.connect()
+    listener.execute("LISTEN jobs")
+
+    notifier.execute("BEGIN")
+    notifier.execute("select pg_notify('jobs', 'at-commit')")
+    nothing_before_sentinel(listener, other)  # not before COMMIT
+    notifier.execute("COMMIT")
+    assert next_notification(listener) == ("jobs", "at-commit")
+
+    notifier.execute("BEGIN")
+    notifier.execute("select pg_notify('jobs', 'rolled-back')")
+    notifier.execute("ROLLBACK")
+    nothing_before_sentinel(listener, other)
+
+    notifier.execute("BEGIN")
+    notifier.execute("select pg_notify('jobs', 'before-the-error')")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        notifier.execute("select 1/0")
+    notifier.execute("ROLLBACK")
+    nothing_before_sentinel(listener, other)
+
+
+def test_22c_trigger_pg_notify_is_delivered_at_the_inserting_commit(sandbox):
+    listener = sandbox.connect()
+    worker = sandbox.connect(autocommit=False)
+    other = sandbox.connect()
+    other.execute(
+        """create function items_signal() returns trigger language plpgsql as $$
+           begin perform pg_notify('jobs', 'new ' || new.name); return new; end $$;
+           create trigger items_signal after insert on items
+             for each row execute function items_signal()"""
+    )
+    listener.execute("LISTEN jobs")
+    worker.execute("insert into items (name) values ('queued')")
+    nothing_before_sentinel(listener, other)
+    worker.commit()
+    assert next_notification(listener) == ("jobs", "new queued")
+
+
+def test_22d_pg_notify_through_a_database_key_is_postgresqls_own():
+    options = "-c dbsandbox.isolation=database"
+    key = Sandbox(key_for("22d_database_key"))
+    listener = key.connect(options=options)
+    notifier = key.connect(options=options)
+    try:
+        listener.execute("LISTEN jobs")
+        notifier.execute("select pg_notify('jobs', 'real')")
+        assert next_notification(listener) == ("jobs", "real")
+    finally:
+        key.close_all()
+
+
+def test_22e_notifications_keep_a_non_utf8_client_encoding(sandbox):
+    listener = sandbox.connect()
+    notifier = sandbox.connect()
+    for conn in (listener, notifier):
+        conn.execute("SET client_encoding = 'LATIN9'")
+    listener.execute("LISTEN jobs")
+    notifier.execute("select pg_notify('jobs', 'café €')")
+    assert next_notification(listener) == ("jobs", "café €")
+    notifier.execute("NOTIFY jobs, 'statement é'")
+    assert next_notification(listener) == ("jobs", "statement é")

@@ -8,6 +8,7 @@
 
 mod inventory;
 mod marker;
+mod notify;
 mod pool;
 mod roles;
 mod source;
@@ -15,6 +16,9 @@ mod template;
 
 pub use inventory::{collect_old_templates, gc, list, reap_dead_owners, DatabaseInfo, GcReport};
 pub use marker::{DbKind, DbState, Marker};
+pub use notify::{
+    install_sql as sandbox_notify_sql, NOTIFY_SQLSTATE, REAL_PG_NOTIFY, ROLLBACK_SANDBOX_SETTING,
+};
 pub use pool::{choose_strategy, ClonePool, CloneStrategy, PoolConfig, PoolStats};
 pub use source::{migration_files, Fingerprint, MigrationFile, SchemaSource};
 pub use template::{ensure_template, Template};

@@ -68,7 +68,8 @@ impl SchemaSource {
             hasher.update(&(bytes.len() as u64).to_le_bytes());
             hasher.update(bytes);
         };
-        add("format", b"dbsandbox-template-v1");
+        // v2: templates carry the pg_notify() rollback sandboxes deliver (see notify.rs).
+        add("format", b"dbsandbox-template-v2");
         add("server-major", server_major.to_string().as_bytes());
         add(
             "owner",

@@ -164,6 +164,7 @@ async fn build_locked(
             .map_err(|e| PoolError::db("marking the template", &e))?;
         hand_to_owner_role(endpoint, name).await?;
         apply_schema(endpoint, source, name, progress).await?;
+        crate::notify::install(endpoint, name).await?;
         admin
             .batch_execute(&format!(
                 "alter database {} with allow_connections false",

@@ -293,7 +293,8 @@ fn listen_unlisten_notify() {
             payload: Some("it's; done".into()),
         },
     );
-    // `pg_notify()` is a function call: not intercepted.
+    // `pg_notify()` is a function call, forwarded: the templates' pg_notify reports it to the
+    // proxy (rollback/session/pg_notify.rs).
     assert_kind("SELECT pg_notify('jobs', 'x')", Kind::Ordinary);
 }
 

@@ -217,6 +217,7 @@ pub mod front {
 
 /// Writers for the backend messages the engine answers itself.
 pub mod back {
+    use super::super::names;
     use super::*;
     use crate::wire::{put_cstr, put_message as framed};
 
@@ -286,11 +287,13 @@ pub mod back {
         });
     }
 
+    /// A NotificationResponse. Channel and payload are text from [`super::names::decode_text`]
+    /// (the sender's bytes, whatever its client encoding), written back byte for byte.
     pub fn notification(buf: &mut BytesMut, process_id: i32, channel: &str, payload: &str) {
         framed(buf, b'A', |b| {
             b.put_i32(process_id);
-            put_cstr(b, channel);
-            put_cstr(b, payload);
+            names::put_text(b, channel);
+            names::put_text(b, payload);
         });
     }
 

@@ -384,6 +384,12 @@ async fn open(
             "idle_in_transaction_session_timeout".to_string(),
             "0".to_string(),
         ),
+        // Tells the pg_notify() of dbsandbox's templates to hand its notifications to the proxy
+        // (see session/pg_notify.rs); a startup value survives RESET ALL.
+        (
+            session::ROLLBACK_SANDBOX_SETTING.to_string(),
+            "on".to_string(),
+        ),
     ];
     let (established, reader, writer): (
         _,

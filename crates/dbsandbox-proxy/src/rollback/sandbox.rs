@@ -69,6 +69,9 @@ struct Savepoint {
     client_name: Option<String>,
     /// Released by its owner but still physically present under another client's savepoint.
     released: bool,
+    /// How many notifications its owner's transaction held when it was made: a ROLLBACK TO it
+    /// drops the later ones, as PostgreSQL drops a rolled-back subtransaction's.
+    notifies_before: usize,
 }
 
 /// What the engine knows about a client's prepared statement or portal.
@@ -457,6 +460,7 @@ impl Backend {
                 owner: id,
                 client_name: None,
                 released: false,
+                notifies_before: 0,
             });
             if let Some(client) = self.clients.get_mut(&id) {
                 client.begin_pending = false;

@@ -38,6 +38,7 @@ use crate::classify::{self, quote_ident, DiscardWhat, Kind};
 mod deferred;
 mod extended;
 mod idle_timeout;
+mod pg_notify;
 mod replies;
 mod set_config;
 mod startup;
@@ -46,6 +47,7 @@ mod temp_objects;
 mod terminate;
 mod virtual_settings;
 
+pub use pg_notify::ROLLBACK_SANDBOX_SETTING;
 pub use startup::{greeting, parse_options, startup_settings};
 
 pub use temp_objects::drop_temp_objects_sql;
@@ -555,6 +557,8 @@ struct Unit {
     /// The client's statements (false) and portals (true) the batch defines, by client name:
     /// if the batch fails, the server may have skipped them (see `Unit::forget_uncertain`).
     defined: Vec<(bool, String)>,
+    /// What its `pg_notify()` calls sent, until the batch is settled (see [`pg_notify`]).
+    notifications: pg_notify::UnitNotifications,
 }
 
 /// Whether a statement may change session state the proxy keeps per client outside SET:
@@ -611,6 +615,7 @@ impl Unit {
             cancellable_from: 0,
             autocommit_writes: false,
             defined: Vec::new(),
+            notifications: Default::default(),
         }
     }
 

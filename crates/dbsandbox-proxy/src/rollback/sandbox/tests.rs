@@ -177,3 +177,25 @@ fn notify_waits_for_commit_and_is_dropped_by_rollback() {
         "outside a transaction it goes at once"
     );
 }
+
+#[test]
+fn rollback_to_a_savepoint_drops_the_notifications_made_after_it() {
+    let mut b = backend(&[1, 2]);
+    let (outbox, mut inbox) = tokio::sync::mpsc::unbounded_channel();
+    b.clients
+        .insert(2, ClientState::new(2, outbox, BTreeMap::new()));
+    b.clients.get_mut(&2).unwrap().listens.insert("ch".into());
+    run(&mut b, 1, Kind::Begin { read_only: None }).unwrap();
+    b.notify(1, "ch", "before");
+    run(&mut b, 1, Kind::Savepoint("a".into())).unwrap();
+    b.notify(1, "ch", "undone");
+    run(&mut b, 1, Kind::Savepoint("b".into())).unwrap();
+    b.notify(1, "ch", "undone too");
+    run(&mut b, 1, Kind::RollbackTo("a".into())).unwrap();
+    b.notify(1, "ch", "after");
+    run(&mut b, 1, Kind::Commit { chain: false }).unwrap();
+    let payloads: Vec<Vec<u8>> = std::iter::from_fn(|| inbox.try_recv().ok())
+        .map(|message| message[9..message.len() - 1].to_vec())
+        .collect();
+    assert_eq!(payloads, [b"ch\0before".to_vec(), b"ch\0after".to_vec()]);
+}

@@ -88,11 +88,16 @@ impl Backend {
                     self.materialize_begin(id);
                     let physical = self.savepoint_name(id);
                     self.pending_ops.push(format!("SAVEPOINT {physical}"));
+                    let notifies_before = self
+                        .clients
+                        .get(&id)
+                        .map_or(0, |c| c.pending_notifies.len());
                     self.stack.push(Savepoint {
                         physical,
                         owner: id,
                         client_name: Some(name.clone()),
                         released: false,
+                        notifies_before,
                     });
                     Ok(("SAVEPOINT", None))
                 }
@@ -121,12 +126,14 @@ impl Backend {
                         .find_savepoint(id, name)
                         .ok_or_else(|| no_savepoint(name))?;
                     let physical = self.stack[at].physical.clone();
+                    let notifies_before = self.stack[at].notifies_before;
                     self.pending_ops
                         .push(format!("ROLLBACK TO SAVEPOINT {physical}"));
                     self.drop_above(id, at + 1);
                     self.invalidate_settings();
                     if let Some(client) = self.clients.get_mut(&id) {
                         client.status = TxStatus::InTx;
+                        client.pending_notifies.truncate(notifies_before);
                     }
                     Ok(("ROLLBACK", None))
                 }

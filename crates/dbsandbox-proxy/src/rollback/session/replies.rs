@@ -157,6 +157,7 @@ impl Unit {
         if walked.client_error {
             self.skipping = true;
         }
+        self.settle_notifications(backend, walked);
         Ok(())
     }
 
@@ -242,6 +243,7 @@ impl Unit {
         session: &mut ClientSession<'_>,
         backend: &mut Backend,
     ) -> Result<(), SessionEnd> {
+        self.notifications.abandon();
         if !self.batch.is_empty() || self.guard {
             let walked = self.send(session, backend, BatchEnd::InternalSync).await?;
             self.after_walk(session, backend, &walked).await?;
@@ -307,7 +309,9 @@ impl Unit {
                 tracing::trace!(tag = %(message.tag as char), forward, ?expect, "backend message");
                 match message.tag {
                     // Asynchronous messages: notices and parameter changes belong to whoever's
-                    // statement caused them; notifications never come (LISTEN is emulated).
+                    // statement caused them; notifications never come (LISTEN is emulated), but
+                    // pg_notify() sends its own as a notice (see `pg_notify`).
+                    b'N' if self.notifications.receive(message.body()) => continue,
                     b'N' | b'S' => {
                         let own_name = message.tag == b'S'
                             && reports_sandbox_name(message.body(), &session.sandbox.key);
