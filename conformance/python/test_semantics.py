@@ -374,3 +374,24 @@ def test_22e_notifications_keep_a_non_utf8_client_encoding(sandbox):
     assert next_notification(listener) == ("jobs", "café €")
     notifier.execute("NOTIFY jobs, 'statement é'")
     assert next_notification(listener) == ("jobs", "statement é")
+
+
+def test_25_a_finished_query_leaves_nothing_open_on_the_shared_backend(sandbox):
+    """A query read to its end holds no table once its Sync is answered (PostgreSQL drops the
+    unnamed portal with the implicit transaction): another connection of the key can TRUNCATE
+    and DROP the table, also after the first connection's transaction ended or it closed
+    (psycopg's test_leak drops its table in each round)."""
+    reader = sandbox.connect()
+    truncater = sandbox.connect()
+    reader.execute("insert into items (name) values (%s)", ["x"])
+    assert reader.execute("select name from items where qty = %s", [0]).fetchall() == [("x",)]
+    truncater.execute("truncate items")
+    tx = sandbox.connect(autocommit=False)
+    tx.execute("create table scratch (id int)")
+    assert tx.execute("select count(*) from scratch where id > %s", [0]).fetchone() == (0,)
+    tx.commit()
+    gone = sandbox.connect()
+    assert gone.execute("select count(*) from scratch where id < %s", [1]).fetchone() == (0,)
+    gone.close()
+    truncater.execute("drop table scratch")
+    assert truncater.execute("select count(*) from items").fetchone() == (0,)

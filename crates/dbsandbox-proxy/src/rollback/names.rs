@@ -148,14 +148,10 @@ pub fn scope_prepared_view(sql: &str, id: ClientId) -> Option<String> {
 /// The client's transaction ended (`all`: the client left): the backend names of the portals
 /// that end with it, protocol portals and cursors, which the client forgets now.
 pub fn portals_ending(id: ClientId, client: &mut ClientState, all: bool) -> Vec<String> {
-    // The unnamed portal is closed by the client's next Bind of it (see `bound_portal_name`),
-    // or when the client leaves (`all`).
     let mut ending: Vec<String> = client
         .portals
         .drain()
-        .filter(|(name, prepared)| {
-            (all || !name.is_empty()) && matches!(prepared, Prepared::Real { .. })
-        })
+        .filter(|(_, prepared)| matches!(prepared, Prepared::Real { .. }))
         .map(|(name, _)| bound_portal_name(id, &name))
         .collect();
     ending.extend(client.cursors.take_ending(all));

@@ -219,6 +219,16 @@ impl Unit {
                         );
                         self.steps.push(Step::Forward(Expect::Execute));
                         session.sandbox.counters.statements.fetch_add(1, Relaxed);
+                        if portal.is_empty()
+                            && max_rows == 0
+                            && matches!(prepared, Some(Prepared::Real { copy: false, .. }))
+                        {
+                            // Run to its end, the unnamed portal would stay open on the shared
+                            // backend under its private name, holding its tables (another
+                            // connection's TRUNCATE or DROP then fails with 55006 "being used by
+                            // active queries"), where PostgreSQL drops it at the next Bind.
+                            self.close_unnamed_portal(backend);
+                        }
                         match prepared {
                             // A portal the proxy does not know may still be on the server (the
                             // unnamed one after DISCARD ALL forgot it): it may be a COPY too.
@@ -298,5 +308,16 @@ impl Unit {
             }
         }
         Ok(())
+    }
+
+    /// Closes the client's unnamed portal on the backend now (see `names::bound_portal_name`).
+    fn close_unnamed_portal(&mut self, backend: &mut Backend) {
+        front::close(
+            &mut self.batch,
+            true,
+            &names::bound_portal_name(self.id, ""),
+        );
+        self.steps.push(Step::Swallow(Expect::One));
+        self.client(backend).portals.remove("");
     }
 }
