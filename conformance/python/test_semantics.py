@@ -395,3 +395,16 @@ def test_25_a_finished_query_leaves_nothing_open_on_the_shared_backend(sandbox):
     gone.close()
     truncater.execute("drop table scratch")
     assert truncater.execute("select count(*) from items").fetchone() == (0,)
+
+
+def test_26_copy_freeze_after_truncate_in_the_transaction(sandbox):
+    """`BEGIN; TRUNCATE t; COPY t FROM STDIN (FREEZE)`, as pgbench -i and bulk loaders do, is
+    accepted by PostgreSQL (the table was truncated in the same transaction); through a rollback
+    key each statement runs in a savepoint of its own, and FREEZE (which no connection of the key
+    can observe) must not fail the COPY with 55000."""
+    conn = sandbox.connect(autocommit=False)
+    conn.execute("truncate items")
+    with conn.cursor().copy("copy items (name) from stdin with (freeze)") as copy:
+        copy.write_row(["frozen"])
+    conn.commit()
+    assert conn.execute("select name from items").fetchall() == [("frozen",)]

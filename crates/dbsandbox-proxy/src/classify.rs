@@ -707,7 +707,7 @@ fn has_option(options: &[pg_query::Node], name: &str) -> bool {
 /// A boolean option's value as PostgreSQL's `defGetBoolean` reads it (no argument means true);
 /// `None` when the option is absent. An unreadable value counts as true: the server rejects it
 /// anyway, and erring towards "cannot run in a transaction" only changes the error message.
-fn boolean_option(options: &[pg_query::Node], name: &str) -> Option<bool> {
+pub(crate) fn boolean_option(options: &[pg_query::Node], name: &str) -> Option<bool> {
     let element = option(options, name)?;
     let value = match element.arg.as_ref().and_then(|arg| arg.node.as_ref()) {
         None => true,

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod broken;
 pub mod cancels;
 mod client_io;
+mod copy_freeze;
 pub mod messages;
 pub mod names;
 pub mod sandbox;

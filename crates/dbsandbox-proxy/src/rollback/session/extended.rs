@@ -55,6 +55,7 @@ impl Unit {
                     _ => sql,
                 };
                 let sql = names::scope_prepared_view(&sql, id).unwrap_or(sql);
+                let sql = super::super::copy_freeze::without_freeze(&sql).unwrap_or(sql);
                 self.client(backend).cursors.note_sql(&sql, Some(&name));
                 self.prepare_forward(backend);
                 backend.virtual_setting_seen |= mentions_virtual_setting(&sql);

@@ -360,7 +360,8 @@ impl Unit {
                 Kind::Prepare(_) | Kind::Execute(_) | Kind::Deallocate(Some(_))
             )
         }) {
-            return names::scope_prepared_view(sql, id).unwrap_or_else(|| sql.to_string());
+            let text = names::scope_prepared_view(sql, id).unwrap_or_else(|| sql.to_string());
+            return super::super::copy_freeze::without_freeze(&text).unwrap_or(text);
         }
         let mut text = String::with_capacity(sql.len() + 16);
         let mut last = 0;
@@ -385,7 +386,8 @@ impl Unit {
             last = statement.range.end;
         }
         text.push_str(&sql[last..]);
-        names::scope_prepared_view(&text, id).unwrap_or(text)
+        let text = names::scope_prepared_view(&text, id).unwrap_or(text);
+        super::super::copy_freeze::without_freeze(&text).unwrap_or(text)
     }
 
     /// After a SET/RESET that succeeded: the client's settings and the backend's agree on it.
