@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the dbsandbox conformance suites through `dbsandbox run` with real drivers.
 #
-#   bash conformance/run.sh              # all three suites
-#   bash conformance/run.sh python       # one of: python | node | rust
+#   bash conformance/run.sh              # all four suites
+#   bash conformance/run.sh python       # one of: python | node | rust | java
 #
 # Builds nothing of dbsandbox itself: the binary is $DBSANDBOX_BIN, or target/release/dbsandbox,
 # or target/debug/dbsandbox (relative to the repository root), whichever exists first.
@@ -25,9 +25,9 @@ if [ -z "${DBSANDBOX_BIN:-}" ] || [ ! -x "$DBSANDBOX_BIN" ]; then
 fi
 
 suites=("$@")
-[ ${#suites[@]} -eq 0 ] && suites=(python node rust)
+[ ${#suites[@]} -eq 0 ] && suites=(python node rust java)
 for s in "${suites[@]}"; do
-  case "$s" in python|node|rust) ;; *) echo "conformance: unknown suite '$s' (python|node|rust)" >&2; exit 2 ;; esac
+  case "$s" in python|node|rust|java) ;; *) echo "conformance: unknown suite '$s' (python|node|rust|java)" >&2; exit 2 ;; esac
 done
 
 # Each suite's `dbsandbox run` starts (or attaches to) its directory's daemon: stop them at the end,
@@ -54,6 +54,15 @@ install_node() {
     (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+# pgjdbc from Debian (libpostgresql-jdbc-java: Maven Central is not reachable here); the suite is
+# one source file that `java` compiles and runs itself.
+PGJDBC_JAR="${PGJDBC_JAR:-/usr/share/java/postgresql.jar}"
+install_java() {
+  if [ ! -f "$PGJDBC_JAR" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java >/dev/null
+  fi
+  command -v java >/dev/null && [ -f "$PGJDBC_JAR" ]
+}
 install_rust() {
   # compile before starting dbsandbox, so the build is not counted in the run
   cargo test --manifest-path "$here/rust/Cargo.toml" --no-run --quiet
@@ -68,6 +77,8 @@ run_suite() {
                 npm test --silent) ;;
     rust)   (cd "$here/rust" && "$DBSANDBOX_BIN" run --port 0 --migrations "$here/migrations" -- \
                 cargo test --no-fail-fast --quiet) ;;
+    java)   (cd "$here/java" && "$DBSANDBOX_BIN" run --port 0 --migrations "$here/migrations" -- \
+                java -cp "$PGJDBC_JAR" Conformance.java) ;;
   esac
 }
 
@@ -90,7 +101,7 @@ for suite in "${suites[@]}"; do
   # the runner's own closing counts, for the one-line summary
   case "$suite" in
     python) counts=$(grep -E '(passed|failed|error).* in [0-9.]+s' "$log" | tail -n 1 | sed -E 's/^=+ //; s/ =+$//') ;;
-    node)   counts=$(printf 'pass %s, fail %s' "$(grep -E '^# pass ' "$log" | tail -n 1 | awk '{print $3}')" "$(grep -E '^# fail ' "$log" | tail -n 1 | awk '{print $3}')") ;;
+    node|java) counts=$(printf 'pass %s, fail %s' "$(grep -E '^# pass ' "$log" | tail -n 1 | awk '{print $3}')" "$(grep -E '^# fail ' "$log" | tail -n 1 | awk '{print $3}')") ;;
     rust)   counts=$(grep -E '^test result:' "$log" | awk '{p+=$4; f+=$6} END {printf "%d passed, %d failed", p, f}') ;;
   esac
   if [ "$status" -eq 0 ]; then
