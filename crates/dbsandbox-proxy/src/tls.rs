@@ -41,12 +41,11 @@ const SERVER_NAMES: &str = "server.names";
 const CA_NAME: &str = "dbsandbox local CA";
 
 /// The most plaintext one TLS record sent to a client carries: what PostgreSQL's server sends
-/// (its 8 kB send buffer is one `SSL_write`). libpq reads a TLS connection with at least 8 kB
-/// free in its input buffer and then waits on the socket, so a longer record (rustls's default
-/// is 16 kB) can leave its tail decrypted inside OpenSSL, where `poll` cannot see it: an
-/// asynchronous client (psycopg, and libpq's own non-blocking API) then waits for ever for the
-/// end of a result that has arrived. See pgsql-hackers, "libpq: Process buffered SSL read
-/// bytes to support records >8kB on async API".
+/// (its 8 kB send buffer is one `SSL_write`). With longer records (rustls's default is 16 kB)
+/// libpq's non-blocking reads can leave part of a record decrypted inside OpenSSL, where the
+/// client's `poll` on the socket cannot see it: an asynchronous client (psycopg) then waits for
+/// ever for the end of a result that has arrived. See pgsql-hackers, "libpq: Process buffered
+/// SSL read bytes to support records >8kB on async API".
 pub const MAX_RECORD_PLAINTEXT: usize = 8192;
 /// A TLS record header: content type, version, length.
 const RECORD_HEADER: usize = 5;
