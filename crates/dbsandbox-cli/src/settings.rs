@@ -369,9 +369,9 @@ impl ServerArgs {
     }
 }
 
-/// The proxy's TLS certificate: the flags (or environment) as a pair, else the file's pair,
-/// else a generated one unless TLS is turned off (`--no-tls`, `tls = false`, DBSANDBOX_TLS=0),
-/// else none. Half a pair, or a file that is not there, is bad input.
+/// The proxy's TLS certificate: none when TLS is turned off (`--no-tls`, `tls = false`,
+/// DBSANDBOX_TLS=0), else the flags' (or environment's) pair, else the file's pair, else a
+/// generated one. Half a pair, or a file that is not there, is bad input.
 fn tls_source(
     tls: bool,
     cli_cert: Option<PathBuf>,
