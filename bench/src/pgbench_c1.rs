@@ -3,7 +3,7 @@
 //! key (plain and with TLS, `sslmode=require`), and through PgBouncer (session mode to the
 //! database key's clone, transaction mode to the rollback key's) when it is installed. Plus the
 //! cost of a connection (`-C`: one per transaction) directly and through a database key, plain
-//! and with TLS (the run has `--tls`, so libpq's default `sslmode=prefer` gets TLS too). Rounds
+//! and with TLS (on by default, so libpq's default `sslmode=prefer` gets TLS too). Rounds
 //! alternate the configurations so a slow minute of the VM hits all of them.
 
 use std::time::Duration;
@@ -29,7 +29,7 @@ pub async fn pgbench_c1(seconds: u32, rounds: usize) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let schema = tempfile::tempdir()?;
     let migrations = schema40_with_pgbench(schema.path())?;
-    // TLS for the rows that ask for it (the proxy offers none by default).
+    // TLS for the rows that ask for it (the default; said here so the bench does not depend on it).
     let run = start_background(cache.path(), &migrations, &["--tls"])?;
     std::thread::sleep(Duration::from_secs(2)); // let the pool fill
     let database_isolation = "-c dbsandbox.isolation=database";

@@ -52,11 +52,16 @@ pub struct ServerArgs {
     #[arg(long, env = "DBSANDBOX_SUPERUSER", global = true, value_parser = clap::builder::BoolishValueParser::new())]
     pub superuser: bool,
     /// TLS for the proxy's clients (sslmode=require, verify-full), with a CA and certificate
-    /// generated under the cache directory; off by default (see the README's TLS section).
-    #[arg(long, env = "DBSANDBOX_TLS", global = true, value_parser = clap::builder::BoolishValueParser::new())]
-    pub tls: bool,
-    /// PEM certificate (chain) the proxy serves TLS with, instead of the one --tls generates
-    /// under the cache directory (needs --tls-key; turns TLS on).
+    /// generated under the cache directory: on by default (see the README's TLS section);
+    /// `--tls=false` or DBSANDBOX_TLS=0 turns it off, as --no-tls does.
+    #[arg(long, env = "DBSANDBOX_TLS", global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub tls: Option<bool>,
+    /// No TLS: an SSLRequest is answered 'N', as by a server without `ssl = on` (wins over
+    /// --tls, DBSANDBOX_TLS and `tls = true`).
+    #[arg(long, global = true)]
+    pub no_tls: bool,
+    /// PEM certificate (chain) the proxy serves TLS with, instead of the one generated under the
+    /// cache directory (needs --tls-key).
     #[arg(long, env = "DBSANDBOX_TLS_CERT", value_name = "FILE", global = true)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of --tls-cert.
@@ -206,7 +211,7 @@ impl Settings {
             schema.watch.iter().map(from_cli).collect()
         };
         let tls = tls_source(
-            server.tls || file.tls.unwrap_or(false),
+            !server.no_tls && server.tls.or(file.tls).unwrap_or(true),
             server.tls_cert.as_ref().map(from_cli),
             server.tls_key.as_ref().map(from_cli),
             file.tls_cert.as_ref().map(from_file),
@@ -308,9 +313,9 @@ impl Settings {
                 "sandbox-roles"
             },
         );
-        // A daemon with TLS is another daemon (the identity without TLS is the one from before).
+        // A daemon with other TLS is another daemon (the default's identity is the bare one).
         let identity = match &self.tls {
-            dbsandbox_control::daemon::TlsSource::Off => identity,
+            dbsandbox_control::daemon::TlsSource::Generated => identity,
             tls => format!("{identity}|{tls:?}"),
         };
         let name = root
@@ -354,16 +359,19 @@ impl ServerArgs {
         if self.superuser {
             args.push("--superuser".to_string());
         }
-        if self.tls {
-            args.push("--tls".to_string());
+        if let Some(tls) = self.tls {
+            args.push(format!("--tls={tls}"));
+        }
+        if self.no_tls {
+            args.push("--no-tls".to_string());
         }
         args
     }
 }
 
-/// The proxy's TLS certificate: the flags (or environment) as a pair, else the file's pair,
-/// else a generated one when TLS is asked for (`--tls`, `tls = true`), else none. Half a pair,
-/// or a file that is not there, is bad input.
+/// The proxy's TLS certificate: none when TLS is turned off (`--no-tls`, `tls = false`,
+/// DBSANDBOX_TLS=0), else the flags' (or environment's) pair, else the file's pair, else a
+/// generated one. Half a pair, or a file that is not there, is bad input.
 fn tls_source(
     tls: bool,
     cli_cert: Option<PathBuf>,
@@ -385,8 +393,8 @@ fn tls_source(
         )
     };
     match (cert, key) {
-        (None, None) if tls => Ok(dbsandbox_control::daemon::TlsSource::Generated),
-        (None, None) => Ok(dbsandbox_control::daemon::TlsSource::Off),
+        _ if !tls => Ok(dbsandbox_control::daemon::TlsSource::Off),
+        (None, None) => Ok(dbsandbox_control::daemon::TlsSource::Generated),
         (Some(cert), Some(key)) => {
             for path in [&cert, &key] {
                 if !path.is_file() {

@@ -1,7 +1,8 @@
 //! TLS through `dbsandbox run`: the generated CA under the cache directory (keys 0600), exported
 //! as PGSSLROOTCERT and DBSANDBOX_SSLROOTCERT so `sslmode=verify-full` works with psycopg 3 in
 //! both isolations; the user's own certificate with --tls-cert/--tls-key; half a pair refused
-//! with exit code 2; `status` naming the CA.
+//! with exit code 2; `status` naming the CA; all of it by default, and none of it when TLS is
+//! turned off (`--no-tls`, DBSANDBOX_TLS=0, `tls = false`).
 
 mod common;
 use common::{text, Project};
@@ -36,7 +37,7 @@ fn run_checks(project: &Project, args: &[&str], check_args: &[&str]) -> Output {
         .dbsandbox()
         .env("DBSANDBOX_NO_DAEMON", "1")
         .env_remove("PGSSLROOTCERT")
-        .args(["run", "--port", "0", "--tls"])
+        .args(["run", "--port", "0"])
         .args(args)
         .args(["--", "python3", "-c", CHECKS])
         .args(check_args)
@@ -124,12 +125,6 @@ fn half_a_certificate_pair_or_a_missing_file_is_bad_input() {
 #[test]
 fn status_names_the_ca_to_point_sslrootcert_at() {
     let project = Project::new();
-    // TLS from the project's file this time (the flag is `--tls`).
-    std::fs::write(
-        project.dir.path().join("dbsandbox.toml"),
-        "migrations = \"migrations\"\ntls = true\n",
-    )
-    .unwrap();
     project.detach();
     let status = project.dbsandbox().arg("status").output().unwrap();
     let json = project
@@ -157,19 +152,42 @@ fn status_names_the_ca_to_point_sslrootcert_at() {
     );
 }
 
-/// TLS is off unless asked for: an SSLRequest gets 'N' (sslmode=require fails with the server's
+/// TLS turned off, each way: an SSLRequest gets 'N' (sslmode=require fails with the server's
 /// usual "does not support SSL", prefer falls back to plain), and no certificate is made.
 #[test]
-fn without_tls_asked_for_the_proxy_offers_none() {
+fn with_tls_turned_off_the_proxy_offers_none() {
     let project = Project::new();
-    let out = project
-        .dbsandbox()
-        .args(["run", "--port", "0", "--", "python3", "-c", PLAIN_ONLY])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("plain ok"), "{}", text(&out));
-    assert!(!project.cache.path().join("tls").exists());
+    let toml = project.dir.path().join("dbsandbox.toml");
+    // (how, flags, environment variable)
+    type Way = (
+        &'static str,
+        &'static [&'static str],
+        Option<(&'static str, &'static str)>,
+    );
+    let ways: [Way; 4] = [
+        ("--no-tls", &["--no-tls"], None),
+        ("--tls=false", &["--tls=false"], None),
+        ("DBSANDBOX_TLS=0", &[], Some(("DBSANDBOX_TLS", "0"))),
+        ("tls = false", &[], None),
+    ];
+    for (way, flags, env) in ways {
+        if way == "tls = false" {
+            std::fs::write(&toml, "migrations = \"migrations\"\ntls = false\n").unwrap();
+        }
+        let mut command = project.dbsandbox();
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let out = command
+            .args(["run", "--port", "0"])
+            .args(flags)
+            .args(["--", "python3", "-c", PLAIN_ONLY])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{way}: {}", text(&out));
+        assert!(text(&out).contains("plain ok"), "{way}: {}", text(&out));
+        assert!(!project.cache.path().join("tls").exists(), "{way}");
+    }
 }
 
 const PLAIN_ONLY: &str = r#"

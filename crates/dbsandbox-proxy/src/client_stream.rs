@@ -68,8 +68,21 @@ impl ClientStream for TcpStream {
 /// once its records reached the socket.
 pub struct TlsClient {
     inner: TlsStream<TcpStream>,
-    /// Bytes of the current write rustls has taken while its records are still being flushed.
-    accepted: Option<usize>,
+    /// The write whose records are still being flushed: how much of it rustls has taken.
+    accepted: Option<AcceptedWrite>,
+}
+
+/// A write rustls has taken part of, and the buffer it came from: a caller that gives up on a
+/// write (a dropped future: the relay's other direction ended, the proxy is stopping) and writes
+/// something else must not be told that the earlier write's count is the new one's.
+#[derive(Clone, Copy)]
+struct AcceptedWrite {
+    bytes: usize,
+    buffer: (usize, usize),
+}
+
+fn buffer_identity(buf: &[u8]) -> (usize, usize) {
+    (buf.as_ptr() as usize, buf.len())
 }
 
 impl TlsClient {
@@ -98,11 +111,17 @@ impl AsyncWrite for TlsClient {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let accepted = match self.accepted {
-            Some(n) => n,
-            None => {
-                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
-                self.accepted = Some(n);
-                n
+            Some(earlier) if earlier.buffer == buffer_identity(buf) => earlier.bytes,
+            _ => {
+                // An abandoned write's bytes stay in rustls and go first, as the bytes of an
+                // abandoned write to a socket stay sent.
+                self.accepted = None;
+                let bytes = ready!(Pin::new(&mut self.inner).poll_write(cx, buf))?;
+                self.accepted = Some(AcceptedWrite {
+                    bytes,
+                    buffer: buffer_identity(buf),
+                });
+                bytes
             }
         };
         let flushed = ready!(Pin::new(&mut self.inner).poll_flush(cx));
@@ -189,5 +208,83 @@ pub async fn negotiate_encryption(
             }
             other => return Ok(Encryption::Plain(Some(other))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use tokio::io::AsyncReadExt;
+
+    /// A TLS session over loopback: the proxy's side as a [`TlsClient`], and the client's.
+    async fn tls_pair() -> (TlsClient, tokio_rustls::client::TlsStream<TcpStream>) {
+        let dir = tempfile::tempdir().unwrap();
+        let files =
+            crate::tls::ensure_generated(dir.path(), &crate::tls::server_names(None)).unwrap();
+        let server_config = crate::tls::load(&files.server_cert, &files.server_key).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = std::fs::read(&files.ca_cert).unwrap();
+        use rustls::pki_types::pem::PemObject;
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            tokio_rustls::TlsConnector::from(Arc::new(client_config))
+                .connect("localhost".try_into().unwrap(), tcp)
+                .await
+                .unwrap()
+        };
+        let accept = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio_rustls::TlsAcceptor::from(server_config)
+                .accept(tcp)
+                .await
+                .unwrap()
+        };
+        let (client, server) = tokio::join!(connect, accept);
+        (TlsClient::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn a_write_after_an_abandoned_one_is_written_and_counted_as_its_own() {
+        let (mut proxy_side, mut client) = tls_pair().await;
+        // More than the socket buffers hold while the client reads nothing: the write cannot
+        // finish, and is dropped after its first poll, as a relay direction is when the other
+        // one ends.
+        let big = vec![b'b'; 16 << 20];
+        let mut abandoned = Box::pin(proxy_side.write_all(&big));
+        let polled = abandoned
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()));
+        assert!(polled.is_pending());
+        drop(abandoned);
+        let farewell = b"farewell";
+        let reading = async {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.ok();
+            received
+        };
+        let writing = async {
+            proxy_side.write_all(farewell).await.unwrap();
+            proxy_side.shutdown().await.unwrap();
+            drop(proxy_side);
+        };
+        let (received, ()) = tokio::join!(reading, writing);
+        assert!(
+            received.ends_with(farewell),
+            "the last write did not arrive ({} bytes received)",
+            received.len()
+        );
     }
 }

@@ -40,6 +40,16 @@ const SERVER_KEY: &str = "server.key";
 const SERVER_NAMES: &str = "server.names";
 const CA_NAME: &str = "dbsandbox local CA";
 
+/// The most plaintext one TLS record sent to a client carries: what PostgreSQL's server sends
+/// (its 8 kB send buffer is one `SSL_write`). With longer records (rustls's default is 16 kB)
+/// libpq's non-blocking reads can leave part of a record decrypted inside OpenSSL, where the
+/// client's `poll` on the socket cannot see it: an asynchronous client (psycopg) then waits for
+/// ever for the end of a result that has arrived. See pgsql-hackers, "libpq: Process buffered
+/// SSL read bytes to support records >8kB on async API".
+pub const MAX_RECORD_PLAINTEXT: usize = 8192;
+/// A TLS record header: content type, version, length.
+const RECORD_HEADER: usize = 5;
+
 fn tls_error(context: impl std::fmt::Display, e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{context}: {e}"))
 }
@@ -58,7 +68,7 @@ pub fn load(cert: &Path, key: &Path) -> io::Result<TlsConfig> {
     let key_der = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| tls_error(format!("reading TLS key {}", key.display()), e))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|builder| {
             builder
@@ -75,6 +85,8 @@ pub fn load(cert: &Path, key: &Path) -> io::Result<TlsConfig> {
                 e,
             )
         })?;
+    // rustls counts the header in this limit.
+    config.max_fragment_size = Some(MAX_RECORD_PLAINTEXT + RECORD_HEADER);
     Ok(Arc::new(config))
 }
 

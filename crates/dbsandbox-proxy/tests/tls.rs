@@ -1,7 +1,8 @@
 //! TLS between clients and the proxy, with real drivers in both isolations: tokio-postgres
 //! (rustls, verifying against the generated CA), psycopg 3 (libpq's `sslmode=require`,
 //! `verify-full` with `sslrootcert`, `disable`) and node-postgres (`ssl: {ca}`), plus a wrong CA
-//! failing `verify-full` and a proxy without TLS still answering 'N'.
+//! failing `verify-full` and a proxy without TLS still answering 'N'; and the size of the TLS
+//! records a large COPY TO or result arrives in (libpq waits for ever past an 8 kB record).
 
 mod support;
 
@@ -350,4 +351,157 @@ async fn password_authentication_runs_inside_tls() {
         .await
         .expect_err("a wrong password over TLS");
     assert_eq!(support::sqlstate(&err), "28P01");
+}
+
+/// Watches the bytes a TLS client receives for the TLS records they form, and keeps the length
+/// of the longest one. The first byte is the proxy's plain 'S' to the SSLRequest.
+struct RecordWatcher {
+    inner: tokio::net::TcpStream,
+    /// The 'S' still to come, then a record header being assembled.
+    header: Vec<u8>,
+    skip_answer: bool,
+    /// Bytes of the current record's body still to come.
+    body_left: usize,
+    longest: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RecordWatcher {
+    fn observe(&mut self, mut bytes: &[u8]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.skip_answer && !bytes.is_empty() {
+            self.skip_answer = false;
+            bytes = &bytes[1..];
+        }
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len());
+                self.body_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (5 - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.header.len() == 5 {
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                self.longest.fetch_max(self.body_left, Relaxed);
+                self.header.clear();
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for RecordWatcher {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let received = buf.filled()[before..].to_vec();
+        self.observe(&received);
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for RecordWatcher {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The most a record may add to its plaintext (RFC 8446, 5.2).
+const TLS_RECORD_EXPANSION: usize = 256;
+
+/// A large COPY TO and a large result through `isolation`, read over TLS by a client whose
+/// socket takes little at a time, so the proxy is the one waiting and reads the server's
+/// output in big batches (what a busy machine does to any client). Returns the longest record.
+async fn longest_record_of_large_replies(isolation: Isolation) -> usize {
+    use futures_util::StreamExt;
+    let pg = PgServer::start().await;
+    let t = tls_proxy(&pg, isolation).await;
+    let longest = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let watcher = RecordWatcher {
+        inner: socket.connect(t.proxy.addr).await.unwrap(),
+        header: Vec::new(),
+        skip_answer: true,
+        body_left: 0,
+        longest: Arc::clone(&longest),
+    };
+    let mut config = t.proxy.config("k1");
+    config.ssl_mode(SslMode::Require);
+    let tls = tokio_postgres::tls::MakeTlsConnect::<RecordWatcher>::make_tls_connect(
+        &mut rustls_connector(&t.files.ca_cert),
+        "localhost",
+    )
+    .unwrap();
+    let (client, connection) = config.connect_raw(watcher, tls).await.unwrap();
+    tokio::spawn(connection);
+    let copy = client
+        .copy_out("COPY (SELECT g, repeat('c', 300) FROM generate_series(1, 20000) g) TO STDOUT")
+        .await
+        .unwrap();
+    let copied: usize = copy
+        .map(|chunk| chunk.unwrap().len())
+        .collect::<Vec<_>>()
+        .await
+        .iter()
+        .sum();
+    assert!(
+        copied > 20000 * 300,
+        "{isolation:?}: COPY TO delivered {copied} bytes"
+    );
+    let rows = client
+        .query(
+            "SELECT repeat('r', 100000) FROM generate_series(1, 20)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 20);
+    longest.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+async fn check_record_sizes(isolation: Isolation) {
+    let longest = longest_record_of_large_replies(isolation).await;
+    assert!(
+        longest <= tls::MAX_RECORD_PLAINTEXT + TLS_RECORD_EXPANSION,
+        "{isolation:?}: a TLS record of {longest} bytes; libpq's asynchronous clients (psycopg) \
+         can wait for ever for the tail of a record over {} bytes of plaintext",
+        tls::MAX_RECORD_PLAINTEXT
+    );
+    // A watcher that saw nothing would pass as well.
+    assert!(
+        longest > tls::MAX_RECORD_PLAINTEXT / 2,
+        "{isolation:?}: longest record {longest}"
+    );
+}
+
+#[tokio::test]
+async fn large_copy_to_arrives_in_records_libpq_reads_whole_in_database_isolation() {
+    check_record_sizes(Isolation::Database).await;
+}
+
+#[tokio::test]
+async fn large_copy_to_arrives_in_records_libpq_reads_whole_in_rollback_isolation() {
+    check_record_sizes(Isolation::Rollback).await;
 }

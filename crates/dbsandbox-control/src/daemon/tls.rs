@@ -9,10 +9,10 @@ use dbsandbox_proxy::tls::{self, TlsConfig};
 /// Where the proxies' TLS certificate comes from, if they offer TLS at all.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum TlsSource {
-    /// No TLS (the default): an SSLRequest is answered 'N', as by a server without `ssl = on`.
-    #[default]
+    /// No TLS (`--no-tls`): an SSLRequest is answered 'N', as by a server without `ssl = on`.
     Off,
-    /// A CA and a server certificate generated into the cache directory (`--tls`).
+    /// A CA and a server certificate generated into the cache directory (the default).
+    #[default]
     Generated,
     /// The user's own PEM certificate chain and private key.
     Files { cert: PathBuf, key: PathBuf },
