@@ -44,7 +44,7 @@ mkdir -p "$logs"
 PYTHON="${PYTHON:-python3}"
 
 install_python() {
-  if ! "$PYTHON" -c 'import psycopg, pytest, sys; v = tuple(int(x) for x in pytest.__version__.split(".")[:2]); sys.exit(v >= (9, 2))' 2>/dev/null; then
+  if ! "$PYTHON" -c 'import psycopg, psycopg2, pytest, sys; v = tuple(int(x) for x in pytest.__version__.split(".")[:2]); sys.exit(v >= (9, 2))' 2>/dev/null; then
     "$PYTHON" -m pip install -q -r "$here/python/requirements.txt"
   fi
 }
