@@ -408,3 +408,19 @@ def test_26_copy_freeze_after_truncate_in_the_transaction(sandbox):
         copy.write_row(["frozen"])
     conn.commit()
     assert conn.execute("select name from items").fetchall() == [("frozen",)]
+
+
+def test_27_own_notification_arrives_before_the_statement_returns(sandbox):
+    """PostgreSQL sends a session's pending notifications before the ReadyForQuery that ends
+    the statement, so a connection that LISTENs and NOTIFYs in autocommit has its handler
+    called by the time execute() returns (psycopg's test_notify_handlers); the proxy wrote
+    them after, in a write of their own, and the handler saw nothing yet."""
+    conn = sandbox.connect()
+    got = []
+    conn.add_notify_handler(lambda n: got.append((n.channel, n.payload)))
+    conn.execute("listen foo")
+    for i in range(20):
+        conn.execute(f"notify foo, 'n{i}'")
+        assert got[-1:] == [("foo", f"n{i}")], f"round {i}: {got}"
+    conn.execute("select pg_notify(%s, %s)", ["foo", "extended"])
+    assert got[-1] == ("foo", "extended")

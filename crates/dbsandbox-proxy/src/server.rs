@@ -386,7 +386,10 @@ async fn serve_client<C: ClientStream>(
 async fn farewell<C: ClientStream>(shared: &Shared, client: &mut C, ending: Ending) {
     let counters = &shared.counters;
     let farewell = match ending {
-        Ending::Done => return,
+        Ending::Done => {
+            close_tls(client).await;
+            return;
+        }
         Ending::Refused(farewell) => {
             Counters::bump(&counters.refused);
             farewell
@@ -394,7 +397,10 @@ async fn farewell<C: ClientStream>(shared: &Shared, client: &mut C, ending: Endi
         Ending::Ended(farewell) => farewell,
     };
     let bytes = match farewell {
-        Farewell::Silent => return,
+        Farewell::Silent => {
+            close_tls(client).await;
+            return;
+        }
         Farewell::Dropped(reason) => {
             Counters::bump(&counters.protocol_errors);
             info!(%reason, "client connection closed without a word, as PostgreSQL does");
@@ -420,6 +426,15 @@ async fn farewell<C: ClientStream>(shared: &Shared, client: &mut C, ending: Endi
         Ok::<_, std::io::Error>(())
     })
     .await;
+}
+
+/// Ends a TLS client's connection with close_notify, as PostgreSQL's server does: libpq reports
+/// a connection that ends without one as "SSL error: unexpected eof while reading" (its cancel
+/// over TLS, PQcancelBlocking, failed so after every CancelRequest).
+async fn close_tls<C: ClientStream>(client: &mut C) {
+    if client.encrypted() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), client.shutdown()).await;
+    }
 }
 
 /// The parts of a client's StartupMessage the proxy acts on.

@@ -21,6 +21,29 @@ impl ClientSession<'_> {
         Ok(())
     }
 
+    /// Notifications waiting for the client go out before the ReadyForQuery that ends `out`, as
+    /// PostgreSQL sends them before it reports itself idle: a connection's own NOTIFY in
+    /// autocommit is seen by its driver before the statement returns (psycopg's
+    /// test_notify_handlers), not later in a separate write.
+    pub(super) fn notifications_before_ready(&mut self, out: &mut BytesMut) {
+        let len = out.len();
+        let ends_ready = len >= 6
+            && out[len - 6..len - 1] == [b'Z', 0, 0, 0, 5]
+            && matches!(out[len - 1], b'I' | b'T' | b'E');
+        let Some(inbox) = self.inbox.as_mut().filter(|_| ends_ready) else {
+            return;
+        };
+        let mut pending = BytesMut::new();
+        while let Ok(message) = inbox.try_recv() {
+            pending.extend_from_slice(&message);
+        }
+        if !pending.is_empty() {
+            let ready = out.split_off(len - 6);
+            out.extend_from_slice(&pending);
+            out.extend_from_slice(&ready);
+        }
+    }
+
     /// The next message from the server, watching the client meanwhile: what it pipelines is
     /// kept for its next units, and if it leaves, its running statement is cancelled.
     /// `cancellable`: the server may be running the client's own statements and nothing of ours

@@ -196,6 +196,8 @@ pub struct ClientSession<'a> {
     /// The last cycle gave the key's turn up in the middle of the client's sequence (see
     /// super::turn): the client is not idle, so its idle-in-transaction timeout does not run.
     pub paused: bool,
+    /// Notifications for the client (from its own NOTIFY or another connection's commit).
+    pub inbox: Option<mpsc::UnboundedReceiver<BytesMut>>,
 }
 
 impl<'a> ClientSession<'a> {
@@ -224,6 +226,7 @@ impl<'a> ClientSession<'a> {
             cancel_sent: false,
             skipping: false,
             paused: false,
+            inbox: None,
         }
     }
 }
@@ -231,8 +234,9 @@ impl<'a> ClientSession<'a> {
 impl ClientSession<'_> {
     /// Serves the client until it leaves; then cleans up its traces in the sandbox.
     pub async fn run(&mut self) -> SessionEnd {
-        let (outbox, mut inbox) = mpsc::unbounded_channel::<BytesMut>();
+        let (outbox, inbox) = mpsc::unbounded_channel::<BytesMut>();
         let mut outbox = Some(outbox);
+        self.inbox = Some(inbox);
         let mut broken = self.sandbox.broken.subscribe();
         // When the client, idle in its transaction, outstays its own timeout (see idle_timeout).
         let mut idle_deadline: Option<tokio::time::Instant> = None;
@@ -254,9 +258,9 @@ impl ClientSession<'_> {
                         () = sleep_until_some(idle_deadline) => {
                             break idle_timeout::timed_out();
                         }
-                        Some(message) = inbox.recv() => {
+                        Some(message) = next_notification(&mut self.inbox) => {
                             let mut out = message;
-                            while let Ok(more) = inbox.try_recv() {
+                            while let Some(more) = self.inbox.as_mut().and_then(|i| i.try_recv().ok()) {
                                 out.extend_from_slice(&more);
                             }
                             if self.writer.write_all(&out).await.is_err() {
@@ -488,6 +492,7 @@ impl ClientSession<'_> {
                     other => unit.handle(self, backend, other).await?,
                 }
             }
+            self.notifications_before_ready(&mut unit.out);
             self.write_out(&mut unit.out).await?;
             if self.deferred_end.is_some() {
                 unit.finish(self, backend).await?;
@@ -523,6 +528,16 @@ impl ClientSession<'_> {
                 }
             };
         }
+    }
+}
+
+/// The next notification for the client (never, before the inbox exists).
+async fn next_notification(
+    inbox: &mut Option<mpsc::UnboundedReceiver<BytesMut>>,
+) -> Option<BytesMut> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
     }
 }
 
