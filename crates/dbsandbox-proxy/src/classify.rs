@@ -182,11 +182,7 @@ pub fn classify_with_parser(sql: &str) -> Vec<Statement> {
 /// a Parse's), if any. Strings that do not mention "database" are not parsed, so this costs a
 /// scan on the pass-through relay's hot path.
 pub fn database_command(sql: &str) -> Option<&'static str> {
-    let mentions = sql
-        .as_bytes()
-        .windows(8)
-        .any(|w| w.eq_ignore_ascii_case(b"database"));
-    if !mentions {
+    if !contains_ignore_ascii_case(sql, b"database") {
         return None;
     }
     classify_with_parser(sql)
@@ -347,7 +343,9 @@ fn is_sql_whitespace(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c' | '\x0b')
 }
 
-fn contains_ignore_ascii_case(haystack: &str, needle: &[u8]) -> bool {
+/// Whether `haystack` contains `needle`, ASCII letters in any case (no allocation: the checks
+/// that run on every statement's text use it before anything is parsed).
+pub(crate) fn contains_ignore_ascii_case(haystack: &str, needle: &[u8]) -> bool {
     haystack
         .as_bytes()
         .windows(needle.len())

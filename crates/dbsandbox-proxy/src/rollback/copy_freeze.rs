@@ -7,11 +7,12 @@
 
 use pg_query::NodeEnum;
 
+use crate::classify::contains_ignore_ascii_case;
+
 /// The SQL with FREEZE removed from its `COPY … FROM` statements; `None` when there is none
 /// (most SQL is not parsed: it must name both COPY and FREEZE).
 pub fn without_freeze(sql: &str) -> Option<String> {
-    let lower = sql.to_ascii_lowercase();
-    if !lower.contains("freeze") || !lower.contains("copy") {
+    if !contains_ignore_ascii_case(sql, b"freeze") || !contains_ignore_ascii_case(sql, b"copy") {
         return None;
     }
     let mut parsed = pg_query::parse(sql).ok()?.protobuf;

@@ -84,7 +84,7 @@ pub fn client_view(raw: &[u8]) -> Option<BytesMut> {
 /// the rows of this client only, under its own names; `None` when the text names no such view.
 pub fn scope_prepared_view(sql: &str, id: ClientId) -> Option<String> {
     const VIEW: &str = "pg_prepared_statements";
-    if !sql.to_ascii_lowercase().contains(VIEW) {
+    if !crate::classify::contains_ignore_ascii_case(sql, VIEW.as_bytes()) {
         return None;
     }
     let scanned = pg_query::scan(sql).ok()?;

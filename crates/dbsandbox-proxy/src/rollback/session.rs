@@ -586,10 +586,7 @@ fn has_session_effects(sql: &str) -> bool {
 }
 
 fn mentions_set_config(sql: &str) -> bool {
-    const NAME: &[u8] = b"set_config";
-    sql.as_bytes()
-        .windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME))
+    classify::contains_ignore_ascii_case(sql, b"set_config")
 }
 
 /// How a batch sent to the backend ends.

@@ -40,10 +40,7 @@ fn terminate_call(sql: &str) -> Option<TerminateArg> {
 
 /// Whether the statement mentions `pg_terminate_backend` (then its SQL is kept for Bind).
 pub(super) fn mentions_terminate(sql: &str) -> bool {
-    const NAME: &[u8] = b"pg_terminate_backend";
-    sql.as_bytes()
-        .windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME))
+    classify::contains_ignore_ascii_case(sql, b"pg_terminate_backend")
 }
 
 /// The first parameter of a Bind (after its names) as an integer, in text or binary format.

@@ -1,6 +1,8 @@
 //! The settings a rollback client has for itself only: the shared backend never keeps them
 //! between batches (see [`VIRTUAL_SETTINGS`]).
 
+use crate::classify;
+
 /// Settings the shared backend must never keep between batches. It is idle in its transaction
 /// after every batch, so a client's `idle_in_transaction_session_timeout` (or a server-wide one)
 /// would end the session of every connection of the key; and the next connection's batch starts
@@ -21,13 +23,9 @@ pub const ZERO_VIRTUAL_SETTINGS_SQL: &str =
     "SET idle_in_transaction_session_timeout TO DEFAULT; SET statement_timeout TO DEFAULT";
 
 pub(super) fn mentions_virtual_setting(sql: &str) -> bool {
-    VIRTUAL_SETTINGS.iter().any(|setting| {
-        sql.len() >= setting.len()
-            && sql
-                .as_bytes()
-                .windows(setting.len())
-                .any(|w| w.eq_ignore_ascii_case(setting.as_bytes()))
-    })
+    VIRTUAL_SETTINGS
+        .iter()
+        .any(|setting| classify::contains_ignore_ascii_case(sql, setting.as_bytes()))
 }
 
 #[cfg(test)]
