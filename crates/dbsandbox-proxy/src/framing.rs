@@ -63,6 +63,12 @@ pub struct Framer {
     stop_tag: Option<u8>,
     /// Set while the body of a stop message is still arriving.
     in_stop_message: bool,
+    /// Whether ReadyForQuery messages are counted (the backend direction).
+    track_ready: bool,
+    /// A ReadyForQuery header was seen and its status byte has not arrived yet.
+    status_pending: bool,
+    ready_count: u64,
+    last_ready_status: u8,
 }
 
 impl Framer {
@@ -72,7 +78,22 @@ impl Framer {
             max_len,
             stop_tag,
             in_stop_message: false,
+            track_ready: false,
+            status_pending: false,
+            ready_count: 0,
+            last_ready_status: 0,
         }
+    }
+
+    /// Also counts the ReadyForQuery messages scanned, and keeps the last one's status.
+    pub fn tracking_ready(mut self) -> Self {
+        self.track_ready = true;
+        self
+    }
+
+    /// ReadyForQuery messages scanned so far (when tracking), and the last one's status byte.
+    pub fn ready(&self) -> (u64, u8) {
+        (self.ready_count, self.last_ready_status)
     }
 
     /// Bytes of the current message's body still to come (0 at a boundary).
@@ -89,6 +110,11 @@ impl Framer {
     pub fn scan(&mut self, data: &[u8]) -> Result<Scan, FrameError> {
         let mut pos = 0;
         loop {
+            if self.status_pending && pos < data.len() {
+                self.status_pending = false;
+                self.last_ready_status = data[pos];
+                self.ready_count += 1;
+            }
             if self.body_remaining > 0 {
                 let take = self.body_remaining.min(data.len() - pos);
                 pos += take;
@@ -134,6 +160,9 @@ impl Framer {
             if Some(header.tag()) == self.stop_tag {
                 self.in_stop_message = true;
             }
+            if self.track_ready && header.tag() == b'Z' && len == 5 {
+                self.status_pending = true;
+            }
         }
         Ok(Scan {
             forward: pos,
@@ -151,6 +180,23 @@ mod tests {
         v.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
         v.extend_from_slice(body);
         v
+    }
+
+    #[test]
+    fn ready_for_query_statuses_are_counted_even_when_split_across_reads() {
+        let mut framer = Framer::new(usize::MAX, None).tracking_ready();
+        let mut stream = msg(b'C', b"SELECT 1\0");
+        stream.extend(msg(b'Z', b"T"));
+        stream.extend(msg(b'Z', b"E"));
+        // Cut just before the second status byte.
+        let cut = stream.len() - 1;
+        let first = framer.scan(&stream[..cut]).unwrap();
+        assert_eq!(framer.ready(), (1, b'T'));
+        framer.scan(&stream[first.forward..]).unwrap();
+        assert_eq!(framer.ready(), (2, b'E'));
+        let mut untracked = Framer::new(usize::MAX, None);
+        untracked.scan(&stream).unwrap();
+        assert_eq!(untracked.ready().0, 0);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! (client startup packets and client authentication), `backend` (connecting and authenticating
 //! to PostgreSQL), `cancel` (proxy-issued cancel keys), `client_stream` (plain or TLS client sockets), [`tls`]
 //! (certificates and the rustls configuration), `relay` (the steady-state pump),
+//! `unnamed_portal` (keeping pass-through clients off a stale unnamed portal),
 //! [`classify`] (statement classification), [`rollback`] (rollback sandboxes), `stats` and
 //! `server` (listener, per-connection driver, shutdown).
 
@@ -25,6 +26,7 @@ mod server;
 mod startup;
 mod stats;
 pub mod tls;
+mod unnamed_portal;
 mod wire;
 
 pub use key::{validate_key, RouteError};

@@ -4,10 +4,12 @@
 //! per batch, however many messages it holds, and no allocation per message. COPY, the extended
 //! protocol and pipelined requests pass untouched because nothing is reordered or held back
 //! except an incomplete 5-byte header, and a Query or Parse until it is complete: the one
-//! statement the relay does not pass on is a client's CREATE or DROP DATABASE ([`ClientGuard`]).
+//! statement the relay does not pass on is a client's CREATE or DROP DATABASE ([`ClientGuard`]),
+//! and the one portal it renames is a stale unnamed one ([`crate::unnamed_portal`]).
 
 use crate::framing::{FrameError, Framer};
 use crate::stats::Counters;
+use crate::unnamed_portal::{self, UnnamedPortalWatch};
 use bytes::{Buf, BytesMut};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -61,6 +63,7 @@ async fn pump<R, W>(
     framer: &mut Framer,
     relayed_bytes: &AtomicU64,
     guard: Option<&ClientGuard>,
+    ready_sink: Option<&UnnamedPortalWatch>,
 ) -> Result<PumpEnd, PumpError>
 where
     R: AsyncRead + Unpin,
@@ -72,7 +75,14 @@ where
                 Some(guard) => guard.inspect(buf, framer.body_remaining()),
                 None => buf.len(),
             };
+            let seen_before = framer.ready().0;
             let scan = framer.scan(&buf[..ready]).map_err(PumpError::Frame)?;
+            if let Some(sink) = ready_sink {
+                let (seen, status) = framer.ready();
+                for _ in seen_before..seen {
+                    sink.ready_for_query(status);
+                }
+            }
             if scan.forward > 0 {
                 writer
                     .write_all(&buf[..scan.forward])
@@ -120,7 +130,7 @@ where
 {
     let mut client_framer = Framer::new(guard.max_message_bytes, Some(TERMINATE));
     // Backend messages are trusted for size (a DataRow may legally approach 1 GB) and streamed.
-    let mut backend_framer = Framer::new(usize::MAX, None);
+    let mut backend_framer = Framer::new(usize::MAX, None).tracking_ready();
     if client_buf.capacity() < CLIENT_BUF_SIZE {
         client_buf.reserve(CLIENT_BUF_SIZE);
     }
@@ -134,6 +144,7 @@ where
         &mut client_framer,
         &counters.bytes_from_clients,
         Some(guard),
+        None,
     );
     let to_client = pump(
         backend_read,
@@ -142,6 +153,7 @@ where
         &mut backend_framer,
         &counters.bytes_to_clients,
         None,
+        Some(&guard.unnamed_portal),
     );
     tokio::select! {
         end = to_backend => match end {
@@ -170,10 +182,12 @@ pub async fn terminate_backend<W: AsyncWrite + Unpin>(backend_write: &mut W) {
 /// What the relay checks in a client's messages: a Query's or Parse's CREATE or DROP DATABASE
 /// is replaced by a statement that fails with [`crate::key::database_command_refused`], so the
 /// server itself reports the error where it would have reported its own, and the protocol's
-/// state (skipping to Sync, transaction status) stays the server's.
+/// state (skipping to Sync, transaction status) stays the server's; a request for a stale
+/// unnamed portal names one that does not exist ([`crate::unnamed_portal`]).
 pub struct ClientGuard {
     pub key: String,
     pub max_message_bytes: usize,
+    pub unnamed_portal: UnnamedPortalWatch,
 }
 
 impl ClientGuard {
@@ -192,12 +206,27 @@ impl ClientGuard {
                 break;
             }
             let end = pos + 1 + len;
+            let whole_needed = matches!(tag, b'Q' | b'P' | b'E' | b'D' | b'C');
+            // A Bind's first body byte says whether it binds the unnamed portal.
+            let needed = if whole_needed { end } else { end.min(pos + 6) };
+            if needed > buf.len() {
+                return pos;
+            }
+            let redirect = self
+                .unnamed_portal
+                .client_message(tag, &buf[pos + 5..needed]);
+            if redirect {
+                let replacement = unnamed_portal::redirected(&buf[pos..end]);
+                let rest = buf.split_off(end);
+                buf.truncate(pos);
+                buf.extend_from_slice(&replacement);
+                pos = buf.len();
+                buf.extend_from_slice(&rest);
+                continue;
+            }
             if tag != b'Q' && tag != b'P' {
                 pos = end;
                 continue;
-            }
-            if end > buf.len() {
-                return pos;
             }
             if let Some(replacement) = self.replacement(tag, &buf[pos + 5..end]) {
                 let rest = buf.split_off(end);

@@ -800,6 +800,7 @@ impl<C: ClientStream> Session<'_, C> {
             &relay::ClientGuard {
                 key: self.request.key.clone(),
                 max_message_bytes: shared.config.max_message_bytes,
+                unnamed_portal: Default::default(),
             },
             &shared.counters,
         )

@@ -151,7 +151,10 @@ async fn watch(
 /// What the key's backends are doing on the server (state, wait, query, locks they wait for):
 /// whether a frozen key waits on the server or on the proxy.
 async fn backend_activity(server: &PgServer, key: &str) -> String {
-    let admin = server.admin().await;
+    let admin = match server.try_admin("postgres").await {
+        Ok(admin) => admin,
+        Err(e) => return format!("(the server refused a connection: {e})"),
+    };
     let sql = "select format('pid %s %s wait %s/%s xact %s s, query %L, blocked by %s', a.pid, \
                a.state, a.wait_event_type, a.wait_event, \
                round(extract(epoch from now() - a.xact_start)), left(a.query, 160), \
@@ -168,8 +171,11 @@ async fn backend_activity(server: &PgServer, key: &str) -> String {
 }
 
 /// Backends per fuzz database, once the count is within `allowed` or 10 s have passed.
-async fn settled_backends(server: &PgServer, allowed: i64) -> Vec<(String, i64)> {
-    let admin = server.admin().await;
+async fn settled_backends(server: &PgServer, allowed: i64) -> Result<Vec<(String, i64)>, String> {
+    let admin = server
+        .try_admin("postgres")
+        .await
+        .map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let rows: Vec<(String, i64)> = admin
@@ -179,12 +185,12 @@ async fn settled_backends(server: &PgServer, allowed: i64) -> Vec<(String, i64)>
                 &[],
             )
             .await
-            .unwrap()
+            .map_err(|e| e.to_string())?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         if rows.iter().all(|(_, n)| *n <= allowed) || Instant::now() > deadline {
-            return rows;
+            return Ok(rows);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -351,12 +357,22 @@ async fn fuzz(isolation: Isolation) {
     }
     // A rollback key keeps (at most) its sandbox's backend; a database key keeps none.
     let allowed = if rollback { 1 } else { 0 };
-    let backends = settled_backends(&server, allowed).await;
-    let leaked: Vec<_> = backends.iter().filter(|(_, n)| *n > allowed).collect();
-    if !leaked.is_empty() {
+    match settled_backends(&server, allowed).await {
+        Ok(backends) => {
+            let leaked: Vec<_> = backends.iter().filter(|(_, n)| *n > allowed).collect();
+            if !leaked.is_empty() {
+                failures.push(format!(
+                    "backends left on the server 10 s after every client left (at most \
+                     {allowed} per key expected): {leaked:?}"
+                ));
+            }
+        }
+        Err(e) => failures.push(format!("counting the backends left failed: {e}")),
+    }
+    let crash = server.crash_report();
+    if !crash.is_empty() {
         failures.push(format!(
-            "backends left on the server 10 s after every client left (at most {allowed} per \
-             key expected): {leaked:?}"
+            "a server process crashed (the server then ended every session):\n{crash}"
         ));
     }
     let panics = PANICS.lock().unwrap().clone();

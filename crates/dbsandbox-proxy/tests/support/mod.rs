@@ -232,7 +232,25 @@ impl PgServer {
         std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
     }
 
-    async fn try_admin(&self, database: &str) -> Result<Client, tokio_postgres::Error> {
+    /// The server log's lines that tell of a backend crash (the postmaster then ends every
+    /// session and recovers), with the statement it was running: empty when none crashed.
+    pub fn crash_report(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let mut report = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            if line.contains("was terminated by signal")
+                || line.contains("exited with exit code")
+                || line.contains("PANIC:")
+            {
+                report.extend(lines[i..lines.len().min(i + 3)].iter().copied());
+            }
+        }
+        report.join("\n")
+    }
+
+    /// A superuser connection straight to `database`, or why the server refused it.
+    pub async fn try_admin(&self, database: &str) -> Result<Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host_path(&self.socket_dir)
             .port(self.port)
