@@ -6,142 +6,89 @@
 
 mod support;
 
+use bytes::BytesMut;
 use dbsandbox_proxy::{Isolation, ProxyConfig};
-use std::net::SocketAddr;
-use std::time::Duration;
-use support::{MapRouter, PgServer, TestProxy};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use postgres_protocol::message::frontend;
+use support::{MapRouter, PgServer, RawConnection, Reply, TestProxy};
 
-fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    out.extend_from_slice(body);
+fn query(sql: &str) -> BytesMut {
+    let mut out = BytesMut::new();
+    frontend::query(sql, &mut out).unwrap();
     out
 }
 
-fn cstr(text: &str) -> Vec<u8> {
-    let mut out = text.as_bytes().to_vec();
-    out.push(0);
+fn parse(sql: &str) -> BytesMut {
+    let mut out = BytesMut::new();
+    frontend::parse("", sql, [], &mut out).unwrap();
     out
 }
 
-fn query(sql: &str) -> Vec<u8> {
-    frame(b'Q', &cstr(sql))
+fn bind_unnamed() -> BytesMut {
+    // Portal "", statement "", no parameter formats, no parameters, no result formats.
+    BytesMut::from(&b"B\0\0\0\x0c\0\0\0\0\0\0\0\0"[..])
 }
 
-fn parse(sql: &str) -> Vec<u8> {
-    let mut body = cstr("");
-    body.extend(cstr(sql));
-    body.extend_from_slice(&0u16.to_be_bytes());
-    frame(b'P', &body)
+fn describe_statement() -> BytesMut {
+    let mut out = BytesMut::new();
+    frontend::describe(b'S', "", &mut out).unwrap();
+    out
 }
 
-fn bind_unnamed() -> Vec<u8> {
-    let mut body = cstr("");
-    body.extend(cstr(""));
-    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-    frame(b'B', &body)
+fn execute_unnamed(max_rows: i32) -> BytesMut {
+    let mut out = BytesMut::new();
+    frontend::execute("", max_rows, &mut out).unwrap();
+    out
 }
 
-fn describe_statement() -> Vec<u8> {
-    frame(b'D', b"S\0")
+fn sync() -> BytesMut {
+    let mut out = BytesMut::new();
+    frontend::sync(&mut out);
+    out
 }
 
-fn execute_unnamed() -> Vec<u8> {
-    frame(b'E', b"\0\0\0\0\0")
+async fn connect(proxy: &TestProxy) -> RawConnection {
+    let mut raw = RawConnection::open(proxy.addr).await;
+    raw.send_startup("stale").await;
+    raw.until_ready().await;
+    raw
 }
 
-fn sync() -> Vec<u8> {
-    frame(b'S', b"")
-}
-
-/// What the server answered, a message per entry: its tag, and for an ErrorResponse its
-/// SQLSTATE and message.
-#[derive(Debug)]
-struct Reply {
-    tag: char,
-    error: Option<(String, String)>,
-}
-
-struct RawClient {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawClient {
-    async fn connect(addr: SocketAddr, key: &str) -> RawClient {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = RawClient {
-            stream,
-            buf: Vec::new(),
-        };
-        let mut params = Vec::new();
-        for (name, value) in [("user", "tester"), ("database", key)] {
-            params.extend(cstr(name));
-            params.extend(cstr(value));
+/// Sends `messages` and collects the replies up to the `readies`-th ReadyForQuery; None when
+/// the connection closed first.
+async fn exchange(
+    raw: &mut RawConnection,
+    messages: &[BytesMut],
+    readies: usize,
+) -> Option<Vec<Reply>> {
+    raw.send(&messages.concat()).await;
+    let mut replies = Vec::new();
+    let mut left = readies;
+    while left > 0 {
+        let reply = raw.recv().await?;
+        if matches!(reply, Reply::ReadyForQuery(_)) {
+            left -= 1;
         }
-        params.push(0);
-        let mut startup = ((params.len() + 8) as u32).to_be_bytes().to_vec();
-        startup.extend_from_slice(&196608u32.to_be_bytes());
-        startup.extend(params);
-        client.stream.write_all(&startup).await.unwrap();
-        let replies = client.until_ready(1).await.expect("startup answered");
-        assert!(
-            replies.iter().all(|r| r.error.is_none()),
-            "startup: {replies:?}"
-        );
-        client
+        replies.push(reply);
     }
-
-    /// Sends `messages` and reads replies up to the `readies`-th ReadyForQuery; None when the
-    /// connection closed first.
-    async fn send(&mut self, messages: &[Vec<u8>], readies: usize) -> Option<Vec<Reply>> {
-        self.stream.write_all(&messages.concat()).await.ok()?;
-        self.until_ready(readies).await
-    }
-
-    async fn until_ready(&mut self, mut readies: usize) -> Option<Vec<Reply>> {
-        let mut replies = Vec::new();
-        loop {
-            while self.buf.len() >= 5 {
-                let len = u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
-                if self.buf.len() < len + 1 {
-                    break;
-                }
-                let message: Vec<u8> = self.buf.drain(..len + 1).collect();
-                let tag = message[0] as char;
-                let error = (tag == 'E').then(|| error_fields(&message[5..]));
-                replies.push(Reply { tag, error });
-                if tag == 'Z' {
-                    readies -= 1;
-                    if readies == 0 {
-                        return Some(replies);
-                    }
-                }
-            }
-            let mut chunk = [0u8; 8192];
-            let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut chunk))
-                .await
-                .expect("an answer within 10 s");
-            match read {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
+    Some(replies)
 }
 
-fn error_fields(body: &[u8]) -> (String, String) {
-    let (mut code, mut message) = (String::new(), String::new());
-    for field in body.split(|&b| b == 0) {
-        match field.first() {
-            Some(b'C') => code = String::from_utf8_lossy(&field[1..]).into_owned(),
-            Some(b'M') => message = String::from_utf8_lossy(&field[1..]).into_owned(),
-            _ => {}
-        }
-    }
-    (code, message)
+fn first_error(replies: &[Reply]) -> Option<(String, String)> {
+    replies.iter().find_map(|r| match r {
+        Reply::Error(_, code, message) => Some((code.clone(), message.clone())),
+        _ => None,
+    })
+}
+
+fn tags(replies: &[Reply]) -> String {
+    replies
+        .iter()
+        .map(|r| match r {
+            Reply::Error(..) => 'E',
+            Reply::ReadyForQuery(_) => 'Z',
+            Reply::Other(tag) => *tag as char,
+        })
+        .collect()
 }
 
 async fn proxy_for(pg: &PgServer, isolation: Isolation) -> TestProxy {
@@ -162,50 +109,29 @@ async fn proxy_for(pg: &PgServer, isolation: Isolation) -> TestProxy {
 async fn execute_after_a_failed_query(isolation: Isolation) {
     let pg = PgServer::start().await;
     let proxy = proxy_for(&pg, isolation).await;
-    let mut client = RawClient::connect(proxy.addr, "stale").await;
-    client
-        .send(
-            &[query(
-                "create table items(id serial primary key, name text unique, n int)",
-            )],
-            1,
-        )
-        .await
-        .unwrap();
-    client
-        .send(
-            &[query(
-                "BEGIN; SAVEPOINT x; SAVEPOINT y; RELEASE x; ROLLBACK TO y",
-            )],
-            1,
-        )
-        .await
-        .unwrap();
-    client
-        .send(
-            &[query(
-                "insert into items(name) values (md5(random()::text)) returning id",
-            )],
-            1,
-        )
-        .await
-        .unwrap();
-    let replies = client
-        .send(
-            &[
-                parse("COMMIT"),
-                describe_statement(),
-                execute_unnamed(),
-                sync(),
-            ],
-            1,
-        )
-        .await;
+    let mut raw = connect(&proxy).await;
+    for sql in [
+        "create table items(id serial primary key, name text unique, n int)",
+        "BEGIN; SAVEPOINT x; SAVEPOINT y; RELEASE x; ROLLBACK TO y",
+        "insert into items(name) values (md5(random()::text)) returning id",
+    ] {
+        exchange(&mut raw, &[query(sql)], 1).await.unwrap();
+    }
+    let replies = exchange(
+        &mut raw,
+        &[
+            parse("COMMIT"),
+            describe_statement(),
+            execute_unnamed(0),
+            sync(),
+        ],
+        1,
+    )
+    .await;
     let crash = pg.crash_report();
     assert!(crash.is_empty(), "the server crashed:\n{crash}");
     let replies = replies.expect("the connection stays open");
-    let error = replies.iter().find_map(|r| r.error.clone());
-    let (code, message) = error.expect("the Execute fails");
+    let (code, message) = first_error(&replies).expect("the Execute fails");
     match isolation {
         // The proxy sends the Execute to a portal that does not exist.
         Isolation::Database => assert_eq!(code, "34000", "{message}"),
@@ -215,11 +141,10 @@ async fn execute_after_a_failed_query(isolation: Isolation) {
     }
 
     // The session goes on: the block is still failed, and ROLLBACK ends it.
-    let replies = client
-        .send(&[query("ROLLBACK"), query("select 1")], 2)
+    let replies = exchange(&mut raw, &[query("ROLLBACK"), query("select 1")], 2)
         .await
         .unwrap();
-    assert!(replies.iter().all(|r| r.error.is_none()), "{replies:?}");
+    assert_eq!(first_error(&replies), None, "{replies:?}");
 }
 
 #[tokio::test]
@@ -238,38 +163,29 @@ async fn executing_a_stale_unnamed_portal_through_a_rollback_key_does_not_crash_
 async fn the_unnamed_portal_drivers_use_passes_through_a_database_key() {
     let pg = PgServer::start().await;
     let proxy = proxy_for(&pg, Isolation::Database).await;
-    let mut client = RawClient::connect(proxy.addr, "stale").await;
-    let tags = |replies: &[Reply]| replies.iter().map(|r| r.tag).collect::<String>();
+    let mut raw = connect(&proxy).await;
+    let rows = || parse("select generate_series(1, 3)");
 
-    let replies = client
-        .send(
-            &[
-                parse("select generate_series(1, 3)"),
-                bind_unnamed(),
-                execute_unnamed(),
-                sync(),
-            ],
-            1,
-        )
-        .await
-        .unwrap();
+    let replies = exchange(
+        &mut raw,
+        &[rows(), bind_unnamed(), execute_unnamed(0), sync()],
+        1,
+    )
+    .await
+    .unwrap();
     assert_eq!(tags(&replies), "12DDDCZ");
 
-    client.send(&[query("BEGIN")], 1).await.unwrap();
-    let limited = frame(b'E', b"\0\0\0\0\x02");
-    let replies = client
-        .send(
-            &[
-                parse("select generate_series(1, 3)"),
-                bind_unnamed(),
-                limited,
-                sync(),
-            ],
-            1,
-        )
+    exchange(&mut raw, &[query("BEGIN")], 1).await.unwrap();
+    let replies = exchange(
+        &mut raw,
+        &[rows(), bind_unnamed(), execute_unnamed(2), sync()],
+        1,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tags(&replies), "12DDsZ", "two rows, then PortalSuspended");
+    let replies = exchange(&mut raw, &[execute_unnamed(0), sync()], 1)
         .await
         .unwrap();
-    assert_eq!(tags(&replies), "12DDsZ", "two rows, then PortalSuspended");
-    let replies = client.send(&[execute_unnamed(), sync()], 1).await.unwrap();
     assert_eq!(tags(&replies), "DCZ", "the third row, from the same portal");
 }
