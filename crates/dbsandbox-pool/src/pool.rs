@@ -500,6 +500,16 @@ async fn refill_worker(shared: Arc<Shared>) {
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
+        // The daemon rebuilds a vanished template under the same name: a clone taken while it
+        // is being built would miss the migrations not yet applied, so none is made until the
+        // daemon says it is back ([`ClonePool::template_restored`]).
+        if shared.template_missing.load(Ordering::SeqCst) {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = notified => {}
+            }
+            continue;
+        }
         let have = lock(&shared.ready).len() + shared.in_flight.load(Ordering::SeqCst);
         // A pool of size 0 still makes one clone at a time for waiting acquirers.
         if have >= shared.config.size.max(1) {

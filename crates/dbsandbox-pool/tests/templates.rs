@@ -544,3 +544,59 @@ async fn gc_leaves_a_template_alone_while_its_builder_holds_the_build_lock() {
     }
     server.stop().await.unwrap();
 }
+
+/// CI caught a clone without the migrations (`relation "items" does not exist`) after a
+/// clean-up script dropped the template: the daemon rebuilds it under the same name, and the
+/// refill cloned it between its CREATE DATABASE and its migrations. While the template is
+/// missing the refill now waits for the daemon to say it is back.
+#[tokio::test]
+async fn a_template_being_rebuilt_is_not_cloned_before_it_is_restored() {
+    let cache = tempfile::tempdir().unwrap();
+    let server = private_server(cache.path()).await;
+    let endpoint = server.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let pool = pool_of(endpoint, &template, 1).await;
+    assert!(pool.wait_ready(1, Duration::from_secs(60)).await);
+    let admin = endpoint.admin().await.unwrap();
+    admin
+        .batch_execute(&format!("drop database \"{}\"", template.name))
+        .await
+        .unwrap();
+    let first = pool.acquire().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !pool.template_missing() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refill never missed the template"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The rebuild has created the database, its migrations are still to come.
+    admin
+        .batch_execute(&format!("create database \"{}\"", template.name))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        pool.ready_names().is_empty(),
+        "cloned a half-built template: {:?}",
+        pool.ready_names()
+    );
+
+    let client = endpoint.connect(&template.name).await.unwrap();
+    client
+        .batch_execute("create table t(id int)")
+        .await
+        .unwrap();
+    drop(client);
+    pool.template_restored();
+    let taken = pool.acquire().await.unwrap();
+    assert_eq!(count(endpoint, &taken, "select count(*) from t").await, 0);
+    pool.release(&first);
+    pool.release(&taken);
+    pool.shutdown(false).await.unwrap();
+    server.stop().await.unwrap();
+}
