@@ -476,16 +476,26 @@ async fn each_clone_belongs_to_an_unprivileged_role_of_its_own() {
     server.stop().await.unwrap();
 }
 
+/// A private server, a template of one table `t`, and a pool of `size` clones all ready.
+async fn full_pool_of_table_t(
+    cache: &Path,
+    dir: &Path,
+    size: usize,
+) -> (Server, dbsandbox_pool::Template, ClonePool) {
+    let server = private_server(cache).await;
+    let endpoint = server.endpoint();
+    let source = project(dir, &[("0001.sql", "create table t(id int);")]);
+    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
+    let pool = pool_of(endpoint, &template, size).await;
+    assert!(pool.wait_ready(size, Duration::from_secs(60)).await);
+    (server, template, pool)
+}
+
 #[tokio::test]
 async fn a_pooled_clone_dropped_behind_the_pools_back_is_never_handed_out() {
-    let cache = tempfile::tempdir().unwrap();
-    let server = private_server(cache.path()).await;
+    let (cache, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, _, pool) = full_pool_of_table_t(cache.path(), dir.path(), 2).await;
     let endpoint = server.endpoint();
-    let dir = tempfile::tempdir().unwrap();
-    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
-    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
-    let pool = pool_of(endpoint, &template, 2).await;
-    assert!(pool.wait_ready(2, Duration::from_secs(60)).await);
     let ghost = pool.ready_names()[0].clone();
     endpoint
         .admin()
@@ -551,14 +561,9 @@ async fn gc_leaves_a_template_alone_while_its_builder_holds_the_build_lock() {
 /// missing the refill now waits for the daemon to say it is back.
 #[tokio::test]
 async fn a_template_being_rebuilt_is_not_cloned_before_it_is_restored() {
-    let cache = tempfile::tempdir().unwrap();
-    let server = private_server(cache.path()).await;
+    let (cache, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (server, template, pool) = full_pool_of_table_t(cache.path(), dir.path(), 1).await;
     let endpoint = server.endpoint();
-    let dir = tempfile::tempdir().unwrap();
-    let source = project(dir.path(), &[("0001.sql", "create table t(id int);")]);
-    let template = ensure_template(endpoint, &source, &quiet).await.unwrap();
-    let pool = pool_of(endpoint, &template, 1).await;
-    assert!(pool.wait_ready(1, Duration::from_secs(60)).await);
     let admin = endpoint.admin().await.unwrap();
     admin
         .batch_execute(&format!("drop database \"{}\"", template.name))
