@@ -1,7 +1,8 @@
 //! What dead or forgetful clients leave behind is reaped by a live daemon within seconds, not
 //! at the next start: a killed `run --no-daemon`'s private cluster and record, a run opened
-//! without an owner; the pool shrugs off user code that terminates every backend; and the
-//! loopback API needs the token that only the daemon's owner can read.
+//! without an owner, a clone a dead creator left unmarked (once no creator holds its lock); the
+//! pool shrugs off user code that terminates every backend; and the loopback API needs the token
+//! that only the daemon's owner can read.
 
 mod common;
 use common::{client, connect, items, kill_with_children, pid_alive, text, Project};
@@ -207,4 +208,70 @@ async fn the_loopback_api_needs_the_token_kept_in_the_owner_only_record() {
         status["daemons"][0]["sandboxes"].is_array(),
         "status reads the daemon's sandboxes: {status}"
     );
+}
+
+/// A daemon killed while its `CREATE DATABASE` ran leaves its clone unmarked, and only when the
+/// server finishes that copy, which may be after the next daemon's start-up reaping (CI saw one
+/// kept for 30 s). A live daemon drops it once no creator holds its lock, and never while one
+/// does.
+#[tokio::test]
+async fn a_clone_a_dead_creator_left_unmarked_after_the_daemon_started_is_reaped() {
+    let project = Project::new();
+    let daemon = project.detach_with(&["--pool-size", "1"]);
+    let api = client(&daemon);
+    let status = api.get("/v1/status").await.unwrap().body;
+    let admin = connect(status["server"]["url"].as_str().unwrap()).await;
+    let template = daemon["template"]["name"].as_str().unwrap().to_string();
+    // dbsandbox_t_<project>_<fingerprint, 16 hex>: a clone's name carries its first 10.
+    let fingerprint = template.rsplit('_').next().unwrap();
+    let orphan = format!("dbsandbox_c_{}_0123456789ab", &fingerprint[..10]);
+    let exists = async |name: &str| -> bool {
+        admin
+            .query_one(
+                "select count(*) = 1 from pg_database where datname = $1",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    };
+
+    // A creator still alive: it holds the creator lock from before its CREATE DATABASE until
+    // the clone is marked.
+    let creator = connect(status["server"]["url"].as_str().unwrap()).await;
+    creator
+        .execute(
+            "select pg_advisory_lock($1, hashtext($2))",
+            &[&dbsandbox_pool::CLONE_LOCK_CLASS, &orphan],
+        )
+        .await
+        .unwrap();
+    for name in [orphan.as_str(), "dbsandbox_c_not_ours"] {
+        admin
+            .batch_execute(&format!("create database {name} template {template}"))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        exists(&orphan).await,
+        "a clone whose creator holds its lock was dropped"
+    );
+
+    // The creator's backend ends (its client was killed): nothing marks the clone now.
+    drop(creator);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while exists(&orphan).await {
+        assert!(
+            Instant::now() < deadline,
+            "{orphan}, unmarked with no creator, was kept for 20 s by a running daemon"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        exists("dbsandbox_c_not_ours").await,
+        "a database that only looks like ours was dropped"
+    );
+    let recoveries = api.get("/v1/status").await.unwrap().body["daemon"]["recoveries"].to_string();
+    assert!(recoveries.contains(&orphan), "{recoveries}");
 }

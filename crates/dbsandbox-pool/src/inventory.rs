@@ -3,6 +3,7 @@
 
 use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
 
+use crate::creator_lock;
 use crate::template::{build_in_progress, drop_database};
 use crate::PoolError;
 
@@ -13,6 +14,8 @@ pub struct DatabaseInfo {
     pub marker: Marker,
     pub size_bytes: i64,
     pub connections: i64,
+    /// A live process holds its creator lock: a clone without a marker is still being made.
+    pub being_created: bool,
 }
 
 impl DatabaseInfo {
@@ -20,7 +23,7 @@ impl DatabaseInfo {
     pub fn in_use(&self) -> bool {
         match self.marker.state {
             DbState::Leased | DbState::Pooled | DbState::Building => !self.marker.owner_is_dead(),
-            DbState::Unfinished => self.connections > 0,
+            DbState::Unfinished => self.connections > 0 || self.being_created,
             DbState::Ready | DbState::Spare => false,
         }
     }
@@ -30,11 +33,14 @@ impl DatabaseInfo {
 pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, PoolError> {
     let rows = admin
         .query(
-            "select d.datname, shobj_description(d.oid, 'pg_database'), \
-                    case when has_database_privilege(d.oid, 'connect') or not d.datallowconn \
-                         then pg_database_size(d.oid) else -1 end, \
-                    (select count(*) from pg_stat_activity a where a.datid = d.oid) \
-             from pg_database d where d.datname like $1",
+            &format!(
+                "select d.datname, shobj_description(d.oid, 'pg_database'), \
+                        case when has_database_privilege(d.oid, 'connect') or not d.datallowconn \
+                             then pg_database_size(d.oid) else -1 end, \
+                        (select count(*) from pg_stat_activity a where a.datid = d.oid), {} \
+                 from pg_database d where d.datname like $1",
+                creator_lock::held_sql("d.datname")
+            ),
             &[&format!("{NAME_PREFIX}%")],
         )
         .await
@@ -50,6 +56,7 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
             // NULL when the database was dropped between the scan and the size call.
             size_bytes: row.get::<_, Option<i64>>(2).unwrap_or(-1),
             connections: row.get(3),
+            being_created: row.get(4),
         };
         match Marker::parse(&name, comment.as_deref()) {
             Some(marker) => found.push(info(marker)),
@@ -93,6 +100,30 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
     Ok(found)
 }
 
+/// Whether clone `name` is, as of now, unmarked with no creator lock and nobody connected: left
+/// by a creator that died. Asked afresh just before a drop because one query's catalogue
+/// snapshot may predate a live creator's marker while its look at the locks follows the
+/// creator's unlock; a fresh look either sees the marker or, before it, the lock.
+async fn still_left_unmarked(
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<bool, PoolError> {
+    let row = admin
+        .query_opt(
+            &format!(
+                "select shobj_description(d.oid, 'pg_database') from pg_database d \
+                 where d.datname = $1 \
+                   and not exists (select 1 from pg_stat_activity a where a.datid = d.oid) \
+                   and not {}",
+                creator_lock::held_sql("d.datname")
+            ),
+            &[&name],
+        )
+        .await
+        .map_err(|e| PoolError::db("checking an unmarked clone", &e))?;
+    Ok(row.is_some_and(|row| Marker::parse(name, row.get::<_, Option<&str>>(0)).is_none()))
+}
+
 /// The fingerprint prefix in a clone name of exactly the shape the pool makes
 /// (`dbsandbox_c_` + 10 hex + `_` + 12 hex), or `None` for any other name.
 fn unfinished_clone_fingerprint(name: &str) -> Option<&str> {
@@ -107,39 +138,79 @@ fn unfinished_clone_fingerprint(name: &str) -> Option<&str> {
 }
 
 /// Drops clones whose owner died on this host (a killed run): they may be dirty and nobody
-/// will return them. Spare clones stay for adoption.
+/// will return them, and the clones a dead creator left unmarked. Spare clones stay for adoption.
 pub async fn reap_dead_owners(admin: &tokio_postgres::Client) -> Result<Vec<String>, PoolError> {
     let mut reaped = Vec::new();
-    let mut unfinished = Vec::new();
     for db in list(admin).await? {
         let dead_clone = db.marker.kind == DbKind::Clone
             && matches!(db.marker.state, DbState::Pooled | DbState::Leased)
             && db.marker.owner_is_dead();
-        if dead_clone {
+        let left_unmarked = db.marker.state == DbState::Unfinished
+            && !db.in_use()
+            && still_left_unmarked(admin, &db.name).await?;
+        if dead_clone || left_unmarked {
             drop_database(admin, &db.name).await?;
             reaped.push(db.name);
-        } else if db.marker.state == DbState::Unfinished && !db.in_use() {
-            unfinished.push(db.name);
-        }
-    }
-    if !unfinished.is_empty() {
-        // A live creator marks its clone milliseconds after CREATE DATABASE: only what is still
-        // unmarked a moment later was left by a creator that died.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        for db in list(admin).await? {
-            if db.marker.state == DbState::Unfinished
-                && !db.in_use()
-                && unfinished.contains(&db.name)
-            {
-                drop_database(admin, &db.name).await?;
-                reaped.push(db.name);
-            }
         }
     }
     if !reaped.is_empty() {
         tracing::info!(
             count = reaped.len(),
             "dropped clones left by a dbsandbox that died"
+        );
+    }
+    Ok(reaped)
+}
+
+/// Drops the clones a creator that died left without a marker: no creator lock is held for them
+/// and nobody is connected. Cheap when there are none (one catalogue query), so a daemon runs it
+/// in its upkeep: a creator killed mid-`CREATE DATABASE` leaves its clone only when that copy
+/// commits, which may be after the next daemon started.
+pub async fn reap_unfinished_clones(
+    admin: &tokio_postgres::Client,
+) -> Result<Vec<String>, PoolError> {
+    let candidates = admin
+        .query(
+            &format!(
+                "select d.datname, shobj_description(d.oid, 'pg_database') from pg_database d \
+                 where d.datname like $1 \
+                   and not exists (select 1 from pg_stat_activity a where a.datid = d.oid) \
+                   and not {}",
+                creator_lock::held_sql("d.datname")
+            ),
+            &[&format!("{NAME_PREFIX}c\\_%")],
+        )
+        .await
+        .map_err(|e| PoolError::db("listing unmarked clones", &e))?;
+    let unmarked: Vec<String> = candidates
+        .iter()
+        .filter_map(|row| {
+            let name: String = row.get(0);
+            let comment: Option<String> = row.get(1);
+            (Marker::parse(&name, comment.as_deref()).is_none()
+                && unfinished_clone_fingerprint(&name).is_some())
+            .then_some(name)
+        })
+        .collect();
+    if unmarked.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Listed again, whole: only a clone of one of our templates' fingerprints is ours.
+    let mut reaped = Vec::new();
+    for db in list(admin).await? {
+        if db.marker.state == DbState::Unfinished
+            && !db.in_use()
+            && unmarked.contains(&db.name)
+            && still_left_unmarked(admin, &db.name).await?
+        {
+            drop_database(admin, &db.name).await?;
+            reaped.push(db.name);
+        }
+    }
+    if !reaped.is_empty() {
+        tracing::info!(
+            clones = ?reaped,
+            "dropped clones a dbsandbox that died left unmarked"
         );
     }
     Ok(reaped)

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::marker::{hostname, DbKind, DbState, Marker, NAME_PREFIX};
 use crate::template::{drop_database, drop_sql};
-use crate::{quote_ident, roles, PoolError, Template};
+use crate::{creator_lock, quote_ident, roles, PoolError, Template};
 
 /// How `CREATE DATABASE` copies the template (PostgreSQL 15+ offers two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -220,7 +220,7 @@ impl ClonePool {
             .await
             .map_err(|e| PoolError::db("connecting to the server", &e))?;
         lock(&shared.leased).insert(name.clone());
-        let made = async {
+        let made = creator_lock::while_creating(&admin, &name, async {
             roles::create_clone_role(&shared.endpoint, &admin, &name).await?;
             admin
                 .batch_execute(&format!(
@@ -237,7 +237,7 @@ impl ClonePool {
                 .await
                 .map_err(|e| PoolError::db("marking a copy", &e))?;
             roles::inherit_role_of(&shared.endpoint, &admin, &name, source).await
-        }
+        })
         .await;
         if let Err(e) = made {
             self.release(&name);
@@ -431,8 +431,12 @@ async fn create_clone(
 ) -> Result<String, PoolError> {
     let name = new_clone_name(&shared.template);
     lock(&shared.creating).insert(name.clone());
-    let made = make_clone(shared, admin, &name).await;
+    let made = creator_lock::while_creating(admin, &name, make_clone(shared, admin, &name)).await;
     if made.is_err() {
+        // A clone made but not marked (the marking failed) is not left for the reapers.
+        if let Err(e) = drop_database(admin, &name).await {
+            tracing::debug!("dropping the unfinished clone {name}: {e}");
+        }
         lock(&shared.creating).remove(&name);
     }
     made.map(|()| name)
@@ -739,19 +743,25 @@ pub async fn choose_strategy(
     for strategy in [CloneStrategy::WalLog, CloneStrategy::FileCopy] {
         let name = new_clone_name(template);
         let started = Instant::now();
-        let made = admin
-            .batch_execute(&format!(
-                "create database {} template {}{}",
-                quote_ident(&name),
-                quote_ident(&template.name),
-                strategy.clause()
-            ))
-            .await;
-        let elapsed = started.elapsed();
-        if made.is_ok() {
-            let _ = admin
-                .batch_execute(&clone_marker(&probe, DbState::Pooled).comment_sql(&name))
+        let made = creator_lock::while_creating(&admin, &name, async {
+            let made = admin
+                .batch_execute(&format!(
+                    "create database {} template {}{}",
+                    quote_ident(&name),
+                    quote_ident(&template.name),
+                    strategy.clause()
+                ))
                 .await;
+            let elapsed = started.elapsed();
+            if made.is_ok() {
+                let _ = admin
+                    .batch_execute(&clone_marker(&probe, DbState::Pooled).comment_sql(&name))
+                    .await;
+            }
+            Ok(made.map(|_| elapsed))
+        })
+        .await;
+        if let Ok(Ok(elapsed)) = made {
             let _ = drop_database(&admin, &name).await;
             if elapsed < best.1 {
                 best = (strategy, elapsed);

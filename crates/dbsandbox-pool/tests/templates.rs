@@ -315,7 +315,7 @@ async fn gc_drops_only_marked_databases() {
 }
 
 #[tokio::test]
-async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_unfinished_ones_are_reaped() {
+async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_only_dead_creators_clones_are_reaped() {
     let cache = tempfile::tempdir().unwrap();
     let server = private_server(cache.path()).await;
     let endpoint = server.endpoint();
@@ -366,8 +366,64 @@ async fn shutdown_mid_refill_leaves_no_unmarked_clone_and_unfinished_ones_are_re
         .batch_execute("create database dbsandbox_c_not_ours")
         .await
         .unwrap();
+    // A clone a live but slow creator has not marked yet: it holds the creator lock.
+    let in_making = format!(
+        "dbsandbox_c_{}_ba9876543210",
+        &template.fingerprint.hex[..10]
+    );
+    let creator = endpoint.admin().await.unwrap();
+    creator
+        .execute(
+            "select pg_advisory_lock($1, hashtext($2))",
+            &[&dbsandbox_pool::CLONE_LOCK_CLASS, &in_making],
+        )
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "create database {in_making} template {}",
+            template.name
+        ))
+        .await
+        .unwrap();
     let reaped = dbsandbox_pool::reap_dead_owners(&admin).await.unwrap();
     assert_eq!(reaped, vec![orphan.clone()]);
+    let mut left = vec!["dbsandbox_c_not_ours".to_string(), in_making.clone()];
+    left.sort();
+    let mut found = unmarked().await;
+    found.sort();
+    assert_eq!(found, left);
+    // gc (the template kept, as a daemon using it would have it) leaves it too.
+    let daemons_use = async { Ok([template.name.clone()].into_iter().collect()) };
+    let gc = dbsandbox_pool::gc(&admin, false, daemons_use)
+        .await
+        .unwrap();
+    assert_eq!(gc.skipped_in_use, vec![in_making.clone()], "{gc:?}");
+    assert!(
+        dbsandbox_pool::reap_unfinished_clones(&admin)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a clone in the making was reaped"
+    );
+
+    // Its creator's session ends before it could mark the clone.
+    drop(creator);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let reaped = dbsandbox_pool::reap_unfinished_clones(&admin)
+            .await
+            .unwrap();
+        if reaped == vec![in_making.clone()] {
+            break;
+        }
+        assert!(reaped.is_empty(), "{reaped:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{in_making} was not reaped after its creator's session ended"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(unmarked().await, vec!["dbsandbox_c_not_ours".to_string()]);
     server.stop().await.unwrap();
 }

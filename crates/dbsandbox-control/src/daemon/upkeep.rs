@@ -1,9 +1,12 @@
 //! The daemon's upkeep, once a second: releases what dead processes held, closes dead and
 //! expired runs, reaps what killed `run --no-daemon`s left (private clusters, records), notices
-//! a template or pooled clones that vanished behind its back (and rebuilds), retires old pools,
+//! a template or pooled clones that vanished behind its back (and rebuilds), drops the clones a
+//! dead creator left unmarked, retires old pools,
 //! and ends an idle daemon. Also what the daemon tells about it: its repairs, and the databases
 //! it uses (which `gc` asks for).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +14,9 @@ use anyhow::Context;
 use dbsandbox_pool::ClonePool;
 
 use super::{lock, Daemon, MAX_RECOVERIES_SHOWN};
+
+/// What [`Daemon::on_watch_connection`] runs: a future borrowing the connection.
+type WatchWork<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'c>>;
 
 impl Daemon {
     /// Notes a repair: logged, and listed by `GET /v1/status` (the last few).
@@ -41,9 +47,35 @@ impl Daemon {
         names
     }
 
-    /// Which of `names` exist on the server, on the housekeeping's connection (remade when it
-    /// broke).
+    /// Which of `names` exist on the server, on the housekeeping's connection.
     pub async fn existing(&self, names: &[String]) -> anyhow::Result<Vec<String>> {
+        // Owned: the work may not borrow beyond the connection it is given.
+        let names = names.to_vec();
+        self.on_watch_connection(|client| {
+            let names = names.clone();
+            Box::pin(async move {
+                client
+                    .query(
+                        "select datname from pg_database where datname = any($1)",
+                        &[&names],
+                    )
+                    .await
+                    .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+        .await
+        .context("reading the catalogue")
+    }
+
+    /// Runs `work` on the housekeeping's connection, remade (and `work` retried once) when it
+    /// broke.
+    async fn on_watch_connection<T, E>(
+        &self,
+        work: impl for<'c> Fn(&'c tokio_postgres::Client) -> WatchWork<'c, T, E>,
+    ) -> anyhow::Result<T>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let mut admin = self.watch_admin.lock().await;
         for attempt in 0..2 {
             if admin.as_ref().is_none_or(|c| c.is_closed()) {
@@ -55,19 +87,13 @@ impl Daemon {
                 );
             }
             let client = admin.as_ref().expect("connected above");
-            match client
-                .query(
-                    "select datname from pg_database where datname = any($1)",
-                    &[&names],
-                )
-                .await
-            {
-                Ok(rows) => return Ok(rows.iter().map(|r| r.get(0)).collect()),
-                Err(e) if attempt == 0 => {
+            match work(client).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) if attempt == 0 && client.is_closed() => {
                     tracing::debug!("the housekeeping connection failed ({e}); reconnecting");
                     *admin = None;
                 }
-                Err(e) => return Err(e).context("reading the catalogue"),
+                Err(e) => return Err(e.into()),
             }
         }
         unreachable!("the second attempt returns")
@@ -84,6 +110,7 @@ impl Daemon {
             self.close_finished_runs().await;
             self.reap_dead_runs_leftovers().await;
             self.check_databases().await;
+            self.reap_unfinished_clones().await;
             self.retire_idle_pools().await;
             if !self.is_idle() {
                 self.touch();
@@ -137,6 +164,24 @@ impl Daemon {
         if let Some(root) = self.state_root.clone() {
             let _ =
                 tokio::task::spawn_blocking(move || dbsandbox_server::reclaim_orphans(&root)).await;
+        }
+    }
+
+    /// A creator killed mid-`CREATE DATABASE` (a daemon before this one, a `run --no-daemon`)
+    /// leaves its clone unmarked only once that copy commits on the server, which may be after
+    /// this daemon's start-up reaping: looked for on every tick.
+    async fn reap_unfinished_clones(&self) {
+        match self
+            .on_watch_connection(|client| Box::pin(dbsandbox_pool::reap_unfinished_clones(client)))
+            .await
+        {
+            Ok(reaped) if !reaped.is_empty() => self.recovered(format!(
+                "dropped {} clone(s) a dbsandbox that died left unmarked ({})",
+                reaped.len(),
+                reaped.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("reaping unmarked clones: {e:#}"),
         }
     }
 
