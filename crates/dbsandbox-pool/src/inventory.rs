@@ -3,7 +3,7 @@
 
 use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
 
-use crate::creator_lock;
+use crate::named_lock;
 use crate::template::{build_in_progress, drop_database};
 use crate::PoolError;
 
@@ -39,7 +39,7 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
                              then pg_database_size(d.oid) else -1 end, \
                         (select count(*) from pg_stat_activity a where a.datid = d.oid), {} \
                  from pg_database d where d.datname like $1",
-                creator_lock::held_sql("d.datname")
+                named_lock::held_sql(named_lock::CLONE_CREATION, "d.datname")
             ),
             &[&format!("{NAME_PREFIX}%")],
         )
@@ -100,28 +100,49 @@ pub async fn list(admin: &tokio_postgres::Client) -> Result<Vec<DatabaseInfo>, P
     Ok(found)
 }
 
-/// Whether clone `name` is, as of now, unmarked with no creator lock and nobody connected: left
-/// by a creator that died. Asked afresh just before a drop because one query's catalogue
-/// snapshot may predate a live creator's marker while its look at the locks follows the
-/// creator's unlock; a fresh look either sees the marker or, before it, the lock.
+/// The clone-shaped databases matching `condition` (on `d`, `pg_database`) that carry no marker,
+/// have nobody connected and no creator lock held: left by creators that died.
+async fn left_unmarked(
+    admin: &tokio_postgres::Client,
+    condition: &str,
+    value: &str,
+) -> Result<Vec<String>, PoolError> {
+    let rows = admin
+        .query(
+            &format!(
+                "select d.datname, shobj_description(d.oid, 'pg_database') from pg_database d \
+                 where {condition} \
+                   and not exists (select 1 from pg_stat_activity a where a.datid = d.oid) \
+                   and not {}",
+                named_lock::held_sql(named_lock::CLONE_CREATION, "d.datname")
+            ),
+            &[&value],
+        )
+        .await
+        .map_err(|e| PoolError::db("looking for unmarked clones", &e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let name: String = row.get(0);
+            let comment: Option<String> = row.get(1);
+            (Marker::parse(&name, comment.as_deref()).is_none()
+                && unfinished_clone_fingerprint(&name).is_some())
+            .then_some(name)
+        })
+        .collect())
+}
+
+/// Whether clone `name` is, as of now, left unmarked (see [`left_unmarked`]). Asked afresh just
+/// before a drop because one query's catalogue snapshot may predate a live creator's marker
+/// while its look at the locks follows the creator's unlock; a fresh look either sees the
+/// marker or, before it, the lock.
 async fn still_left_unmarked(
     admin: &tokio_postgres::Client,
     name: &str,
 ) -> Result<bool, PoolError> {
-    let row = admin
-        .query_opt(
-            &format!(
-                "select shobj_description(d.oid, 'pg_database') from pg_database d \
-                 where d.datname = $1 \
-                   and not exists (select 1 from pg_stat_activity a where a.datid = d.oid) \
-                   and not {}",
-                creator_lock::held_sql("d.datname")
-            ),
-            &[&name],
-        )
-        .await
-        .map_err(|e| PoolError::db("checking an unmarked clone", &e))?;
-    Ok(row.is_some_and(|row| Marker::parse(name, row.get::<_, Option<&str>>(0)).is_none()))
+    Ok(!left_unmarked(admin, "d.datname = $1", name)
+        .await?
+        .is_empty())
 }
 
 /// The fingerprint prefix in a clone name of exactly the shape the pool makes
@@ -169,29 +190,8 @@ pub async fn reap_dead_owners(admin: &tokio_postgres::Client) -> Result<Vec<Stri
 pub async fn reap_unfinished_clones(
     admin: &tokio_postgres::Client,
 ) -> Result<Vec<String>, PoolError> {
-    let candidates = admin
-        .query(
-            &format!(
-                "select d.datname, shobj_description(d.oid, 'pg_database') from pg_database d \
-                 where d.datname like $1 \
-                   and not exists (select 1 from pg_stat_activity a where a.datid = d.oid) \
-                   and not {}",
-                creator_lock::held_sql("d.datname")
-            ),
-            &[&format!("{NAME_PREFIX}c\\_%")],
-        )
-        .await
-        .map_err(|e| PoolError::db("listing unmarked clones", &e))?;
-    let unmarked: Vec<String> = candidates
-        .iter()
-        .filter_map(|row| {
-            let name: String = row.get(0);
-            let comment: Option<String> = row.get(1);
-            (Marker::parse(&name, comment.as_deref()).is_none()
-                && unfinished_clone_fingerprint(&name).is_some())
-            .then_some(name)
-        })
-        .collect();
+    let unmarked =
+        left_unmarked(admin, "d.datname like $1", &format!("{NAME_PREFIX}c\\_%")).await?;
     if unmarked.is_empty() {
         return Ok(Vec::new());
     }

@@ -6,21 +6,21 @@
 //! millisecond. Every database made here carries a [`Marker`] in its comment; anything without
 //! one is never dropped or altered.
 
-mod creator_lock;
 mod inventory;
 mod marker;
+mod named_lock;
 mod notify;
 mod pool;
 mod roles;
 mod source;
 mod template;
 
-pub use creator_lock::CLONE_LOCK_CLASS;
 pub use inventory::{
     collect_old_templates, gc, list, reap_dead_owners, reap_unfinished_clones, DatabaseInfo,
     GcReport,
 };
 pub use marker::{DbKind, DbState, Marker};
+pub use named_lock::CLONE_LOCK_CLASS;
 pub use notify::{
     install_sql as sandbox_notify_sql, NOTIFY_SQLSTATE, REAL_PG_NOTIFY, ROLLBACK_SANDBOX_SETTING,
 };

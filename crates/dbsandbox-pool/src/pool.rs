@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::marker::{hostname, DbKind, DbState, Marker, NAME_PREFIX};
 use crate::template::{drop_database, drop_sql};
-use crate::{creator_lock, quote_ident, roles, PoolError, Template};
+use crate::{named_lock, quote_ident, roles, PoolError, Template};
 
 /// How `CREATE DATABASE` copies the template (PostgreSQL 15+ offers two).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -220,7 +220,7 @@ impl ClonePool {
             .await
             .map_err(|e| PoolError::db("connecting to the server", &e))?;
         lock(&shared.leased).insert(name.clone());
-        let made = creator_lock::while_creating(&admin, &name, async {
+        let made = named_lock::holding(&admin, named_lock::CLONE_CREATION, &name, async {
             roles::create_clone_role(&shared.endpoint, &admin, &name).await?;
             admin
                 .batch_execute(&format!(
@@ -431,7 +431,13 @@ async fn create_clone(
 ) -> Result<String, PoolError> {
     let name = new_clone_name(&shared.template);
     lock(&shared.creating).insert(name.clone());
-    let made = creator_lock::while_creating(admin, &name, make_clone(shared, admin, &name)).await;
+    let made = named_lock::holding(
+        admin,
+        named_lock::CLONE_CREATION,
+        &name,
+        make_clone(shared, admin, &name),
+    )
+    .await;
     if made.is_err() {
         // A clone made but not marked (the marking failed) is not left for the reapers.
         if let Err(e) = drop_database(admin, &name).await {
@@ -743,7 +749,7 @@ pub async fn choose_strategy(
     for strategy in [CloneStrategy::WalLog, CloneStrategy::FileCopy] {
         let name = new_clone_name(template);
         let started = Instant::now();
-        let made = creator_lock::while_creating(&admin, &name, async {
+        let made = named_lock::holding(&admin, named_lock::CLONE_CREATION, &name, async {
             let made = admin
                 .batch_execute(&format!(
                     "create database {} template {}{}",

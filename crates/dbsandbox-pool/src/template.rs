@@ -12,7 +12,7 @@ use dbsandbox_server::Endpoint;
 use tokio_postgres::error::ErrorPosition;
 
 use crate::marker::{DbKind, DbState, Marker, NAME_PREFIX};
-use crate::{quote_ident, Fingerprint, PoolError, SchemaSource};
+use crate::{named_lock, quote_ident, Fingerprint, PoolError, SchemaSource};
 
 /// A ready template.
 #[derive(Debug, Clone)]
@@ -24,9 +24,6 @@ pub struct Template {
     pub built: bool,
     pub elapsed: Duration,
 }
-
-/// Advisory-lock namespace for template builds ("dbsb").
-const LOCK_CLASS: i32 = 0x6462_7362;
 
 /// Returns the current template for `source`, building it when needed. `progress` hears one line
 /// per step of a build (nothing when the template is reused).
@@ -58,14 +55,7 @@ pub async fn ensure_template(
         "waiting for the template lock ({})",
         fingerprint.summary
     ));
-    admin
-        .execute(
-            "select pg_advisory_lock($1, hashtext($2))",
-            &[&LOCK_CLASS, &name],
-        )
-        .await
-        .map_err(|e| PoolError::db("taking the template lock", &e))?;
-    let result = build_locked(
+    let build = build_locked(
         endpoint,
         &admin,
         source,
@@ -73,14 +63,8 @@ pub async fn ensure_template(
         &project,
         &fingerprint,
         progress,
-    )
-    .await;
-    let _ = admin
-        .execute(
-            "select pg_advisory_unlock($1, hashtext($2))",
-            &[&LOCK_CLASS, &name],
-        )
-        .await;
+    );
+    let result = named_lock::holding(&admin, named_lock::TEMPLATE_BUILD, &name, build).await;
     result.map(template)
 }
 
@@ -90,13 +74,13 @@ pub(crate) async fn build_in_progress(
     admin: &tokio_postgres::Client,
     name: &str,
 ) -> Result<bool, PoolError> {
-    // A two-key advisory lock shows its keys as oids (the int4 bits, unsigned).
     let row = admin
         .query_one(
-            "select exists (select 1 from pg_locks where locktype = 'advisory' and granted \
-               and objsubid = 2 and classid::bigint = ($1::int4)::bigint \
-               and objid::bigint = (hashtext($2)::bigint + 4294967296) % 4294967296)",
-            &[&LOCK_CLASS, &name],
+            &format!(
+                "select {}",
+                named_lock::held_sql(named_lock::TEMPLATE_BUILD, "$1::text")
+            ),
+            &[&name],
         )
         .await
         .map_err(|e| PoolError::db("reading the template build locks", &e))?;
