@@ -328,23 +328,31 @@ pub mod back {
     }
 }
 
+/// The fields of an ErrorResponse or NoticeResponse body (after tag and length), as (type,
+/// value) pairs in order; a field missing its terminator (a body cut short) is not one.
+pub fn response_fields(body: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut rest = body;
+    std::iter::from_fn(move || {
+        let (&field, tail) = rest.split_first()?;
+        if field == 0 {
+            return None;
+        }
+        let end = tail.iter().position(|&b| b == 0)?;
+        rest = &tail[end + 1..];
+        Some((field, &tail[..end]))
+    })
+}
+
 /// Reads the SQLSTATE and message of an ErrorResponse body (after tag and length).
 pub fn error_fields(body: &[u8]) -> (String, String) {
     let mut code = String::new();
     let mut message = String::new();
-    let mut rest = body;
-    while let Some((&field, tail)) = rest.split_first() {
-        if field == 0 {
-            break;
-        }
-        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-        let value = String::from_utf8_lossy(&tail[..end]).into_owned();
+    for (field, value) in response_fields(body) {
         match field {
-            b'C' => code = value,
-            b'M' => message = value,
+            b'C' => code = String::from_utf8_lossy(value).into_owned(),
+            b'M' => message = String::from_utf8_lossy(value).into_owned(),
             _ => {}
         }
-        rest = tail.get(end + 1..).unwrap_or(&[]);
     }
     (code, message)
 }
@@ -352,18 +360,27 @@ pub fn error_fields(body: &[u8]) -> (String, String) {
 /// Whether an ErrorResponse body (after tag and length) is FATAL or PANIC: the server closes
 /// the connection after it.
 pub fn is_fatal(body: &[u8]) -> bool {
-    let mut rest = body;
-    while let Some((&field, tail)) = rest.split_first() {
-        if field == 0 {
-            break;
-        }
-        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-        if field == b'V' || field == b'S' {
-            return matches!(&tail[..end], b"FATAL" | b"PANIC");
-        }
-        rest = tail.get(end + 1..).unwrap_or(&[]);
+    response_fields(body)
+        .find(|(field, _)| *field == b'V' || *field == b'S')
+        .is_some_and(|(_, severity)| matches!(severity, b"FATAL" | b"PANIC"))
+}
+
+/// An ErrorResponse or NoticeResponse (whole message) with the fields `keep` accepts and
+/// `extra` after them.
+pub fn with_fields(raw: &[u8], keep: impl Fn(u8) -> bool, extra: &[(u8, &[u8])]) -> BytesMut {
+    let mut fields = BytesMut::new();
+    let kept = response_fields(raw.get(5..).unwrap_or_default()).filter(|(field, _)| keep(*field));
+    for (field, value) in kept.chain(extra.iter().copied()) {
+        fields.put_u8(field);
+        fields.put_slice(value);
+        fields.put_u8(0);
     }
-    false
+    fields.put_u8(0);
+    let mut out = BytesMut::with_capacity(fields.len() + 5);
+    out.put_u8(raw.first().copied().unwrap_or(b'E'));
+    out.put_i32(fields.len() as i32 + 4);
+    out.put_slice(&fields);
+    out
 }
 
 /// Quotes a string literal for SQL.
@@ -446,6 +463,35 @@ mod tests {
         assert_eq!(
             error_fields(&buf[5..]),
             ("23505".to_string(), "duplicate key".to_string())
+        );
+        assert!(!is_fatal(&buf[5..]));
+        let mut fatal = BytesMut::new();
+        back::error_or_notice(&mut fatal, true, "FATAL", "57P01", "terminating connection");
+        assert!(is_fatal(&fatal[5..]));
+        // A body cut short: its unterminated field is not read.
+        let cut: Vec<_> = response_fields(b"SERROR\0C2350").collect();
+        assert_eq!(cut, [(b'S', &b"ERROR"[..])]);
+    }
+
+    #[test]
+    fn fields_are_dropped_and_added_in_a_well_framed_message() {
+        let mut buf = BytesMut::new();
+        back::error(&mut buf, "42P07", "relation \"person\" already exists");
+        let hinted = with_fields(&buf, |field| field != b'V', &[(b'H', b"a hint")]);
+        assert_eq!(hinted[0], b'E');
+        assert_eq!(
+            i32::from_be_bytes(hinted[1..5].try_into().unwrap()) as usize,
+            hinted.len() - 1
+        );
+        let fields: Vec<_> = response_fields(&hinted[5..]).collect();
+        assert_eq!(
+            fields,
+            [
+                (b'S', &b"ERROR"[..]),
+                (b'C', &b"42P07"[..]),
+                (b'M', &b"relation \"person\" already exists"[..]),
+                (b'H', &b"a hint"[..]),
+            ]
         );
     }
 }

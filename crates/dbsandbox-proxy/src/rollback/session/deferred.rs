@@ -95,27 +95,14 @@ pub(super) fn may_queue_deferred_checks(sql: &str) -> bool {
         .any(|w| word.eq_ignore_ascii_case(w))
 }
 
-/// The server's ErrorResponse without its CONTEXT field (which would name our DO block), as
-/// the client's COMMIT would have reported it.
-pub(super) fn error_without_context(out: &mut BytesMut, body: &[u8]) {
-    let mut fields = BytesMut::new();
-    let mut rest = body;
-    while let Some((&code, tail)) = rest.split_first() {
-        if code == 0 {
-            break;
-        }
-        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
-        if code != b'W' {
-            fields.extend_from_slice(&[code]);
-            fields.extend_from_slice(&tail[..end]);
-            fields.extend_from_slice(&[0]);
-        }
-        rest = tail.get(end + 1..).unwrap_or(&[]);
-    }
-    fields.extend_from_slice(&[0]);
-    out.extend_from_slice(b"E");
-    out.extend_from_slice(&((fields.len() + 4) as i32).to_be_bytes());
-    out.extend_from_slice(&fields);
+/// The server's ErrorResponse (whole message) without its CONTEXT field (which would name our
+/// DO block), as the client's COMMIT would have reported it.
+pub(super) fn error_without_context(out: &mut BytesMut, raw: &[u8]) {
+    out.extend_from_slice(&crate::rollback::messages::with_fields(
+        raw,
+        |field| field != b'W',
+        &[],
+    ));
 }
 
 impl Unit {
@@ -214,8 +201,12 @@ mod tests {
     #[test]
     fn the_context_field_is_dropped() {
         let body = b"SERROR\0C23503\0Mviolation\0Wmy DO block\0nchild_fkey\0\0";
+        let mut raw = BytesMut::from(&b"E"[..]);
+        raw.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        raw.extend_from_slice(body);
         let mut out = BytesMut::new();
-        error_without_context(&mut out, body);
+        error_without_context(&mut out, &raw);
+        assert_eq!(out[0], b'E');
         assert_eq!(&out[5..], b"SERROR\0C23503\0Mviolation\0nchild_fkey\0\0");
         assert_eq!(
             i32::from_be_bytes([out[1], out[2], out[3], out[4]]) as usize,

@@ -70,20 +70,13 @@ fn parse(body: &[u8]) -> Option<(String, String)> {
     let mut code = None;
     let mut channel = None;
     let mut payload = None;
-    let mut rest = body;
-    while let Some((&field, tail)) = rest.split_first() {
-        if field == 0 {
-            break;
-        }
-        let end = tail.iter().position(|&b| b == 0)?;
-        let value = &tail[..end];
+    for (field, value) in crate::rollback::messages::response_fields(body) {
         match field {
             b'C' => code = Some(value),
             b'D' => channel = Some(value),
             b'H' => payload = Some(value),
             _ => {}
         }
-        rest = &tail[end + 1..];
     }
     if code? != NOTIFY_SQLSTATE {
         return None;

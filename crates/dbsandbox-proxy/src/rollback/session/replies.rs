@@ -332,7 +332,7 @@ impl Unit {
                             // (25P02), and the client has its error already.
                         } else if (forward || check) && walked.internal_error.is_none() {
                             if check {
-                                deferred::error_without_context(&mut self.out, message.body());
+                                deferred::error_without_context(&mut self.out, &message.raw);
                             } else {
                                 extend_in_client_view(&mut self.out, &message.raw);
                             }
