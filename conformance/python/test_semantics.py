@@ -140,6 +140,32 @@ def test_18_temp_objects_end_with_their_connection(sandbox):
     assert stays.execute("select 1").fetchone() == (1,)
 
 
+def test_18b_a_temp_name_another_open_connection_holds_fails_with_the_remedy(sandbox):
+    # A documented difference (README: rollback sandbox differences): two connections of a key
+    # open at once share one temporary schema. PostgreSQL would let both create `person`; here
+    # the second gets PostgreSQL's 42P07, and its HINT names the cause and the remedy.
+    first = sandbox.connect()
+    first.execute("create temp table person (id int)")
+    second = sandbox.connect()
+    with pytest.raises(psycopg.errors.DuplicateTable) as exc:
+        second.execute("create temp table person (id int)")
+    assert exc.value.diag.message_primary == 'relation "person" already exists'
+    hint = exc.value.diag.message_hint or ""
+    assert "another open connection of dbsandbox key" in hint
+    assert "dbsandbox.isolation=database" in hint
+    # A clash with the connection's own temporary table is PostgreSQL's error, with no hint.
+    with pytest.raises(psycopg.errors.DuplicateTable) as own:
+        first.execute("create temp table person (id int)")
+    assert own.value.diag.message_hint is None
+    # Nor is a clash with a table of the template (not another connection's temporary one).
+    second.execute("create table lasting (id int)")
+    with pytest.raises(psycopg.errors.DuplicateTable) as lasting:
+        first.execute("create table lasting (id int)")
+    assert lasting.value.diag.message_hint is None
+    first.close()
+    second.execute("create temp table person (id int)")  # the first one's went with it
+
+
 @pytest.mark.parametrize(
     "sql, params",
     [

@@ -119,8 +119,8 @@ pub struct ClientState {
     pub last_unnamed_parse: Option<(String, Vec<u32>)>,
     /// Cursors it declared in SQL (see [`super::names::Cursors`]).
     pub cursors: super::names::Cursors,
-    /// Oids of the temporary relations this client made, dropped when it leaves.
-    temp_objects: BTreeSet<String>,
+    /// The temporary relations this client made (oid → name), dropped when it leaves.
+    temp_objects: BTreeMap<String, String>,
     /// The open transaction ran a statement that may write rows: its COMMIT runs the
     /// deferred checks.
     pub tx_may_write: bool,
@@ -151,7 +151,7 @@ impl ClientState {
             sql_prepared: BTreeSet::new(),
             last_unnamed_parse: None,
             cursors: Default::default(),
-            temp_objects: BTreeSet::new(),
+            temp_objects: BTreeMap::new(),
             tx_may_write: false,
             tx_read_only: false,
         }
@@ -550,7 +550,7 @@ impl Backend {
                 self.queue_close(id, name);
             }
             if !client.temp_objects.is_empty() {
-                let oids: Vec<String> = client.temp_objects.into_iter().collect();
+                let oids: Vec<String> = client.temp_objects.into_keys().collect();
                 self.pending_ops
                     .push(super::session::drop_temp_objects_sql(&oids));
             }
@@ -560,19 +560,33 @@ impl Backend {
         }
     }
 
-    /// The temporary relations (oids) now in the backend's temporary schema: those no client
-    /// holds yet are `id`'s.
-    pub fn claim_temp_objects(&mut self, id: ClientId, oids: Vec<String>) {
+    /// The temporary relations (oid, name): all those now in the backend's temporary schema.
+    /// Those no client holds yet are `id`'s; those no longer there (dropped, rolled back) are
+    /// nobody's.
+    pub fn claim_temp_objects(&mut self, id: ClientId, relations: Vec<(String, String)>) {
+        let present: BTreeSet<&str> = relations.iter().map(|(oid, _)| oid.as_str()).collect();
+        for client in self.clients.values_mut() {
+            client
+                .temp_objects
+                .retain(|oid, _| present.contains(oid.as_str()));
+        }
         let held: BTreeSet<String> = self
             .clients
             .values()
-            .flat_map(|c| c.temp_objects.iter().cloned())
+            .flat_map(|c| c.temp_objects.keys().cloned())
             .collect();
         if let Some(client) = self.clients.get_mut(&id) {
             client
                 .temp_objects
-                .extend(oids.into_iter().filter(|o| !held.contains(o)));
+                .extend(relations.into_iter().filter(|(oid, _)| !held.contains(oid)));
         }
+    }
+
+    /// Whether a connection of the key other than `id` holds a temporary relation named `name`.
+    pub fn others_temp_relation(&self, id: ClientId, name: &str) -> bool {
+        self.clients
+            .iter()
+            .any(|(other, c)| *other != id && c.temp_objects.values().any(|n| n == name))
     }
 
     /// Runs queued savepoint work now (used when no client batch follows soon).

@@ -334,7 +334,16 @@ impl Unit {
                             if check {
                                 deferred::error_without_context(&mut self.out, &message.raw);
                             } else {
-                                extend_in_client_view(&mut self.out, &message.raw);
+                                let hinted = temp_objects::shared_temp_schema_hint(
+                                    backend,
+                                    self.id,
+                                    &session.sandbox.key,
+                                    &message.raw,
+                                );
+                                extend_in_client_view(
+                                    &mut self.out,
+                                    hinted.as_deref().unwrap_or(&message.raw),
+                                );
                             }
                             walked.client_error = true;
                             backend.client_failed(self.id);

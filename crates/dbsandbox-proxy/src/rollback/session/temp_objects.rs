@@ -7,8 +7,8 @@
 
 use super::*;
 
-/// The relations in the backend's temporary schema, as an oid array literal.
-const TEMP_RELATIONS_SQL: &str = "SELECT coalesce(array_agg(oid), '{}')::text FROM pg_catalog.pg_class \
+/// The relations in the backend's temporary schema: oid and name, a row each.
+const TEMP_RELATIONS_SQL: &str = "SELECT oid::text, relname::text FROM pg_catalog.pg_class \
      WHERE relnamespace = pg_catalog.pg_my_temp_schema() AND relkind IN ('r', 'p', 'v', 'm', 'S', 'f')";
 
 /// Whether SQL may create temporary objects (the word TEMP or TEMPORARY outside quotes): then
@@ -59,6 +59,36 @@ pub fn drop_temp_objects_sql(oids: &[String]) -> String {
     )
 }
 
+/// The server's 42P07 for a relation name that another open connection of the key holds as a
+/// temporary relation, with a HINT naming why (one temporary schema per key) and the remedy;
+/// `None` for any other error, which goes as it is.
+pub(super) fn shared_temp_schema_hint(
+    backend: &Backend,
+    id: ClientId,
+    key: &str,
+    raw: &[u8],
+) -> Option<BytesMut> {
+    use crate::rollback::messages::{error_fields, response_fields, with_fields};
+    let body = raw.get(5..)?;
+    let (code, message) = error_fields(body);
+    if code != "42P07" || response_fields(body).any(|(field, _)| field == b'H') {
+        return None;
+    }
+    let name = message
+        .strip_prefix("relation \"")?
+        .strip_suffix("\" already exists")?;
+    if !backend.others_temp_relation(id, name) {
+        return None;
+    }
+    let hint = format!(
+        "another open connection of dbsandbox key {key} holds a temporary relation \"{name}\": the \
+         connections of a rollback sandbox share one session, so their temporary objects too; give \
+         it another name, or use database isolation for this key (a session per connection): \
+         connect with options=-c dbsandbox.isolation=database"
+    );
+    Some(with_fields(raw, |_| true, &[(b'H', hint.as_bytes())]))
+}
+
 impl Unit {
     /// After a statement that may have created temporary objects succeeded: the relations new in
     /// the temporary schema are this client's.
@@ -69,16 +99,14 @@ impl Unit {
         let Ok(rows) = backend.run_internal(TEMP_RELATIONS_SQL).await? else {
             return Ok(());
         };
-        let Some([Some(array)]) = rows.first().map(Vec::as_slice) else {
-            return Ok(());
-        };
-        let oids: Vec<String> = array
-            .trim_matches(|c| c == '{' || c == '}')
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
+        let relations = rows
+            .into_iter()
+            .filter_map(|row| match <[_; 2]>::try_from(row) {
+                Ok([Some(oid), Some(name)]) => Some((oid, name)),
+                _ => None,
+            })
             .collect();
-        backend.claim_temp_objects(self.id, oids);
+        backend.claim_temp_objects(self.id, relations);
         Ok(())
     }
 }
