@@ -567,7 +567,14 @@ async fn serve_rollback<C: ClientStream>(
         .as_ref()
         .map(|k| (k.process_id, k.secret_key))
         .unwrap_or((id as i32, 0));
-    let greeting = rollback::session::greeting(&sandbox, &request.params, pid, secret);
+    let mut startup_values = rollback::session::startup_values(&request.params);
+    match rollback::session::check_startup_settings(&sandbox, &startup_values).await {
+        rollback::session::Checked::Accepted(spelled) => startup_values.extend(spelled),
+        rollback::session::Checked::Refused(fatal) => {
+            return Ending::Refused(Farewell::Relay(fatal));
+        }
+    }
+    let greeting = rollback::session::greeting(&sandbox, &startup_values, pid, secret);
     if client.write_all(&greeting).await.is_err() {
         return Ending::Done;
     }
@@ -582,7 +589,7 @@ async fn serve_rollback<C: ClientStream>(
         (Box::new(reader), Box::new(writer)),
         client_buf,
         pid,
-        rollback::session::startup_settings(&request.params),
+        rollback::session::startup_settings(&startup_values),
     );
     session.max_message_bytes = shared.config.max_message_bytes;
     session.max_pending_bytes = shared.config.max_pending_bytes;

@@ -2,7 +2,8 @@
 //! sequence runs once through a pass-through key (what PostgreSQL itself answers) and once
 //! through a rollback key of the same database, and the replies must be the same. The rollback
 //! engine renames protocol names to `dbsb_c<conn>_…` on the shared backend; none of that may show
-//! (psycopg's own suite: server-side cursors, `pg_prepared_statements`, encodings).
+//! (psycopg's own suite: server-side cursors, `pg_prepared_statements`, encodings). Startup
+//! settings too: the greeting's values, and the refusal of a bad one.
 
 mod support;
 
@@ -23,6 +24,24 @@ impl Wire {
     /// Connects to `key` with extra startup parameters; returns the greeting's ParameterStatus
     /// pairs too.
     async fn open(proxy: &TestProxy, key: &str, extra: &[(&str, &str)]) -> (Wire, Vec<String>) {
+        let (wire, greeting) = Wire::start(proxy, key, extra).await;
+        let mut statuses = Vec::new();
+        for (tag, text) in greeting {
+            match tag {
+                b'S' => statuses.push(text),
+                b'E' => panic!("startup failed: {text}"),
+                _ => {}
+            }
+        }
+        (wire, statuses)
+    }
+
+    /// Sends the startup packet; returns every message up to ReadyForQuery or the first error.
+    async fn start(
+        proxy: &TestProxy,
+        key: &str,
+        extra: &[(&str, &str)],
+    ) -> (Wire, Vec<(u8, String)>) {
         let mut wire = Wire {
             raw: RawConnection::open(proxy.addr).await,
             buf: BytesMut::new(),
@@ -32,15 +51,8 @@ impl Wire {
         let mut startup = BytesMut::new();
         frontend::startup_message(params, &mut startup).unwrap();
         wire.raw.send(&startup).await;
-        let mut statuses = Vec::new();
-        for (tag, text) in wire.until_ready().await {
-            match tag {
-                b'S' => statuses.push(text),
-                b'E' => panic!("startup failed: {text}"),
-                _ => {}
-            }
-        }
-        (wire, statuses)
+        let greeting = wire.until_one_of(b"ZE").await;
+        (wire, greeting)
     }
 
     async fn next(&mut self) -> (u8, BytesMut) {
@@ -66,24 +78,21 @@ impl Wire {
 
     /// Every message up to ReadyForQuery, each as its tag and a readable text of what matters.
     async fn until_ready(&mut self) -> Vec<(u8, String)> {
-        let mut replies = Vec::new();
-        loop {
-            let (tag, body) = self.next().await;
-            let text = describe(tag, body);
-            replies.push((tag, text));
-            if tag == b'Z' {
-                return replies;
-            }
-        }
+        self.until_one_of(b"Z").await
     }
 
     /// Every message up to and including the first with tag `last`.
     async fn until(&mut self, last: u8) -> Vec<(u8, String)> {
+        self.until_one_of(&[last]).await
+    }
+
+    /// Every message up to and including the first with one of the tags `last`.
+    async fn until_one_of(&mut self, last: &[u8]) -> Vec<(u8, String)> {
         let mut replies = Vec::new();
         loop {
             let (tag, body) = self.next().await;
             replies.push((tag, describe(tag, body)));
-            if tag == last {
+            if last.contains(&tag) {
                 return replies;
             }
         }
@@ -528,4 +537,82 @@ async fn deallocate_all_drops_protocol_statements_too() {
         outcomes.push(seen);
     }
     assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// Startup settings as PostgreSQL answers them: the greeting reports each in the server's own
+/// spelling (`DateStyle=sql,dmy` → `SQL, DMY`, a startup parameter winning over `options`), and
+/// a value the server rejects refuses the connection with its FATAL. Through a rollback key
+/// the greeting echoed the client's spelling, and `DateStyle=bogus` opened a connection whose
+/// every statement then failed ("dbsandbox could not run its own bookkeeping statement").
+#[tokio::test]
+async fn startup_settings_are_greeted_and_refused_as_in_postgresql() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let reported = |greeting: Vec<(u8, String)>| -> Vec<(u8, String)> {
+        greeting
+            .into_iter()
+            .filter(|(tag, text)| {
+                *tag == b'E'
+                    || [
+                        "DateStyle=",
+                        "IntervalStyle=",
+                        "TimeZone=",
+                        "standard_conforming_strings=",
+                        "application_name=",
+                        "client_encoding=",
+                    ]
+                    .iter()
+                    .any(|name| text.starts_with(name))
+            })
+            .collect()
+    };
+    let long_name = "n".repeat(70);
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("DateStyle", "sql,dmy")],
+        vec![("datestyle", "german"), ("IntervalStyle", "SQL_STANDARD")],
+        vec![("TimeZone", "europe/paris"), ("client_encoding", "latin9")],
+        vec![("options", "-c DateStyle=SQL"), ("DateStyle", "postgres")],
+        vec![("DateStyle", "postgres"), ("options", "-c DateStyle=SQL")],
+        vec![(
+            "options",
+            "-c standard_conforming_strings=yes -c DateStyle=dmy",
+        )],
+        vec![("application_name", long_name.as_str())],
+        vec![("DateStyle", "bogus")],
+        vec![("no_such_setting", "1")],
+        vec![("client_encoding", "klingon")],
+    ];
+    // A rollback connection open throughout with its own DateStyle applied on the shared
+    // backend: the checks start from PostgreSQL's defaults, not from its settings, and leave
+    // them alone.
+    let (mut keeper, _) = Wire::open(&proxy, "rb", &[]).await;
+    keeper.query(b"SET DateStyle TO 'Postgres, YMD'").await;
+    for case in &cases {
+        let (_, direct) = Wire::start(&proxy, "direct", case).await;
+        let (mut wire, through_rollback) = Wire::start(&proxy, "rb", case).await;
+        let (direct, through_rollback) = (reported(direct), reported(through_rollback));
+        assert_eq!(through_rollback, direct, "{case:?}");
+        if direct.iter().all(|(tag, _)| *tag != b'E') {
+            // Each connection then runs with its settings, as it was told.
+            let shown = wire.query(b"SHOW DateStyle").await;
+            let (mut plain, _) = Wire::start(&proxy, "direct", case).await;
+            assert_eq!(shown, plain.query(b"SHOW DateStyle").await, "{case:?}");
+        }
+    }
+    let (_, first) = Wire::start(&proxy, "rb", &cases[0]).await;
+    assert!(
+        first.contains(&(b'S', "DateStyle=SQL, DMY".to_string())),
+        "{first:?}"
+    );
+    let (_, refused) = Wire::start(&proxy, "rb", &cases[7]).await;
+    assert!(
+        refused.iter().any(|(tag, text)| *tag == b'E'
+            && text.starts_with("FATAL | 22023 | invalid value for parameter \"DateStyle\"")),
+        "{refused:?}"
+    );
+    let kept = keeper.query(b"SHOW DateStyle").await;
+    assert!(
+        kept.contains(&(b'D', "Postgres, YMD".to_string())),
+        "{kept:?}"
+    );
 }

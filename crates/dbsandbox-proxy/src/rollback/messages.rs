@@ -365,15 +365,28 @@ pub fn is_fatal(body: &[u8]) -> bool {
         .is_some_and(|(_, severity)| matches!(severity, b"FATAL" | b"PANIC"))
 }
 
-/// An ErrorResponse or NoticeResponse (whole message) with the fields `keep` accepts and
-/// `extra` after them.
-pub fn with_fields(raw: &[u8], keep: impl Fn(u8) -> bool, extra: &[(u8, &[u8])]) -> BytesMut {
+/// An ErrorResponse or NoticeResponse (whole message) with the fields `keep` accepts, each field
+/// of `set` in place of the one of its type (after them if there was none).
+pub fn with_fields(raw: &[u8], keep: impl Fn(u8) -> bool, set: &[(u8, &[u8])]) -> BytesMut {
     let mut fields = BytesMut::new();
-    let kept = response_fields(raw.get(5..).unwrap_or_default()).filter(|(field, _)| keep(*field));
-    for (field, value) in kept.chain(extra.iter().copied()) {
+    let mut put = |field: u8, value: &[u8]| {
         fields.put_u8(field);
         fields.put_slice(value);
         fields.put_u8(0);
+    };
+    let mut placed = Vec::new();
+    for (field, value) in response_fields(raw.get(5..).unwrap_or_default()) {
+        match set.iter().find(|(replaced, _)| *replaced == field) {
+            Some(&(_, new_value)) => {
+                put(field, new_value);
+                placed.push(field);
+            }
+            None if keep(field) => put(field, value),
+            None => {}
+        }
+    }
+    for &(field, value) in set.iter().filter(|(field, _)| !placed.contains(field)) {
+        put(field, value);
     }
     fields.put_u8(0);
     let mut out = BytesMut::with_capacity(fields.len() + 5);
@@ -474,10 +487,14 @@ mod tests {
     }
 
     #[test]
-    fn fields_are_dropped_and_added_in_a_well_framed_message() {
+    fn fields_are_dropped_replaced_and_added_in_a_well_framed_message() {
         let mut buf = BytesMut::new();
         back::error(&mut buf, "42P07", "relation \"person\" already exists");
-        let hinted = with_fields(&buf, |field| field != b'V', &[(b'H', b"a hint")]);
+        let hinted = with_fields(
+            &buf,
+            |field| field != b'V',
+            &[(b'H', b"a hint"), (b'S', b"FATAL")],
+        );
         assert_eq!(hinted[0], b'E');
         assert_eq!(
             i32::from_be_bytes(hinted[1..5].try_into().unwrap()) as usize,
@@ -487,7 +504,7 @@ mod tests {
         assert_eq!(
             fields,
             [
-                (b'S', &b"ERROR"[..]),
+                (b'S', &b"FATAL"[..]),
                 (b'C', &b"42P07"[..]),
                 (b'M', &b"relation \"person\" already exists"[..]),
                 (b'H', &b"a hint"[..]),

@@ -694,6 +694,9 @@ pub struct Sandbox {
     pub admission: super::admission::Admission,
     /// Who waits for the key's turn (see [`super::turn`]).
     pub turn: super::turn::Turn,
+    /// What the server said about the startup settings its clients sent (see
+    /// [`super::session::check_startup_settings`]).
+    pub startup_checks: super::session::StartupChecks,
 }
 
 impl Sandbox {
@@ -720,6 +723,7 @@ impl Sandbox {
             generation: AtomicU64::new(0),
             admission: Default::default(),
             turn: Default::default(),
+            startup_checks: Default::default(),
         }
     }
 

@@ -42,13 +42,15 @@ mod pg_notify;
 mod replies;
 mod set_config;
 mod startup;
+mod startup_check;
 mod statements;
 mod temp_objects;
 mod terminate;
 mod virtual_settings;
 
 pub use pg_notify::ROLLBACK_SANDBOX_SETTING;
-pub use startup::{greeting, parse_options, startup_settings};
+pub use startup::{greeting, parse_options, startup_settings, startup_values};
+pub use startup_check::{check_startup_settings, Checked, StartupChecks};
 
 pub use temp_objects::drop_temp_objects_sql;
 use virtual_settings::mentions_virtual_setting;
@@ -761,14 +763,14 @@ mod tests {
                 ("x".to_string(), "a b".to_string()),
             ]
         );
-        let settings = startup_settings(&[
+        let settings = startup_settings(&startup_values(&[
             ("user".into(), "u".into()),
             ("application_name".into(), "it's".into()),
             (
                 "options".into(),
                 "-c dbsandbox.isolation=rollback -c work_mem=7MB".into(),
             ),
-        ]);
+        ]));
         assert_eq!(
             settings.into_iter().collect::<Vec<_>>(),
             vec![

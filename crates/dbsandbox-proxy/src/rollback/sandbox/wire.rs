@@ -3,7 +3,7 @@
 //! server's last FATAL rather than "broken pipe"), so a key never waits on a reply that cannot
 //! come.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::super::messages::front;
@@ -137,11 +137,20 @@ impl Backend {
     }
 
     /// Reads the replies to SQL the proxy made up until ReadyForQuery, within
-    /// [`INTERNAL_REPLY_TIMEOUT`].
+    /// [`INTERNAL_REPLY_TIMEOUT`]: the rows, and the first error as "message (SQLSTATE)".
     pub(super) async fn read_internal(
         &mut self,
         what: &str,
     ) -> Result<(Vec<Vec<Option<String>>>, Option<String>), BackendFailure> {
+        let (rows, error) = self.read_internal_raw(what).await?;
+        Ok((rows, error.map(|raw| error_text(&raw))))
+    }
+
+    /// [`Backend::read_internal`], with the first ErrorResponse whole.
+    async fn read_internal_raw(
+        &mut self,
+        what: &str,
+    ) -> Result<(Vec<Vec<Option<String>>>, Option<Bytes>), BackendFailure> {
         let replies = tokio::time::timeout(INTERNAL_REPLY_TIMEOUT, async {
             let mut rows = Vec::new();
             let mut error = None;
@@ -150,8 +159,7 @@ impl Backend {
                 match msg.tag {
                     b'D' => rows.push(data_row_texts(msg.body())),
                     b'E' => {
-                        let (code, message) = super::super::messages::error_fields(msg.body());
-                        error.get_or_insert(format!("{message} ({code})"));
+                        error.get_or_insert(msg.raw);
                     }
                     b'Z' => return Ok((rows, error)),
                     _ => {}
@@ -173,6 +181,17 @@ impl Backend {
         &mut self,
         sql: &str,
     ) -> Result<Result<Vec<Vec<Option<String>>>, String>, BackendFailure> {
+        Ok(self
+            .run_internal_raw(sql)
+            .await?
+            .map_err(|raw| error_text(&raw)))
+    }
+
+    /// [`Backend::run_internal`], with the server's ErrorResponse whole.
+    pub async fn run_internal_raw(
+        &mut self,
+        sql: &str,
+    ) -> Result<Result<Vec<Vec<Option<String>>>, Bytes>, BackendFailure> {
         let mut out = BytesMut::new();
         if std::mem::take(&mut self.guard_left_open) {
             front::query(&mut out, &format!("RELEASE SAVEPOINT {GUARD}; {sql}"));
@@ -181,7 +200,7 @@ impl Backend {
         }
         self.write(&out).await?;
         self.unnamed_owner = None; // a simple Query drops the unnamed statement
-        let (rows, error) = self.read_internal(sql).await?;
+        let (rows, error) = self.read_internal_raw(sql).await?;
         Ok(match error {
             Some(e) => Err(e),
             None => Ok(rows),
@@ -233,4 +252,10 @@ impl Backend {
             }
         }
     }
+}
+
+/// An ErrorResponse (whole message) as "message (SQLSTATE)".
+fn error_text(raw: &[u8]) -> String {
+    let (code, message) = super::super::messages::error_fields(raw.get(5..).unwrap_or_default());
+    format!("{message} ({code})")
 }

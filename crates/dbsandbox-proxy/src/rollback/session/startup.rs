@@ -5,27 +5,18 @@
 use super::*;
 
 /// The greeting a client gets: the backend's parameters, its own startup values where it set
-/// them, a cancel key, and ReadyForQuery.
+/// them (`own`, from [`startup_values`], as the server spelled them once checked), a cancel
+/// key, and ReadyForQuery.
 pub fn greeting(
     sandbox: &Sandbox,
-    startup: &[(String, String)],
+    own: &BTreeMap<String, String>,
     process_id: i32,
     secret: i32,
 ) -> BytesMut {
     let mut out = BytesMut::new();
     crate::wire::authentication_ok(&mut out);
-    let options: Vec<(String, String)> = startup
-        .iter()
-        .filter(|(n, _)| n == "options")
-        .flat_map(|(_, v)| parse_options(v))
-        .collect();
     for (name, value) in &sandbox.parameters {
-        // A startup parameter wins over the same one in `options`, as in PostgreSQL.
-        let own = startup
-            .iter()
-            .chain(options.iter().rev())
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+        let own = own.get(&name.to_ascii_lowercase()).map(String::as_str);
         let own = match own {
             Some(encoding) if name == "client_encoding" => {
                 Some(names::canonical_encoding(encoding).unwrap_or(encoding))
@@ -46,37 +37,47 @@ pub fn greeting(
     out
 }
 
-/// The client's startup parameters as session settings (`name → SET …`).
-pub fn startup_settings(startup: &[(String, String)]) -> BTreeMap<String, String> {
-    let mut settings = BTreeMap::new();
-    let mut set = |name: &str, value: &str| {
-        let name = name.to_ascii_lowercase();
-        if name.starts_with("dbsandbox.") {
-            return;
-        }
-        settings.insert(
-            name.clone(),
-            format!("SET {} TO {}", quote_ident(&name), quote_literal(value)),
-        );
-    };
-    for (name, value) in startup {
-        match name.as_str() {
-            "user" | "database" | "replication" => {}
-            "options" => {
-                for (n, v) in parse_options(value) {
-                    set(&n, &v);
-                }
-            }
-            _ if name.starts_with("_pq_.") => {}
-            _ => set(name, value),
-        }
-    }
+/// The client's startup values (from [`startup_values`]) as session settings (`name → SET …`).
+pub fn startup_settings(values: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut settings: BTreeMap<String, String> = values
+        .iter()
+        .map(|(name, value)| {
+            let set = format!("SET {} TO {}", quote_ident(name), quote_literal(value));
+            (name.clone(), set)
+        })
+        .collect();
     // The backend's application_name names the sandbox (for pg_stat_activity); the client's
     // session has PostgreSQL's default unless it set its own.
     settings
         .entry("application_name".to_string())
         .or_insert_with(|| "SET \"application_name\" TO ''".to_string());
     settings
+}
+
+/// The settings among the client's startup parameters (`options` included, a startup parameter
+/// winning over the same one in `options`), by lower-case name, with their values as sent.
+pub fn startup_values(startup: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    let mut set = |name: &str, value: &str| {
+        let name = name.to_ascii_lowercase();
+        if !name.starts_with("dbsandbox.") {
+            values.insert(name, value.to_string());
+        }
+    };
+    // PostgreSQL applies `options` first, then the other parameters.
+    for (_, options) in startup.iter().filter(|(name, _)| name == "options") {
+        for (name, value) in parse_options(options) {
+            set(&name, &value);
+        }
+    }
+    for (name, value) in startup {
+        match name.as_str() {
+            "user" | "database" | "replication" | "options" => {}
+            _ if name.starts_with("_pq_.") => {}
+            _ => set(name, value),
+        }
+    }
+    values
 }
 
 /// `-c name=value --name=value` pairs of the `options` startup parameter (backslash escapes a space).
