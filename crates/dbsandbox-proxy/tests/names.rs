@@ -616,3 +616,58 @@ async fn startup_settings_are_greeted_and_refused_as_in_postgresql() {
         "{kept:?}"
     );
 }
+
+/// An unnamed Parse the server skipped (it came after an error, before Sync) never replaced the
+/// unnamed statement: a later Bind of "" runs the statement parsed before it. The proxy took the
+/// skipped Parse for the client's unnamed statement and, once another connection of the key had
+/// parsed its own, re-parsed the skipped one for the client: here `selec` became XX000 "could not
+/// run its own bookkeeping statement" (the protocol fuzzer's seed 20261203), and a valid
+/// statement would have run in place of the one PostgreSQL runs.
+#[tokio::test]
+async fn an_unnamed_parse_skipped_after_an_error_does_not_replace_the_unnamed_statement() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let (mut other, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = Vec::new();
+        for skipped in ["selec 1", "SELECT 2"] {
+            seen.extend(
+                wire.exchange(&sequence(|b| {
+                    frontend::parse("", "SELECT 1/0", [], b).unwrap();
+                    bind("", "", b);
+                    frontend::execute("", 0, b).unwrap();
+                    frontend::parse("", skipped, [], b).unwrap();
+                }))
+                .await,
+            );
+            // Another connection's unnamed statement, on the shared backend of a rollback key.
+            other
+                .exchange(&sequence(|b| {
+                    frontend::parse("", "SELECT 3", [], b).unwrap();
+                    bind("", "", b);
+                    frontend::execute("", 0, b).unwrap();
+                }))
+                .await;
+            seen.extend(
+                wire.exchange(&sequence(|b| {
+                    bind("", "", b);
+                    frontend::execute("", 0, b).unwrap();
+                }))
+                .await,
+            );
+        }
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0]
+            .iter()
+            .filter(|(_, text)| text.contains("22012"))
+            .count()
+            == 4,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}

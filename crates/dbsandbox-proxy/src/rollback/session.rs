@@ -576,6 +576,18 @@ struct Unit {
     defined: Vec<(bool, String)>,
     /// What its `pg_notify()` calls sent, until the batch is settled (see [`pg_notify`]).
     notifications: pg_notify::UnitNotifications,
+    /// The client's unnamed Parses sent, in order, each with the unnamed statement it replaces
+    /// (see `Unit::walk`: the server skips a Parse after an error).
+    unnamed_parses: std::collections::VecDeque<UnnamedParse>,
+}
+
+/// A client's unnamed statement: its SQL and parameter types.
+type UnnamedStatement = (String, Vec<u32>);
+
+/// One unnamed Parse of a unit: the client's unnamed statement before it, and its own.
+struct UnnamedParse {
+    before: Option<UnnamedStatement>,
+    parsed: UnnamedStatement,
 }
 
 /// Whether a statement may change session state the proxy keeps per client outside SET:
@@ -630,6 +642,7 @@ impl Unit {
             autocommit_writes: false,
             defined: Vec::new(),
             notifications: Default::default(),
+            unnamed_parses: Default::default(),
         }
     }
 

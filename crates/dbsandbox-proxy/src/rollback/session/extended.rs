@@ -89,7 +89,10 @@ impl Unit {
                 }
                 let client = self.client(backend);
                 if name.is_empty() {
-                    client.last_unnamed_parse = Some((sql, param_types));
+                    let parsed = (sql, param_types);
+                    let before = client.last_unnamed_parse.replace(parsed.clone());
+                    self.unnamed_parses
+                        .push_back(UnnamedParse { before, parsed });
                 }
                 client.statements.insert(
                     name.clone(),

@@ -276,9 +276,14 @@ impl Unit {
             ..Walked::default()
         };
         let mut ignoring = false; // the server skips messages after an error until Sync
-                                  // After our leading SQL (answered at once: see `prepare_forward`) and up to the client's
-                                  // last step, the server may be running the client's statements, and what it runs else
-                                  // is inside the guard: only then may a cancel be sent.
+                                  // The client's unnamed statement as the server holds it after this walk's unnamed
+                                  // Parses (None: none walked yet), and whether the last of them was skipped.
+        let mut server_unnamed: Option<Option<UnnamedStatement>> = None;
+        let mut unnamed_parse_skipped = false;
+        let mut skipped_any = false;
+        // After our leading SQL (answered at once: see `prepare_forward`) and up to the client's
+        // last step, the server may be running the client's statements, and what it runs else
+        // is inside the guard: only then may a cancel be sent.
         let last_forward = steps.iter().rposition(|s| matches!(s, Step::Forward(_)));
         for (index, step) in steps.into_iter().enumerate() {
             let cancellable =
@@ -294,7 +299,17 @@ impl Unit {
                 Step::Forward(expect) => (true, expect),
                 Step::Swallow(expect) | Step::Check(expect) => (false, expect),
             };
+            let unnamed_parse = (expect == Expect::ParseUnnamed)
+                .then(|| self.unnamed_parses.pop_front())
+                .flatten();
             if ignoring && expect != Expect::Ready {
+                skipped_any = true;
+                if let Some(parse) = unnamed_parse {
+                    // The server kept the unnamed statement it had.
+                    let kept = server_unnamed.take().unwrap_or(parse.before);
+                    server_unnamed = Some(kept);
+                    unnamed_parse_skipped = true;
+                }
                 // Skipped by the server: a simple Query among them still owes its client a
                 // ReadyForQuery (the error it gets in its place is already out).
                 if forward && expect == Expect::UntilReady {
@@ -350,6 +365,8 @@ impl Unit {
                             if expect == Expect::ParseUnnamed {
                                 self.client(backend).last_unnamed_parse = None;
                                 backend.unnamed_owner = None;
+                                server_unnamed = Some(None);
+                                unnamed_parse_skipped = false;
                             }
                         } else if !walked.client_error {
                             // One of our statements failed (after a client's error our guard
@@ -417,6 +434,10 @@ impl Unit {
                                 session.write_out(&mut self.out).await?;
                             }
                         }
+                        if let Some(parse) = unnamed_parse.as_ref().filter(|_| tag == b'1') {
+                            server_unnamed = Some(Some(parse.parsed.clone()));
+                            unnamed_parse_skipped = false;
+                        }
                         let done = match expect {
                             Expect::One | Expect::ParseUnnamed => true,
                             Expect::DescribeStatement => {
@@ -437,6 +458,16 @@ impl Unit {
                     }
                 }
             }
+        }
+        if unnamed_parse_skipped {
+            if let Some(kept) = server_unnamed {
+                self.client(backend).last_unnamed_parse = kept;
+            }
+        }
+        if skipped_any {
+            // A skipped Parse (the client's, or ours restoring its unnamed statement) left the
+            // server's unnamed statement as it was: whose it is, is not known.
+            backend.unnamed_owner = None;
         }
         walked.awaiting_sync = ignoring;
         Ok(walked)
