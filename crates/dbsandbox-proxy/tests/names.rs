@@ -171,6 +171,13 @@ fn sequence(build: impl FnOnce(&mut BytesMut)) -> BytesMut {
     out
 }
 
+/// Parse, Bind and Execute of the unnamed statement and portal (no Sync).
+fn run_unnamed(sql: &str, out: &mut BytesMut) {
+    frontend::parse("", sql, [], out).unwrap();
+    bind("", "", out);
+    frontend::execute("", 0, out).unwrap();
+}
+
 /// A Bind without parameters or result formats.
 fn bind(portal: &str, statement: &str, out: &mut BytesMut) {
     out.put_u8(b'B');
@@ -366,9 +373,7 @@ async fn pg_prepared_statements_lists_only_the_connections_own_statements() {
         // Through the extended protocol too.
         seen.extend(
             wire.exchange(&sequence(|b| {
-                frontend::parse("", std::str::from_utf8(qualified).unwrap(), [], b).unwrap();
-                bind("", "", b);
-                frontend::execute("", 0, b).unwrap();
+                run_unnamed(std::str::from_utf8(qualified).unwrap(), b)
             }))
             .await,
         );
@@ -635,20 +640,14 @@ async fn an_unnamed_parse_skipped_after_an_error_does_not_replace_the_unnamed_st
         for skipped in ["selec 1", "SELECT 2"] {
             seen.extend(
                 wire.exchange(&sequence(|b| {
-                    frontend::parse("", "SELECT 1/0", [], b).unwrap();
-                    bind("", "", b);
-                    frontend::execute("", 0, b).unwrap();
+                    run_unnamed("SELECT 1/0", b);
                     frontend::parse("", skipped, [], b).unwrap();
                 }))
                 .await,
             );
             // Another connection's unnamed statement, on the shared backend of a rollback key.
             other
-                .exchange(&sequence(|b| {
-                    frontend::parse("", "SELECT 3", [], b).unwrap();
-                    bind("", "", b);
-                    frontend::execute("", 0, b).unwrap();
-                }))
+                .exchange(&sequence(|b| run_unnamed("SELECT 3", b)))
                 .await;
             seen.extend(
                 wire.exchange(&sequence(|b| {
