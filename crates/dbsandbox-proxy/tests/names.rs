@@ -173,8 +173,19 @@ fn sequence(build: impl FnOnce(&mut BytesMut)) -> BytesMut {
 
 /// Parse, Bind and Execute of the unnamed statement and portal (no Sync).
 fn run_unnamed(sql: &str, out: &mut BytesMut) {
-    frontend::parse("", sql, [], out).unwrap();
+    run_statement("", sql, out)
+}
+
+/// Bind and Execute of the unnamed statement in the unnamed portal (no Sync).
+fn execute_unnamed(out: &mut BytesMut) {
     bind("", "", out);
+    frontend::execute("", 0, out).unwrap();
+}
+
+/// Parse of the statement `name`, Bind and Execute of it in the unnamed portal (no Sync).
+fn run_statement(name: &str, sql: &str, out: &mut BytesMut) {
+    frontend::parse(name, sql, [], out).unwrap();
+    bind("", name, out);
     frontend::execute("", 0, out).unwrap();
 }
 
@@ -649,13 +660,7 @@ async fn an_unnamed_parse_skipped_after_an_error_does_not_replace_the_unnamed_st
             other
                 .exchange(&sequence(|b| run_unnamed("SELECT 3", b)))
                 .await;
-            seen.extend(
-                wire.exchange(&sequence(|b| {
-                    bind("", "", b);
-                    frontend::execute("", 0, b).unwrap();
-                }))
-                .await,
-            );
+            seen.extend(wire.exchange(&sequence(execute_unnamed)).await);
         }
         outcomes.push(seen);
     }
@@ -665,6 +670,47 @@ async fn an_unnamed_parse_skipped_after_an_error_does_not_replace_the_unnamed_st
             .filter(|(_, text)| text.contains("22012"))
             .count()
             == 4,
+        "{:?}",
+        outcomes[0]
+    );
+    assert_eq!(outcomes[1], outcomes[0]);
+}
+
+/// The unnamed statement outlives the table it reads: PostgreSQL's Bind then fails with 42P01
+/// (the statement is analysed again). Once another connection of the key had parsed its own, the
+/// proxy's re-parse of the client's statement failed instead, and the client got XX000 "could
+/// not run its own bookkeeping statement" (the protocol fuzzer, seed 20261203).
+#[tokio::test]
+async fn an_unnamed_statement_whose_table_is_gone_fails_its_bind_as_in_postgresql() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let (mut other, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = wire.query(b"BEGIN; CREATE TABLE items (id int)").await;
+        seen.extend(
+            wire.exchange(&sequence(|b| run_unnamed("SELECT count(*) FROM items", b)))
+                .await,
+        );
+        // Not a simple Query: that would drop the unnamed statement.
+        seen.extend(
+            wire.exchange(&sequence(|b| run_statement("undo", "ROLLBACK", b)))
+                .await,
+        );
+        other
+            .exchange(&sequence(|b| run_unnamed("SELECT 3", b)))
+            .await;
+        for _ in 0..2 {
+            seen.extend(wire.exchange(&sequence(execute_unnamed)).await);
+        }
+        seen.extend(wire.query(b"SELECT 1").await);
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0]
+            .iter()
+            .any(|(_, text)| text.contains("42P01 | relation \"items\" does not exist")),
         "{:?}",
         outcomes[0]
     );
