@@ -275,9 +275,10 @@ impl Unit {
             backend_status: b'I',
             ..Walked::default()
         };
-        let mut ignoring = false; // the server skips messages after an error until Sync
-                                  // The client's unnamed statement as the server holds it after this walk's unnamed
-                                  // Parses (None: none walked yet), and whether the last of them was skipped.
+        // The server skips messages after an error until Sync.
+        let mut ignoring = false;
+        // The client's unnamed statement as the server holds it after this walk's unnamed
+        // Parses (None: none walked yet), and whether the last of them was skipped.
         let mut server_unnamed: Option<Option<UnnamedStatement>> = None;
         let mut unnamed_parse_skipped = false;
         let mut skipped_any = false;

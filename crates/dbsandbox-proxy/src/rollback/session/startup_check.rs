@@ -34,8 +34,9 @@ pub enum Checked {
 pub struct StartupChecks(std::sync::Mutex<HashMap<BTreeMap<String, String>, Checked>>);
 
 /// Checks `values` (from [`super::startup::startup_values`]) on the key's backend, or answers
-/// from the key's cache. A client's session settings and greeting then use the values accepted. Settings the proxy can greet with unchecked (none, an `application_name`
-/// PostgreSQL keeps as sent, a `client_encoding` it knows) skip the round trip.
+/// from the key's cache. A client's session settings and greeting then use the values accepted.
+/// Settings the proxy can greet with unchecked (none, an `application_name` PostgreSQL keeps as
+/// sent, a `client_encoding` it knows) skip the round trip.
 pub async fn check_startup_settings(
     sandbox: &Sandbox,
     values: &BTreeMap<String, String>,
@@ -81,7 +82,10 @@ fn greets_unchecked(name: &str, value: &str) -> bool {
     }
 }
 
-const SAVEPOINT: &str = "dbsb_startup_check";
+/// Starts the check: a savepoint, then the server's defaults.
+const BEGIN: &str = "SAVEPOINT dbsb_startup_check; RESET ALL";
+/// Undoes the check: the settings it made, and its savepoint.
+const UNDO: &str = "ROLLBACK TO SAVEPOINT dbsb_startup_check; RELEASE SAVEPOINT dbsb_startup_check";
 
 /// Runs the settings inside a savepoint, from the backend's defaults (another client's settings
 /// may be applied), reads them back and undoes it all. Read back, a value stands alone: `dmy`
@@ -91,7 +95,7 @@ async fn try_on_backend(
     backend: &mut Backend,
     settings: &BTreeMap<String, String>,
 ) -> Result<Checked, BackendFailure> {
-    let mut sql = format!("SAVEPOINT {SAVEPOINT}; RESET ALL");
+    let mut sql = BEGIN.to_string();
     for (name, value) in settings {
         sql.push_str(&format!(
             "; SET {} TO {}",
@@ -104,27 +108,16 @@ async fn try_on_backend(
         .map(|name| format!("pg_catalog.current_setting({})", quote_literal(name)))
         .collect();
     sql.push_str(&format!("; SELECT {}", reads.join(", ")));
-    sql.push_str(&format!(
-        "; ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
-    ));
+    sql.push_str(&format!("; {UNDO}"));
+    // A cancel the proxy did not send (a client's pg_cancel_backend) may hit it: once more.
     let mut attempt = backend.run_internal_raw(&sql).await?;
-    if let Err(error) = &attempt {
-        backend
-            .run_required(&format!(
-                "ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
-            ))
-            .await?;
-        // A cancel the proxy did not send (a client's pg_cancel_backend) may hit it: once more.
-        if messages::error_fields(&error[5..]).0 == "57014" {
-            attempt = backend.run_internal_raw(&sql).await?;
-            if attempt.is_err() {
-                backend
-                    .run_required(&format!(
-                        "ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
-                    ))
-                    .await?;
-            }
+    for retry in [true, false] {
+        let Err(error) = &attempt else { break };
+        backend.run_required(UNDO).await?;
+        if !retry || messages::error_fields(&error[5..]).0 != "57014" {
+            break;
         }
+        attempt = backend.run_internal_raw(&sql).await?;
     }
     Ok(match attempt {
         Ok(rows) => {
