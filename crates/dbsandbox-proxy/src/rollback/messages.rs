@@ -328,6 +328,9 @@ pub mod back {
     }
 }
 
+/// SQLSTATE `query_canceled`: a cancel request or `statement_timeout` stopped a statement.
+pub const QUERY_CANCELED: &str = "57014";
+
 /// The fields of an ErrorResponse or NoticeResponse body (after tag and length), as (type,
 /// value) pairs in order; a field missing its terminator (a body cut short) is not one.
 pub fn response_fields(body: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {

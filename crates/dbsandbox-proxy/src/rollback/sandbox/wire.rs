@@ -216,7 +216,7 @@ impl Backend {
         sql: &str,
     ) -> Result<Result<Vec<Vec<Option<String>>>, String>, BackendFailure> {
         match self.run_internal(sql).await? {
-            Err(e) if e.ends_with("(57014)") => {
+            Err(e) if e.ends_with(&format!("({})", crate::rollback::messages::QUERY_CANCELED)) => {
                 tracing::warn!(key = %self.key, "dbsandbox's own statement was cancelled; running it again: {e}");
                 self.run_internal(sql).await
             }

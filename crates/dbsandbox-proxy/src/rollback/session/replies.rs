@@ -377,16 +377,11 @@ impl Unit {
                             let (code, text) =
                                 crate::rollback::messages::error_fields(message.body());
                             tracing::warn!(key = %session.sandbox.key, "internal statement failed: {text} ({code})");
-                            let error = ClientError::new(
-                                "XX000",
-                                format!(
-                                    "dbsandbox could not run its own bookkeeping statement for \
-                                     this connection of key {}: {text} ({code}); the statement was \
-                                     not run",
-                                    session.sandbox.key
-                                ),
+                            report_bookkeeping_failure(
+                                &mut self.out,
+                                &session.sandbox.key,
+                                &message.raw,
                             );
-                            back::error(&mut self.out, error.sqlstate, &error.message);
                             walked.internal_error = Some(format!("{text} ({code})"));
                             walked.client_error = true;
                             backend.client_failed(self.id);
@@ -541,6 +536,24 @@ impl Unit {
     }
 }
 
+/// The client's error in place of its statements when one of our statements in its batch failed
+/// (`raw`: the server's ErrorResponse). A cancel (57014: the client's own `statement_timeout`, or
+/// a `pg_cancel_backend` of the key's backend) that lands on our statement instead of the
+/// client's reaches the client as the server's cancel, as PostgreSQL reports a cancelled
+/// statement; any other failure is ours, named as such (XX000).
+fn report_bookkeeping_failure(out: &mut BytesMut, key: &str, raw: &[u8]) {
+    let (code, text) = crate::rollback::messages::error_fields(&raw[5..]);
+    if code == crate::rollback::messages::QUERY_CANCELED {
+        out.extend_from_slice(raw);
+        return;
+    }
+    let message = format!(
+        "dbsandbox could not run its own bookkeeping statement for this connection of key {key}: \
+         {text} ({code}); the statement was not run"
+    );
+    back::error(out, "XX000", &message);
+}
+
 /// Appends a server's message for the client, an error or notice naming its statements and
 /// portals by the client's own names.
 fn extend_in_client_view(out: &mut BytesMut, raw: &[u8]) {
@@ -557,4 +570,38 @@ fn reports_sandbox_name(body: &[u8], key: &str) -> bool {
     let mut fields = body.split(|&b| b == 0);
     fields.next() == Some(b"application_name".as_slice())
         && fields.next() == Some(format!("dbsandbox sandbox {key}").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: &str, text: &str) -> BytesMut {
+        let mut raw = BytesMut::new();
+        back::error(&mut raw, code, text);
+        raw
+    }
+
+    #[test]
+    fn a_cancel_of_our_statement_reaches_the_client_as_the_servers_cancel() {
+        let raw = server_error("57014", "canceling statement due to statement timeout");
+        let mut out = BytesMut::new();
+        report_bookkeeping_failure(&mut out, "k1", &raw);
+        assert_eq!(&out[..], &raw[..]);
+    }
+
+    #[test]
+    fn any_other_failure_of_our_statement_is_named_as_ours() {
+        let raw = server_error("22021", "invalid byte sequence for encoding \"UTF8\": 0xff");
+        let mut out = BytesMut::new();
+        report_bookkeeping_failure(&mut out, "k1", &raw);
+        let (code, text) = crate::rollback::messages::error_fields(&out[5..]);
+        assert_eq!(code, "XX000");
+        assert!(
+            text.starts_with("dbsandbox could not run its own bookkeeping statement")
+                && text.contains("key k1")
+                && text.contains("invalid byte sequence for encoding \"UTF8\": 0xff (22021)"),
+            "{text}"
+        );
+    }
 }

@@ -114,7 +114,7 @@ async fn try_on_backend(
     for retry in [true, false] {
         let Err(error) = &attempt else { break };
         backend.run_required(UNDO).await?;
-        if !retry || messages::error_fields(&error[5..]).0 != "57014" {
+        if !retry || messages::error_fields(&error[5..]).0 != messages::QUERY_CANCELED {
             break;
         }
         attempt = backend.run_internal_raw(&sql).await?;
