@@ -13,7 +13,9 @@
 //! (12), `DBSANDBOX_FUZZ_KEYS` (4), `DBSANDBOX_FUZZ_READ_TIMEOUT_MS` (2000),
 //! `DBSANDBOX_FUZZ_RSS_MIB` (128: largest growth of VmRSS over its value before the run),
 //! `DBSANDBOX_FUZZ_SKIP_KNOWN=1` (leave out the triggers of issue 11's known bugs, to explore
-//! past them while they are unfixed), `DBSANDBOX_FUZZ_LOG` (the proxy's log on stderr, as a
+//! past them while they are unfixed), `DBSANDBOX_FUZZ_STRICT=1` (an error the proxy made up,
+//! XX000 "could not run its own bookkeeping statement", fails the run too; they are always
+//! printed with the sessions that got them), `DBSANDBOX_FUZZ_LOG` (the proxy's log on stderr, as a
 //! tracing filter such as `warn` or `dbsandbox_proxy=debug`; default none).
 //! `bash bench/fuzz.sh` runs it for 10⁶ messages per isolation.
 //!
@@ -66,6 +68,7 @@ struct Budget {
     read_timeout: Duration,
     rss_mib: u64,
     skip_known: bool,
+    strict: bool,
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -92,8 +95,32 @@ impl Budget {
             read_timeout: Duration::from_millis(env_u64("DBSANDBOX_FUZZ_READ_TIMEOUT_MS", 2000)),
             rss_mib: env_u64("DBSANDBOX_FUZZ_RSS_MIB", 128),
             skip_known: env_u64("DBSANDBOX_FUZZ_SKIP_KNOWN", 0) == 1,
+            strict: env_u64("DBSANDBOX_FUZZ_STRICT", 0) == 1,
         }
     }
+}
+
+/// The server log's ERROR lines (with the STATEMENT line after each) whose text one of the
+/// proxy's XX000 errors quotes: which of its own statements failed.
+fn failed_statements(log: &str, internal_errors: &[String]) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some((_, text)) = line.split_once("ERROR:  ") else {
+            continue;
+        };
+        if internal_errors.iter().any(|e| e.contains(text)) {
+            let statement = lines.get(i + 1).filter(|l| l.contains("STATEMENT:  "));
+            found.push(format!(
+                "{line}\n      {}",
+                statement.unwrap_or(&"(no STATEMENT line)")
+            ));
+        }
+        if found.len() == fuzz::scenarios::INTERNAL_ERRORS_KEPT {
+            break;
+        }
+    }
+    found
 }
 
 /// Longest a key may take to answer a probe while the fuzzer runs: a fuzz client may hold a
@@ -327,7 +354,27 @@ async fn fuzz(isolation: Isolation) {
         keys.len(),
     );
 
+    let internal_errors = tally.internal_errors.lock().unwrap().clone();
+    if !internal_errors.is_empty() {
+        eprintln!(
+            "fuzz {name}: errors the proxy made up (XX000), the first {} with their sessions:\n    {}",
+            internal_errors.len(),
+            internal_errors.join("\n    ")
+        );
+        eprintln!(
+            "fuzz {name}: the server's log of those statements:\n    {}",
+            failed_statements(&server.log(), &internal_errors).join("\n    ")
+        );
+    }
+
     let mut failures = freezes;
+    if budget.strict && !internal_errors.is_empty() {
+        failures.push(format!(
+            "{} clients got an error the proxy made up (XX000; DBSANDBOX_FUZZ_STRICT=1): \
+             one of its own statements failed (listed above)",
+            sqlstates.get("XX000").copied().unwrap_or_default()
+        ));
+    }
     if stuck_clients > 0 {
         failures.push(format!(
             "{stuck_clients} fuzz clients were still running 60 s after the deadline \

@@ -339,10 +339,21 @@ impl Wire {
 
 /// SQLSTATE of an ErrorResponse body.
 pub fn error_code(body: &[u8]) -> String {
+    error_field(body, b'C')
+}
+
+/// The message text of an ErrorResponse body.
+pub fn error_message(body: &[u8]) -> String {
+    error_field(body, b'M')
+}
+
+fn error_field(body: &[u8], wanted: u8) -> String {
     let mut fields = body.split(|b| *b == 0);
     for field in fields.by_ref() {
-        if let Some((&b'C', code)) = field.split_first() {
-            return String::from_utf8_lossy(code).into_owned();
+        if let Some((&tag, value)) = field.split_first() {
+            if tag == wanted {
+                return String::from_utf8_lossy(value).into_owned();
+            }
         }
     }
     String::new()

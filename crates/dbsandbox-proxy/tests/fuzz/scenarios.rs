@@ -35,6 +35,9 @@ pub struct Tally {
     pub closed_by_proxy: AtomicU64,
     pub malformed: Mutex<Vec<String>>,
     pub sqlstates: Mutex<BTreeMap<String, u64>>,
+    /// The first [`INTERNAL_ERRORS_KEPT`] errors the proxy made up itself (XX000, one of its
+    /// own statements failed), each with the session that got it, for minimising.
+    pub internal_errors: Mutex<Vec<String>>,
     /// BackendKeyData the proxy handed out, for cancel requests of other sessions.
     pub backend_keys: Mutex<VecDeque<(u32, u32)>>,
     /// The sessions of each key as they ended (when each began, its log), newest last.
@@ -42,6 +45,7 @@ pub struct Tally {
 }
 
 const HISTORY_PER_KEY: usize = 400;
+pub const INTERNAL_ERRORS_KEPT: usize = 20;
 
 impl Tally {
     /// Keeps a session's log, unless it never reached the key's sandbox (its startup packet was
@@ -81,6 +85,13 @@ impl Tally {
 
     fn sqlstate(&self, code: String) {
         *self.sqlstates.lock().unwrap().entry(code).or_default() += 1;
+    }
+
+    fn internal_error(&self, body: &[u8], log: &Log) {
+        let mut kept = self.internal_errors.lock().unwrap();
+        if kept.len() < INTERNAL_ERRORS_KEPT {
+            kept.push(format!("{}\n      in {}", error_message(body), log.line()));
+        }
     }
 }
 
@@ -151,6 +162,9 @@ async fn until_ready(wire: &mut Wire, tally: &Tally, log: &mut Log) -> Cycle {
             Received::Message { tag: b'E', body } => {
                 let code = error_code(&body);
                 log.step(format!("<E {code}"));
+                if code == "XX000" {
+                    tally.internal_error(&body, log);
+                }
                 tally.sqlstate(code);
             }
             Received::Message { tag: b'K', body } if body.len() == 8 => {
