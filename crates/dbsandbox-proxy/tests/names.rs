@@ -716,3 +716,72 @@ async fn an_unnamed_statement_whose_table_is_gone_fails_its_bind_as_in_postgresq
     );
     assert_eq!(outcomes[1], outcomes[0]);
 }
+
+/// A frontend message of `tag` whose body is `parts`, each a name (terminated here) or raw bytes.
+fn message(tag: u8, parts: &[(&[u8], bool)], out: &mut BytesMut) {
+    let len: usize = parts.iter().map(|(p, name)| p.len() + *name as usize).sum();
+    out.put_u8(tag);
+    out.put_i32(4 + len as i32);
+    for (part, name) in parts {
+        out.put_slice(part);
+        if *name {
+            out.put_u8(0);
+        }
+    }
+}
+
+/// Statement and portal names that are not valid in the client encoding (UTF8): PostgreSQL
+/// reads each name, and fails its message with 22021. The proxy's Close of the name, sent
+/// ahead of a client's Bind or named Parse, failed first, and the client got XX000 "could not
+/// run its own bookkeeping statement" instead (the protocol fuzzer, seed 20261203).
+#[tokio::test]
+async fn names_not_valid_in_the_client_encoding_fail_as_in_postgresql() {
+    let server = PgServer::start().await;
+    let proxy = proxy(&server).await;
+    let bad: &[u8] = b"n\xbc";
+    let no_params: &[u8] = &[0, 0, 0, 0, 0, 0];
+    let sequences: Vec<BytesMut> = vec![
+        // A Bind into a portal of that name.
+        sequence(|b| {
+            frontend::parse("", "SELECT 1", [], b).unwrap();
+            message(b'B', &[(bad, true), (b"", true), (no_params, false)], b);
+            frontend::execute("", 0, b).unwrap();
+        }),
+        // A Bind of a statement of that name.
+        sequence(|b| message(b'B', &[(b"", true), (bad, true), (no_params, false)], b)),
+        // A Parse of a statement of that name.
+        sequence(|b| {
+            message(
+                b'P',
+                &[(bad, true), (b"SELECT 1", true), (&[0, 0], false)],
+                b,
+            )
+        }),
+        // Describe, Execute and Close of that name.
+        sequence(|b| message(b'D', &[(b"P", false), (bad, true)], b)),
+        sequence(|b| message(b'D', &[(b"S", false), (bad, true)], b)),
+        sequence(|b| message(b'E', &[(bad, true), (&[0, 0, 0, 0], false)], b)),
+        sequence(|b| message(b'C', &[(b"P", false), (bad, true)], b)),
+        sequence(|b| message(b'C', &[(b"S", false), (bad, true)], b)),
+    ];
+    let mut outcomes = Vec::new();
+    for key in ["direct", "rb"] {
+        let (mut wire, _) = Wire::open(&proxy, key, &[]).await;
+        let mut seen = Vec::new();
+        for sequence in &sequences {
+            seen.push(wire.exchange(sequence).await);
+        }
+        seen.push(wire.query(b"SELECT 1").await);
+        outcomes.push(seen);
+    }
+    assert!(
+        outcomes[0][..3].iter().all(|replies| replies
+            .iter()
+            .any(|(_, text)| text.contains("22021 | invalid byte sequence"))),
+        "{:?}",
+        outcomes[0]
+    );
+    for (index, (rollback, direct)) in outcomes[1].iter().zip(&outcomes[0]).enumerate() {
+        assert_eq!(rollback, direct, "sequence {index}");
+    }
+}

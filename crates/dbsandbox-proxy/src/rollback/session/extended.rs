@@ -64,9 +64,11 @@ impl Unit {
                     // server kept an earlier statement of that name (its Parse fails with
                     // 42P05, or a syntax error), a later Bind would run that one, a COPY where
                     // a plain statement is planned and the shared session would be lost. Close
-                    // cannot fail: the server then holds this Parse's statement or none.
+                    // of a name the server does not hold succeeds: the server then holds this
+                    // Parse's statement or none. It fails only where the Parse would, with the
+                    // client's error: a name not valid in the client encoding (22021).
                     front::close(&mut self.batch, false, &statement_name(id, &name));
-                    self.steps.push(Step::Swallow(Expect::One));
+                    self.steps.push(Step::Check(Expect::One));
                 }
                 front::parse(
                     &mut self.batch,
@@ -133,10 +135,11 @@ impl Unit {
                         self.restore_unnamed(backend, &statement);
                         // As for a named Parse: the server must not keep an earlier portal of
                         // this name (its Bind fails with 42P03) under the plan recorded for this
-                        // Bind; for the unnamed portal this is PostgreSQL's implicit close.
+                        // Bind; for the unnamed portal this is PostgreSQL's implicit close. Its
+                        // error is the Bind's own (a name not valid in the client encoding).
                         let backend_portal = names::bound_portal_name(self.id, &portal);
                         front::close(&mut self.batch, true, &backend_portal);
-                        self.steps.push(Step::Swallow(Expect::One));
+                        self.steps.push(Step::Check(Expect::One));
                         front::bind(
                             &mut self.batch,
                             &backend_portal,
