@@ -189,15 +189,30 @@ fn run_statement(name: &str, sql: &str, out: &mut BytesMut) {
     frontend::execute("", 0, out).unwrap();
 }
 
+/// A frontend message of `tag` whose body is `parts`, each a name (terminated here) or raw bytes.
+fn message(tag: u8, parts: &[(&[u8], bool)], out: &mut BytesMut) {
+    let len: usize = parts.iter().map(|(p, name)| p.len() + *name as usize).sum();
+    out.put_u8(tag);
+    out.put_i32(4 + len as i32);
+    for (part, name) in parts {
+        out.put_slice(part);
+        if *name {
+            out.put_u8(0);
+        }
+    }
+}
+
+/// A Bind's body after its two names when it has no parameters or result formats.
+const NO_PARAMETERS: &[u8] = &[0, 0, 0, 0, 0, 0];
+
 /// A Bind without parameters or result formats.
 fn bind(portal: &str, statement: &str, out: &mut BytesMut) {
-    out.put_u8(b'B');
-    out.put_i32((4 + portal.len() + 1 + statement.len() + 1 + 6) as i32);
-    for name in [portal, statement] {
-        out.put_slice(name.as_bytes());
-        out.put_u8(0);
-    }
-    out.put_slice(&[0, 0, 0, 0, 0, 0]);
+    let parts = [
+        (portal.as_bytes(), true),
+        (statement.as_bytes(), true),
+        (NO_PARAMETERS, false),
+    ];
+    message(b'B', &parts, out);
 }
 
 /// psycopg 3's server-side cursors: `DECLARE "c" CURSOR …` in SQL, then Describe and Execute of
@@ -717,19 +732,6 @@ async fn an_unnamed_statement_whose_table_is_gone_fails_its_bind_as_in_postgresq
     assert_eq!(outcomes[1], outcomes[0]);
 }
 
-/// A frontend message of `tag` whose body is `parts`, each a name (terminated here) or raw bytes.
-fn message(tag: u8, parts: &[(&[u8], bool)], out: &mut BytesMut) {
-    let len: usize = parts.iter().map(|(p, name)| p.len() + *name as usize).sum();
-    out.put_u8(tag);
-    out.put_i32(4 + len as i32);
-    for (part, name) in parts {
-        out.put_slice(part);
-        if *name {
-            out.put_u8(0);
-        }
-    }
-}
-
 /// Statement and portal names that are not valid in the client encoding (UTF8): PostgreSQL
 /// reads each name, and fails its message with 22021. The proxy's Close of the name, sent
 /// ahead of a client's Bind or named Parse, failed first, and the client got XX000 "could not
@@ -739,16 +741,15 @@ async fn names_not_valid_in_the_client_encoding_fail_as_in_postgresql() {
     let server = PgServer::start().await;
     let proxy = proxy(&server).await;
     let bad: &[u8] = b"n\xbc";
-    let no_params: &[u8] = &[0, 0, 0, 0, 0, 0];
     let sequences: Vec<BytesMut> = vec![
         // A Bind into a portal of that name.
         sequence(|b| {
             frontend::parse("", "SELECT 1", [], b).unwrap();
-            message(b'B', &[(bad, true), (b"", true), (no_params, false)], b);
+            message(b'B', &[(bad, true), (b"", true), (NO_PARAMETERS, false)], b);
             frontend::execute("", 0, b).unwrap();
         }),
         // A Bind of a statement of that name.
-        sequence(|b| message(b'B', &[(b"", true), (bad, true), (no_params, false)], b)),
+        sequence(|b| message(b'B', &[(b"", true), (bad, true), (NO_PARAMETERS, false)], b)),
         // A Parse of a statement of that name.
         sequence(|b| {
             message(

@@ -348,8 +348,7 @@ pub fn error_message(body: &[u8]) -> String {
 }
 
 fn error_field(body: &[u8], wanted: u8) -> String {
-    let mut fields = body.split(|b| *b == 0);
-    for field in fields.by_ref() {
+    for field in body.split(|b| *b == 0) {
         if let Some((&tag, value)) = field.split_first() {
             if tag == wanted {
                 return String::from_utf8_lossy(value).into_owned();

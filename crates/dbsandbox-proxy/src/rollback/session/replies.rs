@@ -380,6 +380,7 @@ impl Unit {
                             report_bookkeeping_failure(
                                 &mut self.out,
                                 &session.sandbox.key,
+                                (&code, &text),
                                 &message.raw,
                             );
                             walked.internal_error = Some(format!("{text} ({code})"));
@@ -537,12 +538,12 @@ impl Unit {
 }
 
 /// The client's error in place of its statements when one of our statements in its batch failed
-/// (`raw`: the server's ErrorResponse). A cancel (57014: the client's own `statement_timeout`, or
+/// (`raw`: the server's ErrorResponse, whose SQLSTATE and message are `error`). A cancel (57014: the client's own `statement_timeout`, or
 /// a `pg_cancel_backend` of the key's backend) that lands on our statement instead of the
 /// client's reaches the client as the server's cancel, as PostgreSQL reports a cancelled
 /// statement; any other failure is ours, named as such (XX000).
-fn report_bookkeeping_failure(out: &mut BytesMut, key: &str, raw: &[u8]) {
-    let (code, text) = crate::rollback::messages::error_fields(&raw[5..]);
+fn report_bookkeeping_failure(out: &mut BytesMut, key: &str, error: (&str, &str), raw: &[u8]) {
+    let (code, text) = error;
     if code == crate::rollback::messages::QUERY_CANCELED {
         out.extend_from_slice(raw);
         return;
@@ -576,25 +577,25 @@ fn reports_sandbox_name(body: &[u8], key: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn server_error(code: &str, text: &str) -> BytesMut {
+    /// What the walk hands over: the server's ErrorResponse, read back into (code, text).
+    fn report(code: &str, text: &str) -> (BytesMut, BytesMut) {
         let mut raw = BytesMut::new();
         back::error(&mut raw, code, text);
-        raw
+        let (code, text) = crate::rollback::messages::error_fields(&raw[5..]);
+        let mut out = BytesMut::new();
+        report_bookkeeping_failure(&mut out, "k1", (&code, &text), &raw);
+        (raw, out)
     }
 
     #[test]
     fn a_cancel_of_our_statement_reaches_the_client_as_the_servers_cancel() {
-        let raw = server_error("57014", "canceling statement due to statement timeout");
-        let mut out = BytesMut::new();
-        report_bookkeeping_failure(&mut out, "k1", &raw);
+        let (raw, out) = report("57014", "canceling statement due to statement timeout");
         assert_eq!(&out[..], &raw[..]);
     }
 
     #[test]
     fn any_other_failure_of_our_statement_is_named_as_ours() {
-        let raw = server_error("22021", "invalid byte sequence for encoding \"UTF8\": 0xff");
-        let mut out = BytesMut::new();
-        report_bookkeeping_failure(&mut out, "k1", &raw);
+        let (_, out) = report("22021", "invalid byte sequence for encoding \"UTF8\": 0xff");
         let (code, text) = crate::rollback::messages::error_fields(&out[5..]);
         assert_eq!(code, "XX000");
         assert!(
